@@ -1,0 +1,134 @@
+//! Arrival processes: turn a workload's `arrivals` section into a request
+//! schedule. Every draw comes from the seeded generator passed in.
+
+use crate::error::Result;
+use crate::schedule::Schedule;
+use crate::traces;
+use crate::workload::{ArrivalSpec, Process, Workload};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::weighted::WeightedIndex;
+use rand_distr::{Distribution, Exp, Gamma};
+
+/// Generates the schedule of `workload` from its own seed.
+pub fn generate(workload: &Workload) -> Result<Schedule> {
+    let mut rng = StdRng::seed_from_u64(workload.seed);
+    let names = workload.model_names();
+    let arrivals = arrivals(&workload.arrivals, &names, workload.duration_s, &mut rng)?;
+    Ok(Schedule::from_arrivals(names, arrivals))
+}
+
+/// `(arrival_s, model)` pairs in `[0, duration_s)` for the named models.
+pub fn arrivals(spec: &ArrivalSpec, models: &[String], duration_s: f64, rng: &mut StdRng) -> Result<Vec<(f64, u32)>> {
+    let n_models = models.len();
+    let shares = spec.skew.shares(n_models);
+    let mut out = match &spec.process {
+        Process::RoundRobin { rate } => {
+            let n = (duration_s * rate).ceil() as u64;
+            (0..n)
+                .map(|k| (k as f64 / rate, (k % n_models as u64) as u32))
+                .filter(|(t, _)| *t < duration_s)
+                .collect()
+        }
+        Process::Trace { path, format, time_scale } => {
+            let mut v = traces::load(path, *format, *time_scale, models, &shares, rng)?;
+            v.retain(|(t, _)| *t < duration_s);
+            v
+        }
+        process if spec.per_model => {
+            let mut v = Vec::new();
+            for (m, share) in shares.iter().enumerate() {
+                if *share <= 0.0 {
+                    continue;
+                }
+                let mut stream_rng = StdRng::seed_from_u64(rng.random());
+                let times = arrival_times(&process.scaled(*share), duration_s, &mut stream_rng);
+                v.extend(times.into_iter().map(|t| (t, m as u32)));
+            }
+            v
+        }
+        process => {
+            let times = arrival_times(process, duration_s, rng);
+            let pick = WeightedIndex::new(&shares).expect("shares are validated positive");
+            times.into_iter().map(|t| (t, pick.sample(rng) as u32)).collect()
+        }
+    };
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(out)
+}
+
+impl Process {
+    /// The same process at `factor` times the rate (a model's share of it).
+    pub fn scaled(&self, factor: f64) -> Process {
+        match self.clone() {
+            Process::Poisson { rate } => Process::Poisson { rate: rate * factor },
+            Process::Gamma { rate, cv } => Process::Gamma { rate: rate * factor, cv },
+            Process::RoundRobin { rate } => Process::RoundRobin { rate: rate * factor },
+            Process::OnOff { rate_on, rate_off, mean_on_s, mean_off_s } => Process::OnOff {
+                rate_on: rate_on * factor,
+                rate_off: rate_off * factor,
+                mean_on_s,
+                mean_off_s,
+            },
+            trace @ Process::Trace { .. } => trace,
+        }
+    }
+
+    /// Long-run mean rate, requests/s (`None` for traces).
+    pub fn mean_rate(&self) -> Option<f64> {
+        match self {
+            Process::Poisson { rate } | Process::Gamma { rate, .. } | Process::RoundRobin { rate } => Some(*rate),
+            Process::OnOff { rate_on, rate_off, mean_on_s, mean_off_s } => {
+                Some((rate_on * mean_on_s + rate_off * mean_off_s) / (mean_on_s + mean_off_s))
+            }
+            Process::Trace { .. } => None,
+        }
+    }
+}
+
+/// Arrival times in `[0, duration_s)` of one renewal or modulated stream.
+///
+/// Panics for `Trace` and `RoundRobin`, which are not random streams.
+pub fn arrival_times(process: &Process, duration_s: f64, rng: &mut StdRng) -> Vec<f64> {
+    let mut times = Vec::new();
+    match *process {
+        Process::Poisson { rate } => renewal(&Exp::new(rate).expect("rate > 0"), duration_s, rng, &mut times),
+        Process::Gamma { rate, cv } => renewal(&gamma_interarrival(rate, cv), duration_s, rng, &mut times),
+        Process::OnOff { rate_on, rate_off, mean_on_s, mean_off_s } => {
+            let on_len = Exp::new(1.0 / mean_on_s).expect("mean_on_s > 0");
+            let off_len = Exp::new(1.0 / mean_off_s).expect("mean_off_s > 0");
+            let (mut start, mut on) = (0.0, true);
+            while start < duration_s {
+                let len = if on { on_len.sample(rng) } else { off_len.sample(rng) };
+                let end = (start + len).min(duration_s);
+                let rate = if on { rate_on } else { rate_off };
+                if rate > 0.0 {
+                    let gap = Exp::new(rate).expect("rate > 0");
+                    let mut t = start + gap.sample(rng);
+                    while t < end {
+                        times.push(t);
+                        t += gap.sample(rng);
+                    }
+                }
+                start = end;
+                on = !on;
+            }
+        }
+        Process::RoundRobin { .. } | Process::Trace { .. } => panic!("not a random stream: {process:?}"),
+    }
+    times
+}
+
+/// Gamma inter-arrival law with mean `1/rate` and CV `cv`: shape `1/cv^2`,
+/// scale `cv^2/rate` (as AlpaServe does).
+pub fn gamma_interarrival(rate: f64, cv: f64) -> Gamma<f64> {
+    Gamma::new(1.0 / (cv * cv), cv * cv / rate).expect("rate > 0 and cv > 0")
+}
+
+fn renewal<D: Distribution<f64>>(gap: &D, duration_s: f64, rng: &mut StdRng, out: &mut Vec<f64>) {
+    let mut t = gap.sample(rng);
+    while t < duration_s {
+        out.push(t);
+        t += gap.sample(rng);
+    }
+}

@@ -1,0 +1,277 @@
+//! Hardware profiles: what the cost model needs to know about a GPU server.
+//!
+//! A profile is a YAML file (see `profiles/`). The built-in presets are those
+//! same files, compiled in, so `cluster.hardware: a100-pcie4` and
+//! `cluster.hardware: profiles/a100-pcie4.yaml` mean the same thing.
+
+use crate::error::{Error, InputError, Result};
+use crate::yaml::{self, Ctx};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Cost of one copy over a link: `alpha_s + bytes / beta_bytes_per_s`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LinkCost {
+    /// Fixed cost per transfer, seconds.
+    pub alpha_s: f64,
+    /// Bandwidth, bytes per second.
+    pub beta_bytes_per_s: f64,
+}
+
+impl LinkCost {
+    /// Time to move `bytes` in one transfer, seconds.
+    pub fn time(&self, bytes: u64) -> f64 {
+        self.alpha_s + bytes as f64 / self.beta_bytes_per_s
+    }
+}
+
+/// Compute model of one GPU.
+///
+/// A layer of `b` parameter bytes and `f` FLOPs for the batch takes
+/// `launch_s + max(b / hbm_bytes_per_s, f / flops_per_s)` (a roofline),
+/// unless calibrated times are given for its architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComputeModel {
+    /// Achieved dense fp16 rate, FLOP/s.
+    pub flops_per_s: f64,
+    /// GPU memory bandwidth, bytes/s (reading the weights bounds small batches).
+    pub hbm_bytes_per_s: f64,
+    /// Fixed cost per layer (kernel launches), seconds.
+    pub launch_s: f64,
+    /// Synthetic models: a batch of `n` takes `1 + slope * (n - 1)` times batch 1.
+    pub synthetic_batch_slope: f64,
+}
+
+/// Measured per-layer compute times of one architecture, from `replay calibrate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibratedTimes {
+    /// Batch sizes measured, ascending.
+    pub batch_sizes: Vec<u32>,
+    /// `layer_s[i][j]`: seconds of layer `j` at `batch_sizes[i]`.
+    pub layer_s: Vec<Vec<f64>>,
+}
+
+/// A GPU server as the cost model sees it. All GPUs of a cluster are alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardwareProfile {
+    /// Profile name.
+    pub name: String,
+    /// Memory of one GPU, bytes.
+    pub gpu_memory_bytes: u64,
+    /// Bytes per GPU kept free for activations and workspace.
+    pub reserved_bytes: u64,
+    /// Host-to-device copies from pinned memory, per GPU link.
+    pub pinned: LinkCost,
+    /// Host-to-device copies from pageable memory.
+    pub pageable: LinkCost,
+    /// GPU-to-GPU copies (NVLink where present).
+    pub peer: LinkCost,
+    /// Compute of one GPU.
+    pub compute: ComputeModel,
+    /// Calibrated per-layer times by architecture, when measured.
+    pub calibrated: BTreeMap<String, CalibratedTimes>,
+}
+
+impl HardwareProfile {
+    /// Bytes of one GPU that model weights may use.
+    pub fn usable_bytes(&self) -> u64 {
+        self.gpu_memory_bytes.saturating_sub(self.reserved_bytes)
+    }
+
+    /// Loads a built-in preset by name, or a profile YAML file by path.
+    pub fn resolve(name_or_path: &str, relative_to: Option<&Path>) -> Result<HardwareProfile> {
+        if let Some(text) = preset_text(name_or_path) {
+            return Ok(parse(Path::new(&format!("<preset {name_or_path}>")), text)?);
+        }
+        let mut path = Path::new(name_or_path).to_path_buf();
+        if path.is_relative() {
+            if let Some(base) = relative_to {
+                let candidate = base.join(&path);
+                if candidate.exists() {
+                    path = candidate;
+                }
+            }
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(parse(&path, &text)?)
+    }
+
+    /// Serialises the profile in the same YAML format `resolve` reads.
+    pub fn to_yaml(&self) -> String {
+        let raw = RawProfile::from(self);
+        serde_saphyr::to_string(&raw).expect("a profile always serialises")
+    }
+}
+
+/// Names of the built-in presets.
+pub const PRESETS: &[&str] = &["a100-pcie4", "v100-pcie3", "t4-pcie3x8", "h200-pcie5"];
+
+fn preset_text(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "a100-pcie4" => include_str!("../../../profiles/a100-pcie4.yaml"),
+        "v100-pcie3" => include_str!("../../../profiles/v100-pcie3.yaml"),
+        "t4-pcie3x8" => include_str!("../../../profiles/t4-pcie3x8.yaml"),
+        "h200-pcie5" => include_str!("../../../profiles/h200-pcie5.yaml"),
+        _ => return None,
+    })
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    alpha_us: Spanned<f64>,
+    beta_gbps: Spanned<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLinks {
+    pinned: RawLink,
+    pageable: RawLink,
+    peer: RawLink,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompute {
+    fp16_tflops: Spanned<f64>,
+    hbm_gbps: Spanned<f64>,
+    launch_us: Spanned<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    synthetic_batch_slope: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: String,
+    gpu_memory_gib: Spanned<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reserved_gib: Option<Spanned<f64>>,
+    links: RawLinks,
+    compute: RawCompute,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    calibrated: BTreeMap<String, CalibratedTimes>,
+}
+
+fn spanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(value, serde_saphyr::Location::UNKNOWN, serde_saphyr::Location::UNKNOWN)
+}
+
+impl From<&HardwareProfile> for RawProfile {
+    fn from(p: &HardwareProfile) -> Self {
+        let link = |l: &LinkCost| RawLink {
+            alpha_us: spanned(l.alpha_s * 1e6),
+            beta_gbps: spanned(l.beta_bytes_per_s / 1e9),
+        };
+        RawProfile {
+            name: p.name.clone(),
+            gpu_memory_gib: spanned(p.gpu_memory_bytes as f64 / GIB),
+            reserved_gib: Some(spanned(p.reserved_bytes as f64 / GIB)),
+            links: RawLinks {
+                pinned: link(&p.pinned),
+                pageable: link(&p.pageable),
+                peer: link(&p.peer),
+            },
+            compute: RawCompute {
+                fp16_tflops: spanned(p.compute.flops_per_s / 1e12),
+                hbm_gbps: spanned(p.compute.hbm_bytes_per_s / 1e9),
+                launch_us: spanned(p.compute.launch_s * 1e6),
+                synthetic_batch_slope: Some(spanned(p.compute.synthetic_batch_slope)),
+            },
+            calibrated: p.calibrated.clone(),
+        }
+    }
+}
+
+/// Parses a profile from YAML text; `file` names it in errors.
+pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
+    let raw: RawProfile = yaml::parse(file, text)?;
+    let ctx = Ctx::new(file);
+    let link = |l: &RawLink, name: &str| -> Result<LinkCost, InputError> {
+        Ok(LinkCost {
+            alpha_s: ctx.non_negative(&l.alpha_us, &format!("links.{name}.alpha_us"), "microseconds")? * 1e-6,
+            beta_bytes_per_s: ctx.positive(&l.beta_gbps, &format!("links.{name}.beta_gbps"), "GB/s")? * 1e9,
+        })
+    };
+    let gpu_memory_bytes = (ctx.positive(&raw.gpu_memory_gib, "gpu_memory_gib", "GiB")? * GIB) as u64;
+    let reserved_bytes = match &raw.reserved_gib {
+        Some(r) => (ctx.non_negative(r, "reserved_gib", "GiB")? * GIB) as u64,
+        None => 0,
+    };
+    if reserved_bytes >= gpu_memory_bytes {
+        let loc = raw.reserved_gib.as_ref().map(|r| r.referenced).unwrap_or(raw.gpu_memory_gib.referenced);
+        return Err(ctx.err(&loc, "reserved_gib", "must be smaller than gpu_memory_gib"));
+    }
+    for (arch, c) in &raw.calibrated {
+        if c.batch_sizes.is_empty() || c.batch_sizes.len() != c.layer_s.len() {
+            return Err(InputError::new(
+                file,
+                None,
+                format!("calibrated.{arch}"),
+                "expected one layer_s row per batch size",
+            ));
+        }
+    }
+    Ok(HardwareProfile {
+        name: raw.name.clone(),
+        gpu_memory_bytes,
+        reserved_bytes,
+        pinned: link(&raw.links.pinned, "pinned")?,
+        pageable: link(&raw.links.pageable, "pageable")?,
+        peer: link(&raw.links.peer, "peer")?,
+        compute: ComputeModel {
+            flops_per_s: ctx.positive(&raw.compute.fp16_tflops, "compute.fp16_tflops", "TFLOP/s")? * 1e12,
+            hbm_bytes_per_s: ctx.positive(&raw.compute.hbm_gbps, "compute.hbm_gbps", "GB/s")? * 1e9,
+            launch_s: ctx.non_negative(&raw.compute.launch_us, "compute.launch_us", "microseconds")? * 1e-6,
+            synthetic_batch_slope: match &raw.compute.synthetic_batch_slope {
+                Some(s) => ctx.non_negative(s, "compute.synthetic_batch_slope", "fraction of batch-1 time per extra request")?,
+                None => 0.1,
+            },
+        },
+        calibrated: raw.calibrated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_parses() {
+        for name in PRESETS {
+            let p = HardwareProfile::resolve(name, None).unwrap();
+            assert_eq!(&p.name, name);
+            assert!(p.usable_bytes() > 0);
+        }
+    }
+
+    #[test]
+    fn h200_matches_architecture_figures() {
+        let p = HardwareProfile::resolve("h200-pcie5", None).unwrap();
+        assert!((p.pinned.beta_bytes_per_s - 55.5e9).abs() < 1e6);
+        assert!((p.pinned.alpha_s - 2.6e-6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn round_trips_through_yaml() {
+        let p = HardwareProfile::resolve("a100-pcie4", None).unwrap();
+        let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
+        assert_eq!(p.pinned, q.pinned);
+        assert_eq!(p.compute, q.compute);
+    }
+
+    #[test]
+    fn negative_bandwidth_names_line_and_field() {
+        let text = include_str!("../../../profiles/t4-pcie3x8.yaml").replace("beta_gbps: 6.3", "beta_gbps: -1");
+        let e = parse(Path::new("p.yaml"), &text).unwrap_err();
+        assert_eq!(e.field, "links.pinned.beta_gbps");
+        let line = text.lines().position(|l| l.contains("beta_gbps: -1")).unwrap() as u64 + 1;
+        assert_eq!(e.line, Some(line));
+    }
+}

@@ -1,0 +1,22 @@
+//! The vocabulary of Switchyard: workload, model and hardware specs (YAML),
+//! arrival processes, the request schedule (CSV), latency records and
+//! statistics. Every other crate speaks in these types.
+
+pub mod arch;
+pub mod arrivals;
+pub mod error;
+pub mod hardware;
+pub mod model;
+pub mod output;
+pub mod records;
+pub mod schedule;
+pub mod stats;
+pub mod traces;
+pub mod workload;
+pub mod yaml;
+
+pub use error::{Error, InputError, Result, EXIT_BAD_INPUT};
+pub use hardware::HardwareProfile;
+pub use model::ModelShape;
+pub use schedule::{Request, Schedule};
+pub use workload::Workload;

@@ -1,0 +1,164 @@
+//! The request schedule: who asks for which model when. Written by `sim`
+//! as `schedule.csv` (`id,arrival_s,model`) and read back by `sim --schedule`
+//! and `replay`, so both halves serve exactly the same requests.
+
+use crate::error::{Error, InputError, Result};
+use crate::output::write_atomic_with;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// One request.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Request id, 0-based in arrival order.
+    pub id: u64,
+    /// Arrival time, seconds from the start of the run.
+    pub arrival_s: f64,
+    /// Index of the model in the workload's model list.
+    pub model: u32,
+}
+
+/// A sorted list of requests over a fixed set of models.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// Model names; `Request::model` indexes this.
+    pub models: Vec<String>,
+    /// Requests sorted by arrival time (ties by id).
+    pub requests: Vec<Request>,
+}
+
+/// Rounds a time to the nanosecond, the resolution of `schedule.csv`, so a
+/// schedule read back from its file is the schedule that was generated.
+pub fn round_ns(t: f64) -> f64 {
+    (t * 1e9).round() / 1e9
+}
+
+impl Schedule {
+    /// Builds a schedule from `(arrival_s, model)` pairs: sorts them by time
+    /// (stable, so equal times keep their order) and numbers them from 0.
+    pub fn from_arrivals(models: Vec<String>, mut arrivals: Vec<(f64, u32)>) -> Schedule {
+        arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let requests = arrivals
+            .into_iter()
+            .enumerate()
+            .map(|(i, (t, m))| Request { id: i as u64, arrival_s: round_ns(t), model: m })
+            .collect();
+        Schedule { models, requests }
+    }
+
+    /// Writes the CSV text of the schedule to `w`.
+    pub fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(w, "id,arrival_s,model")?;
+        for r in &self.requests {
+            writeln!(w, "{},{:.9},{}", r.id, r.arrival_s, self.models[r.model as usize])?;
+        }
+        Ok(())
+    }
+
+    /// Writes `path` atomically.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        write_atomic_with(path, |w| self.write_to(w))
+    }
+
+    /// Reads a schedule CSV whose `model` column names models of `models`.
+    ///
+    /// Extra columns are ignored. Rows must be sorted by `arrival_s`; ids must be unique.
+    pub fn read_csv(path: &Path, models: &[String]) -> Result<Schedule> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
+        let bad = |line: u64, field: &str, msg: String| Error::Input(InputError::new(path, Some(line), field, msg));
+        let headers = rdr.headers().map_err(|e| bad(1, "", format!("cannot read the header: {e}")))?.clone();
+        let col = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| bad(1, name, format!("missing column `{name}`; expected header `id,arrival_s,model`")))
+        };
+        let (c_id, c_t, c_m) = (col("id")?, col("arrival_s")?, col("model")?);
+        let mut requests = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut last = f64::NEG_INFINITY;
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                bad(line, "", format!("malformed CSV: {e}"))
+            })?;
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let id: u64 = rec[c_id]
+                .parse()
+                .map_err(|_| bad(line, "id", format!("expected a non-negative integer, got `{}`", &rec[c_id])))?;
+            let t: f64 = rec[c_t]
+                .parse()
+                .ok()
+                .filter(|t: &f64| t.is_finite() && *t >= 0.0)
+                .ok_or_else(|| bad(line, "arrival_s", format!("expected seconds >= 0, got `{}`", &rec[c_t])))?;
+            let model = models.iter().position(|m| m == &rec[c_m]).ok_or_else(|| {
+                bad(line, "model", format!("unknown model `{}`; the workload has: {}", &rec[c_m], preview(models)))
+            })?;
+            if t < last {
+                return Err(bad(line, "arrival_s", format!("rows must be sorted by arrival_s; {t} comes after {last}")));
+            }
+            if !seen.insert(id) {
+                return Err(bad(line, "id", format!("id {id} appears twice")));
+            }
+            last = t;
+            requests.push(Request { id, arrival_s: t, model: model as u32 });
+        }
+        Ok(Schedule { models: models.to_vec(), requests })
+    }
+
+    /// Time of the last arrival (0 for an empty schedule).
+    pub fn span_s(&self) -> f64 {
+        self.requests.last().map(|r| r.arrival_s).unwrap_or(0.0)
+    }
+}
+
+fn preview(models: &[String]) -> String {
+    if models.len() <= 8 {
+        models.join(", ")
+    } else {
+        format!("{}, ... ({} in all)", models[..8].join(", "), models.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
+    #[test]
+    fn round_trips_through_csv() {
+        let s = Schedule::from_arrivals(names(), vec![(0.5, 1), (0.25, 0), (1.0 / 3.0, 1)]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        s.write_csv(&p).unwrap();
+        assert_eq!(Schedule::read_csv(&p, &names()).unwrap(), s);
+        assert_eq!(s.requests[0].model, 0);
+    }
+
+    #[test]
+    fn unknown_model_names_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        std::fs::write(&p, "id,arrival_s,model\n0,0.1,a\n1,0.2,zzz\n").unwrap();
+        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else { panic!() };
+        assert_eq!((e.line, e.field.as_str()), (Some(3), "model"));
+        assert!(e.message.contains("zzz"));
+    }
+
+    #[test]
+    fn unsorted_and_negative_rows_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        std::fs::write(&p, "id,arrival_s,model\n0,0.5,a\n1,0.2,b\n").unwrap();
+        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else { panic!() };
+        assert_eq!((e.line, e.field.as_str()), (Some(3), "arrival_s"));
+        std::fs::write(&p, "id,arrival_s,model\n0,-1,a\n").unwrap();
+        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else { panic!() };
+        assert_eq!((e.line, e.field.as_str()), (Some(2), "arrival_s"));
+    }
+}
