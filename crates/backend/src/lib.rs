@@ -1,0 +1,1 @@
+//! The real executor: devices behind one trait, real models, replay.

@@ -1,0 +1,1 @@
+//! The control plane of Switchyard: a pure, deterministic state machine.
