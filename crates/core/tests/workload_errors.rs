@@ -1,0 +1,119 @@
+//! Every malformed workload names the field and the line, and says what was expected.
+
+use std::path::Path;
+use switchyard_core::{Error, InputError, Workload};
+
+const BURSTY: &str = include_str!("../../../experiments/bursty.yaml");
+
+fn error_of(text: &str) -> InputError {
+    match Workload::parse(Path::new("bad.yaml"), text) {
+        Err(Error::Input(e)) => e,
+        Err(other) => panic!("expected an input error, got {other}"),
+        Ok(_) => panic!("expected an error"),
+    }
+}
+
+/// 1-based line of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> u64 {
+    text.lines().position(|l| l.contains(needle)).expect(needle) as u64 + 1
+}
+
+fn check(text: &str, field: &str, line_needle: &str, says: &str) {
+    let e = error_of(text);
+    assert_eq!(e.field, field, "{e}");
+    assert_eq!(e.line, Some(line_of(text, line_needle)), "{e}");
+    assert!(e.message.contains(says), "message `{}` should say `{says}`", e.message);
+    let shown = e.to_string();
+    assert!(shown.starts_with(&format!("bad.yaml:{}: field `{field}`", e.line.unwrap())), "{shown}");
+}
+
+#[test]
+fn bursty_is_valid() {
+    let w = Workload::parse(Path::new("experiments/bursty.yaml"), BURSTY).unwrap();
+    assert_eq!(w.models.len(), 9);
+    assert_eq!(w.models[7].name, "opt-13b-7");
+    assert_eq!(w.models[8].name, "tiny");
+    assert_eq!((w.models[0].tp, w.models[0].pp, w.models[0].max_batch), (1, 4, 8));
+    assert_eq!(w.models[0].slo_s, Some(2.0));
+    assert_eq!(w.models[8].shape.total_bytes(), 12 * 40_000_000);
+}
+
+#[test]
+fn unknown_arch() {
+    let t = BURSTY.replace("arch: opt-13b ", "arch: opt-14b ");
+    check(&t, "models[0].arch", "arch: opt-14b", "unknown architecture `opt-14b`");
+}
+
+#[test]
+fn rate_not_positive() {
+    check(&BURSTY.replace("rate: 12", "rate: 0"), "arrivals.rate", "rate: 0", "expected a number > 0");
+    check(&BURSTY.replace("rate: 12", "rate: -3"), "arrivals.rate", "rate: -3", "got -3");
+}
+
+#[test]
+fn cv_not_positive() {
+    check(&BURSTY.replace("cv: 4", "cv: 0"), "arrivals.cv", "cv: 0", "expected a number > 0");
+}
+
+#[test]
+fn gamma_without_cv() {
+    let t = BURSTY.replace("  cv: 4                     # coefficient of variation of inter-arrival times (gamma)\n", "");
+    let e = error_of(&t);
+    assert_eq!(e.field, "arrivals.cv");
+    assert_eq!(e.line, Some(line_of(&t, "process: gamma")));
+}
+
+#[test]
+fn weights_do_not_match_models() {
+    let t = BURSTY.replace("skew: { zipf: 1.0 }", "skew: { weights: [1, 2, 3] }");
+    check(&t, "arrivals.skew.weights", "weights: [1, 2, 3]", "3 weights given, but there are 9 models");
+}
+
+#[test]
+fn model_that_cannot_fit() {
+    // OPT-30B is 60 GB: one A100 of 40 GB cannot hold it.
+    let t = BURSTY.replace("arch: opt-13b ", "arch: opt-30b ").replace("parallel: { tp: 1, pp: 4 }", "parallel: { tp: 1, pp: 1 }");
+    let e = error_of(&t);
+    assert_eq!(e.field, "models[0].parallel");
+    assert_eq!(e.line, Some(line_of(&t, "arch: opt-30b")));
+    assert!(e.message.contains("cannot fit"), "{e}");
+}
+
+#[test]
+fn parallel_wider_than_cluster() {
+    let t = BURSTY.replace("parallel: { tp: 1, pp: 4 }", "parallel: { tp: 2, pp: 4 }");
+    check(&t, "models[0].parallel", "tp: 2, pp: 4", "tp * pp = 8 GPUs, but cluster.gpus is 4");
+}
+
+#[test]
+fn synthetic_model_with_bad_layer_ms() {
+    check(&BURSTY.replace("layer_ms: 0.5", "layer_ms: -0.5"), "models[1].layer_ms", "layer_ms: -0.5", "milliseconds");
+}
+
+#[test]
+fn unknown_field_is_named_with_its_line() {
+    let t = BURSTY.replace("  cv: 4 ", "  cvv: 4 ");
+    let e = error_of(&t);
+    assert_eq!(e.field, "cvv");
+    assert_eq!(e.line, Some(line_of(&t, "cvv: 4")));
+}
+
+#[test]
+fn unknown_system_is_named_with_its_line() {
+    let t = BURSTY.replace("system: computron", "system: alpaserve");
+    let e = error_of(&t);
+    assert_eq!(e.line, Some(line_of(&t, "system: alpaserve")));
+    assert!(e.message.contains("alpaserve"), "{e}");
+}
+
+#[test]
+fn unknown_hardware_preset() {
+    check(&BURSTY.replace("hardware: a100-pcie4", "hardware: b200"), "cluster.hardware", "hardware: b200", "a100-pcie4");
+}
+
+#[test]
+fn wrong_type_names_the_line() {
+    let t = BURSTY.replace("gpus: 4", "gpus: four");
+    let e = error_of(&t);
+    assert_eq!(e.line, Some(line_of(&t, "gpus: four")));
+}
