@@ -259,6 +259,7 @@ struct RawWorkload {
 struct RawCluster {
     hardware: Spanned<String>,
     gpus: Spanned<u64>,
+    gpu_memory_gib: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,6 +366,25 @@ impl Workload {
             )),
             other => other,
         })?;
+        let mut hardware = hardware;
+        if let Some(mem) = &raw.cluster.gpu_memory_gib {
+            let gib = ctx.positive(mem, "cluster.gpu_memory_gib", "GiB")?;
+            let bytes = (gib * (1u64 << 30) as f64) as u64;
+            if bytes > hardware.gpu_memory_bytes || bytes <= hardware.reserved_bytes {
+                return Err(ctx
+                    .err(
+                        &mem.referenced,
+                        "cluster.gpu_memory_gib",
+                        format!(
+                            "expected more than the profile's reserved {:.2} GiB and at most its {:.2} GiB",
+                            hardware.reserved_bytes as f64 / (1u64 << 30) as f64,
+                            hardware.gpu_memory_bytes as f64 / (1u64 << 30) as f64
+                        ),
+                    )
+                    .into());
+            }
+            hardware.gpu_memory_bytes = bytes;
+        }
         let cluster = Cluster { hardware, gpus };
         let models = validate_models(&ctx, &raw.models, &cluster)?;
         let arrivals = validate_arrivals(&ctx, &raw.arrivals, models.len(), &base)?;

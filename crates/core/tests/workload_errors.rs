@@ -117,3 +117,13 @@ fn wrong_type_names_the_line() {
     let e = error_of(&t);
     assert_eq!(e.line, Some(line_of(&t, "gpus: four")));
 }
+
+#[test]
+fn memory_cap_forces_a_model_out() {
+    // 40 GiB A100 capped to 6 GiB: an OPT-13B stage (pp=4) is ~6.4 GB and no longer fits.
+    let t = BURSTY.replace("  gpus: 4\n", "  gpus: 4\n  gpu_memory_gib: 6\n");
+    let e = error_of(&t);
+    assert_eq!(e.field, "models[0].parallel");
+    let t = BURSTY.replace("  gpus: 4\n", "  gpus: 4\n  gpu_memory_gib: 400\n");
+    check(&t, "cluster.gpu_memory_gib", "gpu_memory_gib: 400", "at most");
+}
