@@ -342,14 +342,32 @@ fn default_grouping() -> Grouping {
 impl Workload {
     /// Reads and validates the workload file at `path`.
     pub fn load(path: &Path) -> Result<Workload> {
+        Workload::load_with_hardware(path, None)
+    }
+
+    /// Reads `path` like [`Workload::load`], with `cluster.hardware` replaced
+    /// by `hardware` (a preset name or a profile path) when given.
+    pub fn load_with_hardware(path: &Path, hardware: Option<&str>) -> Result<Workload> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Workload::parse(path, &text)
+        Workload::parse_with_hardware(path, &text, hardware)
     }
 
     /// Parses and validates workload YAML `text`; `path` names it in errors
     /// and anchors relative paths (hardware profiles, traces).
     pub fn parse(path: &Path, text: &str) -> Result<Workload> {
-        let raw: RawWorkload = yaml::parse(path, text)?;
+        Workload::parse_with_hardware(path, text, None)
+    }
+
+    /// Parses like [`Workload::parse`], with `cluster.hardware` replaced by
+    /// `hardware` when given (a relative profile path is taken from the
+    /// current folder). The models are checked against that hardware.
+    pub fn parse_with_hardware(path: &Path, text: &str, hardware: Option<&str>) -> Result<Workload> {
+        let mut raw: RawWorkload = yaml::parse(path, text)?;
+        if let Some(h) = hardware {
+            let abs = std::path::absolute(h).map(|p| p.to_string_lossy().into_owned());
+            let name = if crate::hardware::PRESETS.contains(&h) { h.to_string() } else { abs.unwrap_or_else(|_| h.to_string()) };
+            raw.cluster.hardware.value = name;
+        }
         let ctx = Ctx::new(path);
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let duration_s = ctx.positive(&raw.duration_s, "duration_s", "seconds")?;

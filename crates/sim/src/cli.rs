@@ -20,6 +20,10 @@ pub struct Args {
     /// Override the workload's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Override `cluster.hardware`: a preset name or a profile YAML (e.g. one
+    /// written by `replay calibrate`).
+    #[arg(long)]
+    pub hardware: Option<String>,
     /// Only write DIR/schedule.csv; simulate nothing.
     #[arg(long)]
     pub schedule_only: bool,
@@ -38,7 +42,7 @@ pub fn run() -> i32 {
 }
 
 fn execute(args: &Args) -> Result<(), Error> {
-    let mut workload = Workload::load(&args.workload)?;
+    let mut workload = Workload::load_with_hardware(&args.workload, args.hardware.as_deref())?;
     if let Some(seed) = args.seed {
         workload.seed = seed;
     }
