@@ -38,3 +38,17 @@ fn every_bundled_workload_loads_and_generates() {
     }
     assert!(n >= 3);
 }
+
+#[test]
+fn validation_workloads_have_at_least_2000_requests() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/validation");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let w = Workload::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let count = arrivals::generate(&w).unwrap().requests.len();
+        assert!(count >= 2000, "{}: {count} requests", path.display());
+        n += 1;
+    }
+    assert!(n >= 4);
+}
