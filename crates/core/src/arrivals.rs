@@ -19,7 +19,12 @@ pub fn generate(workload: &Workload) -> Result<Schedule> {
 }
 
 /// `(arrival_s, model)` pairs in `[0, duration_s)` for the named models.
-pub fn arrivals(spec: &ArrivalSpec, models: &[String], duration_s: f64, rng: &mut StdRng) -> Result<Vec<(f64, u32)>> {
+pub fn arrivals(
+    spec: &ArrivalSpec,
+    models: &[String],
+    duration_s: f64,
+    rng: &mut StdRng,
+) -> Result<Vec<(f64, u32)>> {
     let n_models = models.len();
     let shares = spec.skew.shares(n_models);
     let mut out = match &spec.process {
@@ -30,7 +35,11 @@ pub fn arrivals(spec: &ArrivalSpec, models: &[String], duration_s: f64, rng: &mu
                 .filter(|(t, _)| *t < duration_s)
                 .collect()
         }
-        Process::Trace { path, format, time_scale } => {
+        Process::Trace {
+            path,
+            format,
+            time_scale,
+        } => {
             let mut v = traces::load(path, *format, *time_scale, models, &shares, rng)?;
             v.retain(|(t, _)| *t < duration_s);
             v
@@ -50,7 +59,10 @@ pub fn arrivals(spec: &ArrivalSpec, models: &[String], duration_s: f64, rng: &mu
         process => {
             let times = arrival_times(process, duration_s, rng);
             let pick = WeightedIndex::new(&shares).expect("shares are validated positive");
-            times.into_iter().map(|t| (t, pick.sample(rng) as u32)).collect()
+            times
+                .into_iter()
+                .map(|t| (t, pick.sample(rng) as u32))
+                .collect()
         }
     };
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -61,10 +73,22 @@ impl Process {
     /// The same process at `factor` times the rate (a model's share of it).
     pub fn scaled(&self, factor: f64) -> Process {
         match self.clone() {
-            Process::Poisson { rate } => Process::Poisson { rate: rate * factor },
-            Process::Gamma { rate, cv } => Process::Gamma { rate: rate * factor, cv },
-            Process::RoundRobin { rate } => Process::RoundRobin { rate: rate * factor },
-            Process::OnOff { rate_on, rate_off, mean_on_s, mean_off_s } => Process::OnOff {
+            Process::Poisson { rate } => Process::Poisson {
+                rate: rate * factor,
+            },
+            Process::Gamma { rate, cv } => Process::Gamma {
+                rate: rate * factor,
+                cv,
+            },
+            Process::RoundRobin { rate } => Process::RoundRobin {
+                rate: rate * factor,
+            },
+            Process::OnOff {
+                rate_on,
+                rate_off,
+                mean_on_s,
+                mean_off_s,
+            } => Process::OnOff {
                 rate_on: rate_on * factor,
                 rate_off: rate_off * factor,
                 mean_on_s,
@@ -77,10 +101,15 @@ impl Process {
     /// Long-run mean rate, requests/s (`None` for traces).
     pub fn mean_rate(&self) -> Option<f64> {
         match self {
-            Process::Poisson { rate } | Process::Gamma { rate, .. } | Process::RoundRobin { rate } => Some(*rate),
-            Process::OnOff { rate_on, rate_off, mean_on_s, mean_off_s } => {
-                Some((rate_on * mean_on_s + rate_off * mean_off_s) / (mean_on_s + mean_off_s))
-            }
+            Process::Poisson { rate }
+            | Process::Gamma { rate, .. }
+            | Process::RoundRobin { rate } => Some(*rate),
+            Process::OnOff {
+                rate_on,
+                rate_off,
+                mean_on_s,
+                mean_off_s,
+            } => Some((rate_on * mean_on_s + rate_off * mean_off_s) / (mean_on_s + mean_off_s)),
             Process::Trace { .. } => None,
         }
     }
@@ -92,14 +121,30 @@ impl Process {
 pub fn arrival_times(process: &Process, duration_s: f64, rng: &mut StdRng) -> Vec<f64> {
     let mut times = Vec::new();
     match *process {
-        Process::Poisson { rate } => renewal(&Exp::new(rate).expect("rate > 0"), duration_s, rng, &mut times),
-        Process::Gamma { rate, cv } => renewal(&gamma_interarrival(rate, cv), duration_s, rng, &mut times),
-        Process::OnOff { rate_on, rate_off, mean_on_s, mean_off_s } => {
+        Process::Poisson { rate } => renewal(
+            &Exp::new(rate).expect("rate > 0"),
+            duration_s,
+            rng,
+            &mut times,
+        ),
+        Process::Gamma { rate, cv } => {
+            renewal(&gamma_interarrival(rate, cv), duration_s, rng, &mut times)
+        }
+        Process::OnOff {
+            rate_on,
+            rate_off,
+            mean_on_s,
+            mean_off_s,
+        } => {
             let on_len = Exp::new(1.0 / mean_on_s).expect("mean_on_s > 0");
             let off_len = Exp::new(1.0 / mean_off_s).expect("mean_off_s > 0");
             let (mut start, mut on) = (0.0, true);
             while start < duration_s {
-                let len = if on { on_len.sample(rng) } else { off_len.sample(rng) };
+                let len = if on {
+                    on_len.sample(rng)
+                } else {
+                    off_len.sample(rng)
+                };
                 let end = (start + len).min(duration_s);
                 let rate = if on { rate_on } else { rate_off };
                 if rate > 0.0 {
@@ -114,7 +159,9 @@ pub fn arrival_times(process: &Process, duration_s: f64, rng: &mut StdRng) -> Ve
                 on = !on;
             }
         }
-        Process::RoundRobin { .. } | Process::Trace { .. } => panic!("not a random stream: {process:?}"),
+        Process::RoundRobin { .. } | Process::Trace { .. } => {
+            panic!("not a random stream: {process:?}")
+        }
     }
     times
 }

@@ -160,7 +160,11 @@ struct RawProfile {
 }
 
 fn spanned<T>(value: T) -> Spanned<T> {
-    Spanned::new(value, serde_saphyr::Location::UNKNOWN, serde_saphyr::Location::UNKNOWN)
+    Spanned::new(
+        value,
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
 }
 
 impl From<&HardwareProfile> for RawProfile {
@@ -195,17 +199,30 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
     let ctx = Ctx::new(file);
     let link = |l: &RawLink, name: &str| -> Result<LinkCost, InputError> {
         Ok(LinkCost {
-            alpha_s: ctx.non_negative(&l.alpha_us, &format!("links.{name}.alpha_us"), "microseconds")? * 1e-6,
-            beta_bytes_per_s: ctx.positive(&l.beta_gbps, &format!("links.{name}.beta_gbps"), "GB/s")? * 1e9,
+            alpha_s: ctx.non_negative(
+                &l.alpha_us,
+                &format!("links.{name}.alpha_us"),
+                "microseconds",
+            )? * 1e-6,
+            beta_bytes_per_s: ctx.positive(
+                &l.beta_gbps,
+                &format!("links.{name}.beta_gbps"),
+                "GB/s",
+            )? * 1e9,
         })
     };
-    let gpu_memory_bytes = (ctx.positive(&raw.gpu_memory_gib, "gpu_memory_gib", "GiB")? * GIB) as u64;
+    let gpu_memory_bytes =
+        (ctx.positive(&raw.gpu_memory_gib, "gpu_memory_gib", "GiB")? * GIB) as u64;
     let reserved_bytes = match &raw.reserved_gib {
         Some(r) => (ctx.non_negative(r, "reserved_gib", "GiB")? * GIB) as u64,
         None => 0,
     };
     if reserved_bytes >= gpu_memory_bytes {
-        let loc = raw.reserved_gib.as_ref().map(|r| r.referenced).unwrap_or(raw.gpu_memory_gib.referenced);
+        let loc = raw
+            .reserved_gib
+            .as_ref()
+            .map(|r| r.referenced)
+            .unwrap_or(raw.gpu_memory_gib.referenced);
         return Err(ctx.err(&loc, "reserved_gib", "must be smaller than gpu_memory_gib"));
     }
     for (arch, c) in &raw.calibrated {
@@ -226,11 +243,23 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
         pageable: link(&raw.links.pageable, "pageable")?,
         peer: link(&raw.links.peer, "peer")?,
         compute: ComputeModel {
-            flops_per_s: ctx.positive(&raw.compute.fp16_tflops, "compute.fp16_tflops", "TFLOP/s")? * 1e12,
+            flops_per_s: ctx.positive(
+                &raw.compute.fp16_tflops,
+                "compute.fp16_tflops",
+                "TFLOP/s",
+            )? * 1e12,
             hbm_bytes_per_s: ctx.positive(&raw.compute.hbm_gbps, "compute.hbm_gbps", "GB/s")? * 1e9,
-            launch_s: ctx.non_negative(&raw.compute.launch_us, "compute.launch_us", "microseconds")? * 1e-6,
+            launch_s: ctx.non_negative(
+                &raw.compute.launch_us,
+                "compute.launch_us",
+                "microseconds",
+            )? * 1e-6,
             synthetic_batch_slope: match &raw.compute.synthetic_batch_slope {
-                Some(s) => ctx.non_negative(s, "compute.synthetic_batch_slope", "fraction of batch-1 time per extra request")?,
+                Some(s) => ctx.non_negative(
+                    s,
+                    "compute.synthetic_batch_slope",
+                    "fraction of batch-1 time per extra request",
+                )?,
                 None => 0.1,
             },
         },
@@ -268,10 +297,15 @@ mod tests {
 
     #[test]
     fn negative_bandwidth_names_line_and_field() {
-        let text = include_str!("../../../profiles/t4-pcie3x8.yaml").replace("beta_gbps: 6.3", "beta_gbps: -1");
+        let text = include_str!("../../../profiles/t4-pcie3x8.yaml")
+            .replace("beta_gbps: 6.3", "beta_gbps: -1");
         let e = parse(Path::new("p.yaml"), &text).unwrap_err();
         assert_eq!(e.field, "links.pinned.beta_gbps");
-        let line = text.lines().position(|l| l.contains("beta_gbps: -1")).unwrap() as u64 + 1;
+        let line = text
+            .lines()
+            .position(|l| l.contains("beta_gbps: -1"))
+            .unwrap() as u64
+            + 1;
         assert_eq!(e.line, Some(line));
     }
 }

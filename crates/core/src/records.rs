@@ -37,7 +37,14 @@ impl RequestRecord {
         writeln!(
             w,
             "{},{},{:.9},{:.9},{:.9},{:.9},{},{}",
-            self.id, self.model, self.arrival_s, self.start_s, self.finish_s, self.latency_s, self.batch_size, self.cold as u8
+            self.id,
+            self.model,
+            self.arrival_s,
+            self.start_s,
+            self.finish_s,
+            self.latency_s,
+            self.batch_size,
+            self.cold as u8
         )
     }
 }
@@ -60,12 +67,17 @@ impl RecordWriter {
         let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         writeln!(w, "{HEADER}").map_err(|e| Error::io(&tmp, e))?;
-        Ok(RecordWriter { w, tmp, path: path.to_path_buf() })
+        Ok(RecordWriter {
+            w,
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Appends one record.
     pub fn write(&mut self, r: &RequestRecord) -> Result<()> {
-        r.write_line(&mut self.w).map_err(|e| Error::io(&self.tmp, e))
+        r.write_line(&mut self.w)
+            .map_err(|e| Error::io(&self.tmp, e))
     }
 
     /// Flushes and renames the file into place.
@@ -91,7 +103,10 @@ pub fn read(path: &Path) -> Result<Vec<RequestRecord>> {
         csv::ErrorKind::Io(io) => Error::io(path, io),
         other => Error::Input(InputError::new(path, Some(1), "", format!("{other:?}"))),
     })?;
-    let headers = rdr.headers().map_err(|e| Error::Input(InputError::new(path, Some(1), "", e.to_string())))?.clone();
+    let headers = rdr
+        .headers()
+        .map_err(|e| Error::Input(InputError::new(path, Some(1), "", e.to_string())))?
+        .clone();
     if !headers.iter().take(6).eq(HEADER.split(',').take(6)) {
         return Err(Error::Input(InputError::new(
             path,
@@ -105,7 +120,11 @@ pub fn read(path: &Path) -> Result<Vec<RequestRecord>> {
         let r = rec.map_err(|e| {
             let line = e.position().map(|p| p.line());
             let field = match e.kind() {
-                csv::ErrorKind::Deserialize { err, .. } => err.field().and_then(|i| headers.get(i as usize)).unwrap_or("").to_string(),
+                csv::ErrorKind::Deserialize { err, .. } => err
+                    .field()
+                    .and_then(|i| headers.get(i as usize))
+                    .unwrap_or("")
+                    .to_string(),
                 _ => String::new(),
             };
             Error::Input(InputError::new(path, line, field, e.to_string()))
@@ -179,8 +198,14 @@ mod tests {
     fn bad_value_names_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("requests.csv");
-        std::fs::write(&p, format!("{HEADER}\n0,m,0,0,1,1,1,0\n1,m,0,0,oops,1,1,0\n")).unwrap();
-        let Error::Input(e) = read(&p).unwrap_err() else { panic!() };
+        std::fs::write(
+            &p,
+            format!("{HEADER}\n0,m,0,0,1,1,1,0\n1,m,0,0,oops,1,1,0\n"),
+        )
+        .unwrap();
+        let Error::Input(e) = read(&p).unwrap_err() else {
+            panic!()
+        };
         assert_eq!(e.line, Some(3));
         assert_eq!(e.field, "finish_s");
     }

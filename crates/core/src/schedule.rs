@@ -42,7 +42,11 @@ impl Schedule {
         let requests = arrivals
             .into_iter()
             .enumerate()
-            .map(|(i, (t, m))| Request { id: i as u64, arrival_s: round_ns(t), model: m })
+            .map(|(i, (t, m))| Request {
+                id: i as u64,
+                arrival_s: round_ns(t),
+                model: m,
+            })
             .collect();
         Schedule { models, requests }
     }
@@ -51,7 +55,11 @@ impl Schedule {
     pub fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
         writeln!(w, "id,arrival_s,model")?;
         for r in &self.requests {
-            writeln!(w, "{},{:.9},{}", r.id, r.arrival_s, self.models[r.model as usize])?;
+            writeln!(
+                w,
+                "{},{:.9},{}",
+                r.id, r.arrival_s, self.models[r.model as usize]
+            )?;
         }
         Ok(())
     }
@@ -66,14 +74,24 @@ impl Schedule {
     /// Extra columns are ignored. Rows must be sorted by `arrival_s`; ids must be unique.
     pub fn read_csv(path: &Path, models: &[String]) -> Result<Schedule> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
-        let bad = |line: u64, field: &str, msg: String| Error::Input(InputError::new(path, Some(line), field, msg));
-        let headers = rdr.headers().map_err(|e| bad(1, "", format!("cannot read the header: {e}")))?.clone();
+        let mut rdr = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(file);
+        let bad = |line: u64, field: &str, msg: String| {
+            Error::Input(InputError::new(path, Some(line), field, msg))
+        };
+        let headers = rdr
+            .headers()
+            .map_err(|e| bad(1, "", format!("cannot read the header: {e}")))?
+            .clone();
         let col = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| bad(1, name, format!("missing column `{name}`; expected header `id,arrival_s,model`")))
+            headers.iter().position(|h| h == name).ok_or_else(|| {
+                bad(
+                    1,
+                    name,
+                    format!("missing column `{name}`; expected header `id,arrival_s,model`"),
+                )
+            })
         };
         let (c_id, c_t, c_m) = (col("id")?, col("arrival_s")?, col("model")?);
         let mut requests = Vec::new();
@@ -85,27 +103,56 @@ impl Schedule {
                 bad(line, "", format!("malformed CSV: {e}"))
             })?;
             let line = rec.position().map(|p| p.line()).unwrap_or(0);
-            let id: u64 = rec[c_id]
-                .parse()
-                .map_err(|_| bad(line, "id", format!("expected a non-negative integer, got `{}`", &rec[c_id])))?;
+            let id: u64 = rec[c_id].parse().map_err(|_| {
+                bad(
+                    line,
+                    "id",
+                    format!("expected a non-negative integer, got `{}`", &rec[c_id]),
+                )
+            })?;
             let t: f64 = rec[c_t]
                 .parse()
                 .ok()
                 .filter(|t: &f64| t.is_finite() && *t >= 0.0)
-                .ok_or_else(|| bad(line, "arrival_s", format!("expected seconds >= 0, got `{}`", &rec[c_t])))?;
+                .ok_or_else(|| {
+                    bad(
+                        line,
+                        "arrival_s",
+                        format!("expected seconds >= 0, got `{}`", &rec[c_t]),
+                    )
+                })?;
             let model = models.iter().position(|m| m == &rec[c_m]).ok_or_else(|| {
-                bad(line, "model", format!("unknown model `{}`; the workload has: {}", &rec[c_m], preview(models)))
+                bad(
+                    line,
+                    "model",
+                    format!(
+                        "unknown model `{}`; the workload has: {}",
+                        &rec[c_m],
+                        preview(models)
+                    ),
+                )
             })?;
             if t < last {
-                return Err(bad(line, "arrival_s", format!("rows must be sorted by arrival_s; {t} comes after {last}")));
+                return Err(bad(
+                    line,
+                    "arrival_s",
+                    format!("rows must be sorted by arrival_s; {t} comes after {last}"),
+                ));
             }
             if !seen.insert(id) {
                 return Err(bad(line, "id", format!("id {id} appears twice")));
             }
             last = t;
-            requests.push(Request { id, arrival_s: t, model: model as u32 });
+            requests.push(Request {
+                id,
+                arrival_s: t,
+                model: model as u32,
+            });
         }
-        Ok(Schedule { models: models.to_vec(), requests })
+        Ok(Schedule {
+            models: models.to_vec(),
+            requests,
+        })
     }
 
     /// Time of the last arrival (0 for an empty schedule).
@@ -145,7 +192,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
         std::fs::write(&p, "id,arrival_s,model\n0,0.1,a\n1,0.2,zzz\n").unwrap();
-        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else { panic!() };
+        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else {
+            panic!()
+        };
         assert_eq!((e.line, e.field.as_str()), (Some(3), "model"));
         assert!(e.message.contains("zzz"));
     }
@@ -155,10 +204,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
         std::fs::write(&p, "id,arrival_s,model\n0,0.5,a\n1,0.2,b\n").unwrap();
-        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else { panic!() };
+        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else {
+            panic!()
+        };
         assert_eq!((e.line, e.field.as_str()), (Some(3), "arrival_s"));
         std::fs::write(&p, "id,arrival_s,model\n0,-1,a\n").unwrap();
-        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else { panic!() };
+        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else {
+            panic!()
+        };
         assert_eq!((e.line, e.field.as_str()), (Some(2), "arrival_s"));
     }
 }

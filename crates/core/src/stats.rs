@@ -41,12 +41,20 @@ impl Summary {
         let n = sorted.len();
         Summary {
             requests: n as u64,
-            mean_s: if n == 0 { f64::NAN } else { sorted.iter().sum::<f64>() / n as f64 },
+            mean_s: if n == 0 {
+                f64::NAN
+            } else {
+                sorted.iter().sum::<f64>() / n as f64
+            },
             p50_s: quantile(&sorted, 0.50),
             p90_s: quantile(&sorted, 0.90),
             p99_s: quantile(&sorted, 0.99),
             max_s: sorted.last().copied().unwrap_or(f64::NAN),
-            slo_attainment: if n == 0 { f64::NAN } else { within_slo as f64 / n as f64 },
+            slo_attainment: if n == 0 {
+                f64::NAN
+            } else {
+                within_slo as f64 / n as f64
+            },
         }
     }
 }
@@ -59,7 +67,10 @@ pub fn ecdf_points(sorted: &[f64], max_points: usize) -> Vec<(f64, f64)> {
         return Vec::new();
     }
     let step = n.div_ceil(max_points.max(1)).max(1);
-    let mut pts: Vec<(f64, f64)> = (0..n).step_by(step).map(|i| (sorted[i], (i + 1) as f64 / n as f64)).collect();
+    let mut pts: Vec<(f64, f64)> = (0..n)
+        .step_by(step)
+        .map(|i| (sorted[i], (i + 1) as f64 / n as f64))
+        .collect();
     if pts.last().map(|p| p.1) != Some(1.0) {
         pts.push((sorted[n - 1], 1.0));
     }
@@ -114,7 +125,10 @@ mod tests {
         assert_eq!(ks_distance(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]), 0.0);
         assert_eq!(ks_distance(&[1.0, 2.0], &[3.0, 4.0]), 1.0);
         // a = {1,2,3,4}, b = {3,4,5,6}: at x = 2, F_a = 0.5, F_b = 0.
-        assert_eq!(ks_distance(&[1.0, 2.0, 3.0, 4.0], &[3.0, 4.0, 5.0, 6.0]), 0.5);
+        assert_eq!(
+            ks_distance(&[1.0, 2.0, 3.0, 4.0], &[3.0, 4.0, 5.0, 6.0]),
+            0.5
+        );
     }
 
     #[test]

@@ -27,23 +27,49 @@ pub fn load(
     rng: &mut StdRng,
 ) -> Result<Vec<(f64, u32)>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(file);
-    let bad = |line: u64, field: &str, msg: String| Error::Input(InputError::new(path, Some(line), field, msg));
-    let headers = rdr.headers().map_err(|e| bad(1, "", format!("cannot read the header: {e}")))?.clone();
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(file);
+    let bad = |line: u64, field: &str, msg: String| {
+        Error::Input(InputError::new(path, Some(line), field, msg))
+    };
+    let headers = rdr
+        .headers()
+        .map_err(|e| bad(1, "", format!("cannot read the header: {e}")))?
+        .clone();
     let col = |name: &str| {
         headers
             .iter()
             .position(|h| h.eq_ignore_ascii_case(name))
-            .ok_or_else(|| bad(1, name, format!("missing column `{name}` for trace format {format:?}")))
+            .ok_or_else(|| {
+                bad(
+                    1,
+                    name,
+                    format!("missing column `{name}` for trace format {format:?}"),
+                )
+            })
     };
     let mut out = Vec::new();
     match format {
         TraceFormat::Csv => {
             let (c_t, c_m) = (col("arrival_s")?, col("model")?);
             for rec in rdr.records() {
-                let rec = rec.map_err(|e| bad(e.position().map(|p| p.line()).unwrap_or(0), "", e.to_string()))?;
+                let rec = rec.map_err(|e| {
+                    bad(
+                        e.position().map(|p| p.line()).unwrap_or(0),
+                        "",
+                        e.to_string(),
+                    )
+                })?;
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                let t = parse_time(&rec[c_t]).ok_or_else(|| bad(line, "arrival_s", format!("expected seconds >= 0, got `{}`", &rec[c_t])))?;
+                let t = parse_time(&rec[c_t]).ok_or_else(|| {
+                    bad(
+                        line,
+                        "arrival_s",
+                        format!("expected seconds >= 0, got `{}`", &rec[c_t]),
+                    )
+                })?;
                 let m = models
                     .iter()
                     .position(|n| n == &rec[c_m])
@@ -56,15 +82,32 @@ pub fn load(
             let pick = WeightedIndex::new(shares).expect("shares are validated positive");
             let mut first: Option<NaiveDateTime> = None;
             for rec in rdr.records() {
-                let rec = rec.map_err(|e| bad(e.position().map(|p| p.line()).unwrap_or(0), "", e.to_string()))?;
+                let rec = rec.map_err(|e| {
+                    bad(
+                        e.position().map(|p| p.line()).unwrap_or(0),
+                        "",
+                        e.to_string(),
+                    )
+                })?;
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
                 let ts = parse_timestamp(&rec[c_t]).ok_or_else(|| {
-                    bad(line, "TIMESTAMP", format!("expected `YYYY-MM-DD HH:MM:SS[.fffffff]`, got `{}`", &rec[c_t]))
+                    bad(
+                        line,
+                        "TIMESTAMP",
+                        format!(
+                            "expected `YYYY-MM-DD HH:MM:SS[.fffffff]`, got `{}`",
+                            &rec[c_t]
+                        ),
+                    )
                 })?;
                 let t0 = *first.get_or_insert(ts);
                 let secs = (ts - t0).num_nanoseconds().unwrap_or(i64::MAX) as f64 * 1e-9;
                 if secs < 0.0 {
-                    return Err(bad(line, "TIMESTAMP", "timestamps must not go back before the first row".into()));
+                    return Err(bad(
+                        line,
+                        "TIMESTAMP",
+                        "timestamps must not go back before the first row".into(),
+                    ));
                 }
                 out.push((secs * time_scale, pick.sample(rng) as u32));
             }
@@ -72,13 +115,23 @@ pub fn load(
         TraceFormat::AzureFunctions => {
             let first_minute = col("1")?;
             for (row, rec) in rdr.records().enumerate() {
-                let rec = rec.map_err(|e| bad(e.position().map(|p| p.line()).unwrap_or(0), "", e.to_string()))?;
+                let rec = rec.map_err(|e| {
+                    bad(
+                        e.position().map(|p| p.line()).unwrap_or(0),
+                        "",
+                        e.to_string(),
+                    )
+                })?;
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
                 let model = (row % models.len()) as u32;
                 for (m, cell) in rec.iter().enumerate().skip(first_minute) {
                     let minute = (m - first_minute) as f64;
                     let count: u64 = cell.parse().map_err(|_| {
-                        bad(line, &headers.get(m).unwrap_or("?").to_string(), format!("expected a count >= 0, got `{cell}`"))
+                        bad(
+                            line,
+                            &headers.get(m).unwrap_or("?").to_string(),
+                            format!("expected a count >= 0, got `{cell}`"),
+                        )
                     })?;
                     if count == 0 {
                         continue;
@@ -129,7 +182,15 @@ mod tests {
         )
         .unwrap();
         let mut rng = StdRng::seed_from_u64(1);
-        let v = load(&p, TraceFormat::AzureLlm, 1.0, &models(2), &[0.5, 0.5], &mut rng).unwrap();
+        let v = load(
+            &p,
+            TraceFormat::AzureLlm,
+            1.0,
+            &models(2),
+            &[0.5, 0.5],
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(v.len(), 3);
         assert_eq!(v[0].0, 0.0);
         assert!((v[1].0 - 4.314579).abs() < 1e-6);
@@ -140,9 +201,15 @@ mod tests {
     fn azure_llm_bad_timestamp_names_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("llm.csv");
-        std::fs::write(&p, "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,1,1\nyesterday,1,1\n").unwrap();
+        std::fs::write(
+            &p,
+            "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,1,1\nyesterday,1,1\n",
+        )
+        .unwrap();
         let mut rng = StdRng::seed_from_u64(1);
-        let Error::Input(e) = load(&p, TraceFormat::AzureLlm, 1.0, &models(1), &[1.0], &mut rng).unwrap_err() else {
+        let Error::Input(e) =
+            load(&p, TraceFormat::AzureLlm, 1.0, &models(1), &[1.0], &mut rng).unwrap_err()
+        else {
             panic!()
         };
         assert_eq!((e.line, e.field.as_str()), (Some(3), "TIMESTAMP"));
@@ -153,7 +220,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("fn.csv");
         let minutes: Vec<String> = (1..=1440).map(|m| m.to_string()).collect();
-        let mut text = format!("HashOwner,HashApp,HashFunction,Trigger,{}\n", minutes.join(","));
+        let mut text = format!(
+            "HashOwner,HashApp,HashFunction,Trigger,{}\n",
+            minutes.join(",")
+        );
         // Function 0: 600 calls in minute 1, none after; function 1: 60 in minute 3.
         let mut row0 = vec!["0".to_string(); 1440];
         row0[0] = "600".into();
@@ -163,13 +233,29 @@ mod tests {
         text += &format!("o,a,f1,timer,{}\n", row1.join(","));
         std::fs::write(&p, text).unwrap();
         let mut rng = StdRng::seed_from_u64(7);
-        let v = load(&p, TraceFormat::AzureFunctions, 1.0, &models(2), &[0.5, 0.5], &mut rng).unwrap();
+        let v = load(
+            &p,
+            TraceFormat::AzureFunctions,
+            1.0,
+            &models(2),
+            &[0.5, 0.5],
+            &mut rng,
+        )
+        .unwrap();
         let f0: Vec<_> = v.iter().filter(|(_, m)| *m == 0).collect();
         let f1: Vec<_> = v.iter().filter(|(_, m)| *m == 1).collect();
         assert!(f0.iter().all(|(t, _)| *t < 60.0));
         assert!(f1.iter().all(|(t, _)| (120.0..180.0).contains(t)));
         // Poisson counts: 600 +- 4 sigma, 60 +- 4 sigma.
-        assert!((f0.len() as f64 - 600.0).abs() < 4.0 * 600f64.sqrt(), "{}", f0.len());
-        assert!((f1.len() as f64 - 60.0).abs() < 4.0 * 60f64.sqrt(), "{}", f1.len());
+        assert!(
+            (f0.len() as f64 - 600.0).abs() < 4.0 * 600f64.sqrt(),
+            "{}",
+            f0.len()
+        );
+        assert!(
+            (f1.len() as f64 - 60.0).abs() < 4.0 * 60f64.sqrt(),
+            "{}",
+            f1.len()
+        );
     }
 }

@@ -42,7 +42,12 @@ impl Ctx {
     }
 
     /// An error about `field` at `loc`.
-    pub fn err(&self, loc: &Location, field: impl Into<String>, msg: impl Into<String>) -> InputError {
+    pub fn err(
+        &self,
+        loc: &Location,
+        field: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> InputError {
         let line = Some(loc.line()).filter(|&l| l > 0);
         InputError::new(&self.file, line, field, msg)
     }
@@ -61,7 +66,12 @@ impl Ctx {
     }
 
     /// The value of a float that must be zero or more (and finite).
-    pub fn non_negative(&self, v: &Spanned<f64>, field: &str, unit: &str) -> Result<f64, InputError> {
+    pub fn non_negative(
+        &self,
+        v: &Spanned<f64>,
+        field: &str,
+        unit: &str,
+    ) -> Result<f64, InputError> {
         if v.value.is_finite() && v.value >= 0.0 {
             Ok(v.value)
         } else {

@@ -55,11 +55,21 @@ fn gamma_interarrivals_have_rate_cv_and_law() {
     for (rate, cv, seed) in [(12.0, 0.5, 1), (12.0, 1.5, 2), (3.0, 2.0, 3)] {
         let mut g = gaps(&Process::Gamma { rate, cv }, rate, seed);
         let (mean, sample_cv) = mean_cv(&g);
-        assert!((mean * rate - 1.0).abs() < 0.01, "rate {rate} cv {cv}: mean {mean} vs {}", 1.0 / rate);
-        assert!((sample_cv / cv - 1.0).abs() < 0.03, "rate {rate} cv {cv}: sample cv {sample_cv}");
+        assert!(
+            (mean * rate - 1.0).abs() < 0.01,
+            "rate {rate} cv {cv}: mean {mean} vs {}",
+            1.0 / rate
+        );
+        assert!(
+            (sample_cv / cv - 1.0).abs() < 0.03,
+            "rate {rate} cv {cv}: sample cv {sample_cv}"
+        );
         let law = Gamma::new(1.0 / (cv * cv), rate / (cv * cv)).unwrap();
         let d = ks_statistic(&mut g, |x| law.cdf(x));
-        assert!(d < ks_critical_1pct(N), "rate {rate} cv {cv}: KS {d} rejects at 1%");
+        assert!(
+            d < ks_critical_1pct(N),
+            "rate {rate} cv {cv}: KS {d} rejects at 1%"
+        );
     }
 }
 
@@ -98,19 +108,33 @@ fn shares_of(v: &[(f64, u32)], n: usize) -> Vec<f64> {
 #[test]
 fn zipf_shares_match_theory() {
     for per_model in [false, true] {
-        let spec = ArrivalSpec { process: Process::Poisson { rate: 1000.0 }, skew: Skew::Zipf(1.0), per_model };
+        let spec = ArrivalSpec {
+            process: Process::Poisson { rate: 1000.0 },
+            skew: Skew::Zipf(1.0),
+            per_model,
+        };
         let mut rng = StdRng::seed_from_u64(5);
         let v = arrivals(&spec, &names(4), 1000.0, &mut rng).unwrap();
         let theory = Skew::Zipf(1.0).shares(4);
         for (got, want) in shares_of(&v, 4).iter().zip(&theory) {
-            assert!((got / want - 1.0).abs() < 0.01, "per_model {per_model}: share {got} vs {want}");
+            assert!(
+                (got / want - 1.0).abs() < 0.01,
+                "per_model {per_model}: share {got} vs {want}"
+            );
         }
     }
 }
 
 #[test]
 fn weights_set_shares() {
-    let spec = ArrivalSpec { process: Process::Gamma { rate: 500.0, cv: 2.0 }, skew: Skew::Weights(vec![3.0, 1.0]), per_model: false };
+    let spec = ArrivalSpec {
+        process: Process::Gamma {
+            rate: 500.0,
+            cv: 2.0,
+        },
+        skew: Skew::Weights(vec![3.0, 1.0]),
+        per_model: false,
+    };
     let mut rng = StdRng::seed_from_u64(9);
     let v = arrivals(&spec, &names(2), 400.0, &mut rng).unwrap();
     let s = shares_of(&v, 2);
@@ -119,22 +143,38 @@ fn weights_set_shares() {
 
 #[test]
 fn on_off_process_has_its_mean_rate_and_is_burstier_than_poisson() {
-    let p = Process::OnOff { rate_on: 50.0, rate_off: 1.0, mean_on_s: 2.0, mean_off_s: 8.0 };
+    let p = Process::OnOff {
+        rate_on: 50.0,
+        rate_off: 1.0,
+        mean_on_s: 2.0,
+        mean_off_s: 8.0,
+    };
     let mean_rate = p.mean_rate().unwrap();
     assert!((mean_rate - 10.8).abs() < 1e-12);
     let mut g = gaps(&p, mean_rate, 6);
     let (mean, cv) = mean_cv(&g);
     // The rate averages over only ~1,850 on/off cycles, whose counts vary a
     // lot (sd ~2.2% of the mean over N arrivals): allow 8%, about 3.6 sigma.
-    assert!((mean * mean_rate - 1.0).abs() < 0.08, "mean gap {mean} vs {}", 1.0 / mean_rate);
-    assert!(cv > 1.5, "cv {cv}: modulation should make gaps burstier than exponential");
+    assert!(
+        (mean * mean_rate - 1.0).abs() < 0.08,
+        "mean gap {mean} vs {}",
+        1.0 / mean_rate
+    );
+    assert!(
+        cv > 1.5,
+        "cv {cv}: modulation should make gaps burstier than exponential"
+    );
     let law = Exp::new(mean_rate).unwrap();
     assert!(ks_statistic(&mut g, |x| law.cdf(x)) > ks_critical_1pct(N));
 }
 
 #[test]
 fn round_robin_models_take_turns_at_fixed_spacing() {
-    let spec = ArrivalSpec { process: Process::RoundRobin { rate: 4.0 }, skew: Skew::Uniform, per_model: false };
+    let spec = ArrivalSpec {
+        process: Process::RoundRobin { rate: 4.0 },
+        skew: Skew::Uniform,
+        per_model: false,
+    };
     let mut rng = StdRng::seed_from_u64(0);
     let v = arrivals(&spec, &names(3), 3.0, &mut rng).unwrap();
     assert_eq!(v.len(), 12);

@@ -32,7 +32,10 @@ fn every_bundled_workload_loads_and_generates() {
             let w = Workload::load(&path).unwrap_or_else(|e| panic!("{e}"));
             let s = arrivals::generate(&w).unwrap();
             assert!(!s.requests.is_empty(), "{}", path.display());
-            assert!(s.requests.windows(2).all(|p| p[0].arrival_s <= p[1].arrival_s));
+            assert!(s
+                .requests
+                .windows(2)
+                .all(|p| p[0].arrival_s <= p[1].arrival_s));
             n += 1;
         }
     }

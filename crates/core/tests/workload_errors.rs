@@ -22,9 +22,16 @@ fn check(text: &str, field: &str, line_needle: &str, says: &str) {
     let e = error_of(text);
     assert_eq!(e.field, field, "{e}");
     assert_eq!(e.line, Some(line_of(text, line_needle)), "{e}");
-    assert!(e.message.contains(says), "message `{}` should say `{says}`", e.message);
+    assert!(
+        e.message.contains(says),
+        "message `{}` should say `{says}`",
+        e.message
+    );
     let shown = e.to_string();
-    assert!(shown.starts_with(&format!("bad.yaml:{}: field `{field}`", e.line.unwrap())), "{shown}");
+    assert!(
+        shown.starts_with(&format!("bad.yaml:{}: field `{field}`", e.line.unwrap())),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -33,7 +40,10 @@ fn bursty_is_valid() {
     assert_eq!(w.models.len(), 9);
     assert_eq!(w.models[7].name, "opt-13b-7");
     assert_eq!(w.models[8].name, "tiny");
-    assert_eq!((w.models[0].tp, w.models[0].pp, w.models[0].max_batch), (1, 4, 8));
+    assert_eq!(
+        (w.models[0].tp, w.models[0].pp, w.models[0].max_batch),
+        (1, 4, 8)
+    );
     assert_eq!(w.models[0].slo_s, Some(2.0));
     assert_eq!(w.models[8].shape.total_bytes(), 12 * 40_000_000);
 }
@@ -41,23 +51,46 @@ fn bursty_is_valid() {
 #[test]
 fn unknown_arch() {
     let t = BURSTY.replace("arch: opt-13b ", "arch: opt-14b ");
-    check(&t, "models[0].arch", "arch: opt-14b", "unknown architecture `opt-14b`");
+    check(
+        &t,
+        "models[0].arch",
+        "arch: opt-14b",
+        "unknown architecture `opt-14b`",
+    );
 }
 
 #[test]
 fn rate_not_positive() {
-    check(&BURSTY.replace("rate: 12", "rate: 0"), "arrivals.rate", "rate: 0", "expected a number > 0");
-    check(&BURSTY.replace("rate: 12", "rate: -3"), "arrivals.rate", "rate: -3", "got -3");
+    check(
+        &BURSTY.replace("rate: 12", "rate: 0"),
+        "arrivals.rate",
+        "rate: 0",
+        "expected a number > 0",
+    );
+    check(
+        &BURSTY.replace("rate: 12", "rate: -3"),
+        "arrivals.rate",
+        "rate: -3",
+        "got -3",
+    );
 }
 
 #[test]
 fn cv_not_positive() {
-    check(&BURSTY.replace("cv: 4", "cv: 0"), "arrivals.cv", "cv: 0", "expected a number > 0");
+    check(
+        &BURSTY.replace("cv: 4", "cv: 0"),
+        "arrivals.cv",
+        "cv: 0",
+        "expected a number > 0",
+    );
 }
 
 #[test]
 fn gamma_without_cv() {
-    let t = BURSTY.replace("  cv: 4                     # coefficient of variation of inter-arrival times (gamma)\n", "");
+    let t = BURSTY.replace(
+        "  cv: 4                     # coefficient of variation of inter-arrival times (gamma)\n",
+        "",
+    );
     let e = error_of(&t);
     assert_eq!(e.field, "arrivals.cv");
     assert_eq!(e.line, Some(line_of(&t, "process: gamma")));
@@ -66,13 +99,20 @@ fn gamma_without_cv() {
 #[test]
 fn weights_do_not_match_models() {
     let t = BURSTY.replace("skew: { zipf: 1.0 }", "skew: { weights: [1, 2, 3] }");
-    check(&t, "arrivals.skew.weights", "weights: [1, 2, 3]", "3 weights given, but there are 9 models");
+    check(
+        &t,
+        "arrivals.skew.weights",
+        "weights: [1, 2, 3]",
+        "3 weights given, but there are 9 models",
+    );
 }
 
 #[test]
 fn model_that_cannot_fit() {
     // OPT-30B is 60 GB: one A100 of 40 GB cannot hold it.
-    let t = BURSTY.replace("arch: opt-13b ", "arch: opt-30b ").replace("parallel: { tp: 1, pp: 4 }", "parallel: { tp: 1, pp: 1 }");
+    let t = BURSTY
+        .replace("arch: opt-13b ", "arch: opt-30b ")
+        .replace("parallel: { tp: 1, pp: 4 }", "parallel: { tp: 1, pp: 1 }");
     let e = error_of(&t);
     assert_eq!(e.field, "models[0].parallel");
     assert_eq!(e.line, Some(line_of(&t, "arch: opt-30b")));
@@ -82,12 +122,22 @@ fn model_that_cannot_fit() {
 #[test]
 fn parallel_wider_than_cluster() {
     let t = BURSTY.replace("parallel: { tp: 1, pp: 4 }", "parallel: { tp: 2, pp: 4 }");
-    check(&t, "models[0].parallel", "tp: 2, pp: 4", "tp * pp = 8 GPUs, but cluster.gpus is 4");
+    check(
+        &t,
+        "models[0].parallel",
+        "tp: 2, pp: 4",
+        "tp * pp = 8 GPUs, but cluster.gpus is 4",
+    );
 }
 
 #[test]
 fn synthetic_model_with_bad_layer_ms() {
-    check(&BURSTY.replace("layer_ms: 0.5", "layer_ms: -0.5"), "models[1].layer_ms", "layer_ms: -0.5", "milliseconds");
+    check(
+        &BURSTY.replace("layer_ms: 0.5", "layer_ms: -0.5"),
+        "models[1].layer_ms",
+        "layer_ms: -0.5",
+        "milliseconds",
+    );
 }
 
 #[test]
@@ -108,7 +158,12 @@ fn unknown_system_is_named_with_its_line() {
 
 #[test]
 fn unknown_hardware_preset() {
-    check(&BURSTY.replace("hardware: a100-pcie4", "hardware: b200"), "cluster.hardware", "hardware: b200", "a100-pcie4");
+    check(
+        &BURSTY.replace("hardware: a100-pcie4", "hardware: b200"),
+        "cluster.hardware",
+        "hardware: b200",
+        "a100-pcie4",
+    );
 }
 
 #[test]
@@ -125,5 +180,10 @@ fn memory_cap_forces_a_model_out() {
     let e = error_of(&t);
     assert_eq!(e.field, "models[0].parallel");
     let t = BURSTY.replace("  gpus: 4\n", "  gpus: 4\n  gpu_memory_gib: 400\n");
-    check(&t, "cluster.gpu_memory_gib", "gpu_memory_gib: 400", "at most");
+    check(
+        &t,
+        "cluster.gpu_memory_gib",
+        "gpu_memory_gib: 400",
+        "at most",
+    );
 }

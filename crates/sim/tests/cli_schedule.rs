@@ -8,7 +8,10 @@ fn experiments() -> PathBuf {
 }
 
 fn sim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sim")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -16,7 +19,13 @@ fn schedule_only_writes_schedule_and_reads_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let w = experiments().join("bursty.yaml");
     let out = dir.path().join("a");
-    let o = sim(&["--workload", w.to_str().unwrap(), "--out", out.to_str().unwrap(), "--schedule-only"]);
+    let o = sim(&[
+        "--workload",
+        w.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--schedule-only",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let first = std::fs::read(out.join("schedule.csv")).unwrap();
     assert!(first.starts_with(b"id,arrival_s,model\n"));
@@ -39,13 +48,23 @@ fn schedule_only_writes_schedule_and_reads_it_back() {
 fn bad_workload_exits_2_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
-    let text = std::fs::read_to_string(experiments().join("bursty.yaml")).unwrap().replace("rate: 12", "rate: -1");
+    let text = std::fs::read_to_string(experiments().join("bursty.yaml"))
+        .unwrap()
+        .replace("rate: 12", "rate: -1");
     std::fs::write(&bad, text).unwrap();
     let out = dir.path().join("out");
-    let o = sim(&["--workload", bad.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = sim(&[
+        "--workload",
+        bad.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.yaml:") && err.contains("field `arrivals.rate`"), "{err}");
+    assert!(
+        err.contains("bad.yaml:") && err.contains("field `arrivals.rate`"),
+        "{err}"
+    );
     assert!(!out.exists());
 }
 
@@ -53,10 +72,21 @@ fn bad_workload_exits_2_and_writes_nothing() {
 fn bad_schedule_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("s.csv");
-    std::fs::write(&s, "id,arrival_s,model\n0,0.5,opt-13b-0\n1,0.7,no-such-model\n").unwrap();
+    std::fs::write(
+        &s,
+        "id,arrival_s,model\n0,0.5,opt-13b-0\n1,0.7,no-such-model\n",
+    )
+    .unwrap();
     let w = experiments().join("bursty.yaml");
     let out = dir.path().join("out");
-    let o = sim(&["-w", w.to_str().unwrap(), "--schedule", s.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let o = sim(&[
+        "-w",
+        w.to_str().unwrap(),
+        "--schedule",
+        s.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("s.csv:3: field `model`"), "{err}");

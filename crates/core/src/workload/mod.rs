@@ -1,0 +1,354 @@
+//! The workload language: a YAML file naming the cluster, the models, the
+//! arrival process and the policy. `Workload::load` parses and validates it;
+//! every error names the file, the line and the field.
+
+use crate::error::{Error, Result};
+use crate::hardware::HardwareProfile;
+use crate::model::{stage_partition, ModelShape};
+use crate::yaml::{self, Ctx};
+use raw::{validate_arrivals, validate_models, RawWorkload};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A validated workload.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Workload name.
+    pub name: String,
+    /// Seed of every random generator the run uses.
+    pub seed: u64,
+    /// Length of the generated arrival process, seconds.
+    pub duration_s: f64,
+    /// The GPU server.
+    pub cluster: Cluster,
+    /// Models served, copies expanded (`opt-13b-0` .. `opt-13b-7`).
+    pub models: Vec<ModelSpec>,
+    /// How requests arrive.
+    pub arrivals: ArrivalSpec,
+    /// Which serving system and eviction policy.
+    pub policy: PolicySpec,
+    /// The file it came from (for errors and relative paths).
+    pub source: PathBuf,
+}
+
+/// The GPU server.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// Hardware profile of every GPU and link.
+    pub hardware: HardwareProfile,
+    /// Number of GPUs.
+    pub gpus: u32,
+}
+
+/// One served model.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// Unique name, e.g. `opt-13b-3`.
+    pub name: String,
+    /// Its layers.
+    pub shape: ModelShape,
+    /// Tensor-parallel degree.
+    pub tp: u32,
+    /// Pipeline-parallel degree (stages).
+    pub pp: u32,
+    /// Largest batch the scheduler may form.
+    pub max_batch: u32,
+    /// Latency objective, seconds.
+    pub slo_s: Option<f64>,
+}
+
+impl ModelSpec {
+    /// GPUs one replica of the model occupies (`tp * pp`).
+    pub fn gpus(&self) -> u32 {
+        self.tp * self.pp
+    }
+
+    /// Bytes of the largest shard: the largest stage divided over `tp` GPUs.
+    pub fn largest_shard_bytes(&self) -> u64 {
+        stage_partition(&self.shape, self.pp as usize)
+            .iter()
+            .map(|r| {
+                self.shape.layers[r.clone()]
+                    .iter()
+                    .map(|l| l.param_bytes)
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0)
+            .div_ceil(self.tp as u64)
+    }
+}
+
+/// The arrival process of the whole workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrivalSpec {
+    /// The process generating arrival times.
+    pub process: Process,
+    /// Share of the rate each model gets.
+    pub skew: Skew,
+    /// Each model gets its own stream at its share of the rate (true), or one
+    /// global stream is split among models by share (false, the default).
+    pub per_model: bool,
+}
+
+/// Arrival time processes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Process {
+    /// Exponential inter-arrivals at `rate` requests/s.
+    Poisson {
+        /// Requests per second.
+        rate: f64,
+    },
+    /// Gamma inter-arrivals with mean `1/rate` and coefficient of variation `cv`.
+    Gamma {
+        /// Requests per second.
+        rate: f64,
+        /// Coefficient of variation of inter-arrival times.
+        cv: f64,
+    },
+    /// Models take turns at fixed spacing `1/rate`: every request finds its
+    /// model swapped out (Computron's worst case).
+    RoundRobin {
+        /// Requests per second.
+        rate: f64,
+    },
+    /// Two-state Markov-modulated Poisson process (bursty on/off).
+    OnOff {
+        /// Rate while on, requests/s.
+        rate_on: f64,
+        /// Rate while off, requests/s.
+        rate_off: f64,
+        /// Mean length of an on period, seconds (exponential).
+        mean_on_s: f64,
+        /// Mean length of an off period, seconds (exponential).
+        mean_off_s: f64,
+    },
+    /// Arrivals replayed from a trace file.
+    Trace {
+        /// The trace file (resolved relative to the workload file).
+        path: PathBuf,
+        /// Its format.
+        format: TraceFormat,
+        /// Multiply trace times by this (e.g. 0.01 to compress a day).
+        time_scale: f64,
+    },
+}
+
+/// Formats of arrival traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceFormat {
+    /// `arrival_s,model` CSV with a header; model is a model name.
+    Csv,
+    /// Azure LLM inference trace 2023: `TIMESTAMP,ContextTokens,GeneratedTokens`.
+    AzureLlm,
+    /// Azure Functions 2019 invocations per minute:
+    /// `HashOwner,HashApp,HashFunction,Trigger,1,..,1440`.
+    AzureFunctions,
+}
+
+/// How the request rate is shared among models.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Skew {
+    /// Every model gets the same share.
+    Uniform,
+    /// Model `i` (0-based, in file order) gets a share proportional to `1/(i+1)^s`.
+    Zipf(f64),
+    /// Explicit shares, one per model (normalised).
+    Weights(Vec<f64>),
+}
+
+impl Skew {
+    /// Normalised shares for `n` models.
+    pub fn shares(&self, n: usize) -> Vec<f64> {
+        let raw: Vec<f64> = match self {
+            Skew::Uniform => vec![1.0; n],
+            Skew::Zipf(s) => (0..n).map(|i| 1.0 / ((i + 1) as f64).powf(*s)).collect(),
+            Skew::Weights(w) => w.clone(),
+        };
+        let total: f64 = raw.iter().sum();
+        raw.iter().map(|w| w / total).collect()
+    }
+}
+
+/// Which serving system runs the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum System {
+    /// Model-parallel swapping over all shards' links at once (Computron).
+    Computron,
+    /// Pipelined layer-group loading on one GPU (PipeSwitch).
+    Pipeswitch,
+    /// Pageable copy of the whole model, then run.
+    StopAndStart,
+    /// No swapping: every model stays in GPU memory.
+    Resident,
+    /// Every request streams its layers; nothing is cached.
+    Streaming,
+}
+
+impl System {
+    /// Every system, in the order `--compare-systems` runs them.
+    pub const ALL: [System; 5] = [
+        System::Computron,
+        System::Pipeswitch,
+        System::StopAndStart,
+        System::Resident,
+        System::Streaming,
+    ];
+
+    /// The name used in YAML and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Computron => "computron",
+            System::Pipeswitch => "pipeswitch",
+            System::StopAndStart => "stop-and-start",
+            System::Resident => "resident",
+            System::Streaming => "streaming",
+        }
+    }
+}
+
+/// Which model to evict when memory is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Eviction {
+    /// Least recently used.
+    Lru,
+    /// Least frequently used.
+    Lfu,
+    /// Offline optimum: the model whose next request is furthest ahead.
+    Belady,
+}
+
+/// How a model's layers are grouped into copies (PipeSwitch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grouping {
+    /// The grouping that minimises the pipeline's finish time (dynamic program).
+    Optimal,
+    /// One layer per group.
+    PerLayer,
+    /// The whole model in one group (no pipelining).
+    OneGroup,
+}
+
+/// The serving policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicySpec {
+    /// Serving system.
+    pub system: System,
+    /// Eviction policy.
+    pub eviction: Eviction,
+    /// Layer grouping for pipelined loads.
+    pub grouping: Grouping,
+}
+
+mod raw;
+
+impl Workload {
+    /// Reads and validates the workload file at `path`.
+    pub fn load(path: &Path) -> Result<Workload> {
+        Workload::load_with_hardware(path, None)
+    }
+
+    /// Reads `path` like [`Workload::load`], with `cluster.hardware` replaced
+    /// by `hardware` (a preset name or a profile path) when given.
+    pub fn load_with_hardware(path: &Path, hardware: Option<&str>) -> Result<Workload> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Workload::parse_with_hardware(path, &text, hardware)
+    }
+
+    /// Parses and validates workload YAML `text`; `path` names it in errors
+    /// and anchors relative paths (hardware profiles, traces).
+    pub fn parse(path: &Path, text: &str) -> Result<Workload> {
+        Workload::parse_with_hardware(path, text, None)
+    }
+
+    /// Parses like [`Workload::parse`], with `cluster.hardware` replaced by
+    /// `hardware` when given (a relative profile path is taken from the
+    /// current folder). The models are checked against that hardware.
+    pub fn parse_with_hardware(
+        path: &Path,
+        text: &str,
+        hardware: Option<&str>,
+    ) -> Result<Workload> {
+        let mut raw: RawWorkload = yaml::parse(path, text)?;
+        if let Some(h) = hardware {
+            let abs = std::path::absolute(h).map(|p| p.to_string_lossy().into_owned());
+            let name = if crate::hardware::PRESETS.contains(&h) {
+                h.to_string()
+            } else {
+                abs.unwrap_or_else(|_| h.to_string())
+            };
+            raw.cluster.hardware.value = name;
+        }
+        let ctx = Ctx::new(path);
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let duration_s = ctx.positive(&raw.duration_s, "duration_s", "seconds")?;
+        let gpus = ctx.at_least_one(&raw.cluster.gpus, "cluster.gpus")? as u32;
+        let hardware = HardwareProfile::resolve(&raw.cluster.hardware.value, Some(&base)).map_err(
+            |e| match e {
+                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    Error::Input(ctx.err(
+                        &raw.cluster.hardware.referenced,
+                        "cluster.hardware",
+                        format!(
+                            "`{}` is neither a built-in preset ({}) nor a profile file",
+                            raw.cluster.hardware.value,
+                            crate::hardware::PRESETS.join(", ")
+                        ),
+                    ))
+                }
+                other => other,
+            },
+        )?;
+        let mut hardware = hardware;
+        if let Some(mem) = &raw.cluster.gpu_memory_gib {
+            let gib = ctx.positive(mem, "cluster.gpu_memory_gib", "GiB")?;
+            let bytes = (gib * (1u64 << 30) as f64) as u64;
+            if bytes > hardware.gpu_memory_bytes || bytes <= hardware.reserved_bytes {
+                return Err(ctx
+                    .err(
+                        &mem.referenced,
+                        "cluster.gpu_memory_gib",
+                        format!(
+                            "expected more than the profile's reserved {:.2} GiB and at most its {:.2} GiB",
+                            hardware.reserved_bytes as f64 / (1u64 << 30) as f64,
+                            hardware.gpu_memory_bytes as f64 / (1u64 << 30) as f64
+                        ),
+                    )
+                    .into());
+            }
+            hardware.gpu_memory_bytes = bytes;
+        }
+        let cluster = Cluster { hardware, gpus };
+        let models = validate_models(&ctx, &raw.models, &cluster)?;
+        let arrivals = validate_arrivals(&ctx, &raw.arrivals, models.len(), &base)?;
+        let policy = PolicySpec {
+            system: raw.policy.system,
+            eviction: raw.policy.eviction,
+            grouping: raw.policy.grouping,
+        };
+        Ok(Workload {
+            name: raw.name,
+            seed: raw.seed,
+            duration_s,
+            cluster,
+            models,
+            arrivals,
+            policy,
+            source: path.to_path_buf(),
+        })
+    }
+
+    /// Index of the model called `name`.
+    pub fn model_index(&self, name: &str) -> Option<usize> {
+        self.models.iter().position(|m| m.name == name)
+    }
+
+    /// Names of the models, in order.
+    pub fn model_names(&self) -> Vec<String> {
+        self.models.iter().map(|m| m.name.clone()).collect()
+    }
+}
