@@ -1,12 +1,26 @@
 //! Built-in architectures with their true layer lists, from the models'
-//! published shapes (Hugging Face configs and the original papers).
+//! published shapes (Hugging Face configs and the original papers). The
+//! PipeSwitch CNNs (ResNet-152, Inception-v3) live in `arch_cnn.rs`.
+
+#[path = "arch_cnn.rs"]
+mod cnn;
 
 use crate::model::{Family, Layer, LayerKind, ModelShape, TransformerDims, DTYPE_BYTES};
 
 /// Names of every built-in architecture.
 pub const NAMES: &[&str] = &[
-    "opt-125m", "opt-1.3b", "opt-2.7b", "opt-6.7b", "opt-13b", "opt-30b", "opt-66b",
-    "bert-base", "bert-large", "gpt2",
+    "opt-125m",
+    "opt-1.3b",
+    "opt-2.7b",
+    "opt-6.7b",
+    "opt-13b",
+    "opt-30b",
+    "opt-66b",
+    "bert-base",
+    "bert-large",
+    "gpt2",
+    "resnet-152",
+    "inception-v3",
 ];
 
 /// Default tokens per request for transformer architectures.
@@ -62,6 +76,9 @@ pub fn builtin(name: &str) -> Option<ModelShape> {
             },
             HeadKind::TiedLm,
         ),
+        // torchvision resnet152 (224x224) and inception_v3 (299x299, no aux).
+        "resnet-152" => cnn::resnet152(),
+        "inception-v3" => cnn::inception_v3(),
         _ => return None,
     })
 }
@@ -79,8 +96,8 @@ fn transformer(name: &str, d: TransformerDims, head: HeadKind) -> ModelShape {
     let s = DEFAULT_SEQ_LEN as f64;
     let mut layers = Vec::with_capacity(d.blocks as usize + 2);
     // Embeddings (+ BERT's embedding layer norm).
-    let emb_params = (d.vocab + d.max_positions + d.token_types) * h
-        + if d.token_types > 0 { 2 * h } else { 0 };
+    let emb_params =
+        (d.vocab + d.max_positions + d.token_types) * h + if d.token_types > 0 { 2 * h } else { 0 };
     layers.push(Layer {
         name: "embeddings".into(),
         kind: LayerKind::Embedding,
@@ -147,6 +164,25 @@ mod tests {
         close("bert-base", 109.5e6, 0.01);
         close("bert-large", 335.1e6, 0.01);
         close("gpt2", 124.4e6, 0.01);
+        close("resnet-152", 60.2e6, 0.005);
+        close("inception-v3", 23.8e6, 0.005);
+    }
+
+    #[test]
+    fn cnn_flops_match_published_values() {
+        let flops = |name: &str, expected: f64| {
+            let m = builtin(name).unwrap();
+            assert_eq!(m.family, Family::Convolutional);
+            assert_eq!(m.items_per_request, 1);
+            let got = m.flops_per_request();
+            assert!(
+                (got - expected).abs() / expected < 0.05,
+                "{name}: {got:.4e} FLOPs per image, expected {expected:.4e}"
+            );
+        };
+        // 2 x torchvision's GMACs: 11.51 (ResNet-152), 5.71 (Inception-v3).
+        flops("resnet-152", 23.1e9);
+        flops("inception-v3", 11.4e9);
     }
 
     #[test]
