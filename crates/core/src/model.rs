@@ -138,7 +138,7 @@ pub fn stage_partition(shape: &ModelShape, stages: usize) -> Vec<std::ops::Range
     let n = shape.layers.len();
     let stages = stages.clamp(1, n.max(1));
     if n == 0 {
-        return vec![0..0];
+        return std::iter::once(0..0).collect();
     }
     let mut prefix = vec![0u64; n + 1];
     for (i, l) in shape.layers.iter().enumerate() {

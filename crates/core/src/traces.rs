@@ -129,7 +129,7 @@ pub fn load(
                     let count: u64 = cell.parse().map_err(|_| {
                         bad(
                             line,
-                            &headers.get(m).unwrap_or("?").to_string(),
+                            headers.get(m).unwrap_or("?"),
                             format!("expected a count >= 0, got `{cell}`"),
                         )
                     })?;
