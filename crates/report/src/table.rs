@@ -164,10 +164,10 @@ fn pct(v: Option<f64>) -> String {
     }
 }
 
-/// A CSV number (full precision) or an empty cell.
-fn num(v: Option<f64>) -> String {
+/// A CSV number with `digits` decimals, or an empty cell.
+fn num(v: Option<f64>, digits: usize) -> String {
     match v {
-        Some(x) if x.is_finite() => format!("{x}"),
+        Some(x) if x.is_finite() => format!("{x:.digits$}"),
         _ => String::new(),
     }
 }
@@ -180,7 +180,8 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Header of the CSV table (latencies in ms, relative errors as fractions).
+/// Header of the CSV table: latencies in ms (6 decimals), attainment,
+/// relative errors and KS distance as fractions (9 decimals).
 pub const CSV_HEADER: &str = "run,source,requests,mean_ms,p50_ms,p90_ms,p99_ms,max_ms,\
 slo_attainment,rel_err_mean,rel_err_p50,rel_err_p90,rel_err_p99,ks_distance,mean_abs_err_ms";
 
@@ -251,7 +252,7 @@ impl Comparison {
         let mut s = format!("{CSV_HEADER}\n");
         for r in &self.rows {
             let m = &r.summary;
-            let fin = |x: f64| num(Some(x * 1e3));
+            let fin = |x: f64| num(Some(x * 1e3), 6);
             let _ = writeln!(
                 s,
                 "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
@@ -263,13 +264,13 @@ impl Comparison {
                 fin(m.p90_s),
                 fin(m.p99_s),
                 fin(m.max_s),
-                num(Some(m.slo_attainment)),
-                num(r.rel_err_mean),
-                num(r.rel_err_p50),
-                num(r.rel_err_p90),
-                num(r.rel_err_p99),
-                num(r.ks),
-                num(r.mean_abs_err_s.map(|e| e * 1e3)),
+                num(Some(m.slo_attainment), 9),
+                num(r.rel_err_mean, 9),
+                num(r.rel_err_p50, 9),
+                num(r.rel_err_p90, 9),
+                num(r.rel_err_p99, 9),
+                num(r.ks, 9),
+                num(r.mean_abs_err_s.map(|e| e * 1e3), 6),
             );
         }
         s
