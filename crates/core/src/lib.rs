@@ -4,6 +4,7 @@
 
 pub mod arch;
 pub mod arrivals;
+pub mod cost;
 pub mod error;
 pub mod hardware;
 pub mod model;

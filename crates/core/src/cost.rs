@@ -1,0 +1,179 @@
+//! The cost model shared by the scheduler (optimal layer grouping) and the
+//! simulator (timing): a copy of `b` bytes over a link costs
+//! `alpha + b / beta`, and a layer's compute time comes from calibrated
+//! times, the synthetic model's `layer_s`, or a roofline of the profile.
+
+use crate::hardware::{HardwareProfile, LinkCost};
+use crate::model::{Family, ModelShape, DTYPE_BYTES};
+use std::ops::Range;
+
+/// Seconds to move `bytes` over `link` in one transfer: `alpha + bytes / beta`.
+pub fn copy_s(link: &LinkCost, bytes: u64) -> f64 {
+    link.time(bytes)
+}
+
+/// Bytes of one tensor-parallel shard of layer `layer`: its parameter bytes
+/// divided over `tp` GPUs, rounded up.
+pub fn shard_layer_bytes(shape: &ModelShape, layer: usize, tp: u32) -> u64 {
+    shape.layers[layer].param_bytes.div_ceil(tp.max(1) as u64)
+}
+
+/// Bytes of the activations a pipeline stage hands to the next one for a
+/// batch of `batch` requests (fp16 hidden states of every item). Models
+/// without known dimensions hand over nothing measurable (0 bytes; the
+/// peer link's `alpha` still applies).
+pub fn activation_bytes(shape: &ModelShape, batch: u32) -> u64 {
+    match &shape.family {
+        Family::Transformer(d) => batch as u64 * shape.items_per_request * d.hidden * DTYPE_BYTES,
+        _ => 0,
+    }
+}
+
+/// Seconds one GPU of a `tp`-way tensor-parallel group spends on layer
+/// `layer` for a batch of `batch` requests.
+///
+/// - calibrated times for the model's architecture, when the profile has
+///   them: linear interpolation between measured batch sizes (linear
+///   extrapolation past the largest), divided by `tp`;
+/// - synthetic models: `layer_s * (1 + synthetic_batch_slope * (batch - 1)) / tp`;
+/// - otherwise a roofline: `launch_s + max(shard bytes / hbm, FLOPs / tp / rate)`.
+pub fn layer_compute_s(
+    hw: &HardwareProfile,
+    shape: &ModelShape,
+    layer: usize,
+    batch: u32,
+    tp: u32,
+) -> f64 {
+    let tp = tp.max(1) as f64;
+    let batch = batch.max(1);
+    if let Some(c) = hw.calibrated.get(&shape.arch) {
+        if let Some(t) = calibrated(&c.batch_sizes, &c.layer_s, layer, batch) {
+            return t / tp;
+        }
+    }
+    match &shape.family {
+        Family::Synthetic { layer_s } => {
+            layer_s * (1.0 + hw.compute.synthetic_batch_slope * (batch - 1) as f64) / tp
+        }
+        _ => {
+            let l = &shape.layers[layer];
+            let read = l.param_bytes as f64 / tp / hw.compute.hbm_bytes_per_s;
+            let flops = l.flops_per_item * (shape.items_per_request * batch as u64) as f64 / tp;
+            hw.compute.launch_s + read.max(flops / hw.compute.flops_per_s)
+        }
+    }
+}
+
+fn calibrated(sizes: &[u32], rows: &[Vec<f64>], layer: usize, batch: u32) -> Option<f64> {
+    let at = |i: usize| rows.get(i).and_then(|r| r.get(layer)).copied();
+    let n = sizes.len();
+    if n == 0 {
+        return None;
+    }
+    if n == 1 || batch <= sizes[0] {
+        return at(0);
+    }
+    // The segment [i, i+1] holding `batch`, or the last one to extrapolate.
+    let i = (0..n - 1).find(|&i| batch <= sizes[i + 1]).unwrap_or(n - 2);
+    let (b0, b1) = (sizes[i] as f64, sizes[i + 1] as f64);
+    let (t0, t1) = (at(i)?, at(i + 1)?);
+    if b1 <= b0 {
+        return Some(t1);
+    }
+    Some(t0 + (t1 - t0) * (batch as f64 - b0) / (b1 - b0))
+}
+
+/// Prefix sums of per-layer compute times of one model at every batch size
+/// up to `max_batch`, so a layer range costs two lookups.
+#[derive(Debug, Clone)]
+pub struct ComputeTable {
+    layers: usize,
+    /// `prefix[(batch - 1) * (layers + 1) + i]`: seconds of layers `0..i`.
+    prefix: Vec<f64>,
+}
+
+impl ComputeTable {
+    /// Builds the table for `shape` on `hw` with `tp`-way tensor parallelism.
+    pub fn new(hw: &HardwareProfile, shape: &ModelShape, tp: u32, max_batch: u32) -> ComputeTable {
+        let layers = shape.layers.len();
+        let mut prefix = Vec::with_capacity(max_batch.max(1) as usize * (layers + 1));
+        for b in 1..=max_batch.max(1) {
+            let mut acc = 0.0;
+            prefix.push(0.0);
+            for l in 0..layers {
+                acc += layer_compute_s(hw, shape, l, b, tp);
+                prefix.push(acc);
+            }
+        }
+        ComputeTable { layers, prefix }
+    }
+
+    /// Seconds to run `layers` for a batch of `batch` (clamped to the table's range).
+    pub fn time(&self, layers: Range<usize>, batch: u32) -> f64 {
+        let rows = self.prefix.len() / (self.layers + 1);
+        let b = (batch.max(1) as usize).min(rows) - 1;
+        let row = &self.prefix[b * (self.layers + 1)..(b + 1) * (self.layers + 1)];
+        row[layers.end] - row[layers.start]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::CalibratedTimes;
+
+    fn hw() -> HardwareProfile {
+        HardwareProfile::resolve("h200-pcie5", None).unwrap()
+    }
+
+    #[test]
+    fn synthetic_layers_grow_with_batch_as_profile_says() {
+        let h = hw();
+        let m = ModelShape::synthetic("s", 4, 1000, 0.002);
+        assert_eq!(layer_compute_s(&h, &m, 0, 1, 1), 0.002);
+        let slope = h.compute.synthetic_batch_slope;
+        let t = layer_compute_s(&h, &m, 0, 5, 2);
+        assert!((t - 0.002 * (1.0 + 4.0 * slope) / 2.0).abs() < 1e-15);
+        let table = ComputeTable::new(&h, &m, 1, 4);
+        assert!((table.time(1..4, 1) - 0.006).abs() < 1e-15);
+        assert!((table.time(0..4, 9) - table.time(0..4, 4)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn roofline_is_memory_bound_at_batch_one_and_compute_bound_later() {
+        let h = hw();
+        let m = crate::arch::builtin("opt-13b").unwrap();
+        let t1 = layer_compute_s(&h, &m, 1, 1, 1);
+        let read = m.layers[1].param_bytes as f64 / h.compute.hbm_bytes_per_s;
+        assert!(t1 >= read + h.compute.launch_s - 1e-12);
+        let t64 = layer_compute_s(&h, &m, 1, 64, 1);
+        assert!(t64 > t1);
+        // Tensor parallelism splits the work.
+        assert!(layer_compute_s(&h, &m, 1, 64, 4) < t64 / 3.0);
+    }
+
+    #[test]
+    fn calibrated_times_interpolate() {
+        let mut h = hw();
+        let m = ModelShape::synthetic("cal", 2, 1000, 1.0);
+        h.calibrated.insert(
+            "cal".into(),
+            CalibratedTimes {
+                batch_sizes: vec![1, 4],
+                layer_s: vec![vec![0.001, 0.002], vec![0.004, 0.008]],
+            },
+        );
+        assert_eq!(layer_compute_s(&h, &m, 0, 1, 1), 0.001);
+        assert!((layer_compute_s(&h, &m, 1, 2, 1) - 0.004).abs() < 1e-15);
+        assert!((layer_compute_s(&h, &m, 0, 7, 1) - 0.007).abs() < 1e-15);
+    }
+
+    #[test]
+    fn copies_cost_alpha_plus_bytes_over_beta() {
+        let h = hw();
+        let t = copy_s(&h.pinned, 55_500_000_000);
+        assert!((t - (1.0 + 2.6e-6)).abs() < 1e-12);
+        let m = crate::arch::builtin("opt-125m").unwrap();
+        assert_eq!(activation_bytes(&m, 2), 2 * 128 * 768 * 2);
+    }
+}
