@@ -1,1 +1,11 @@
-//! The real executor: devices behind one trait, real models, replay.
+//! The real executor of Switchyard: devices behind one trait (CUDA through
+//! cudarc, and the CPU), real models (true layer shapes, fp16 weights, a real
+//! forward pass), PipeSwitch-style swapping (pinned host store, one
+//! pre-allocated GPU pool handed out by offset, copy and compute streams
+//! ordered by events), and `replay`, which serves a schedule in real time
+//! driven by the same scheduler as the simulator.
+
+pub mod device;
+pub mod host_store;
+pub mod kernels;
+pub mod model;

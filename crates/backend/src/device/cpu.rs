@@ -1,0 +1,370 @@
+//! The CPU device: each emulated GPU's arena is host memory (reserved with
+//! `mmap(MAP_NORESERVE)`, so only touched pages cost memory); copies are real
+//! memcpys and matrix products are real (f32 accumulation over fp16 data).
+//! Every operation runs when issued, so events complete at once and carry
+//! the host time of their recording.
+
+use super::{Act, DevPtr, Device, Embed, Event, Gemm, StreamKind};
+use crate::host_store::HostBuffer;
+use anyhow::{bail, Result};
+use half::f16;
+use std::time::Instant;
+
+struct Arena {
+    ptr: *mut u8,
+    len: u64,
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            unsafe {
+                libc::munmap(self.ptr as *mut _, self.len as usize);
+            }
+        }
+    }
+}
+
+/// Host-memory emulation of `gpus` GPUs.
+pub struct CpuDevice {
+    arenas: Vec<Arena>,
+    gpus: usize,
+    events: std::collections::HashMap<u64, Instant>,
+    next_event: u64,
+}
+
+impl CpuDevice {
+    /// A device of `gpus` emulated GPUs (no arena yet).
+    pub fn new(gpus: usize) -> CpuDevice {
+        CpuDevice {
+            arenas: Vec::new(),
+            gpus: gpus.max(1),
+            events: Default::default(),
+            next_event: 0,
+        }
+    }
+
+    fn mem(&self, gpu: usize, at: DevPtr, bytes: usize) -> Result<&mut [u8]> {
+        let a = self
+            .arenas
+            .get(gpu)
+            .ok_or_else(|| anyhow::anyhow!("cpu device: GPU {gpu} has no arena"))?;
+        if at + bytes as u64 > a.len {
+            bail!(
+                "cpu device: access [{at}, +{bytes}) outside GPU {gpu}'s arena of {} bytes",
+                a.len
+            );
+        }
+        // Operations are sequential and never hold two overlapping views.
+        Ok(unsafe { std::slice::from_raw_parts_mut(a.ptr.add(at as usize), bytes) })
+    }
+
+    fn read_f16(&self, gpu: usize, at: DevPtr, n: usize) -> Result<Vec<f32>> {
+        let m = self.mem(gpu, at, n * 2)?;
+        Ok(m.chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect())
+    }
+
+    fn write_f16(&self, gpu: usize, at: DevPtr, v: &[f32]) -> Result<()> {
+        let m = self.mem(gpu, at, v.len() * 2)?;
+        for (c, x) in m.chunks_exact_mut(2).zip(v) {
+            c.copy_from_slice(&f16::from_f32(*x).to_le_bytes());
+        }
+        Ok(())
+    }
+
+    fn read_f32(&self, gpu: usize, at: DevPtr, n: usize) -> Result<Vec<f32>> {
+        let m = self.mem(gpu, at, n * 4)?;
+        Ok(m.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    fn write_f32(&self, gpu: usize, at: DevPtr, v: &[f32]) -> Result<()> {
+        let m = self.mem(gpu, at, v.len() * 4)?;
+        for (c, x) in m.chunks_exact_mut(4).zip(v) {
+            c.copy_from_slice(&x.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    fn event(&mut self) -> Event {
+        self.next_event += 1;
+        self.events.insert(self.next_event, Instant::now());
+        Event(self.next_event)
+    }
+}
+
+/// Extent in elements of a column-major matrix of `rows x cols` with leading dimension `ld`.
+fn extent(rows: usize, cols: usize, ld: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (cols - 1) * ld + rows
+    }
+}
+
+impl Device for CpuDevice {
+    fn kind(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "cpu device ({} emulated GPU{}, {} host threads)",
+            self.gpus,
+            if self.gpus == 1 { "" } else { "s" },
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        )
+    }
+
+    fn gpus(&self) -> usize {
+        self.gpus
+    }
+
+    fn free_memory(&self, _gpu: usize) -> Result<u64> {
+        Ok(u64::MAX / 4)
+    }
+
+    fn init_arena(&mut self, arena_bytes: u64) -> Result<()> {
+        self.arenas.clear();
+        for g in 0..self.gpus {
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    arena_bytes.max(1) as usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                bail!("cpu device: cannot reserve {arena_bytes} bytes for GPU {g}'s arena");
+            }
+            self.arenas.push(Arena {
+                ptr: ptr as *mut u8,
+                len: arena_bytes.max(1),
+            });
+        }
+        Ok(())
+    }
+
+    fn alloc_host(&mut self, bytes: u64, pinned: bool) -> Result<HostBuffer> {
+        HostBuffer::heap(bytes, pinned)
+    }
+
+    fn copy_h2d(&mut self, gpu: usize, src: &HostBuffer, src_off: u64, dst: DevPtr, bytes: u64) -> Result<()> {
+        let s = &src.as_slice()[src_off as usize..(src_off + bytes) as usize];
+        self.mem(gpu, dst, bytes as usize)?.copy_from_slice(s);
+        Ok(())
+    }
+
+    fn copy_d2h(&mut self, gpu: usize, src: DevPtr, dst: &HostBuffer, dst_off: u64, bytes: u64) -> Result<()> {
+        if dst_off + bytes > dst.len() {
+            bail!("cpu device: output copy past the end of its host buffer");
+        }
+        let s = self.mem(gpu, src, bytes as usize)?;
+        // The host buffer is only read after the event of this copy.
+        unsafe {
+            std::ptr::copy_nonoverlapping(s.as_ptr(), (dst.as_ptr() as *mut u8).add(dst_off as usize), bytes as usize)
+        };
+        Ok(())
+    }
+
+    fn copy_peer(&mut self, dst_gpu: usize, dst: DevPtr, src_gpu: usize, src: DevPtr, bytes: u64) -> Result<()> {
+        let v = self.mem(src_gpu, src, bytes as usize)?.to_vec();
+        self.mem(dst_gpu, dst, bytes as usize)?.copy_from_slice(&v);
+        Ok(())
+    }
+
+    fn record(&mut self, _gpu: usize, _stream: StreamKind) -> Result<Event> {
+        Ok(self.event())
+    }
+
+    fn wait(&mut self, _gpu: usize, _stream: StreamKind, _event: Event) -> Result<()> {
+        Ok(())
+    }
+
+    fn query(&mut self, _event: Event) -> Result<bool> {
+        Ok(true)
+    }
+
+    fn synchronize(&mut self, _event: Event) -> Result<()> {
+        Ok(())
+    }
+
+    fn elapsed_s(&mut self, start: Event, end: Event) -> Result<f64> {
+        let (a, b) = (self.events.get(&start.0), self.events.get(&end.0));
+        match (a, b) {
+            (Some(a), Some(b)) => Ok(b.saturating_duration_since(*a).as_secs_f64()
+                - a.saturating_duration_since(*b).as_secs_f64()),
+            _ => bail!("cpu device: unknown event"),
+        }
+    }
+
+    fn release(&mut self, event: Event) {
+        self.events.remove(&event.0);
+    }
+
+    fn synchronize_all(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn gemm(&mut self, gpu: usize, g: &Gemm) -> Result<()> {
+        let (ra, ca) = if g.ta { (g.k, g.m) } else { (g.m, g.k) };
+        let (rb, cb) = if g.tb { (g.n, g.k) } else { (g.k, g.n) };
+        for bi in 0..g.batch {
+            let a = self.read_f16(gpu, g.a + (bi * g.stride_a * 2) as u64, extent(ra, ca, g.lda))?;
+            let b = self.read_f16(gpu, g.b + (bi * g.stride_b * 2) as u64, extent(rb, cb, g.ldb))?;
+            // Row i of op(A) and column j of op(B), contiguous over p.
+            let mut at = vec![0f32; g.m * g.k];
+            for i in 0..g.m {
+                for p in 0..g.k {
+                    at[i * g.k + p] = if g.ta { a[p + i * g.lda] } else { a[i + p * g.lda] };
+                }
+            }
+            let mut bt = vec![0f32; g.n * g.k];
+            for j in 0..g.n {
+                for p in 0..g.k {
+                    bt[j * g.k + p] = if g.tb { b[j + p * g.ldb] } else { b[p + j * g.ldb] };
+                }
+            }
+            let c_at = g.c + (bi * g.stride_c * if g.c_f32 { 4 } else { 2 }) as u64;
+            let n_c = extent(g.m, g.n, g.ldc);
+            let mut c = if g.c_f32 {
+                self.read_f32(gpu, c_at, n_c)?
+            } else {
+                self.read_f16(gpu, c_at, n_c)?
+            };
+            for j in 0..g.n {
+                let bj = &bt[j * g.k..(j + 1) * g.k];
+                for i in 0..g.m {
+                    let ai = &at[i * g.k..(i + 1) * g.k];
+                    let s: f32 = ai.iter().zip(bj).map(|(x, y)| x * y).sum();
+                    c[i + j * g.ldc] = g.alpha * s;
+                }
+            }
+            if g.c_f32 {
+                self.write_f32(gpu, c_at, &c)?;
+            } else {
+                self.write_f16(gpu, c_at, &c)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn embed(&mut self, gpu: usize, e: &Embed) -> Result<()> {
+        let h = e.hidden;
+        let typ = match e.typ {
+            Some(t) => self.read_f16(gpu, t, h)?,
+            None => vec![0.0; h],
+        };
+        let mut out = vec![0f32; e.batch * e.seq * h];
+        for b in 0..e.batch {
+            for s in 0..e.seq {
+                let id = super::token_id(e.ids[b], s as u32, e.vocab as u32) as u64;
+                let tok = self.read_f16(gpu, e.tok + id * h as u64 * 2, h)?;
+                let pos = self.read_f16(gpu, e.pos + ((s + e.pos_offset) * h * 2) as u64, h)?;
+                let row = &mut out[(b * e.seq + s) * h..][..h];
+                for c in 0..h {
+                    row[c] = tok[c] + pos[c] + typ[c];
+                }
+            }
+        }
+        self.write_f16(gpu, e.out, &out)
+    }
+
+    fn layer_norm(&mut self, gpu: usize, x: DevPtr, y: DevPtr, g: DevPtr, b: DevPtr, rows: usize, cols: usize, eps: f32) -> Result<()> {
+        let xv = self.read_f16(gpu, x, rows * cols)?;
+        let (gv, bv) = (self.read_f16(gpu, g, cols)?, self.read_f16(gpu, b, cols)?);
+        let mut out = vec![0f32; rows * cols];
+        for r in 0..rows {
+            let row = &xv[r * cols..(r + 1) * cols];
+            let mean = row.iter().sum::<f32>() / cols as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / cols as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for c in 0..cols {
+                out[r * cols + c] = (row[c] - mean) * inv * gv[c] + bv[c];
+            }
+        }
+        self.write_f16(gpu, y, &out)
+    }
+
+    fn bias_act(&mut self, gpu: usize, y: DevPtr, bias: DevPtr, rows: usize, cols: usize, act: Act) -> Result<()> {
+        let mut v = self.read_f16(gpu, y, rows * cols)?;
+        let bv = self.read_f16(gpu, bias, cols)?;
+        for (i, x) in v.iter_mut().enumerate() {
+            *x = act.apply(*x + bv[i % cols]);
+        }
+        self.write_f16(gpu, y, &v)
+    }
+
+    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> Result<()> {
+        let mut xv = self.read_f16(gpu, x, n)?;
+        let yv = self.read_f16(gpu, y, n)?;
+        for (a, b) in xv.iter_mut().zip(yv) {
+            *a += b;
+        }
+        self.write_f16(gpu, x, &xv)
+    }
+
+    fn split_heads(&mut self, gpu: usize, qkv: DevPtr, q: DevPtr, k: DevPtr, v: DevPtr, b: usize, s: usize, h: usize, dh: usize) -> Result<()> {
+        let hid = h * dh;
+        let src = self.read_f16(gpu, qkv, b * s * 3 * hid)?;
+        let mut outs = [vec![0f32; b * s * hid], vec![0f32; b * s * hid], vec![0f32; b * s * hid]];
+        for t in 0..b * s {
+            let (bb, ss) = (t / s, t % s);
+            for j in 0..h {
+                for d in 0..dh {
+                    let dst = ((bb * h + j) * s + ss) * dh + d;
+                    for (w, o) in outs.iter_mut().enumerate() {
+                        o[dst] = src[t * 3 * hid + w * hid + j * dh + d];
+                    }
+                }
+            }
+        }
+        self.write_f16(gpu, q, &outs[0])?;
+        self.write_f16(gpu, k, &outs[1])?;
+        self.write_f16(gpu, v, &outs[2])
+    }
+
+    fn softmax(&mut self, gpu: usize, scores: DevPtr, probs: DevPtr, rows: usize, s: usize, causal: bool, scale: f32) -> Result<()> {
+        let sc = self.read_f32(gpu, scores, rows * s)?;
+        let mut p = vec![0f32; rows * s];
+        for r in 0..rows {
+            let i = r % s;
+            let lim = if causal { i + 1 } else { s };
+            let row = &sc[r * s..r * s + lim];
+            let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b * scale));
+            let sum: f32 = row.iter().map(|x| (x * scale - m).exp()).sum();
+            for j in 0..lim {
+                p[r * s + j] = (row[j] * scale - m).exp() / sum;
+            }
+        }
+        self.write_f16(gpu, probs, &p)
+    }
+
+    fn merge_heads(&mut self, gpu: usize, o: DevPtr, out: DevPtr, b: usize, s: usize, h: usize, dh: usize) -> Result<()> {
+        let src = self.read_f16(gpu, o, b * s * h * dh)?;
+        let mut dst = vec![0f32; src.len()];
+        for bb in 0..b {
+            for j in 0..h {
+                for ss in 0..s {
+                    for d in 0..dh {
+                        dst[(bb * s + ss) * h * dh + j * dh + d] = src[((bb * h + j) * s + ss) * dh + d];
+                    }
+                }
+            }
+        }
+        self.write_f16(gpu, out, &dst)
+    }
+
+    fn fill_random(&mut self, gpu: usize, dst: DevPtr, n: usize, seed: u64, scale: f32) -> Result<()> {
+        let v: Vec<f32> = (0..n as u64)
+            .map(|i| crate::model::weights::uniform(seed, i) * scale)
+            .collect();
+        self.write_f16(gpu, dst, &v)
+    }
+}

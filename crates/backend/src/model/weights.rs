@@ -1,0 +1,190 @@
+//! Model weights: seeded random fill (counter-based, so it runs on all cores
+//! and gives the same bytes on any machine) and safetensors load/save.
+
+use super::{Init, ModelLayout, TensorSpec};
+use anyhow::{bail, Context, Result};
+use half::f16;
+use safetensors::{Dtype, SafeTensors};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// SplitMix64 finaliser: a strong 64-bit mix.
+pub fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The `i`-th value of stream `seed`, uniform in `[-1, 1)` (the CUDA fill
+/// kernel computes the same function).
+pub fn uniform(seed: u64, i: u64) -> f32 {
+    let r = mix64(seed ^ i.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    ((r >> 40) as f32) * (1.0 / (1u64 << 23) as f32) - 1.0
+}
+
+/// Seed of tensor `index` of a model seeded `seed`.
+fn tensor_seed(seed: u64, index: usize) -> u64 {
+    mix64(seed.wrapping_mul(1_000_003).wrapping_add(index as u64))
+}
+
+const CHUNK: usize = 1 << 22;
+
+/// Fills `buf` (the model's whole buffer) with seeded random weights; bytes
+/// no tensor covers are zeroed.
+pub fn fill_random(layout: &ModelLayout, seed: u64, buf: &mut [u8]) {
+    assert_eq!(buf.len() as u64, layout.total_bytes());
+    // Zero what no tensor covers.
+    for l in 0..layout.layers() {
+        let covered: u64 = layout
+            .tensors
+            .iter()
+            .filter(|t| t.layer == l)
+            .map(|t| t.offset + t.numel() as u64 * 2)
+            .max()
+            .unwrap_or(0);
+        let (start, end) = (layout.layer_offsets[l], layout.layer_offsets[l + 1]);
+        buf[(start + covered) as usize..end as usize].fill(0);
+    }
+    // Work items: (tensor index, first element) chunks.
+    let mut items = Vec::new();
+    for (ti, t) in layout.tensors.iter().enumerate() {
+        let mut e = 0;
+        while e < t.numel() {
+            items.push((ti, e));
+            e += CHUNK;
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let base = buf.as_mut_ptr() as usize;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(ti, e0)) = items.get(i) else { break };
+                let t = &layout.tensors[ti];
+                let n = (t.numel() - e0).min(CHUNK);
+                let off = (layout.layer_offsets[t.layer] + t.offset) as usize + e0 * 2;
+                // Chunks are disjoint ranges of `buf`.
+                let out = unsafe { std::slice::from_raw_parts_mut((base + off) as *mut u8, n * 2) };
+                fill_tensor_chunk(t, tensor_seed(seed, ti), e0, out);
+            });
+        }
+    });
+}
+
+fn fill_tensor_chunk(t: &TensorSpec, seed: u64, e0: usize, out: &mut [u8]) {
+    for (j, o) in out.chunks_exact_mut(2).enumerate() {
+        let u = uniform(seed, (e0 + j) as u64);
+        let v = match t.init {
+            Init::Uniform(s) => u * s,
+            Init::One => 1.0 + 0.05 * u,
+        };
+        o.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+    }
+}
+
+/// Loads every tensor of `layout` from a safetensors file into `buf`;
+/// tensors must be F16 with the layout's shapes. Bytes no tensor covers are zeroed.
+pub fn load_safetensors(layout: &ModelLayout, path: &Path, buf: &mut [u8]) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    buf.fill(0);
+    for t in &layout.tensors {
+        let view = st.tensor(&t.name).with_context(|| {
+            format!(
+                "{}: tensor `{}` missing (architecture {})",
+                path.display(),
+                t.name,
+                layout.shape.arch
+            )
+        })?;
+        if view.dtype() != Dtype::F16 {
+            bail!(
+                "{}: tensor `{}` is {:?}; expected F16",
+                path.display(),
+                t.name,
+                view.dtype()
+            );
+        }
+        if view.shape() != t.shape.as_slice() {
+            bail!(
+                "{}: tensor `{}` has shape {:?}; expected {:?}",
+                path.display(),
+                t.name,
+                view.shape(),
+                t.shape
+            );
+        }
+        let off = (layout.layer_offsets[t.layer] + t.offset) as usize;
+        buf[off..off + view.data().len()].copy_from_slice(view.data());
+    }
+    Ok(())
+}
+
+/// Writes the tensors of `layout` held in `buf` to a safetensors file.
+pub fn save_safetensors(layout: &ModelLayout, buf: &[u8], path: &Path) -> Result<()> {
+    let mut views = Vec::new();
+    for t in &layout.tensors {
+        let off = (layout.layer_offsets[t.layer] + t.offset) as usize;
+        let data = &buf[off..off + t.numel() * 2];
+        views.push((
+            t.name.clone(),
+            safetensors::tensor::TensorView::new(Dtype::F16, t.shape.clone(), data)?,
+        ));
+    }
+    safetensors::serialize_to_file(views, None, path)
+        .with_context(|| format!("{}: cannot write", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::model::{Family, ModelShape};
+
+    #[test]
+    fn uniform_is_in_range_and_varied() {
+        let v: Vec<f32> = (0..10_000).map(|i| uniform(7, i)).collect();
+        assert!(v.iter().all(|x| (-1.0..1.0).contains(x)));
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        assert!(mean.abs() < 0.05, "{mean}");
+        assert_ne!(uniform(7, 0), uniform(8, 0));
+    }
+
+    #[test]
+    fn safetensors_round_trip_and_errors() {
+        let shape = ModelShape::synthetic("syn", 3, 4096, 0.001);
+        assert!(matches!(shape.family, Family::Synthetic { .. }));
+        let layout = ModelLayout::new(&shape).unwrap();
+        let mut a = vec![0u8; layout.total_bytes() as usize];
+        fill_random(&layout, 42, &mut a);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("syn.safetensors");
+        save_safetensors(&layout, &a, &p).unwrap();
+        let mut b = vec![1u8; a.len()];
+        load_safetensors(&layout, &p, &mut b).unwrap();
+        assert_eq!(a, b);
+        // A file of another architecture names the missing tensor.
+        let other = ModelLayout::new(&ModelShape::synthetic("syn", 4, 4096, 0.001)).unwrap();
+        let mut c = vec![0u8; other.total_bytes() as usize];
+        let e = load_safetensors(&other, &p, &mut c).unwrap_err();
+        assert!(format!("{e:#}").contains("layer.3.weight"), "{e:#}");
+    }
+
+    #[test]
+    fn fill_is_deterministic() {
+        let layout = ModelLayout::new(&switchyard_core::arch::builtin("bert-base").unwrap()).unwrap();
+        let mut a = vec![0u8; layout.total_bytes() as usize];
+        let mut b = vec![0u8; a.len()];
+        fill_random(&layout, 1, &mut a);
+        fill_random(&layout, 1, &mut b);
+        assert!(a == b);
+        fill_random(&layout, 2, &mut b);
+        assert!(a != b);
+    }
+}
