@@ -4,7 +4,7 @@ use crate::cdf::{draw_panel, Fonts, Line};
 use crate::render::{render, run_color, Figure, FONT_FAMILY};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use switchyard_core::records::RequestRecord;
 use switchyard_core::Result;
@@ -75,24 +75,31 @@ where
     S: AsRef<str>,
     R: AsRef<[RequestRecord]>,
 {
-    let models: BTreeSet<&str> = runs
+    // Latencies of each run grouped by model, in one pass over the records.
+    let grouped: Vec<BTreeMap<&str, Vec<f64>>> = runs
         .iter()
-        .flat_map(|(_, recs)| recs.as_ref().iter().map(|r| r.model.as_str()))
+        .map(|(_, recs)| {
+            let mut by_model: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+            for r in recs.as_ref() {
+                by_model
+                    .entry(r.model.as_str())
+                    .or_default()
+                    .push(r.latency_s);
+            }
+            by_model
+        })
         .collect();
+    let models: BTreeSet<&str> = grouped.iter().flat_map(|g| g.keys().copied()).collect();
     let panels = models
         .into_iter()
         .map(|model| {
             let lines = runs
                 .iter()
+                .zip(&grouped)
                 .enumerate()
-                .map(|(i, (label, recs))| {
-                    let lat: Vec<f64> = recs
-                        .as_ref()
-                        .iter()
-                        .filter(|r| r.model == model)
-                        .map(|r| r.latency_s)
-                        .collect();
-                    Line::from_seconds(label.as_ref(), run_color(i), &lat)
+                .map(|(i, ((label, _), by_model))| {
+                    let lat = by_model.get(model).map(Vec::as_slice).unwrap_or(&[]);
+                    Line::from_seconds(label.as_ref(), run_color(i), lat)
                 })
                 .collect();
             (model.to_string(), lines)
@@ -107,4 +114,33 @@ where
         svg,
         png,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_runs_and_missing_models_still_draw() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |model: &str| RequestRecord {
+            id: 0,
+            model: model.into(),
+            arrival_s: 0.0,
+            start_s: 0.0,
+            finish_s: 0.0,
+            latency_s: 0.0,
+            batch_size: 1,
+            cold: false,
+        };
+        let runs = [("a", vec![rec("x")]), ("b", vec![rec("y")]), ("c", vec![])];
+        for log_x in [false, true] {
+            let (svg, png) = (dir.path().join("p.svg"), dir.path().join("p.png"));
+            per_model_figure(&runs, "t", log_x, &svg, &png).unwrap();
+            let text = std::fs::read_to_string(&svg).unwrap();
+            assert!(text.contains("a (n=1)") && text.contains("c (n=0)"));
+            let none: [(&str, Vec<f64>); 1] = [("none", vec![])];
+            crate::cdf_figure(&none, "t", log_x, &svg, &png).unwrap();
+        }
+    }
 }
