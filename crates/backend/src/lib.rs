@@ -9,3 +9,4 @@ pub mod device;
 pub mod host_store;
 pub mod kernels;
 pub mod model;
+pub mod check;
