@@ -1,1 +1,228 @@
 //! The control plane of Switchyard: a pure, deterministic state machine.
+//! Events in, actions out; no clock, no GPU, no I/O. The simulator (`sim`,
+//! virtual clock) and the real executor (`replay`, CUDA) drive the same
+//! [`Scheduler`] and only time what it decides.
+//!
+//! # Driving it
+//!
+//! ```text
+//! let mut s = Scheduler::new(&workload, &schedule)?;   // resident refuses models that don't fit
+//! let mut actions = Vec::new();
+//! s.preload(&mut actions);        // resident only: copies to finish BEFORE time 0; no CopyDone for them
+//! for each event, in time order (ties: completions before arrivals):
+//!     actions.clear();
+//!     s.on_event(event, &mut actions);
+//!     carry out `actions` in order
+//! ```
+//!
+//! Feed arrivals in schedule order. [`Event::Arrived`]`{ request, model }`:
+//! `request` is any `u64` the executor chooses (the simulator passes the
+//! request's index in the schedule); it comes back in [`Batch::requests`].
+//!
+//! # Actions and how to carry them out
+//!
+//! Each GPU has one **copy stream** (host-to-device over its own link) and one
+//! **compute stream**; both run in issue order.
+//!
+//! - [`Action::Copy`]`(`[`CopyOp`]`)`: copy `bytes` of the shard of `layers`
+//!   (stage `stage`, tensor-parallel rank `shard`) from host memory
+//!   (`source`: pinned or pageable), starting `shard_offset` bytes into that
+//!   shard's host image, to `pool_offset` in `gpu`'s weight pool. Enqueue on
+//!   `gpu`'s copy stream; report [`Event::CopyDone`] when it completes.
+//! - [`Action::Compute`]`(task)`: read [`Scheduler::task`]`(task)` (valid
+//!   until its `ComputeDone` is fed) and enqueue on the compute stream of
+//!   every GPU in [`Task::gpus`] (a tensor-parallel group runs together). If
+//!   [`Task::input_from`] is set, the batch's activations are first handed
+//!   over from that GPU (peer link). Layers then run in order; a layer range
+//!   listed in [`Task::waits`] may start only when every copy listed for it is
+//!   done (one copy per tp rank) and the previous layers have run: PipeSwitch
+//!   pipelining. Report [`Event::ComputeDone`] when the last layer is done.
+//! - [`Action::Evict`]`(`[`EvictOp`]`)`: the region is free from now on (no
+//!   data moves; every compute that used it has already been reported done).
+//! - [`Action::Finish`]`(batch)`: the batch's last stage is done; its outputs
+//!   are ready now. The executor records each request of
+//!   [`Scheduler::batch`]`(batch)` as finished at the time of the
+//!   `ComputeDone` that produced this action. Batch data stays readable until
+//!   the next `on_event` call.
+//!
+//! Ids ([`CopyId`], [`TaskId`], [`BatchId`]) are small integers reused after
+//! their completion is fed back, so executors can index flat arrays by them.
+//!
+//! # Policy
+//!
+//! - Placement: each model takes `tp * pp` distinct GPUs ([`Placement`]).
+//!   Residency and eviction are per pipeline stage (the stage's `tp` shards
+//!   together). Each GPU's weight pool is `hardware.usable_bytes()`, handed out
+//!   first fit by offset ([`memory::Pool`]); never oversubscribed.
+//! - Batching: per model FCFS, up to `max_batch` requests. A batch is formed
+//!   when every GPU of the model's first stage has no compute outstanding;
+//!   among models waiting on one GPU, the oldest head request goes first.
+//! - Loads: when a batch is formed, every stage of its model that is not
+//!   resident starts loading at once, each shard over its own GPU's link, if
+//!   memory can be had by evicting idle stages (Computron's load entries).
+//!   A stage that cannot get memory yet loads when the batch reaches it, as
+//!   soon as earlier work on that GPU releases enough (stage k loads the
+//!   next model while stage k+1 still runs the previous one). Stages with
+//!   computes outstanding or copies in flight are never evicted.
+//! - Eviction ([`switchyard_core::workload::Eviction`]): LRU (least recent
+//!   batch), LFU (fewest requests served), Belady (next request furthest
+//!   ahead in the schedule, counting queued requests first). Stages that a
+//!   formed batch still needs are evicted only as a last resort.
+//! - Systems: `computron` (pinned, whole stage shard per copy),
+//!   `pipeswitch` (pinned, layer groups: optimal DP / per layer / one group,
+//!   see [`grouping`]), `stop-and-start` (pageable, whole shard),
+//!   `resident` (everything loaded by [`Scheduler::preload`]; refuses
+//!   workloads that don't fit), `streaming` (every batch copies its layers
+//!   into a scratch region freed after the stage computes; nothing cached).
+
+pub mod grouping;
+pub mod memory;
+pub mod placement;
+mod sched;
+mod slab;
+
+pub use placement::Placement;
+pub use sched::Scheduler;
+
+use std::ops::Range;
+
+/// Identifies an outstanding copy (reused after its `CopyDone`).
+pub type CopyId = u32;
+/// Identifies an outstanding compute task (reused after its `ComputeDone`).
+pub type TaskId = u32;
+/// Identifies a batch (reused after the `on_event` call following its `Finish`).
+pub type BatchId = u32;
+
+/// Copy id of preload copies: they complete before time 0 and get no `CopyDone`.
+pub const PRELOAD_COPY: CopyId = CopyId::MAX;
+
+/// What happened, as the executor reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A request for `model` (index in the workload) arrived.
+    Arrived {
+        /// Executor-chosen request handle (the simulator: schedule index).
+        request: u64,
+        /// Model index.
+        model: u32,
+    },
+    /// A copy finished.
+    CopyDone {
+        /// The copy.
+        copy: CopyId,
+    },
+    /// A compute task finished on every GPU of its group.
+    ComputeDone {
+        /// The task.
+        task: TaskId,
+    },
+}
+
+/// Host memory a copy reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Page-locked host memory (fast DMA).
+    Pinned,
+    /// Ordinary pageable memory (staged by the driver).
+    Pageable,
+}
+
+/// A host-to-device copy into a GPU's weight pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOp {
+    /// Its id, reported back in `CopyDone`.
+    pub id: CopyId,
+    /// Model index.
+    pub model: u32,
+    /// Pipeline stage.
+    pub stage: u32,
+    /// Destination GPU (its link carries the copy).
+    pub gpu: u32,
+    /// Tensor-parallel rank of the shard.
+    pub shard: u32,
+    /// Layers whose shard bytes are copied (absolute layer indices).
+    pub layers: Range<u32>,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Offset of these bytes in the host image of this stage's shard.
+    pub shard_offset: u64,
+    /// Destination offset in the GPU's weight pool.
+    pub pool_offset: u64,
+    /// Host memory kind.
+    pub source: Source,
+    /// Part of a streamed (uncached) pass rather than a cached load.
+    pub streamed: bool,
+}
+
+/// A region of a GPU's weight pool given back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvictOp {
+    /// Model whose shard lived there.
+    pub model: u32,
+    /// Its pipeline stage.
+    pub stage: u32,
+    /// The GPU.
+    pub gpu: u32,
+    /// Start of the region in the pool.
+    pub pool_offset: u64,
+    /// Length of the region.
+    pub bytes: u64,
+}
+
+/// What the executor must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start a copy on the GPU's copy stream.
+    Copy(CopyOp),
+    /// Enqueue the compute task [`Scheduler::task`] on its GPUs' compute streams.
+    Compute(TaskId),
+    /// Free a pool region.
+    Evict(EvictOp),
+    /// The batch is done: record its requests as finished now.
+    Finish(BatchId),
+}
+
+/// One pipeline stage of one batch on its tensor-parallel GPU group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Task {
+    /// The batch.
+    pub batch: BatchId,
+    /// Model index.
+    pub model: u32,
+    /// Pipeline stage.
+    pub stage: u32,
+    /// Layers run (absolute indices).
+    pub layers: Range<u32>,
+    /// The tensor-parallel group, rank order.
+    pub gpus: Vec<u32>,
+    /// Pool offset of this stage's weights on each GPU of `gpus`.
+    pub weights_offsets: Vec<u64>,
+    /// Layer ranges that must wait for copies (possibly several per range, one per rank).
+    pub waits: Vec<(Range<u32>, CopyId)>,
+    /// GPU of the previous stage, whose activations are handed over first.
+    pub input_from: Option<u32>,
+    /// Requests in the batch.
+    pub batch_size: u32,
+    /// Weights were streamed into a scratch region (freed when this task is done).
+    pub streamed: bool,
+}
+
+/// Requests served together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Model index.
+    pub model: u32,
+    /// Request handles, FCFS order.
+    pub requests: Vec<u64>,
+    /// Whether the batch waited on a load of its model.
+    pub cold: bool,
+}
+
+/// Loads of one model so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Stage loads (one per stage brought in; streaming: one per stage pass).
+    pub loads: u64,
+    /// Bytes copied host-to-device.
+    pub bytes: u64,
+}

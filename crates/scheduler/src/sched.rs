@@ -1,0 +1,621 @@
+//! The scheduler state machine (see the crate docs for the contract).
+
+use crate::memory::Pool;
+use crate::placement::{place, Placement};
+use crate::slab::Slab;
+use crate::{
+    Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Source, Task, TaskId,
+    PRELOAD_COPY,
+};
+use std::collections::VecDeque;
+use std::ops::Range;
+use switchyard_core::workload::{Eviction, PolicySpec, System};
+use switchyard_core::{InputError, Schedule, Workload};
+
+#[derive(Debug, Default)]
+struct StageState {
+    /// Holds a region on each of its GPUs (data present or arriving).
+    resident: bool,
+    /// Pool offset on each tp rank's GPU.
+    regions: Vec<u64>,
+    /// Copies in flight into the region.
+    loading: Vec<(Range<u32>, CopyId)>,
+    /// Computes issued and not yet done.
+    in_use: u32,
+    /// Formed batches that will still run this stage.
+    pending: u32,
+}
+
+#[derive(Debug, Default)]
+struct ModelState {
+    /// `(arrival sequence number, request handle)`, FCFS.
+    queue: VecDeque<(u64, u64)>,
+    stages: Vec<StageState>,
+    last_use: u64,
+    served: u64,
+    arrived: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct CopyMeta {
+    model: u32,
+    stage: u32,
+    streamed: bool,
+}
+
+/// The control plane: feed it [`Event`]s, carry out the [`Action`]s it returns.
+#[derive(Debug)]
+pub struct Scheduler {
+    system: System,
+    eviction: Eviction,
+    placements: Vec<Placement>,
+    max_batch: Vec<u32>,
+    models: Vec<ModelState>,
+    pools: Vec<Pool>,
+    /// Per GPU: computes issued and not done, plus stage tasks waiting for memory.
+    busy: Vec<u32>,
+    /// Per GPU: `(model, stage)` shards placed there.
+    gpu_stages: Vec<Vec<(u32, u32)>>,
+    /// Per GPU: models whose first stage uses it.
+    gpu_entry: Vec<Vec<u32>>,
+    tasks: Slab<Task>,
+    batches: Slab<Batch>,
+    copies: Slab<CopyMeta>,
+    deferred: Vec<(BatchId, u32)>,
+    retired: Vec<BatchId>,
+    temp_bytes: Vec<u64>,
+    tick: u64,
+    arrivals: u64,
+    /// Belady only: per model, schedule positions of its requests.
+    future: Vec<Vec<u32>>,
+    stats: Vec<LoadStats>,
+    scratch: Vec<u64>,
+    preloaded: bool,
+}
+
+impl Scheduler {
+    /// A scheduler for `workload` with its own policy; `schedule` gives Belady
+    /// its knowledge of the future (online policies never read it).
+    pub fn new(workload: &Workload, schedule: &Schedule) -> Result<Scheduler, InputError> {
+        Scheduler::with_policy(workload, schedule, workload.policy)
+    }
+
+    /// Like [`Scheduler::new`] with `policy` in place of the workload's.
+    ///
+    /// Fails (naming `policy.system` in the workload file) when `resident`
+    /// is asked for models that do not all fit in GPU memory together.
+    pub fn with_policy(
+        workload: &Workload,
+        schedule: &Schedule,
+        policy: PolicySpec,
+    ) -> Result<Scheduler, InputError> {
+        let hw = &workload.cluster.hardware;
+        let n_gpus = workload.cluster.gpus.max(1);
+        let placements = place(&workload.models, n_gpus, hw, policy.system, policy.grouping);
+        let capacity = hw.usable_bytes();
+        let mut gpu_stages = vec![Vec::new(); n_gpus as usize];
+        let mut gpu_entry = vec![Vec::new(); n_gpus as usize];
+        let mut models = Vec::with_capacity(placements.len());
+        for (m, p) in placements.iter().enumerate() {
+            for s in 0..p.pp {
+                if p.shard_bytes[s as usize] > capacity {
+                    return Err(InputError::new(
+                        &workload.source,
+                        None,
+                        "models",
+                        format!(
+                            "model `{}`: stage {s} needs {} bytes per GPU, but a GPU has {capacity} usable",
+                            workload.models[m].name, p.shard_bytes[s as usize]
+                        ),
+                    ));
+                }
+                for &g in p.stage_gpus(s) {
+                    gpu_stages[g as usize].push((m as u32, s));
+                }
+            }
+            gpu_entry[p.stage_gpus(0)[0] as usize].push(m as u32);
+            for &g in &p.stage_gpus(0)[1..] {
+                gpu_entry[g as usize].push(m as u32);
+            }
+            models.push(ModelState {
+                stages: (0..p.pp).map(|_| StageState::default()).collect(),
+                ..ModelState::default()
+            });
+        }
+        let mut future = Vec::new();
+        if policy.eviction == Eviction::Belady {
+            future = vec![Vec::new(); placements.len()];
+            for (i, r) in schedule.requests.iter().enumerate() {
+                if let Some(f) = future.get_mut(r.model as usize) {
+                    f.push(i as u32);
+                }
+            }
+        }
+        let mut s = Scheduler {
+            system: policy.system,
+            eviction: policy.eviction,
+            max_batch: workload.models.iter().map(|m| m.max_batch.max(1)).collect(),
+            models,
+            pools: (0..n_gpus).map(|_| Pool::new(capacity)).collect(),
+            busy: vec![0; n_gpus as usize],
+            gpu_stages,
+            gpu_entry,
+            tasks: Slab::default(),
+            batches: Slab::default(),
+            copies: Slab::default(),
+            deferred: Vec::new(),
+            retired: Vec::new(),
+            temp_bytes: vec![0; n_gpus as usize],
+            tick: 0,
+            arrivals: 0,
+            future,
+            stats: vec![LoadStats::default(); placements.len()],
+            scratch: Vec::new(),
+            preloaded: false,
+            placements,
+        };
+        if s.system == System::Resident {
+            s.reserve_all(workload)?;
+        }
+        Ok(s)
+    }
+
+    fn reserve_all(&mut self, workload: &Workload) -> Result<(), InputError> {
+        let mut sink = Vec::new();
+        for m in 0..self.models.len() {
+            for st in 0..self.placements[m].pp {
+                if !self.allocate(m as u32, st, false, &mut sink) {
+                    let p = &self.placements[m];
+                    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                    let g = p.stage_gpus(st)[0] as usize;
+                    return Err(InputError::new(
+                        &workload.source,
+                        None,
+                        "policy.system",
+                        format!(
+                            "`resident` keeps every model in GPU memory, but model `{}` (stage {st}, {:.2} GiB \
+                             per GPU) does not fit on GPU {g}: {:.2} of its {:.2} GiB are already taken by \
+                             earlier models; use a swapping system (computron, pipeswitch, ...) or more GPUs",
+                            workload.models[m].name,
+                            gib(p.shard_bytes[st as usize]),
+                            gib(self.pools[g].used()),
+                            gib(self.pools[g].capacity()),
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resident system only: the copies that bring every model in before the
+    /// run starts (id [`PRELOAD_COPY`]; they get no `CopyDone`). Emits nothing
+    /// for other systems or when called twice.
+    pub fn preload(&mut self, actions: &mut Vec<Action>) {
+        if self.system != System::Resident || self.preloaded {
+            return;
+        }
+        self.preloaded = true;
+        for (m, p) in self.placements.iter().enumerate() {
+            for s in 0..p.pp as usize {
+                let st = &self.models[m].stages[s];
+                for (gi, range) in p.groups[s].iter().enumerate() {
+                    let (goff, bytes) = p.group_bytes[s][gi];
+                    for r in 0..p.tp as usize {
+                        actions.push(Action::Copy(CopyOp {
+                            id: PRELOAD_COPY,
+                            model: m as u32,
+                            stage: s as u32,
+                            gpu: p.gpus[s * p.tp as usize + r],
+                            shard: r as u32,
+                            layers: range.clone(),
+                            bytes,
+                            shard_offset: goff,
+                            pool_offset: st.regions[r] + goff,
+                            source: Source::Pinned,
+                            streamed: false,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one event, appending the resulting actions to `actions`.
+    pub fn on_event(&mut self, event: Event, actions: &mut Vec<Action>) {
+        for b in self.retired.drain(..) {
+            self.batches.release(b);
+        }
+        match event {
+            Event::Arrived { request, model } => {
+                let seq = self.arrivals;
+                self.arrivals += 1;
+                let ms = &mut self.models[model as usize];
+                ms.queue.push_back((seq, request));
+                ms.arrived += 1;
+                let g = self.placements[model as usize].gpus[0];
+                self.try_dispatch(g, actions);
+            }
+            Event::CopyDone { copy } => {
+                let meta = *self.copies.get(copy);
+                self.copies.release(copy);
+                if !meta.streamed {
+                    let st = &mut self.models[meta.model as usize].stages[meta.stage as usize];
+                    st.loading.retain(|(_, c)| *c != copy);
+                    if st.loading.is_empty() && !self.deferred.is_empty() {
+                        self.retry_deferred(actions);
+                    }
+                }
+            }
+            Event::ComputeDone { task } => self.compute_done(task, actions),
+        }
+    }
+
+    fn compute_done(&mut self, task: TaskId, actions: &mut Vec<Action>) {
+        let t = self.tasks.get(task);
+        let (b, m, s, streamed) = (t.batch, t.model as usize, t.stage, t.streamed);
+        let p = &self.placements[m];
+        let tp = p.tp as usize;
+        let bytes = p.shard_bytes[s as usize];
+        for r in 0..tp {
+            let g = p.gpus[s as usize * tp + r];
+            self.busy[g as usize] -= 1;
+            if streamed {
+                let off = t.weights_offsets[r];
+                self.pools[g as usize].free(off, bytes);
+                self.temp_bytes[g as usize] -= bytes;
+                actions.push(Action::Evict(EvictOp {
+                    model: m as u32,
+                    stage: s,
+                    gpu: g,
+                    pool_offset: off,
+                    bytes,
+                }));
+            }
+        }
+        if !streamed {
+            self.models[m].stages[s as usize].in_use -= 1;
+        }
+        self.tasks.release(task);
+        self.retry_deferred(actions);
+        if s + 1 < self.placements[m].pp {
+            self.reach_or_defer(b, s + 1, actions);
+        } else {
+            actions.push(Action::Finish(b));
+            self.retired.push(b);
+        }
+        for r in 0..tp {
+            let g = self.placements[m].gpus[s as usize * tp + r];
+            self.try_dispatch(g, actions);
+        }
+    }
+
+    /// Forms a batch on GPU `g` if it is idle: the model (first stage on `g`,
+    /// all first-stage GPUs idle) whose head request arrived first.
+    fn try_dispatch(&mut self, g: u32, actions: &mut Vec<Action>) {
+        if self.busy[g as usize] != 0 {
+            return;
+        }
+        let mut best: Option<(u64, u32)> = None;
+        for &m in &self.gpu_entry[g as usize] {
+            if let Some(&(seq, _)) = self.models[m as usize].queue.front() {
+                if best.is_none_or(|(b, _)| seq < b)
+                    && self.placements[m as usize]
+                        .stage_gpus(0)
+                        .iter()
+                        .all(|&h| self.busy[h as usize] == 0)
+                {
+                    best = Some((seq, m));
+                }
+            }
+        }
+        if let Some((_, m)) = best {
+            self.dispatch(m, actions);
+        }
+    }
+
+    fn dispatch(&mut self, m: u32, actions: &mut Vec<Action>) {
+        let mi = m as usize;
+        let b = self.batches.alloc();
+        let batch = self.batches.get_mut(b);
+        batch.model = m;
+        batch.requests.clear();
+        let ms = &mut self.models[mi];
+        let n = ms.queue.len().min(self.max_batch[mi] as usize);
+        batch
+            .requests
+            .extend(ms.queue.drain(..n).map(|(_, req)| req));
+        self.tick += 1;
+        ms.last_use = self.tick;
+        ms.served += n as u64;
+        let mut cold = self.system == System::Streaming;
+        if self.system != System::Streaming {
+            for st in ms.stages.iter_mut() {
+                st.pending += 1;
+                cold |= !st.resident || !st.loading.is_empty();
+            }
+        }
+        batch.cold = cold;
+        self.reach_or_defer(b, 0, actions);
+        if !matches!(self.system, System::Streaming | System::Resident) {
+            for s in 1..self.placements[mi].pp {
+                if !self.models[mi].stages[s as usize].resident
+                    && self.allocate(m, s, false, actions)
+                {
+                    self.issue_load(m, s, actions);
+                }
+            }
+        }
+    }
+
+    fn reach_or_defer(&mut self, b: BatchId, s: u32, actions: &mut Vec<Action>) {
+        if !self.reach(b, s, actions) {
+            let m = self.batches.get(b).model as usize;
+            for &g in self.placements[m].stage_gpus(s) {
+                self.busy[g as usize] += 1;
+            }
+            self.deferred.push((b, s));
+        }
+    }
+
+    fn retry_deferred(&mut self, actions: &mut Vec<Action>) {
+        let mut i = 0;
+        while i < self.deferred.len() {
+            let (b, s) = self.deferred[i];
+            let m = self.batches.get(b).model as usize;
+            for &g in self.placements[m].stage_gpus(s) {
+                self.busy[g as usize] -= 1;
+            }
+            if self.reach(b, s, actions) {
+                self.deferred.remove(i);
+            } else {
+                for &g in self.placements[m].stage_gpus(s) {
+                    self.busy[g as usize] += 1;
+                }
+                i += 1;
+            }
+        }
+    }
+
+    /// The batch reaches stage `s`: issue its compute (and the loads it
+    /// needs). False when memory for the stage cannot be had yet.
+    fn reach(&mut self, b: BatchId, s: u32, actions: &mut Vec<Action>) -> bool {
+        let m = self.batches.get(b).model;
+        let (mi, si) = (m as usize, s as usize);
+        let tp = self.placements[mi].tp as usize;
+        let task_id = if self.system == System::Streaming {
+            let bytes = self.placements[mi].shard_bytes[si];
+            self.scratch.clear();
+            for r in 0..tp {
+                let g = self.placements[mi].gpus[si * tp + r] as usize;
+                match self.pools[g].alloc(bytes) {
+                    Some(o) => self.scratch.push(o),
+                    None => {
+                        for (r2, &o) in self.scratch.iter().enumerate() {
+                            let g2 = self.placements[mi].gpus[si * tp + r2] as usize;
+                            self.pools[g2].free(o, bytes);
+                        }
+                        return false;
+                    }
+                }
+            }
+            let t = self.tasks.alloc();
+            let task = self.tasks.get_mut(t);
+            task.waits.clear();
+            task.weights_offsets.clear();
+            task.weights_offsets.extend_from_slice(&self.scratch);
+            task.streamed = true;
+            let p = &self.placements[mi];
+            for (gi, range) in p.groups[si].iter().enumerate() {
+                let (goff, gbytes) = p.group_bytes[si][gi];
+                for r in 0..tp {
+                    let id = self.copies.alloc();
+                    *self.copies.get_mut(id) = CopyMeta {
+                        model: m,
+                        stage: s,
+                        streamed: true,
+                    };
+                    let g = p.gpus[si * tp + r];
+                    actions.push(Action::Copy(CopyOp {
+                        id,
+                        model: m,
+                        stage: s,
+                        gpu: g,
+                        shard: r as u32,
+                        layers: range.clone(),
+                        bytes: gbytes,
+                        shard_offset: goff,
+                        pool_offset: self.scratch[r] + goff,
+                        source: Source::Pinned,
+                        streamed: true,
+                    }));
+                    task.waits.push((range.clone(), id));
+                    self.stats[mi].bytes += gbytes;
+                }
+            }
+            for r in 0..tp {
+                self.temp_bytes[p.gpus[si * tp + r] as usize] += bytes;
+            }
+            self.stats[mi].loads += 1;
+            t
+        } else {
+            if !self.models[mi].stages[si].resident {
+                if !self.allocate(m, s, true, actions) {
+                    return false;
+                }
+                self.issue_load(m, s, actions);
+                self.batches.get_mut(b).cold = true;
+            }
+            let st = &mut self.models[mi].stages[si];
+            st.pending -= 1;
+            st.in_use += 1;
+            let t = self.tasks.alloc();
+            let task = self.tasks.get_mut(t);
+            task.waits.clear();
+            task.waits.extend(st.loading.iter().cloned());
+            task.weights_offsets.clear();
+            task.weights_offsets.extend_from_slice(&st.regions);
+            task.streamed = false;
+            t
+        };
+        let p = &self.placements[mi];
+        let task = self.tasks.get_mut(task_id);
+        task.batch = b;
+        task.model = m;
+        task.stage = s;
+        task.layers = p.stages[si].clone();
+        task.gpus.clear();
+        task.gpus.extend_from_slice(p.stage_gpus(s));
+        task.input_from = if s > 0 {
+            Some(p.stage_gpus(s - 1)[0])
+        } else {
+            None
+        };
+        task.batch_size = self.batches.get(b).requests.len() as u32;
+        for &g in p.stage_gpus(s) {
+            self.busy[g as usize] += 1;
+        }
+        actions.push(Action::Compute(task_id));
+        true
+    }
+
+    /// Copies every group of stage `s` of model `m` into its regions.
+    fn issue_load(&mut self, m: u32, s: u32, actions: &mut Vec<Action>) {
+        let (mi, si) = (m as usize, s as usize);
+        let source = if self.system == System::StopAndStart {
+            Source::Pageable
+        } else {
+            Source::Pinned
+        };
+        let p = &self.placements[mi];
+        let tp = p.tp as usize;
+        let st = &mut self.models[mi].stages[si];
+        for (gi, range) in p.groups[si].iter().enumerate() {
+            let (goff, gbytes) = p.group_bytes[si][gi];
+            for r in 0..tp {
+                let id = self.copies.alloc();
+                *self.copies.get_mut(id) = CopyMeta {
+                    model: m,
+                    stage: s,
+                    streamed: false,
+                };
+                actions.push(Action::Copy(CopyOp {
+                    id,
+                    model: m,
+                    stage: s,
+                    gpu: p.gpus[si * tp + r],
+                    shard: r as u32,
+                    layers: range.clone(),
+                    bytes: gbytes,
+                    shard_offset: goff,
+                    pool_offset: st.regions[r] + goff,
+                    source,
+                    streamed: false,
+                }));
+                st.loading.push((range.clone(), id));
+                self.stats[mi].bytes += gbytes;
+            }
+        }
+        self.stats[mi].loads += 1;
+    }
+
+    /// Reserves a region for stage `s` of `m` on each of its GPUs, evicting
+    /// idle stages by policy. Stages other batches still need are victims
+    /// only if `allow_pending`. False (nothing reserved) if memory is held by
+    /// work in flight.
+    fn allocate(&mut self, m: u32, s: u32, allow_pending: bool, actions: &mut Vec<Action>) -> bool {
+        let (mi, si) = (m as usize, s as usize);
+        let tp = self.placements[mi].tp as usize;
+        let bytes = self.placements[mi].shard_bytes[si];
+        self.scratch.clear();
+        for r in 0..tp {
+            let g = self.placements[mi].gpus[si * tp + r];
+            loop {
+                if let Some(o) = self.pools[g as usize].alloc(bytes) {
+                    self.scratch.push(o);
+                    break;
+                }
+                match self.victim(g, m, allow_pending) {
+                    Some((vm, vs)) => self.evict(vm, vs, actions),
+                    None => {
+                        for (r2, &o) in self.scratch.iter().enumerate() {
+                            let g2 = self.placements[mi].gpus[si * tp + r2];
+                            self.pools[g2 as usize].free(o, bytes);
+                        }
+                        return false;
+                    }
+                }
+            }
+        }
+        let st = &mut self.models[mi].stages[si];
+        st.regions.clear();
+        st.regions.extend_from_slice(&self.scratch);
+        st.resident = true;
+        true
+    }
+
+    /// The stage on GPU `g` to evict (not of model `exclude`), by policy.
+    fn victim(&self, g: u32, exclude: u32, allow_pending: bool) -> Option<(u32, u32)> {
+        if self.system == System::Resident {
+            return None;
+        }
+        let mut best: Option<((u64, u64, u64), (u32, u32))> = None;
+        for &(m, s) in &self.gpu_stages[g as usize] {
+            if m == exclude {
+                continue;
+            }
+            let ms = &self.models[m as usize];
+            let st = &ms.stages[s as usize];
+            if !st.resident || !st.loading.is_empty() || st.in_use > 0 {
+                continue;
+            }
+            if st.pending > 0 && !allow_pending {
+                continue;
+            }
+            let tier = (st.pending > 0) as u64;
+            let key = match self.eviction {
+                Eviction::Lru => (tier, ms.last_use, 0),
+                Eviction::Lfu => (tier, ms.served, ms.last_use),
+                Eviction::Belady => (tier, u64::MAX - self.next_use(m), 0),
+            };
+            if best.is_none_or(|(k, _)| key < k) {
+                best = Some((key, (m, s)));
+            }
+        }
+        best.map(|(_, v)| v)
+    }
+
+    /// Belady: schedule position of the next request `m` will serve.
+    fn next_use(&self, m: u32) -> u64 {
+        let ms = &self.models[m as usize];
+        if let Some(&(seq, _)) = ms.queue.front() {
+            return seq;
+        }
+        self.future[m as usize]
+            .get(ms.arrived as usize)
+            .map_or(u64::MAX, |&p| p as u64)
+    }
+
+    fn evict(&mut self, m: u32, s: u32, actions: &mut Vec<Action>) {
+        let (mi, si) = (m as usize, s as usize);
+        let p = &self.placements[mi];
+        let tp = p.tp as usize;
+        let bytes = p.shard_bytes[si];
+        let st = &mut self.models[mi].stages[si];
+        for r in 0..tp {
+            let g = p.gpus[si * tp + r];
+            self.pools[g as usize].free(st.regions[r], bytes);
+            actions.push(Action::Evict(EvictOp {
+                model: m,
+                stage: s,
+                gpu: g,
+                pool_offset: st.regions[r],
+                bytes,
+            }));
+        }
+        st.regions.clear();
+        st.resident = false;
+    }
+}
+
+mod access;

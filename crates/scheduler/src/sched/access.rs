@@ -1,0 +1,100 @@
+//! Read access for executors, and invariant checks for tests.
+
+use super::Scheduler;
+use crate::memory::Pool;
+use crate::{Batch, BatchId, LoadStats, Placement, Task, TaskId};
+use switchyard_core::workload::{Eviction, System};
+
+impl Scheduler {
+    /// The compute task `id` (valid from its `Compute` action until its `ComputeDone` is fed).
+    pub fn task(&self, id: TaskId) -> &Task {
+        self.tasks.get(id)
+    }
+
+    /// The batch `id` (valid from its formation until the `on_event` call after its `Finish`).
+    pub fn batch(&self, id: BatchId) -> &Batch {
+        self.batches.get(id)
+    }
+
+    /// Placement of model `m`.
+    pub fn placement(&self, m: u32) -> &Placement {
+        &self.placements[m as usize]
+    }
+
+    /// Placements of every model, in workload order.
+    pub fn placements(&self) -> &[Placement] {
+        &self.placements
+    }
+
+    /// Number of GPUs.
+    pub fn gpus(&self) -> u32 {
+        self.pools.len() as u32
+    }
+
+    /// The weight pool of GPU `g`.
+    pub fn pool(&self, g: u32) -> &Pool {
+        &self.pools[g as usize]
+    }
+
+    /// The serving system.
+    pub fn system(&self) -> System {
+        self.system
+    }
+
+    /// The eviction policy.
+    pub fn eviction(&self) -> Eviction {
+        self.eviction
+    }
+
+    /// Loads so far, per model.
+    pub fn load_stats(&self) -> &[LoadStats] {
+        &self.stats
+    }
+
+    /// Requests queued or batches in flight (false once everything fed has finished).
+    pub fn busy(&self) -> bool {
+        self.tasks.live() > 0
+            || !self.deferred.is_empty()
+            || self.models.iter().any(|m| !m.queue.is_empty())
+    }
+
+    /// Checks memory accounting: every pool consistent, regions of resident
+    /// stages inside their pool and disjoint, and a pool's used bytes equal to
+    /// the stages and scratch regions it holds.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut regions: Vec<Vec<(u64, u64)>> = vec![Vec::new(); self.pools.len()];
+        for (m, ms) in self.models.iter().enumerate() {
+            let p = &self.placements[m];
+            for (s, st) in ms.stages.iter().enumerate() {
+                if !st.resident {
+                    continue;
+                }
+                for (r, &g) in p.stage_gpus(s as u32).iter().enumerate() {
+                    regions[g as usize].push((st.regions[r], p.shard_bytes[s]));
+                }
+            }
+        }
+        for (g, pool) in self.pools.iter().enumerate() {
+            pool.check().map_err(|e| format!("GPU {g}: {e}"))?;
+            let list = &mut regions[g];
+            list.sort_unstable();
+            let mut end = 0;
+            let mut total = self.temp_bytes[g];
+            for &(o, l) in list.iter() {
+                if o < end {
+                    return Err(format!("GPU {g}: regions overlap at offset {o}"));
+                }
+                end = o + l;
+                total += l;
+            }
+            if end > pool.capacity() || total != pool.used() || pool.used() > pool.capacity() {
+                return Err(format!(
+                    "GPU {g}: {total} bytes held, pool says {} used of {}",
+                    pool.used(),
+                    pool.capacity()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
