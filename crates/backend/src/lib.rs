@@ -10,3 +10,5 @@ pub mod host_store;
 pub mod kernels;
 pub mod model;
 pub mod check;
+pub mod exec;
+pub mod pool;

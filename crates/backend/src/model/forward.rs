@@ -86,10 +86,18 @@ pub fn workspace_bytes(layout: &ModelLayout, batch: usize) -> u64 {
     }
 }
 
-/// (input block, output chunk, end) of the GEMM-equivalent workspace.
+/// (input block, output chunk, end) of the GEMM-equivalent workspace; a
+/// scratch region of one output chunk follows (see [`scratch`]).
 fn generic_ws(base: DevPtr) -> (DevPtr, DevPtr, u64) {
     let inp = base;
     let out = inp + (GEN_M * 1024 * 2) as u64;
+    (inp, out, out + 2 * (GEN_CHUNK * GEN_M * 2) as u64)
+}
+
+/// Input block, output chunk and scratch chunk (`GEN_CHUNK * GEN_M` fp16
+/// each) of the GEMM-equivalent workspace at `ws`.
+pub fn gen_regions(ws: DevPtr) -> (DevPtr, DevPtr, DevPtr) {
+    let (inp, out, _) = generic_ws(ws);
     (inp, out, out + (GEN_CHUNK * GEN_M * 2) as u64)
 }
 
