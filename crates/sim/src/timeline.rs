@@ -1,0 +1,113 @@
+//! `timeline.json`: what each GPU's compute stream and copy link did, in the
+//! Chrome trace-event format (open it in <https://ui.perfetto.dev>).
+
+use std::io::Write;
+use std::path::Path;
+use switchyard_core::output::write_atomic_with;
+use switchyard_core::Error;
+
+/// Which stream of a GPU a span ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// The compute stream.
+    Compute,
+    /// The copy stream (the GPU's host link).
+    Copy,
+}
+
+/// One interval of work on one GPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    /// The GPU.
+    pub gpu: u32,
+    /// Its stream.
+    pub track: Track,
+    /// Model index.
+    pub model: u32,
+    /// Pipeline stage.
+    pub stage: u32,
+    /// Layers (absolute indices).
+    pub layers: (u32, u32),
+    /// Start, seconds.
+    pub start_s: f64,
+    /// End, seconds.
+    pub end_s: f64,
+    /// Compute: requests in the batch; copy: 0.
+    pub batch_size: u32,
+    /// Copy: bytes moved; compute: 0.
+    pub bytes: u64,
+    /// Streamed (uncached) weights.
+    pub streamed: bool,
+}
+
+/// Spans recorded during a run, capped in number.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    /// Number of GPUs (one trace process each).
+    pub gpus: u32,
+    /// Model names, indexed by `Span::model`.
+    pub models: Vec<String>,
+    /// Spans in issue order.
+    pub spans: Vec<Span>,
+    /// Spans left out once the cap was reached.
+    pub dropped: u64,
+}
+
+/// Writes `timeline` to `path` (atomically) as Chrome trace-event JSON:
+/// process `g` is GPU `g`, thread 0 its compute stream, thread 1 its link.
+pub fn write_timeline(path: &Path, timeline: &Timeline) -> Result<(), Error> {
+    write_atomic_with(path, |w| write_trace(w, timeline))
+}
+
+fn write_trace(w: &mut dyn Write, t: &Timeline) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{{\"displayTimeUnit\":\"ms\",\"otherData\":{{\"dropped_spans\":{}}},\"traceEvents\":[",
+        t.dropped
+    )?;
+    let mut first = true;
+    let mut sep = |w: &mut dyn Write| -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",\n")?;
+        }
+        first = false;
+        Ok(())
+    };
+    for g in 0..t.gpus {
+        sep(w)?;
+        write!(w, "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{g},\"args\":{{\"name\":\"GPU {g}\"}}}}")?;
+        sep(w)?;
+        write!(w, "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{g},\"tid\":0,\"args\":{{\"name\":\"compute\"}}}}")?;
+        sep(w)?;
+        write!(w, "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{g},\"tid\":1,\"args\":{{\"name\":\"host link (copies)\"}}}}")?;
+    }
+    for s in &t.spans {
+        sep(w)?;
+        let model = t
+            .models
+            .get(s.model as usize)
+            .map(String::as_str)
+            .unwrap_or("?");
+        let model = json_escape(model);
+        let (ts, dur) = (s.start_s * 1e6, (s.end_s - s.start_s) * 1e6);
+        match s.track {
+            Track::Compute => write!(
+                w,
+                "{{\"name\":\"{model} s{} x{}\",\"cat\":\"compute\",\"ph\":\"X\",\"pid\":{},\"tid\":0,\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"layers\":\"{}..{}\",\"batch\":{},\"streamed\":{}}}}}",
+                s.stage, s.batch_size, s.gpu, s.layers.0, s.layers.1, s.batch_size, s.streamed
+            )?,
+            Track::Copy => write!(
+                w,
+                "{{\"name\":\"load {model} s{} L{}..{}\",\"cat\":\"copy\",\"ph\":\"X\",\"pid\":{},\"tid\":1,\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"bytes\":{},\"streamed\":{}}}}}",
+                s.stage, s.layers.0, s.layers.1, s.gpu, s.bytes, s.streamed
+            )?,
+        }
+    }
+    writeln!(w, "\n]}}")
+}
+
+fn json_escape(s: &str) -> String {
+    serde_json::to_string(s)
+        .map(|q| q[1..q.len() - 1].to_string())
+        .unwrap_or_default()
+}
