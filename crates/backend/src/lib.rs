@@ -12,3 +12,4 @@ pub mod model;
 pub mod check;
 pub mod exec;
 pub mod pool;
+pub mod replay;

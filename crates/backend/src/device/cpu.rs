@@ -123,6 +123,10 @@ impl Device for CpuDevice {
         self.gpus
     }
 
+    fn total_memory(&self, _gpu: usize) -> Option<u64> {
+        None
+    }
+
     fn free_memory(&self, _gpu: usize) -> Result<u64> {
         Ok(u64::MAX / 4)
     }

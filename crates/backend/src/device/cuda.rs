@@ -155,6 +155,10 @@ impl Device for CudaDevice {
         self.gpus.len()
     }
 
+    fn total_memory(&self, gpu: usize) -> Option<u64> {
+        self.gpus.get(gpu)?.ctx.total_mem().ok().map(|b| b as u64)
+    }
+
     fn free_memory(&self, gpu: usize) -> Result<u64> {
         let g = &self.gpus[gpu];
         g.ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;

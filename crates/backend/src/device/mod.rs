@@ -204,6 +204,8 @@ pub trait Device {
     fn describe(&self) -> String;
     /// Number of GPUs.
     fn gpus(&self) -> usize;
+    /// Total device memory of `gpu`, bytes (`None` for emulated GPUs).
+    fn total_memory(&self, gpu: usize) -> Option<u64>;
     /// Device memory free on `gpu` before the arena, bytes.
     fn free_memory(&self, gpu: usize) -> anyhow::Result<u64>;
     /// Allocates each GPU's arena once: `arena_bytes` of device memory.
