@@ -1,0 +1,123 @@
+//! Cases with a known answer: M/D/1 queueing, and swaps on a round-robin
+//! schedule where every request finds its model swapped out.
+
+use std::path::Path;
+use switchyard_core::cost::ComputeTable;
+use switchyard_core::workload::{Grouping, PolicySpec, System};
+use switchyard_core::{arrivals, Workload};
+use switchyard_sim::{simulate_policy, RequestRecord, SimOptions};
+
+fn quiet() -> SimOptions {
+    SimOptions {
+        progress: false,
+        timeline: false,
+        ..SimOptions::default()
+    }
+}
+
+fn workload(text: &str) -> Workload {
+    Workload::parse(Path::new("test.yaml"), text).unwrap()
+}
+
+#[test]
+fn resident_poisson_batch_one_matches_md1_mean() {
+    // Service time D = 10 layers x 1 ms; rate 50/s gives rho = 0.5.
+    let w = workload(
+        "name: md1\nseed: 11\nduration_s: 4000\n\
+         cluster: { hardware: h200-pcie5, gpus: 1 }\n\
+         models:\n  - { name: m, layers: 10, layer_mb: 10, layer_ms: 1.0, max_batch: 1 }\n\
+         arrivals: { process: poisson, rate: 50 }\n\
+         policy: { system: resident }\n",
+    );
+    let schedule = arrivals::generate(&w).unwrap();
+    assert!(
+        schedule.requests.len() >= 195_000,
+        "{}",
+        schedule.requests.len()
+    );
+    let r = simulate_policy(
+        &w,
+        &schedule,
+        w.policy,
+        &quiet(),
+        &mut switchyard_sim::NullSink,
+    )
+    .unwrap();
+    let (lambda, d) = (50.0, 0.010);
+    let rho: f64 = lambda * d;
+    let expected = d + lambda * d * d / (2.0 * (1.0 - rho));
+    let err = (r.summary.mean_s - expected).abs() / expected;
+    eprintln!(
+        "M/D/1: {} requests, mean {} vs {expected}",
+        r.summary.requests, r.summary.mean_s
+    );
+    assert!(
+        err < 0.02,
+        "mean {} vs M/D/1 {expected} ({:.2}% off)",
+        r.summary.mean_s,
+        err * 100.0
+    );
+    assert_eq!(r.loads, 0);
+}
+
+/// Four models of 20 x 100 MB on one GPU with 2 GiB for weights: one fits at
+/// a time; requests every 0.5 s in turn, so each finds its model swapped out
+/// and the GPU idle.
+fn round_robin(system: System) -> (Workload, Vec<RequestRecord>) {
+    let w = workload(
+        "name: rr\nseed: 5\nduration_s: 40\n\
+         cluster: { hardware: h200-pcie5, gpus: 1, gpu_memory_gib: 6 }\n\
+         models:\n  - { name: m, copies: 4, layers: 20, layer_mb: 100, layer_ms: 1.0 }\n\
+         arrivals: { process: round_robin, rate: 2 }\n\
+         policy: { system: stop-and-start }\n",
+    );
+    let schedule = arrivals::generate(&w).unwrap();
+    let policy = PolicySpec {
+        system,
+        grouping: Grouping::Optimal,
+        ..w.policy
+    };
+    let mut recs = Vec::new();
+    simulate_policy(&w, &schedule, policy, &quiet(), &mut recs).unwrap();
+    assert_eq!(recs.len(), schedule.requests.len());
+    (w, recs)
+}
+
+#[test]
+fn stop_and_start_latency_is_load_plus_compute_exactly() {
+    let (w, recs) = round_robin(System::StopAndStart);
+    let hw = &w.cluster.hardware;
+    let m = &w.models[0];
+    let load = hw.pageable.time(m.shape.total_bytes());
+    let compute = ComputeTable::new(hw, &m.shape, 1, 1).time(0..20, 1);
+    for r in &recs {
+        assert!(r.cold);
+        assert!(
+            (r.latency_s - (load + compute)).abs() < 1e-9,
+            "request {}: {} vs load {load} + compute {compute}",
+            r.id,
+            r.latency_s
+        );
+    }
+}
+
+#[test]
+fn pipeswitch_beats_stop_and_start_and_respects_the_bound() {
+    let (w, slow) = round_robin(System::StopAndStart);
+    let (_, fast) = round_robin(System::Pipeswitch);
+    let hw = &w.cluster.hardware;
+    let m = &w.models[0];
+    let load = hw.pinned.time(m.shape.total_bytes());
+    let compute = ComputeTable::new(hw, &m.shape, 1, 1).time(0..20, 1);
+    for (a, b) in fast.iter().zip(&slow) {
+        assert_eq!(a.id, b.id);
+        assert!(a.latency_s < b.latency_s);
+        assert!(
+            a.latency_s >= load.max(compute) - 1e-9,
+            "pipeswitch {} below max(load {load}, compute {compute})",
+            a.latency_s
+        );
+    }
+    // Pipelining hides most of the compute behind the copy.
+    assert!(fast[0].latency_s < load + compute);
+}
