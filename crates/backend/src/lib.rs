@@ -13,3 +13,4 @@ pub mod check;
 pub mod exec;
 pub mod pool;
 pub mod replay;
+pub mod calibrate;

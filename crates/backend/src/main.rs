@@ -1,1 +1,157 @@
-fn main() {}
+//! `replay`: serves a schedule on real GPUs (or the CPU device) in real time,
+//! driven by the simulator's scheduler; `replay calibrate` measures a device
+//! into a hardware profile; `replay selftest` checks the forward pass.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use switchyard_backend::calibrate::{calibrate, CalibrateOptions};
+use switchyard_backend::host_store::WeightSource;
+use switchyard_backend::{check, device, replay};
+use switchyard_core::{Error, Schedule, Workload, EXIT_BAD_INPUT};
+
+/// Replay a request schedule on a device, driven by the simulator's scheduler.
+#[derive(Debug, Parser)]
+#[command(name = "replay", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Workload YAML file (cluster, models, policy).
+    #[arg(long, short = 'w')]
+    workload: Option<PathBuf>,
+    /// Schedule CSV (`id,arrival_s,model`), e.g. written by `sim`.
+    #[arg(long)]
+    schedule: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, short = 'o', default_value = "out")]
+    out: PathBuf,
+    /// Device: `cuda` or `cpu`.
+    #[arg(long, default_value = "cuda")]
+    device: String,
+    /// Override `cluster.hardware` (preset name or profile YAML).
+    #[arg(long)]
+    hardware: Option<String>,
+    /// Folder of `<model>.safetensors` / `<arch>.safetensors` weights
+    /// (models without a file get seeded random weights).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Seed of random weights (default: the workload's seed).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Measure links and per-layer compute; write a hardware profile YAML.
+    Calibrate {
+        /// Device: `cuda` or `cpu`.
+        #[arg(long, default_value = "cuda")]
+        device: String,
+        /// Profile file to write.
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+        /// Architectures to time per layer, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "opt-1.3b,bert-base,gpt2")]
+        arch: Vec<String>,
+        /// Batch sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
+        batches: Vec<u32>,
+        /// Profile supplying what is not measured.
+        #[arg(long, default_value = "h200-pcie5")]
+        base: String,
+        /// Name of the new profile (default: the file stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Repetitions per measurement.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
+    /// Check the forward pass against the f32 host reference.
+    Selftest {
+        /// Device: `cuda` or `cpu`.
+        #[arg(long, default_value = "cuda")]
+        device: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            match e.downcast_ref::<Error>() {
+                Some(err) => err.exit_code(),
+                None if e.downcast_ref::<switchyard_core::InputError>().is_some() => EXIT_BAD_INPUT,
+                None => 1,
+            }
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Some(Cmd::Calibrate { device, out, arch, batches, base, name, reps }) => {
+            let mut dev = device::open(&device, 1)?;
+            let name = name.unwrap_or_else(|| out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "calibrated".into()));
+            let opts = CalibrateOptions { archs: arch, batches, base, name, reps: reps.max(1) };
+            let (profile, report) = calibrate(dev.as_mut(), &opts)?;
+            eprint!("{report}");
+            let mut text = format!("# Written by `replay calibrate` on {}.\n", dev.describe());
+            for line in report.lines() {
+                text += &format!("# {line}\n");
+            }
+            text += &profile.to_yaml();
+            switchyard_core::output::write_atomic(&out, text.as_bytes())?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Some(Cmd::Selftest { device }) => {
+            let mut dev = device::open(&device, 1)?;
+            let mut worst = 0f64;
+            for (arch, dims, seq) in check::tiny_models() {
+                let seed = check::fresh_seed();
+                let err = check::forward_check(dev.as_mut(), &arch, dims, seq, &[1, 2, 3, 77], seed)?;
+                println!("{} {arch}: relative error {err:.2e} vs f32 reference (seed {seed})", dev.kind());
+                worst = worst.max(err);
+            }
+            anyhow::ensure!(worst < 1e-2, "forward pass differs from the reference (relative error {worst:.2e})");
+            Ok(())
+        }
+        None => {
+            let a = cli.run;
+            let (Some(wpath), Some(spath)) = (&a.workload, &a.schedule) else {
+                return Err(switchyard_core::InputError::new("<flags>", None, "--workload/--schedule", "both are required (or use a subcommand: calibrate, selftest)").into());
+            };
+            let w = Workload::load_with_hardware(wpath, a.hardware.as_deref())?;
+            replay::check_supported(&w)?;
+            let schedule = Schedule::read_csv(spath, &w.model_names())?;
+            let seed = a.seed.unwrap_or(w.seed);
+            let weights = match &a.weights {
+                Some(dir) => WeightSource::Safetensors { dir: dir.clone(), seed },
+                None => WeightSource::Random { seed },
+            };
+            let dev = device::open(&a.device, w.cluster.gpus as usize)?;
+            let ex = replay::build_executor(dev, &w, &weights)?;
+            let r = replay::replay(ex, &w, &schedule, &a.out)?;
+            eprintln!(
+                "{}: {} requests on {}; p50 {:.2} ms, p99 {:.2} ms; late dispatches: {} (max {:.2} ms); wrote {}",
+                w.name,
+                r.summary.requests,
+                r.device,
+                r.summary.p50_s * 1e3,
+                r.summary.p99_s * 1e3,
+                r.late_dispatches,
+                r.max_dispatch_delay_s * 1e3,
+                a.out.display()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! `replay calibrate`: measures a device and writes a hardware profile in the
+//! YAML format `core::hardware` reads.
+//!
+//! - Links: host-to-device copies of a sweep of sizes, pinned and pageable
+//!   (and peer copies when there are two GPUs), each size timed several
+//!   times (median); `alpha` and `beta` are the least-squares fit of
+//!   `time = alpha + bytes / beta`.
+//! - Compute: the fp16 GEMM rate (8192^3 through cuBLAS), and per-layer
+//!   compute times of each architecture asked for at each batch size
+//!   (median of several passes, CUDA events around every layer), written to
+//!   the profile's `calibrated` map.
+//!
+//! Fields not measured (HBM bandwidth, launch overhead, reserved memory,
+//! synthetic slope, and peer link on one GPU) come from a base profile.
+
+use crate::device::{Device, Gemm, StreamKind};
+use crate::model::{forward, ModelLayout};
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use switchyard_core::hardware::{CalibratedTimes, HardwareProfile, LinkCost};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct CalibrateOptions {
+    /// Architectures whose per-layer times are measured.
+    pub archs: Vec<String>,
+    /// Batch sizes measured.
+    pub batches: Vec<u32>,
+    /// Base profile (preset or file) for the fields not measured.
+    pub base: String,
+    /// Name of the new profile.
+    pub name: String,
+    /// Repetitions per measurement.
+    pub reps: usize,
+}
+
+/// One fitted link with its samples.
+#[derive(Debug, Clone)]
+pub struct LinkFit {
+    /// The fit.
+    pub cost: LinkCost,
+    /// `(bytes, median seconds)` samples.
+    pub samples: Vec<(u64, f64)>,
+}
+
+/// Least-squares fit of `t = alpha + bytes / beta` (alpha clamped at 0).
+pub fn fit(samples: &[(u64, f64)]) -> LinkCost {
+    let n = samples.len() as f64;
+    let (sx, sy) = samples.iter().fold((0.0, 0.0), |a, (b, t)| (a.0 + *b as f64, a.1 + t));
+    let (mx, my) = (sx / n, sy / n);
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (b, t) in samples {
+        let dx = *b as f64 - mx;
+        sxy += dx * (t - my);
+        sxx += dx * dx;
+    }
+    let slope = if sxx > 0.0 { sxy / sxx } else { my / mx.max(1.0) };
+    LinkCost { alpha_s: (my - slope * mx).max(0.0), beta_bytes_per_s: 1.0 / slope.max(1e-15) }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Copy sizes of the sweep: 256 KiB to `max` by factors of 4.
+pub fn sweep_sizes(max: u64) -> Vec<u64> {
+    let mut v = Vec::new();
+    let mut s = 256u64 << 10;
+    while s <= max {
+        v.push(s);
+        s *= 4;
+    }
+    v
+}
+
+/// Times host-to-device copies of each size (copy-stream events for pinned
+/// memory; host clock around a synchronized copy for pageable memory).
+pub fn measure_h2d(dev: &mut dyn Device, pinned: bool, sizes: &[u64], reps: usize) -> Result<LinkFit> {
+    let max = *sizes.iter().max().unwrap_or(&1);
+    let mut host = dev.alloc_host(max, pinned)?;
+    for (i, b) in host.as_mut_slice().iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31);
+    }
+    let mut samples = Vec::new();
+    for &s in sizes {
+        let mut times = Vec::new();
+        for r in 0..reps + 1 {
+            let t = if pinned {
+                let a = dev.record(0, StreamKind::Copy)?;
+                dev.copy_h2d(0, &host, 0, 0, s)?;
+                let b = dev.record(0, StreamKind::Copy)?;
+                dev.synchronize(b)?;
+                let t = dev.elapsed_s(a, b)?;
+                dev.release(a);
+                dev.release(b);
+                t
+            } else {
+                let t0 = Instant::now();
+                dev.copy_h2d(0, &host, 0, 0, s)?;
+                let b = dev.record(0, StreamKind::Copy)?;
+                dev.synchronize(b)?;
+                dev.release(b);
+                t0.elapsed().as_secs_f64()
+            };
+            if r > 0 {
+                times.push(t);
+            }
+        }
+        samples.push((s, median(times)));
+    }
+    Ok(LinkFit { cost: fit(&samples), samples })
+}
+
+/// Times peer copies from GPU 1 to GPU 0.
+pub fn measure_peer(dev: &mut dyn Device, sizes: &[u64], reps: usize, src_at: u64) -> Result<LinkFit> {
+    let mut samples = Vec::new();
+    for &s in sizes {
+        let mut times = Vec::new();
+        for r in 0..reps + 1 {
+            let a = dev.record(0, StreamKind::Compute)?;
+            dev.copy_peer(0, 0, 1, src_at, s)?;
+            let b = dev.record(0, StreamKind::Compute)?;
+            dev.synchronize(b)?;
+            if r > 0 {
+                times.push(dev.elapsed_s(a, b)?);
+            }
+            dev.release(a);
+            dev.release(b);
+        }
+        samples.push((s, median(times)));
+    }
+    Ok(LinkFit { cost: fit(&samples), samples })
+}
+
+/// fp16 GEMM rate of an `n^3` product at arena offset 0, FLOP/s.
+pub fn gemm_rate(dev: &mut dyn Device, n: usize, reps: usize) -> Result<f64> {
+    let el = (n * n) as u64 * 2;
+    for i in 0..3u64 {
+        dev.fill_random(0, i * el, n * n, 11 + i, 0.05)?;
+    }
+    let g = Gemm::plain(false, false, n, n, n, 0, n, el, n, 2 * el, n);
+    dev.gemm(0, &g)?;
+    let a = dev.record(0, StreamKind::Compute)?;
+    for _ in 0..reps {
+        dev.gemm(0, &g)?;
+    }
+    let b = dev.record(0, StreamKind::Compute)?;
+    dev.synchronize(b)?;
+    let s = dev.elapsed_s(a, b)?;
+    dev.release(a);
+    dev.release(b);
+    Ok(g.flops() * reps as f64 / s.max(1e-12))
+}
+
+/// Per-layer seconds of `layout` at each batch size (weights at `at`,
+/// workspace at `ws`): median over `reps` passes of event-timed layers.
+pub fn layer_times(dev: &mut dyn Device, layout: &ModelLayout, at: u64, ws: u64, batches: &[u32], reps: usize, gemm_rate: f64) -> Result<Vec<Vec<f64>>> {
+    let n = layout.layers();
+    let offsets = layout.layer_offsets.clone();
+    let addr = move |l: usize| Some(at + offsets[l]);
+    let mut rows = Vec::new();
+    for &b in batches {
+        let requests: Vec<u64> = (0..b as u64).collect();
+        let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); n];
+        for r in 0..reps + 1 {
+            let mut evs = vec![dev.record(0, StreamKind::Compute)?];
+            for l in 0..n {
+                forward::run(dev, &forward::Run {
+                    gpu: 0,
+                    layout,
+                    layers: l..l + 1,
+                    addr: &addr,
+                    requests: &requests,
+                    ws,
+                    waits: &[],
+                    out: None,
+                    gemm_rate,
+                    synthetic_slope: 0.1,
+                })
+                .map(|e| dev.release(e))?;
+                evs.push(dev.record(0, StreamKind::Compute)?);
+            }
+            dev.synchronize(*evs.last().unwrap())?;
+            for l in 0..n {
+                let t = dev.elapsed_s(evs[l], evs[l + 1])?;
+                if r > 0 {
+                    per_layer[l].push(t);
+                }
+            }
+            for e in evs {
+                dev.release(e);
+            }
+        }
+        rows.push(per_layer.into_iter().map(median).collect());
+    }
+    Ok(rows)
+}
+
+/// Measures `dev` and returns the profile (plus a report of the samples).
+pub fn calibrate(dev: &mut dyn Device, opts: &CalibrateOptions) -> Result<(HardwareProfile, String)> {
+    let mut profile = HardwareProfile::resolve(&opts.base, None)?;
+    profile.name = opts.name.clone();
+    if let Some(t) = dev.total_memory(0) {
+        profile.gpu_memory_bytes = t;
+        if profile.reserved_bytes >= t {
+            profile.reserved_bytes = t / 10;
+        }
+    }
+    let mut layouts = Vec::new();
+    for a in &opts.archs {
+        let Some(shape) = switchyard_core::arch::builtin(a) else {
+            bail!("unknown architecture `{a}`; expected one of: {}", switchyard_core::arch::NAMES.join(", "));
+        };
+        layouts.push(ModelLayout::new(&shape)?);
+    }
+    let cuda = dev.kind() == "cuda";
+    let max_copy: u64 = if cuda { 1 << 30 } else { 16 << 20 };
+    let weights: u64 = layouts.iter().map(|l| l.total_bytes().div_ceil(256) * 256).sum();
+    let max_b = *opts.batches.iter().max().unwrap_or(&1) as usize;
+    let ws = layouts.iter().map(|l| forward::workspace_bytes(l, max_b)).max().unwrap_or(0);
+    let gemm_n = if cuda { 8192 } else { 128 };
+    let region = weights.max(max_copy).max(3 * (gemm_n * gemm_n * 2) as u64);
+    dev.init_arena(region + ws + (64 << 20))?;
+    let mut report = String::new();
+    let sizes = sweep_sizes(max_copy);
+    let pinned = measure_h2d(dev, true, &sizes, opts.reps)?;
+    let pageable = measure_h2d(dev, false, &sizes, opts.reps.min(3))?;
+    for (name, f) in [("pinned", &pinned), ("pageable", &pageable)] {
+        report += &format!("{name}: alpha {:.2} us, beta {:.2} GB/s;", f.cost.alpha_s * 1e6, f.cost.beta_bytes_per_s / 1e9);
+        for (b, t) in &f.samples {
+            report += &format!(" {}KiB:{:.2}GB/s", b >> 10, *b as f64 / t / 1e9);
+        }
+        report += "\n";
+    }
+    profile.pinned = pinned.cost;
+    profile.pageable = pageable.cost;
+    if dev.gpus() > 1 {
+        let peer = measure_peer(dev, &sizes, opts.reps, 0)?;
+        report += &format!("peer: alpha {:.2} us, beta {:.2} GB/s\n", peer.cost.alpha_s * 1e6, peer.cost.beta_bytes_per_s / 1e9);
+        profile.peer = peer.cost;
+    }
+    let rate = gemm_rate(dev, gemm_n, if cuda { 20 } else { 2 })?;
+    report += &format!("fp16 gemm {gemm_n}^3: {:.1} TFLOP/s\n", rate / 1e12);
+    if cuda {
+        profile.compute.flops_per_s = rate;
+    }
+    // Weights of every architecture, back to back, then the workspace.
+    let mut at = 0u64;
+    let mut calibrated = BTreeMap::new();
+    let ws_base = region.div_ceil(256) * 256;
+    forward::init_workspace(dev, 0, ws_base)?;
+    for (a, layout) in opts.archs.iter().zip(&layouts) {
+        let mut host = dev.alloc_host(layout.total_bytes(), true)?;
+        crate::model::weights::fill_random(layout, 7, host.as_mut_slice());
+        dev.copy_h2d(0, &host, 0, at, layout.total_bytes())?;
+        let e = dev.record(0, StreamKind::Copy)?;
+        dev.synchronize(e)?;
+        dev.release(e);
+        let rows = layer_times(dev, layout, at, ws_base, &opts.batches, opts.reps, rate)?;
+        for (b, row) in opts.batches.iter().zip(&rows) {
+            report += &format!("{a} batch {b}: {:.3} ms over {} layers\n", row.iter().sum::<f64>() * 1e3, row.len());
+        }
+        calibrated.insert(a.clone(), CalibratedTimes { batch_sizes: opts.batches.clone(), layer_s: rows });
+        at += layout.total_bytes().div_ceil(256) * 256;
+    }
+    profile.calibrated = calibrated;
+    Ok((profile, report))
+}
