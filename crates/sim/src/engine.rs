@@ -8,7 +8,6 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::records::RequestRecord;
-use switchyard_core::stats::Summary;
 use switchyard_core::workload::{Eviction, Grouping, PolicySpec};
 use switchyard_core::{Error, Schedule, Workload};
 use switchyard_scheduler::{Action, Event, Scheduler, Source};
@@ -314,17 +313,18 @@ pub fn simulate_policy(
         .enumerate()
         .map(|(m, spec)| ModelResult {
             model: spec.name.clone(),
-            summary: Summary::of(&lat.per_model[m], lat.within_slo[m]),
+            summary: lat.model(m),
             loads: stats[m].loads,
             bytes_loaded: stats[m].bytes,
         })
         .collect();
+    let overall = lat.overall();
     Ok(SimResult {
         workload: workload.name.clone(),
         system: policy.system.name().to_string(),
         eviction: eviction_name(policy.eviction).to_string(),
         grouping: grouping_name(policy.grouping).to_string(),
-        summary: lat.overall(),
+        summary: overall,
         loads: stats.iter().map(|s| s.loads).sum(),
         bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
         events,

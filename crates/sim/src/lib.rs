@@ -4,7 +4,8 @@
 //!
 //! - [`simulate`] / [`simulate_policy`]: run one serving system on a schedule,
 //!   streaming one [`RequestRecord`] per request into a [`RecordSink`]
-//!   (e.g. [`switchyard_core::records::RecordWriter`] for `requests.csv`).
+//!   ([`RecordFile`] writes `requests.csv`: the bytes of
+//!   [`switchyard_core::records::RecordWriter`], several times faster).
 //! - [`write_summary`]: `summary.json`; [`write_comparison`]: several systems
 //!   in one file; [`write_timeline`]: `timeline.json` (Chrome trace events,
 //!   opens in Perfetto; one process per GPU with a compute track and a copy
@@ -24,11 +25,13 @@
 //! waits for its copies. Per-layer compute times come from
 //! [`switchyard_core::cost::ComputeTable`] at the batch's size.
 
+mod csv_out;
 mod engine;
 mod sink;
 mod summary;
 mod timeline;
 
+pub use csv_out::RecordFile;
 pub use engine::{simulate, simulate_policy, SimOptions};
 pub use sink::{NullSink, RecordSink};
 pub use summary::{write_comparison, write_summary, ModelResult, SimResult};

@@ -79,8 +79,61 @@ impl Latencies {
         }
     }
 
-    pub(crate) fn overall(&self) -> Summary {
-        let all: Vec<f64> = self.per_model.iter().flatten().copied().collect();
-        Summary::of(&all, self.within_slo.iter().sum())
+    /// Summary of model `m` (sorts its latencies in place; same values as `Summary::of`).
+    pub(crate) fn model(&mut self, m: usize) -> Summary {
+        let v = &mut self.per_model[m];
+        v.sort_by(f64::total_cmp);
+        sorted_summary(v, self.within_slo[m])
+    }
+
+    /// Summary over every model; consumes the latencies (call after [`Latencies::model`]).
+    pub(crate) fn overall(&mut self) -> Summary {
+        let n = self.per_model.iter().map(Vec::len).sum();
+        let mut all = Vec::with_capacity(n);
+        for v in &mut self.per_model {
+            all.append(v);
+            v.shrink_to_fit();
+        }
+        all.sort_by(f64::total_cmp);
+        sorted_summary(&all, self.within_slo.iter().sum())
+    }
+}
+
+/// `Summary::of` for latencies already in ascending order (no copy).
+fn sorted_summary(sorted: &[f64], within_slo: u64) -> Summary {
+    use switchyard_core::stats::quantile;
+    let n = sorted.len();
+    Summary {
+        requests: n as u64,
+        mean_s: if n == 0 {
+            f64::NAN
+        } else {
+            sorted.iter().sum::<f64>() / n as f64
+        },
+        p50_s: quantile(sorted, 0.50),
+        p90_s: quantile(sorted, 0.90),
+        p99_s: quantile(sorted, 0.99),
+        max_s: sorted.last().copied().unwrap_or(f64::NAN),
+        slo_attainment: if n == 0 {
+            f64::NAN
+        } else {
+            within_slo as f64 / n as f64
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_match_core_summary() {
+        let mut l = Latencies::new(2);
+        l.per_model[0] = vec![0.3, 0.1, 0.2];
+        l.per_model[1] = vec![0.05, 0.7];
+        l.within_slo = vec![2, 1];
+        assert_eq!(l.model(0), Summary::of(&[0.3, 0.1, 0.2], 2));
+        assert_eq!(l.model(1), Summary::of(&[0.05, 0.7], 1));
+        assert_eq!(l.overall(), Summary::of(&[0.3, 0.1, 0.2, 0.05, 0.7], 3));
     }
 }
