@@ -18,6 +18,7 @@ use switchyard_core::workload::Grouping;
 ///
 /// `bytes[i]` is what layer `i` copies, `compute[i]` its compute time; `link`
 /// is the copy link. Groups are contiguous, non-empty and cover every layer.
+#[allow(clippy::single_range_in_vec_init)]
 pub fn groups(
     policy: Grouping,
     bytes: &[u64],
@@ -34,6 +35,7 @@ pub fn groups(
 
 /// The grouping that minimises [`finish_time`] (exact dynamic program; ties
 /// go to fewer, larger groups).
+#[allow(clippy::single_range_in_vec_init)]
 pub fn optimal(bytes: &[u64], compute: &[f64], link: &LinkCost) -> Vec<Range<usize>> {
     let n = bytes.len();
     if n == 0 {

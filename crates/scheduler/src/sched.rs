@@ -36,6 +36,9 @@ struct ModelState {
     arrived: u64,
 }
 
+/// Eviction order: (needed by a formed batch, policy key, tie-break); smallest goes first.
+type VictimKey = (u64, u64, u64);
+
 #[derive(Debug, Default, Clone, Copy)]
 struct CopyMeta {
     model: u32,
@@ -518,104 +521,7 @@ impl Scheduler {
         }
         self.stats[mi].loads += 1;
     }
-
-    /// Reserves a region for stage `s` of `m` on each of its GPUs, evicting
-    /// idle stages by policy. Stages other batches still need are victims
-    /// only if `allow_pending`. False (nothing reserved) if memory is held by
-    /// work in flight.
-    fn allocate(&mut self, m: u32, s: u32, allow_pending: bool, actions: &mut Vec<Action>) -> bool {
-        let (mi, si) = (m as usize, s as usize);
-        let tp = self.placements[mi].tp as usize;
-        let bytes = self.placements[mi].shard_bytes[si];
-        self.scratch.clear();
-        for r in 0..tp {
-            let g = self.placements[mi].gpus[si * tp + r];
-            loop {
-                if let Some(o) = self.pools[g as usize].alloc(bytes) {
-                    self.scratch.push(o);
-                    break;
-                }
-                match self.victim(g, m, allow_pending) {
-                    Some((vm, vs)) => self.evict(vm, vs, actions),
-                    None => {
-                        for (r2, &o) in self.scratch.iter().enumerate() {
-                            let g2 = self.placements[mi].gpus[si * tp + r2];
-                            self.pools[g2 as usize].free(o, bytes);
-                        }
-                        return false;
-                    }
-                }
-            }
-        }
-        let st = &mut self.models[mi].stages[si];
-        st.regions.clear();
-        st.regions.extend_from_slice(&self.scratch);
-        st.resident = true;
-        true
-    }
-
-    /// The stage on GPU `g` to evict (not of model `exclude`), by policy.
-    fn victim(&self, g: u32, exclude: u32, allow_pending: bool) -> Option<(u32, u32)> {
-        if self.system == System::Resident {
-            return None;
-        }
-        let mut best: Option<((u64, u64, u64), (u32, u32))> = None;
-        for &(m, s) in &self.gpu_stages[g as usize] {
-            if m == exclude {
-                continue;
-            }
-            let ms = &self.models[m as usize];
-            let st = &ms.stages[s as usize];
-            if !st.resident || !st.loading.is_empty() || st.in_use > 0 {
-                continue;
-            }
-            if st.pending > 0 && !allow_pending {
-                continue;
-            }
-            let tier = (st.pending > 0) as u64;
-            let key = match self.eviction {
-                Eviction::Lru => (tier, ms.last_use, 0),
-                Eviction::Lfu => (tier, ms.served, ms.last_use),
-                Eviction::Belady => (tier, u64::MAX - self.next_use(m), 0),
-            };
-            if best.is_none_or(|(k, _)| key < k) {
-                best = Some((key, (m, s)));
-            }
-        }
-        best.map(|(_, v)| v)
-    }
-
-    /// Belady: schedule position of the next request `m` will serve.
-    fn next_use(&self, m: u32) -> u64 {
-        let ms = &self.models[m as usize];
-        if let Some(&(seq, _)) = ms.queue.front() {
-            return seq;
-        }
-        self.future[m as usize]
-            .get(ms.arrived as usize)
-            .map_or(u64::MAX, |&p| p as u64)
-    }
-
-    fn evict(&mut self, m: u32, s: u32, actions: &mut Vec<Action>) {
-        let (mi, si) = (m as usize, s as usize);
-        let p = &self.placements[mi];
-        let tp = p.tp as usize;
-        let bytes = p.shard_bytes[si];
-        let st = &mut self.models[mi].stages[si];
-        for r in 0..tp {
-            let g = p.gpus[si * tp + r];
-            self.pools[g as usize].free(st.regions[r], bytes);
-            actions.push(Action::Evict(EvictOp {
-                model: m,
-                stage: s,
-                gpu: g,
-                pool_offset: st.regions[r],
-                bytes,
-            }));
-        }
-        st.regions.clear();
-        st.resident = false;
-    }
 }
 
 mod access;
+mod evict;
