@@ -119,3 +119,21 @@ fn same_seed_gives_byte_identical_outputs() {
         std::fs::read(c.join("requests.csv")).unwrap()
     );
 }
+
+#[test]
+fn timeline_is_capped() {
+    let w = Workload::load(&experiments().join("worst_case.yaml")).unwrap();
+    let schedule = arrivals::generate(&w).unwrap();
+    let opts = SimOptions {
+        timeline_max_events: 10,
+        ..quiet()
+    };
+    let r = switchyard_sim::simulate(&w, &schedule, &opts, &mut switchyard_sim::NullSink).unwrap();
+    assert_eq!(r.timeline.spans.len(), 10);
+    assert!(r.timeline.dropped > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("timeline.json");
+    write_timeline(&p, &r.timeline).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    assert_eq!(v["otherData"]["dropped_spans"], r.timeline.dropped);
+}
