@@ -44,19 +44,35 @@ pub struct LinkFit {
     pub samples: Vec<(u64, f64)>,
 }
 
-/// Least-squares fit of `t = alpha + bytes / beta` (alpha clamped at 0).
+/// Least-squares fit of `t = alpha + bytes / beta` in relative error
+/// (each sample weighted by `1 / t^2`), so the small copies fix `alpha` and
+/// the large ones `beta`; alpha is clamped at 0.
 pub fn fit(samples: &[(u64, f64)]) -> LinkCost {
-    let n = samples.len() as f64;
-    let (sx, sy) = samples.iter().fold((0.0, 0.0), |a, (b, t)| (a.0 + *b as f64, a.1 + t));
-    let (mx, my) = (sx / n, sy / n);
-    let (mut sxy, mut sxx) = (0.0, 0.0);
+    // Weighted normal equations for t = a + s * x.
+    let (mut sw, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for (b, t) in samples {
-        let dx = *b as f64 - mx;
-        sxy += dx * (t - my);
-        sxx += dx * dx;
+        let (x, w) = (*b as f64, 1.0 / (t * t).max(1e-30));
+        sw += w;
+        sx += w * x;
+        sy += w * t;
+        sxx += w * x * x;
+        sxy += w * x * t;
     }
-    let slope = if sxx > 0.0 { sxy / sxx } else { my / mx.max(1.0) };
-    LinkCost { alpha_s: (my - slope * mx).max(0.0), beta_bytes_per_s: 1.0 / slope.max(1e-15) }
+    let det = sw * sxx - sx * sx;
+    let (mut a, mut slope) = if det.abs() > 0.0 {
+        ((sxx * sy - sx * sxy) / det, (sw * sxy - sx * sy) / det)
+    } else {
+        (0.0, sy / sx.max(1.0))
+    };
+    if a < 0.0 {
+        // Refit through the origin.
+        a = 0.0;
+        slope = sxy / sxx.max(1e-300);
+    }
+    LinkCost {
+        alpha_s: a,
+        beta_bytes_per_s: 1.0 / slope.max(1e-15),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -77,7 +93,12 @@ pub fn sweep_sizes(max: u64) -> Vec<u64> {
 
 /// Times host-to-device copies of each size (copy-stream events for pinned
 /// memory; host clock around a synchronized copy for pageable memory).
-pub fn measure_h2d(dev: &mut dyn Device, pinned: bool, sizes: &[u64], reps: usize) -> Result<LinkFit> {
+pub fn measure_h2d(
+    dev: &mut dyn Device,
+    pinned: bool,
+    sizes: &[u64],
+    reps: usize,
+) -> Result<LinkFit> {
     let max = *sizes.iter().max().unwrap_or(&1);
     let mut host = dev.alloc_host(max, pinned)?;
     for (i, b) in host.as_mut_slice().iter_mut().enumerate() {
@@ -110,11 +131,19 @@ pub fn measure_h2d(dev: &mut dyn Device, pinned: bool, sizes: &[u64], reps: usiz
         }
         samples.push((s, median(times)));
     }
-    Ok(LinkFit { cost: fit(&samples), samples })
+    Ok(LinkFit {
+        cost: fit(&samples),
+        samples,
+    })
 }
 
 /// Times peer copies from GPU 1 to GPU 0.
-pub fn measure_peer(dev: &mut dyn Device, sizes: &[u64], reps: usize, src_at: u64) -> Result<LinkFit> {
+pub fn measure_peer(
+    dev: &mut dyn Device,
+    sizes: &[u64],
+    reps: usize,
+    src_at: u64,
+) -> Result<LinkFit> {
     let mut samples = Vec::new();
     for &s in sizes {
         let mut times = Vec::new();
@@ -131,7 +160,10 @@ pub fn measure_peer(dev: &mut dyn Device, sizes: &[u64], reps: usize, src_at: u6
         }
         samples.push((s, median(times)));
     }
-    Ok(LinkFit { cost: fit(&samples), samples })
+    Ok(LinkFit {
+        cost: fit(&samples),
+        samples,
+    })
 }
 
 /// fp16 GEMM rate of an `n^3` product at arena offset 0, FLOP/s.
@@ -156,7 +188,15 @@ pub fn gemm_rate(dev: &mut dyn Device, n: usize, reps: usize) -> Result<f64> {
 
 /// Per-layer seconds of `layout` at each batch size (weights at `at`,
 /// workspace at `ws`): median over `reps` passes of event-timed layers.
-pub fn layer_times(dev: &mut dyn Device, layout: &ModelLayout, at: u64, ws: u64, batches: &[u32], reps: usize, gemm_rate: f64) -> Result<Vec<Vec<f64>>> {
+pub fn layer_times(
+    dev: &mut dyn Device,
+    layout: &ModelLayout,
+    at: u64,
+    ws: u64,
+    batches: &[u32],
+    reps: usize,
+    gemm_rate: f64,
+) -> Result<Vec<Vec<f64>>> {
     let n = layout.layers();
     let offsets = layout.layer_offsets.clone();
     let addr = move |l: usize| Some(at + offsets[l]);
@@ -167,18 +207,21 @@ pub fn layer_times(dev: &mut dyn Device, layout: &ModelLayout, at: u64, ws: u64,
         for r in 0..reps + 1 {
             let mut evs = vec![dev.record(0, StreamKind::Compute)?];
             for l in 0..n {
-                forward::run(dev, &forward::Run {
-                    gpu: 0,
-                    layout,
-                    layers: l..l + 1,
-                    addr: &addr,
-                    requests: &requests,
-                    ws,
-                    waits: &[],
-                    out: None,
-                    gemm_rate,
-                    synthetic_slope: 0.1,
-                })
+                forward::run(
+                    dev,
+                    &forward::Run {
+                        gpu: 0,
+                        layout,
+                        layers: l..l + 1,
+                        addr: &addr,
+                        requests: &requests,
+                        ws,
+                        waits: &[],
+                        out: None,
+                        gemm_rate,
+                        synthetic_slope: 0.1,
+                    },
+                )
                 .map(|e| dev.release(e))?;
                 evs.push(dev.record(0, StreamKind::Compute)?);
             }
@@ -199,7 +242,10 @@ pub fn layer_times(dev: &mut dyn Device, layout: &ModelLayout, at: u64, ws: u64,
 }
 
 /// Measures `dev` and returns the profile (plus a report of the samples).
-pub fn calibrate(dev: &mut dyn Device, opts: &CalibrateOptions) -> Result<(HardwareProfile, String)> {
+pub fn calibrate(
+    dev: &mut dyn Device,
+    opts: &CalibrateOptions,
+) -> Result<(HardwareProfile, String)> {
     let mut profile = HardwareProfile::resolve(&opts.base, None)?;
     profile.name = opts.name.clone();
     if let Some(t) = dev.total_memory(0) {
@@ -211,15 +257,25 @@ pub fn calibrate(dev: &mut dyn Device, opts: &CalibrateOptions) -> Result<(Hardw
     let mut layouts = Vec::new();
     for a in &opts.archs {
         let Some(shape) = switchyard_core::arch::builtin(a) else {
-            bail!("unknown architecture `{a}`; expected one of: {}", switchyard_core::arch::NAMES.join(", "));
+            bail!(
+                "unknown architecture `{a}`; expected one of: {}",
+                switchyard_core::arch::NAMES.join(", ")
+            );
         };
         layouts.push(ModelLayout::new(&shape)?);
     }
     let cuda = dev.kind() == "cuda";
     let max_copy: u64 = if cuda { 1 << 30 } else { 16 << 20 };
-    let weights: u64 = layouts.iter().map(|l| l.total_bytes().div_ceil(256) * 256).sum();
+    let weights: u64 = layouts
+        .iter()
+        .map(|l| l.total_bytes().div_ceil(256) * 256)
+        .sum();
     let max_b = *opts.batches.iter().max().unwrap_or(&1) as usize;
-    let ws = layouts.iter().map(|l| forward::workspace_bytes(l, max_b)).max().unwrap_or(0);
+    let ws = layouts
+        .iter()
+        .map(|l| forward::workspace_bytes(l, max_b))
+        .max()
+        .unwrap_or(0);
     let gemm_n = if cuda { 8192 } else { 128 };
     let region = weights.max(max_copy).max(3 * (gemm_n * gemm_n * 2) as u64);
     dev.init_arena(region + ws + (64 << 20))?;
@@ -228,7 +284,11 @@ pub fn calibrate(dev: &mut dyn Device, opts: &CalibrateOptions) -> Result<(Hardw
     let pinned = measure_h2d(dev, true, &sizes, opts.reps)?;
     let pageable = measure_h2d(dev, false, &sizes, opts.reps.min(3))?;
     for (name, f) in [("pinned", &pinned), ("pageable", &pageable)] {
-        report += &format!("{name}: alpha {:.2} us, beta {:.2} GB/s;", f.cost.alpha_s * 1e6, f.cost.beta_bytes_per_s / 1e9);
+        report += &format!(
+            "{name}: alpha {:.2} us, beta {:.2} GB/s;",
+            f.cost.alpha_s * 1e6,
+            f.cost.beta_bytes_per_s / 1e9
+        );
         for (b, t) in &f.samples {
             report += &format!(" {}KiB:{:.2}GB/s", b >> 10, *b as f64 / t / 1e9);
         }
@@ -238,7 +298,11 @@ pub fn calibrate(dev: &mut dyn Device, opts: &CalibrateOptions) -> Result<(Hardw
     profile.pageable = pageable.cost;
     if dev.gpus() > 1 {
         let peer = measure_peer(dev, &sizes, opts.reps, 0)?;
-        report += &format!("peer: alpha {:.2} us, beta {:.2} GB/s\n", peer.cost.alpha_s * 1e6, peer.cost.beta_bytes_per_s / 1e9);
+        report += &format!(
+            "peer: alpha {:.2} us, beta {:.2} GB/s\n",
+            peer.cost.alpha_s * 1e6,
+            peer.cost.beta_bytes_per_s / 1e9
+        );
         profile.peer = peer.cost;
     }
     let rate = gemm_rate(dev, gemm_n, if cuda { 20 } else { 2 })?;
@@ -260,11 +324,62 @@ pub fn calibrate(dev: &mut dyn Device, opts: &CalibrateOptions) -> Result<(Hardw
         dev.release(e);
         let rows = layer_times(dev, layout, at, ws_base, &opts.batches, opts.reps, rate)?;
         for (b, row) in opts.batches.iter().zip(&rows) {
-            report += &format!("{a} batch {b}: {:.3} ms over {} layers\n", row.iter().sum::<f64>() * 1e3, row.len());
+            report += &format!(
+                "{a} batch {b}: {:.3} ms over {} layers\n",
+                row.iter().sum::<f64>() * 1e3,
+                row.len()
+            );
         }
-        calibrated.insert(a.clone(), CalibratedTimes { batch_sizes: opts.batches.clone(), layer_s: rows });
+        calibrated.insert(
+            a.clone(),
+            CalibratedTimes {
+                batch_sizes: opts.batches.clone(),
+                layer_s: rows,
+            },
+        );
         at += layout.total_bytes().div_ceil(256) * 256;
     }
     profile.calibrated = calibrated;
     Ok((profile, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_recovers_alpha_and_beta() {
+        let (alpha, beta) = (3e-6, 50e9);
+        let samples: Vec<(u64, f64)> = sweep_sizes(1 << 30)
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                (
+                    b,
+                    (alpha + b as f64 / beta) * if i % 2 == 0 { 1.01 } else { 0.99 },
+                )
+            })
+            .collect();
+        let f = fit(&samples);
+        assert!((f.alpha_s - alpha).abs() < 0.5e-6, "{f:?}");
+        assert!((f.beta_bytes_per_s / beta - 1.0).abs() < 0.02, "{f:?}");
+    }
+
+    #[test]
+    fn cpu_calibration_writes_a_readable_profile() {
+        let mut dev = crate::device::cpu::CpuDevice::new(1);
+        let opts = CalibrateOptions {
+            archs: vec![],
+            batches: vec![1],
+            base: "h200-pcie5".into(),
+            name: "cpu-test".into(),
+            reps: 1,
+        };
+        let (p, report) = calibrate(&mut dev, &opts).unwrap();
+        assert!(report.contains("pinned"));
+        let q =
+            switchyard_core::hardware::parse(std::path::Path::new("x.yaml"), &p.to_yaml()).unwrap();
+        assert_eq!(q.name, "cpu-test");
+        assert!(q.pinned.beta_bytes_per_s > 0.0);
+    }
 }

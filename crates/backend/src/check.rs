@@ -93,11 +93,20 @@ pub fn forward_check(
         .into_iter()
         .flatten()
         .collect();
-    anyhow::ensure!(got.len() == want.len(), "output length {} vs {}", got.len(), want.len());
+    anyhow::ensure!(
+        got.len() == want.len(),
+        "output length {} vs {}",
+        got.len(),
+        want.len()
+    );
     if got.iter().any(|v| !v.is_finite()) {
         return Ok(f64::INFINITY);
     }
-    let num: f64 = got.iter().zip(&want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+    let num: f64 = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum();
     let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
     Ok((num / den).sqrt())
 }

@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 /// Bytes of one pageable copy chunk.
 pub const PAGEABLE_CHUNK: u64 = 32 << 20;
+/// Computes issued to one GPU's stream and not yet seen done. More wait in
+/// the executor's queue: a compute stalled on its copies holds hundreds of
+/// launches, and a full launch queue would block the host (and dispatch).
+pub const MAX_ISSUED_COMPUTES: usize = 2;
 const OUT_SLOTS: usize = 128;
 
 /// A host-to-device copy of a model's layers into the pool.
@@ -139,7 +143,9 @@ impl Executor {
             .zip(max_batch)
             .map(|(l, &b)| forward::workspace_bytes(l, b))
             .chain([forward::workspace_bytes(
-                &ModelLayout::new(&switchyard_core::model::ModelShape::synthetic("w", 1, 2, 0.0))?,
+                &ModelLayout::new(&switchyard_core::model::ModelShape::synthetic(
+                    "w", 1, 2, 0.0,
+                ))?,
                 1,
             )])
             .max()
@@ -184,7 +190,11 @@ impl Executor {
     /// Achieved rate of the GEMM shape GEMM-equivalent layers use, FLOP/s.
     fn measure_gemm_rate(&mut self) -> Result<f64> {
         let ws = self.pool.ws_base;
-        let (m, n, k) = if self.dev.kind() == "cuda" { (forward::GEN_CHUNK, forward::GEN_M, 1024) } else { (256, 32, 1024) };
+        let (m, n, k) = if self.dev.kind() == "cuda" {
+            (forward::GEN_CHUNK, forward::GEN_M, 1024)
+        } else {
+            (256, 32, 1024)
+        };
         // Weights: the output chunk region filled as a random `[k, m]` matrix.
         let (inp, w, scratch) = forward::gen_regions(ws);
         self.dev.fill_random(0, w, m * k, 0xC0FFEE, 0.03)?;
@@ -219,9 +229,14 @@ impl Executor {
     /// Queues a copy; it is issued by [`Executor::pump`].
     pub fn copy(&mut self, op: CopyOp) -> Result<()> {
         let layout = &self.layouts[op.model];
-        self.pool.place(op.gpu, op.model, layout, op.layers.clone(), op.pool_offset)?;
+        self.pool
+            .place(op.gpu, op.model, layout, op.layers.clone(), op.pool_offset)?;
         if self.host.models[op.model].source(op.pinned).is_none() {
-            bail!("model {} has no {} host copy", op.model, if op.pinned { "pinned" } else { "pageable" });
+            bail!(
+                "model {} has no {} host copy",
+                op.model,
+                if op.pinned { "pinned" } else { "pageable" }
+            );
         }
         if self.copies.insert(op.key, CopyState::Queued).is_some() {
             bail!("copy {} issued twice", op.key);
@@ -234,7 +249,10 @@ impl Executor {
     pub fn compute(&mut self, op: ComputeOp) -> Result<()> {
         for (_, c) in &op.waits {
             if !self.copies.contains_key(c) {
-                bail!("compute {} waits for copy {c}, which was never issued", op.key);
+                bail!(
+                    "compute {} waits for copy {c}, which was never issued",
+                    op.key
+                );
             }
         }
         self.computeq[op.gpu].push_back(op);
@@ -254,10 +272,22 @@ impl Executor {
                 let op = &front.op;
                 let total = self.layouts[op.model].range_bytes(op.layers.clone());
                 let src_base = self.layouts[op.model].layer_offsets[op.layers.start];
-                let src = self.host.models[op.model].source(op.pinned).expect("checked at queue time");
-                let n = if op.pinned { total - front.done_bytes } else { (total - front.done_bytes).min(PAGEABLE_CHUNK) };
+                let src = self.host.models[op.model]
+                    .source(op.pinned)
+                    .expect("checked at queue time");
+                let n = if op.pinned {
+                    total - front.done_bytes
+                } else {
+                    (total - front.done_bytes).min(PAGEABLE_CHUNK)
+                };
                 if n > 0 {
-                    self.dev.copy_h2d(g, src, src_base + front.done_bytes, op.pool_offset + front.done_bytes, n)?;
+                    self.dev.copy_h2d(
+                        g,
+                        src,
+                        src_base + front.done_bytes,
+                        op.pool_offset + front.done_bytes,
+                        n,
+                    )?;
                 }
                 front.done_bytes += n;
                 if front.done_bytes < total {
@@ -272,7 +302,14 @@ impl Executor {
         }
         for g in 0..self.computeq.len() {
             while let Some(op) = self.computeq[g].front() {
-                if op.waits.iter().any(|(_, c)| matches!(self.copies.get(c), Some(CopyState::Queued))) {
+                if self.issued_computes[g].len() >= MAX_ISSUED_COMPUTES {
+                    break;
+                }
+                if op
+                    .waits
+                    .iter()
+                    .any(|(_, c)| matches!(self.copies.get(c), Some(CopyState::Queued)))
+                {
                     break;
                 }
                 let op = self.computeq[g].pop_front().unwrap();
@@ -316,7 +353,11 @@ impl Executor {
             },
         )?;
         let done = self.dev.record(g, StreamKind::Compute)?;
-        self.issued_computes[g].push_back(IssuedCompute { key: op.key, start, done });
+        self.issued_computes[g].push_back(IssuedCompute {
+            key: op.key,
+            start,
+            done,
+        });
         Ok(())
     }
 
@@ -329,7 +370,10 @@ impl Executor {
                 if !self.dev.query(e)? {
                     break;
                 }
-                out.push(Completion::Copy { key, at: Instant::now() });
+                out.push(Completion::Copy {
+                    key,
+                    at: Instant::now(),
+                });
                 self.copies.insert(key, CopyState::Done);
                 self.dev.release(e);
                 self.issued_copies[g].pop_front();
@@ -342,7 +386,11 @@ impl Executor {
                 let (ref_e, ref_t) = self.clock[g];
                 let since = self.dev.elapsed_s(ref_e, c.start)?;
                 let start = ref_t + Duration::from_secs_f64(since.max(0.0));
-                out.push(Completion::Compute { key: c.key, start: start.min(at), at });
+                out.push(Completion::Compute {
+                    key: c.key,
+                    start: start.min(at),
+                    at,
+                });
                 let c = self.issued_computes[g].pop_front().unwrap();
                 self.dev.release(c.start);
                 self.dev.release(c.done);

@@ -183,7 +183,11 @@ impl HostStore {
                     )
                 })
             };
-            let p = if pinned { Some(alloc(dev, true)?) } else { None };
+            let p = if pinned {
+                Some(alloc(dev, true)?)
+            } else {
+                None
+            };
             let q = if pageable {
                 Some(alloc(dev, false)?)
             } else {
@@ -217,11 +221,9 @@ impl HostStore {
                                 f,
                                 buf.as_mut_slice(),
                             )?,
-                            None => crate::model::weights::fill_random(
-                                layout,
-                                seed,
-                                buf.as_mut_slice(),
-                            ),
+                            None => {
+                                crate::model::weights::fill_random(layout, seed, buf.as_mut_slice())
+                            }
                         }
                         first = Some(buf);
                     }

@@ -5,12 +5,12 @@
 //! ordered by events), and `replay`, which serves a schedule in real time
 //! driven by the same scheduler as the simulator.
 
+pub mod calibrate;
+pub mod check;
 pub mod device;
+pub mod exec;
 pub mod host_store;
 pub mod kernels;
 pub mod model;
-pub mod check;
-pub mod exec;
 pub mod pool;
 pub mod replay;
-pub mod calibrate;

@@ -11,7 +11,12 @@ use switchyard_core::{Error, Schedule, Workload, EXIT_BAD_INPUT};
 
 /// Replay a request schedule on a device, driven by the simulator's scheduler.
 #[derive(Debug, Parser)]
-#[command(name = "replay", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "replay",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -97,10 +102,28 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Some(Cmd::Calibrate { device, out, arch, batches, base, name, reps }) => {
+        Some(Cmd::Calibrate {
+            device,
+            out,
+            arch,
+            batches,
+            base,
+            name,
+            reps,
+        }) => {
             let mut dev = device::open(&device, 1)?;
-            let name = name.unwrap_or_else(|| out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "calibrated".into()));
-            let opts = CalibrateOptions { archs: arch, batches, base, name, reps: reps.max(1) };
+            let name = name.unwrap_or_else(|| {
+                out.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "calibrated".into())
+            });
+            let opts = CalibrateOptions {
+                archs: arch,
+                batches,
+                base,
+                name,
+                reps: reps.max(1),
+            };
             let (profile, report) = calibrate(dev.as_mut(), &opts)?;
             eprint!("{report}");
             let mut text = format!("# Written by `replay calibrate` on {}.\n", dev.describe());
@@ -117,24 +140,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut worst = 0f64;
             for (arch, dims, seq) in check::tiny_models() {
                 let seed = check::fresh_seed();
-                let err = check::forward_check(dev.as_mut(), &arch, dims, seq, &[1, 2, 3, 77], seed)?;
-                println!("{} {arch}: relative error {err:.2e} vs f32 reference (seed {seed})", dev.kind());
+                let err =
+                    check::forward_check(dev.as_mut(), &arch, dims, seq, &[1, 2, 3, 77], seed)?;
+                println!(
+                    "{} {arch}: relative error {err:.2e} vs f32 reference (seed {seed})",
+                    dev.kind()
+                );
                 worst = worst.max(err);
             }
-            anyhow::ensure!(worst < 1e-2, "forward pass differs from the reference (relative error {worst:.2e})");
+            anyhow::ensure!(
+                worst < 1e-2,
+                "forward pass differs from the reference (relative error {worst:.2e})"
+            );
             Ok(())
         }
         None => {
             let a = cli.run;
             let (Some(wpath), Some(spath)) = (&a.workload, &a.schedule) else {
-                return Err(switchyard_core::InputError::new("<flags>", None, "--workload/--schedule", "both are required (or use a subcommand: calibrate, selftest)").into());
+                return Err(switchyard_core::InputError::new(
+                    "<flags>",
+                    None,
+                    "--workload/--schedule",
+                    "both are required (or use a subcommand: calibrate, selftest)",
+                )
+                .into());
             };
             let w = Workload::load_with_hardware(wpath, a.hardware.as_deref())?;
             replay::check_supported(&w)?;
             let schedule = Schedule::read_csv(spath, &w.model_names())?;
             let seed = a.seed.unwrap_or(w.seed);
             let weights = match &a.weights {
-                Some(dir) => WeightSource::Safetensors { dir: dir.clone(), seed },
+                Some(dir) => WeightSource::Safetensors {
+                    dir: dir.clone(),
+                    seed,
+                },
                 None => WeightSource::Random { seed },
             };
             let dev = device::open(&a.device, w.cluster.gpus as usize)?;

@@ -114,7 +114,10 @@ pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> 
                 &w.source,
                 None,
                 format!("models[{i}].parallel"),
-                format!("replay runs models with tp = pp = 1; `{}` has tp = {}, pp = {}", m.name, m.tp, m.pp),
+                format!(
+                    "replay runs models with tp = pp = 1; `{}` has tp = {}, pp = {}",
+                    m.name, m.tp, m.pp
+                ),
             ));
         }
         if m.max_batch as usize > crate::device::MAX_BATCH {
@@ -122,7 +125,10 @@ pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> 
                 &w.source,
                 None,
                 format!("models[{i}].max_batch"),
-                format!("replay batches at most {} requests", crate::device::MAX_BATCH),
+                format!(
+                    "replay batches at most {} requests",
+                    crate::device::MAX_BATCH
+                ),
             ));
         }
     }
@@ -130,17 +136,44 @@ pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> 
 }
 
 /// Builds the executor for a workload: layouts, host store and arenas.
-pub fn build_executor(dev: Box<dyn Device>, w: &Workload, weights: &WeightSource) -> Result<Executor> {
+pub fn build_executor(
+    dev: Box<dyn Device>,
+    w: &Workload,
+    weights: &WeightSource,
+) -> Result<Executor> {
     let mut dev = dev;
     if (w.cluster.gpus as usize) > dev.gpus() {
-        bail!("the workload asks for {} GPUs but the {} device has {}", w.cluster.gpus, dev.kind(), dev.gpus());
+        bail!(
+            "the workload asks for {} GPUs but the {} device has {}",
+            w.cluster.gpus,
+            dev.kind(),
+            dev.gpus()
+        );
     }
-    let layouts: Vec<ModelLayout> = w.models.iter().map(|m| ModelLayout::new(&m.shape)).collect::<Result<_>>()?;
+    let layouts: Vec<ModelLayout> = w
+        .models
+        .iter()
+        .map(|m| ModelLayout::new(&m.shape))
+        .collect::<Result<_>>()?;
     let pageable = w.policy.system == System::StopAndStart;
-    let host = HostStore::build(dev.as_mut(), &layouts, &w.model_names(), !pageable, pageable, weights)?;
+    let host = HostStore::build(
+        dev.as_mut(),
+        &layouts,
+        &w.model_names(),
+        !pageable,
+        pageable,
+        weights,
+    )?;
     let max_batch: Vec<usize> = w.models.iter().map(|m| m.max_batch as usize).collect();
     let hw = &w.cluster.hardware;
-    Executor::new(dev, host, layouts, &max_batch, hw.usable_bytes(), hw.compute.synthetic_batch_slope)
+    Executor::new(
+        dev,
+        host,
+        layouts,
+        &max_batch,
+        hw.usable_bytes(),
+        hw.compute.synthetic_batch_slope,
+    )
 }
 
 /// Runs every model once at batch sizes 1 and `max_batch` (weights copied to
@@ -152,12 +185,26 @@ pub fn warm_up(ex: &mut Executor, w: &Workload) -> Result<()> {
         for (m, spec) in w.models.iter().enumerate() {
             let n = ex.layouts[m].layers();
             key += 1;
-            ex.copy(CopyOp { key, gpu: g, model: m, layers: 0..n, pool_offset: 0, pinned })?;
+            ex.copy(CopyOp {
+                key,
+                gpu: g,
+                model: m,
+                layers: 0..n,
+                pool_offset: 0,
+                pinned,
+            })?;
             let copy = key;
             for b in [1, spec.max_batch as usize] {
                 key += 1;
                 let requests: Vec<u64> = (0..b as u64).collect();
-                ex.compute(ComputeOp { key, gpu: g, model: m, layers: 0..n, requests, waits: vec![(0..n, copy)] })?;
+                ex.compute(ComputeOp {
+                    key,
+                    gpu: g,
+                    model: m,
+                    layers: 0..n,
+                    requests,
+                    waits: vec![(0..n, copy)],
+                })?;
             }
             ex.drain()?;
             ex.evict(g, m, 0, ex.layouts[m].total_bytes());
@@ -211,12 +258,18 @@ impl Run<'_> {
                     let mut waits = Vec::new();
                     for (r, c) in &task.waits {
                         if *c != PRELOAD_COPY {
-                            let key = *self.copy_key.get(c).ok_or_else(|| anyhow::anyhow!("task {t} waits for unknown copy {c}"))?;
+                            let key = *self.copy_key.get(c).ok_or_else(|| {
+                                anyhow::anyhow!("task {t} waits for unknown copy {c}")
+                            })?;
                             waits.push((r.start as usize..r.end as usize, key));
                         }
                     }
                     let batch = self.sched.batch(task.batch);
-                    let requests = batch.requests.iter().map(|&i| self.schedule.requests[i as usize].id).collect();
+                    let requests = batch
+                        .requests
+                        .iter()
+                        .map(|&i| self.schedule.requests[i as usize].id)
+                        .collect();
                     self.next_key += 1;
                     self.task_of_key.insert(self.next_key, *t);
                     self.ex.compute(ComputeOp {
@@ -228,7 +281,10 @@ impl Run<'_> {
                         waits,
                     })?;
                 }
-                Action::Evict(e) => self.ex.evict(e.gpu as usize, e.model as usize, e.pool_offset, e.bytes),
+                Action::Evict(e) => {
+                    self.ex
+                        .evict(e.gpu as usize, e.model as usize, e.pool_offset, e.bytes)
+                }
                 Action::Finish(b) => {
                     let batch = self.sched.batch(*b);
                     let start = self.batch_start.remove(b).unwrap_or(done_at);
@@ -283,7 +339,12 @@ impl Run<'_> {
 
 /// Replays `schedule` on `ex` in real time; writes `requests.csv`,
 /// `summary.json` and `cdf.svg`/`cdf.png` into `out`.
-pub fn replay(mut ex: Executor, w: &Workload, schedule: &Schedule, out: &Path) -> Result<ReplayResult> {
+pub fn replay(
+    mut ex: Executor,
+    w: &Workload,
+    schedule: &Schedule,
+    out: &Path,
+) -> Result<ReplayResult> {
     let mut sched = Scheduler::new(w, schedule)?;
     warm_up(&mut ex, w)?;
     let mut actions = Vec::new();
@@ -330,7 +391,13 @@ pub fn replay(mut ex: Executor, w: &Workload, schedule: &Schedule, out: &Path) -
             late += (delay > LATE_S) as u64;
             max_delay = max_delay.max(delay);
             sum_delay += delay;
-            run.feed(Event::Arrived { request: next as u64, model: r.model }, due)?;
+            run.feed(
+                Event::Arrived {
+                    request: next as u64,
+                    model: r.model,
+                },
+                due,
+            )?;
             next += 1;
             run.ex.pump()?;
         }
@@ -358,31 +425,78 @@ pub fn replay(mut ex: Executor, w: &Workload, schedule: &Schedule, out: &Path) -
         writer.write(r)?;
     }
     writer.finish()?;
-    let result = summarize(&run, w, device, gemm_tflops, wall_s, late, max_delay, if n > 0 { sum_delay / n as f64 } else { 0.0 });
+    let result = summarize(
+        &run,
+        w,
+        device,
+        gemm_tflops,
+        wall_s,
+        late,
+        max_delay,
+        if n > 0 { sum_delay / n as f64 } else { 0.0 },
+    );
     let mut bytes = serde_json::to_vec_pretty(&result)?;
     bytes.push(b'\n');
     switchyard_core::output::write_atomic(&out.join("summary.json"), &bytes)?;
-    let mut lines: Vec<(String, Vec<f64>)> = vec![("all".into(), run.records.iter().map(|r| r.latency_s).collect())];
+    let mut lines: Vec<(String, Vec<f64>)> = vec![(
+        "all".into(),
+        run.records.iter().map(|r| r.latency_s).collect(),
+    )];
     if w.models.len() <= 8 {
         for m in &w.models {
-            lines.push((m.name.clone(), run.records.iter().filter(|r| r.model == m.name).map(|r| r.latency_s).collect()));
+            lines.push((
+                m.name.clone(),
+                run.records
+                    .iter()
+                    .filter(|r| r.model == m.name)
+                    .map(|r| r.latency_s)
+                    .collect(),
+            ));
         }
     }
-    switchyard_report::cdf_figure(&lines, &format!("replay: {} ({})", w.name, result.device), true, &out.join("cdf.svg"), &out.join("cdf.png"))?;
+    switchyard_report::cdf_figure(
+        &lines,
+        &format!("replay: {} ({})", w.name, result.device),
+        true,
+        &out.join("cdf.svg"),
+        &out.join("cdf.png"),
+    )?;
     Ok(result)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn summarize(run: &Run, w: &Workload, device: String, gemm_tflops: f64, wall_s: f64, late: u64, max_delay: f64, mean_delay: f64) -> ReplayResult {
+fn summarize(
+    run: &Run,
+    w: &Workload,
+    device: String,
+    gemm_tflops: f64,
+    wall_s: f64,
+    late: u64,
+    max_delay: f64,
+    mean_delay: f64,
+) -> ReplayResult {
     let stats = run.sched.load_stats();
     let mut models = Vec::new();
     let (mut all, mut within) = (Vec::new(), 0u64);
     for (i, m) in w.models.iter().enumerate() {
-        let lat: Vec<f64> = run.records.iter().filter(|r| r.model == m.name).map(|r| r.latency_s).collect();
-        let ok = lat.iter().filter(|l| m.slo_s.is_none_or(|s| **l <= s)).count() as u64;
+        let lat: Vec<f64> = run
+            .records
+            .iter()
+            .filter(|r| r.model == m.name)
+            .map(|r| r.latency_s)
+            .collect();
+        let ok = lat
+            .iter()
+            .filter(|l| m.slo_s.is_none_or(|s| **l <= s))
+            .count() as u64;
         within += ok;
         all.extend_from_slice(&lat);
-        models.push(ModelResult { model: m.name.clone(), summary: Summary::of(&lat, ok), loads: stats[i].loads, bytes_loaded: stats[i].bytes });
+        models.push(ModelResult {
+            model: m.name.clone(),
+            summary: Summary::of(&lat, ok),
+            loads: stats[i].loads,
+            bytes_loaded: stats[i].bytes,
+        });
     }
     ReplayResult {
         workload: w.name.clone(),

@@ -23,7 +23,10 @@ use switchyard_core::workload::{Grouping, ModelSpec, System};
 use switchyard_core::HardwareProfile;
 
 #[derive(Debug, Parser)]
-#[command(name = "swap-bench", about = "Swap-in bandwidth and PipeSwitch cold/warm latency")]
+#[command(
+    name = "swap-bench",
+    about = "Swap-in bandwidth and PipeSwitch cold/warm latency"
+)]
 struct Args {
     /// Device: `cuda` or `cpu`.
     #[arg(long, default_value = "cuda")]
@@ -55,19 +58,40 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Issues `copies` (ranges, pinned) and one compute waiting on them; returns
 /// request-to-result seconds (host clock: issue to the host seeing the output).
-fn cold_run(ex: &mut Executor, model: usize, groups: &[std::ops::Range<usize>], pinned: bool, batch: usize, key: &mut u64) -> Result<f64> {
+fn cold_run(
+    ex: &mut Executor,
+    model: usize,
+    groups: &[std::ops::Range<usize>],
+    pinned: bool,
+    batch: usize,
+    key: &mut u64,
+) -> Result<f64> {
     let n = ex.layouts[model].layers();
     let t0 = Instant::now();
     let mut waits = Vec::new();
     for g in groups {
         *key += 1;
         let off = ex.layouts[model].layer_offsets[g.start];
-        ex.copy(CopyOp { key: *key, gpu: 0, model, layers: g.clone(), pool_offset: off, pinned })?;
+        ex.copy(CopyOp {
+            key: *key,
+            gpu: 0,
+            model,
+            layers: g.clone(),
+            pool_offset: off,
+            pinned,
+        })?;
         waits.push((g.clone(), *key));
     }
     *key += 1;
     let ck = *key;
-    ex.compute(ComputeOp { key: ck, gpu: 0, model, layers: 0..n, requests: (0..batch as u64).collect(), waits })?;
+    ex.compute(ComputeOp {
+        key: ck,
+        gpu: 0,
+        model,
+        layers: 0..n,
+        requests: (0..batch as u64).collect(),
+        waits,
+    })?;
     let done = wait_for(ex, ck)?;
     Ok((done - t0).as_secs_f64())
 }
@@ -94,18 +118,36 @@ fn main() -> Result<()> {
     let mut dev = device::open(&a.device, 1)?;
     let cuda = dev.kind() == "cuda";
     let describe = dev.describe();
-    let mut md = format!("# swap-bench\n\ndevice: {describe}; profile for grouping: {}\n\n", hw.name);
+    let mut md = format!(
+        "# swap-bench\n\ndevice: {describe}; profile for grouping: {}\n\n",
+        hw.name
+    );
 
     // 1. Pinned limit and the big model's swap-in.
-    let big = ModelLayout::new(&switchyard_core::arch::builtin(&a.big).ok_or_else(|| anyhow::anyhow!("unknown arch {}", a.big))?)?;
+    let big = ModelLayout::new(
+        &switchyard_core::arch::builtin(&a.big)
+            .ok_or_else(|| anyhow::anyhow!("unknown arch {}", a.big))?,
+    )?;
     let big_bytes = big.total_bytes();
     dev.init_arena(big_bytes.div_ceil(256) * 256 + (64 << 20))?;
     let limit_size: u64 = if cuda { 1 << 30 } else { 16 << 20 };
     let limit = measure_h2d(dev.as_mut(), true, &[limit_size], a.reps)?;
     let limit_bw = limit_size as f64 / limit.samples[0].1;
     let t = Instant::now();
-    let host = HostStore::build(dev.as_mut(), std::slice::from_ref(&big), &[a.big.clone()], true, false, &WeightSource::Random { seed: 1 })?;
-    eprintln!("{}: {:.2} GB pinned allocated and filled in {:.1} s", a.big, big_bytes as f64 / 1e9, t.elapsed().as_secs_f64());
+    let host = HostStore::build(
+        dev.as_mut(),
+        std::slice::from_ref(&big),
+        &[a.big.clone()],
+        true,
+        false,
+        &WeightSource::Random { seed: 1 },
+    )?;
+    eprintln!(
+        "{}: {:.2} GB pinned allocated and filled in {:.1} s",
+        a.big,
+        big_bytes as f64 / 1e9,
+        t.elapsed().as_secs_f64()
+    );
     let buf = host.models[0].pinned.as_ref().unwrap();
     let mut whole = Vec::new();
     let mut per_layer = Vec::new();
@@ -125,42 +167,129 @@ fn main() -> Result<()> {
             dev.release(e);
         }
     }
-    let (bw_whole, bw_layers) = (big_bytes as f64 / median(whole), big_bytes as f64 / median(per_layer));
+    let (bw_whole, bw_layers) = (
+        big_bytes as f64 / median(whole),
+        big_bytes as f64 / median(per_layer),
+    );
     drop(host);
     let mut csv = String::from("what,bytes,gb_per_s,fraction_of_pinned_limit\n");
-    writeln!(csv, "pinned_limit_{}MiB,{limit_size},{:.3},1.000", limit_size >> 20, limit_bw / 1e9)?;
-    writeln!(csv, "{}_one_copy,{big_bytes},{:.3},{:.3}", a.big, bw_whole / 1e9, bw_whole / limit_bw)?;
-    writeln!(csv, "{}_per_layer_copies,{big_bytes},{:.3},{:.3}", a.big, bw_layers / 1e9, bw_layers / limit_bw)?;
+    writeln!(
+        csv,
+        "pinned_limit_{}MiB,{limit_size},{:.3},1.000",
+        limit_size >> 20,
+        limit_bw / 1e9
+    )?;
+    writeln!(
+        csv,
+        "{}_one_copy,{big_bytes},{:.3},{:.3}",
+        a.big,
+        bw_whole / 1e9,
+        bw_whole / limit_bw
+    )?;
+    writeln!(
+        csv,
+        "{}_per_layer_copies,{big_bytes},{:.3},{:.3}",
+        a.big,
+        bw_layers / 1e9,
+        bw_layers / limit_bw
+    )?;
     std::fs::write(a.out.join("swap_in.csv"), &csv)?;
     writeln!(md, "## Swap-in of {} ({:.2} GB) from pinned memory\n\n| copy | GB/s | of pinned limit |\n|---|---|---|", a.big, big_bytes as f64 / 1e9)?;
-    writeln!(md, "| pinned limit ({} MiB copies) | {:.2} | 100% |", limit_size >> 20, limit_bw / 1e9)?;
-    writeln!(md, "| whole model, one copy | {:.2} | {:.1}% |", bw_whole / 1e9, 100.0 * bw_whole / limit_bw)?;
-    writeln!(md, "| whole model, one copy per layer | {:.2} | {:.1}% |\n", bw_layers / 1e9, 100.0 * bw_layers / limit_bw)?;
+    writeln!(
+        md,
+        "| pinned limit ({} MiB copies) | {:.2} | 100% |",
+        limit_size >> 20,
+        limit_bw / 1e9
+    )?;
+    writeln!(
+        md,
+        "| whole model, one copy | {:.2} | {:.1}% |",
+        bw_whole / 1e9,
+        100.0 * bw_whole / limit_bw
+    )?;
+    writeln!(
+        md,
+        "| whole model, one copy per layer | {:.2} | {:.1}% |\n",
+        bw_layers / 1e9,
+        100.0 * bw_layers / limit_bw
+    )?;
     eprint!("{csv}");
 
     // 2. PipeSwitch's experiment.
     let layouts: Vec<ModelLayout> = a
         .models
         .iter()
-        .map(|m| ModelLayout::new(&switchyard_core::arch::builtin(m).ok_or_else(|| anyhow::anyhow!("unknown arch {m}"))?))
+        .map(|m| {
+            ModelLayout::new(
+                &switchyard_core::arch::builtin(m)
+                    .ok_or_else(|| anyhow::anyhow!("unknown arch {m}"))?,
+            )
+        })
         .collect::<Result<_>>()?;
-    let host = HostStore::build(dev.as_mut(), &layouts, &a.models, true, true, &WeightSource::Random { seed: 2 })?;
-    let pool = layouts.iter().map(|l| l.total_bytes()).max().unwrap_or(0).div_ceil(256) * 256;
-    let mut ex = Executor::new(dev, host, layouts.clone(), &vec![a.batch; layouts.len()], pool, hw.compute.synthetic_batch_slope)?;
+    let host = HostStore::build(
+        dev.as_mut(),
+        &layouts,
+        &a.models,
+        true,
+        true,
+        &WeightSource::Random { seed: 2 },
+    )?;
+    let pool = layouts
+        .iter()
+        .map(|l| l.total_bytes())
+        .max()
+        .unwrap_or(0)
+        .div_ceil(256)
+        * 256;
+    let mut ex = Executor::new(
+        dev,
+        host,
+        layouts.clone(),
+        &vec![a.batch; layouts.len()],
+        pool,
+        hw.compute.synthetic_batch_slope,
+    )?;
     let mut key = 0u64;
-    let mut csv = String::from("model,batch,warm_ms,copy_all_ms,first_group_copy_ms,target_ms,stop_and_start_ms,per_layer_ms,one_group_ms,optimal_ms,optimal_groups,optimal_over_target\n");
-    writeln!(md, "## PipeSwitch: request to result, batch {} (median of {})\n", a.batch, a.reps)?;
-    writeln!(md, "target = max(pure copy, warm compute) + first group's copy (optimal grouping)\n")?;
-    writeln!(md, "| model | warm ms | pure copy ms | stop-and-start ms | per-layer ms | one group ms | optimal ms (groups) | target ms | optimal / target |\n|---|---|---|---|---|---|---|---|---|")?;
+    let mut csv = String::from("model,batch,warm_ms,copy_all_ms,first_group_copy_ms,target_ms,stop_and_start_ms,per_layer_ms,one_group_ms,optimal_ms,optimal_groups,optimal_over_target,optimal_over_bound\n");
+    writeln!(
+        md,
+        "## PipeSwitch: request to result, batch {} (median of {})\n",
+        a.batch, a.reps
+    )?;
+    writeln!(
+        md,
+        "target = max(pure copy, warm compute) + first group's copy (optimal grouping)\n"
+    )?;
+    writeln!(md, "| model | warm ms | pure copy ms | stop-and-start ms | per-layer ms | one group ms | optimal ms (groups) | first group copy ms | target ms | optimal / target | optimal / max(copy, warm) |\n|---|---|---|---|---|---|---|---|---|---|---|")?;
     for (m, name) in a.models.iter().enumerate() {
         let n = layouts[m].layers();
-        let spec = ModelSpec { name: name.clone(), shape: layouts[m].shape.clone(), tp: 1, pp: 1, max_batch: a.batch as u32, slo_s: None };
+        let spec = ModelSpec {
+            name: name.clone(),
+            shape: layouts[m].shape.clone(),
+            tp: 1,
+            pp: 1,
+            max_batch: a.batch as u32,
+            slo_s: None,
+        };
         let groups = |g: Grouping| -> Vec<std::ops::Range<usize>> {
-            let p = switchyard_scheduler::placement::place(std::slice::from_ref(&spec), 1, &hw, System::Pipeswitch, g);
-            p[0].groups[0].iter().map(|r| r.start as usize..r.end as usize).collect()
+            let p = switchyard_scheduler::placement::place(
+                std::slice::from_ref(&spec),
+                1,
+                &hw,
+                System::Pipeswitch,
+                g,
+            );
+            p[0].groups[0]
+                .iter()
+                .map(|r| r.start as usize..r.end as usize)
+                .collect()
         };
         let optimal = groups(Grouping::Optimal);
-        let res = |gs: &[std::ops::Range<usize>], pinned: bool, ex: &mut Executor, key: &mut u64| -> Result<f64> {
+        let res = |gs: &[std::ops::Range<usize>],
+                   pinned: bool,
+                   ex: &mut Executor,
+                   key: &mut u64|
+         -> Result<f64> {
             let mut v = Vec::new();
             for _ in 0..a.reps + 1 {
                 v.push(cold_run(ex, m, gs, pinned, a.batch, key)?);
@@ -175,13 +304,27 @@ fn main() -> Result<()> {
         let opt = res(&optimal, true, &mut ex, &mut key)?;
         // Warm: weights resident, compute only.
         key += 1;
-        ex.copy(CopyOp { key, gpu: 0, model: m, layers: 0..n, pool_offset: 0, pinned: true })?;
+        ex.copy(CopyOp {
+            key,
+            gpu: 0,
+            model: m,
+            layers: 0..n,
+            pool_offset: 0,
+            pinned: true,
+        })?;
         ex.drain()?;
         let mut warm = Vec::new();
         for _ in 0..a.reps + 1 {
             key += 1;
             let t0 = Instant::now();
-            ex.compute(ComputeOp { key, gpu: 0, model: m, layers: 0..n, requests: (0..a.batch as u64).collect(), waits: vec![] })?;
+            ex.compute(ComputeOp {
+                key,
+                gpu: 0,
+                model: m,
+                layers: 0..n,
+                requests: (0..a.batch as u64).collect(),
+                waits: vec![],
+            })?;
             warm.push((wait_for(&mut ex, key)? - t0).as_secs_f64());
         }
         warm.remove(0);
@@ -190,7 +333,10 @@ fn main() -> Result<()> {
         let time_copy = |ex: &mut Executor, r: std::ops::Range<usize>| -> Result<f64> {
             let mut v = Vec::new();
             let buf = ex.host.models[m].pinned.as_ref().unwrap();
-            let (s, e) = (layouts[m].layer_offsets[r.start], layouts[m].layer_offsets[r.end]);
+            let (s, e) = (
+                layouts[m].layer_offsets[r.start],
+                layouts[m].layer_offsets[r.end],
+            );
             for _ in 0..a.reps {
                 let e0 = ex.dev.record(0, StreamKind::Copy)?;
                 ex.dev.copy_h2d(0, buf, s, s, e - s)?;
@@ -207,8 +353,37 @@ fn main() -> Result<()> {
         ex.evict(0, m, 0, layouts[m].total_bytes());
         let target = copy_all.max(warm) + first;
         let ms = |s: f64| s * 1e3;
-        writeln!(csv, "{name},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{:.3}", a.batch, ms(warm), ms(copy_all), ms(first), ms(target), ms(sas), ms(per_layer), ms(one), ms(opt), optimal.len(), opt / target)?;
-        writeln!(md, "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} ({}) | {:.2} | {:.3} |", ms(warm), ms(copy_all), ms(sas), ms(per_layer), ms(one), ms(opt), optimal.len(), ms(target), opt / target)?;
+        writeln!(
+            csv,
+            "{name},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{:.3},{:.3}",
+            a.batch,
+            ms(warm),
+            ms(copy_all),
+            ms(first),
+            ms(target),
+            ms(sas),
+            ms(per_layer),
+            ms(one),
+            ms(opt),
+            optimal.len(),
+            opt / target,
+            opt / copy_all.max(warm)
+        )?;
+        writeln!(
+            md,
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} ({}) | {:.2} | {:.2} | {:.3} | {:.3} |",
+            ms(warm),
+            ms(copy_all),
+            ms(sas),
+            ms(per_layer),
+            ms(one),
+            ms(opt),
+            optimal.len(),
+            ms(first),
+            ms(target),
+            opt / target,
+            opt / copy_all.max(warm)
+        )?;
         eprintln!("{name}: warm {:.2} ms, copy {:.2} ms, s&s {:.2}, per-layer {:.2}, one {:.2}, optimal {:.2} ({} groups), target {:.2}", ms(warm), ms(copy_all), ms(sas), ms(per_layer), ms(one), ms(opt), optimal.len(), ms(target));
     }
     std::fs::write(a.out.join("pipeswitch.csv"), &csv)?;

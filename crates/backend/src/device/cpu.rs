@@ -115,7 +115,9 @@ impl Device for CpuDevice {
             "cpu device ({} emulated GPU{}, {} host threads)",
             self.gpus,
             if self.gpus == 1 { "" } else { "s" },
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         )
     }
 
@@ -159,25 +161,50 @@ impl Device for CpuDevice {
         HostBuffer::heap(bytes, pinned)
     }
 
-    fn copy_h2d(&mut self, gpu: usize, src: &HostBuffer, src_off: u64, dst: DevPtr, bytes: u64) -> Result<()> {
+    fn copy_h2d(
+        &mut self,
+        gpu: usize,
+        src: &HostBuffer,
+        src_off: u64,
+        dst: DevPtr,
+        bytes: u64,
+    ) -> Result<()> {
         let s = &src.as_slice()[src_off as usize..(src_off + bytes) as usize];
         self.mem(gpu, dst, bytes as usize)?.copy_from_slice(s);
         Ok(())
     }
 
-    fn copy_d2h(&mut self, gpu: usize, src: DevPtr, dst: &HostBuffer, dst_off: u64, bytes: u64) -> Result<()> {
+    fn copy_d2h(
+        &mut self,
+        gpu: usize,
+        src: DevPtr,
+        dst: &HostBuffer,
+        dst_off: u64,
+        bytes: u64,
+    ) -> Result<()> {
         if dst_off + bytes > dst.len() {
             bail!("cpu device: output copy past the end of its host buffer");
         }
         let s = self.mem(gpu, src, bytes as usize)?;
         // The host buffer is only read after the event of this copy.
         unsafe {
-            std::ptr::copy_nonoverlapping(s.as_ptr(), (dst.as_ptr() as *mut u8).add(dst_off as usize), bytes as usize)
+            std::ptr::copy_nonoverlapping(
+                s.as_ptr(),
+                (dst.as_ptr() as *mut u8).add(dst_off as usize),
+                bytes as usize,
+            )
         };
         Ok(())
     }
 
-    fn copy_peer(&mut self, dst_gpu: usize, dst: DevPtr, src_gpu: usize, src: DevPtr, bytes: u64) -> Result<()> {
+    fn copy_peer(
+        &mut self,
+        dst_gpu: usize,
+        dst: DevPtr,
+        src_gpu: usize,
+        src: DevPtr,
+        bytes: u64,
+    ) -> Result<()> {
         let v = self.mem(src_gpu, src, bytes as usize)?.to_vec();
         self.mem(dst_gpu, dst, bytes as usize)?.copy_from_slice(&v);
         Ok(())
@@ -220,19 +247,35 @@ impl Device for CpuDevice {
         let (ra, ca) = if g.ta { (g.k, g.m) } else { (g.m, g.k) };
         let (rb, cb) = if g.tb { (g.n, g.k) } else { (g.k, g.n) };
         for bi in 0..g.batch {
-            let a = self.read_f16(gpu, g.a + (bi * g.stride_a * 2) as u64, extent(ra, ca, g.lda))?;
-            let b = self.read_f16(gpu, g.b + (bi * g.stride_b * 2) as u64, extent(rb, cb, g.ldb))?;
+            let a = self.read_f16(
+                gpu,
+                g.a + (bi * g.stride_a * 2) as u64,
+                extent(ra, ca, g.lda),
+            )?;
+            let b = self.read_f16(
+                gpu,
+                g.b + (bi * g.stride_b * 2) as u64,
+                extent(rb, cb, g.ldb),
+            )?;
             // Row i of op(A) and column j of op(B), contiguous over p.
             let mut at = vec![0f32; g.m * g.k];
             for i in 0..g.m {
                 for p in 0..g.k {
-                    at[i * g.k + p] = if g.ta { a[p + i * g.lda] } else { a[i + p * g.lda] };
+                    at[i * g.k + p] = if g.ta {
+                        a[p + i * g.lda]
+                    } else {
+                        a[i + p * g.lda]
+                    };
                 }
             }
             let mut bt = vec![0f32; g.n * g.k];
             for j in 0..g.n {
                 for p in 0..g.k {
-                    bt[j * g.k + p] = if g.tb { b[j + p * g.ldb] } else { b[p + j * g.ldb] };
+                    bt[j * g.k + p] = if g.tb {
+                        b[j + p * g.ldb]
+                    } else {
+                        b[p + j * g.ldb]
+                    };
                 }
             }
             let c_at = g.c + (bi * g.stride_c * if g.c_f32 { 4 } else { 2 }) as u64;
@@ -280,7 +323,17 @@ impl Device for CpuDevice {
         self.write_f16(gpu, e.out, &out)
     }
 
-    fn layer_norm(&mut self, gpu: usize, x: DevPtr, y: DevPtr, g: DevPtr, b: DevPtr, rows: usize, cols: usize, eps: f32) -> Result<()> {
+    fn layer_norm(
+        &mut self,
+        gpu: usize,
+        x: DevPtr,
+        y: DevPtr,
+        g: DevPtr,
+        b: DevPtr,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+    ) -> Result<()> {
         let xv = self.read_f16(gpu, x, rows * cols)?;
         let (gv, bv) = (self.read_f16(gpu, g, cols)?, self.read_f16(gpu, b, cols)?);
         let mut out = vec![0f32; rows * cols];
@@ -296,7 +349,15 @@ impl Device for CpuDevice {
         self.write_f16(gpu, y, &out)
     }
 
-    fn bias_act(&mut self, gpu: usize, y: DevPtr, bias: DevPtr, rows: usize, cols: usize, act: Act) -> Result<()> {
+    fn bias_act(
+        &mut self,
+        gpu: usize,
+        y: DevPtr,
+        bias: DevPtr,
+        rows: usize,
+        cols: usize,
+        act: Act,
+    ) -> Result<()> {
         let mut v = self.read_f16(gpu, y, rows * cols)?;
         let bv = self.read_f16(gpu, bias, cols)?;
         for (i, x) in v.iter_mut().enumerate() {
@@ -314,10 +375,25 @@ impl Device for CpuDevice {
         self.write_f16(gpu, x, &xv)
     }
 
-    fn split_heads(&mut self, gpu: usize, qkv: DevPtr, q: DevPtr, k: DevPtr, v: DevPtr, b: usize, s: usize, h: usize, dh: usize) -> Result<()> {
+    fn split_heads(
+        &mut self,
+        gpu: usize,
+        qkv: DevPtr,
+        q: DevPtr,
+        k: DevPtr,
+        v: DevPtr,
+        b: usize,
+        s: usize,
+        h: usize,
+        dh: usize,
+    ) -> Result<()> {
         let hid = h * dh;
         let src = self.read_f16(gpu, qkv, b * s * 3 * hid)?;
-        let mut outs = [vec![0f32; b * s * hid], vec![0f32; b * s * hid], vec![0f32; b * s * hid]];
+        let mut outs = [
+            vec![0f32; b * s * hid],
+            vec![0f32; b * s * hid],
+            vec![0f32; b * s * hid],
+        ];
         for t in 0..b * s {
             let (bb, ss) = (t / s, t % s);
             for j in 0..h {
@@ -334,7 +410,16 @@ impl Device for CpuDevice {
         self.write_f16(gpu, v, &outs[2])
     }
 
-    fn softmax(&mut self, gpu: usize, scores: DevPtr, probs: DevPtr, rows: usize, s: usize, causal: bool, scale: f32) -> Result<()> {
+    fn softmax(
+        &mut self,
+        gpu: usize,
+        scores: DevPtr,
+        probs: DevPtr,
+        rows: usize,
+        s: usize,
+        causal: bool,
+        scale: f32,
+    ) -> Result<()> {
         let sc = self.read_f32(gpu, scores, rows * s)?;
         let mut p = vec![0f32; rows * s];
         for r in 0..rows {
@@ -350,14 +435,24 @@ impl Device for CpuDevice {
         self.write_f16(gpu, probs, &p)
     }
 
-    fn merge_heads(&mut self, gpu: usize, o: DevPtr, out: DevPtr, b: usize, s: usize, h: usize, dh: usize) -> Result<()> {
+    fn merge_heads(
+        &mut self,
+        gpu: usize,
+        o: DevPtr,
+        out: DevPtr,
+        b: usize,
+        s: usize,
+        h: usize,
+        dh: usize,
+    ) -> Result<()> {
         let src = self.read_f16(gpu, o, b * s * h * dh)?;
         let mut dst = vec![0f32; src.len()];
         for bb in 0..b {
             for j in 0..h {
                 for ss in 0..s {
                     for d in 0..dh {
-                        dst[(bb * s + ss) * h * dh + j * dh + d] = src[((bb * h + j) * s + ss) * dh + d];
+                        dst[(bb * s + ss) * h * dh + j * dh + d] =
+                            src[((bb * h + j) * s + ss) * dh + d];
                     }
                 }
             }
@@ -365,7 +460,14 @@ impl Device for CpuDevice {
         self.write_f16(gpu, out, &dst)
     }
 
-    fn fill_random(&mut self, gpu: usize, dst: DevPtr, n: usize, seed: u64, scale: f32) -> Result<()> {
+    fn fill_random(
+        &mut self,
+        gpu: usize,
+        dst: DevPtr,
+        n: usize,
+        seed: u64,
+        scale: f32,
+    ) -> Result<()> {
         let v: Vec<f32> = (0..n as u64)
             .map(|i| crate::model::weights::uniform(seed, i) * scale)
             .collect();

@@ -57,12 +57,18 @@ impl CudaDevice {
         if !driver_present() {
             bail!("no CUDA driver found (libcuda.so cannot be loaded): this machine has no NVIDIA GPU driver; use `--device cpu`");
         }
-        let n = CudaContext::device_count().map_err(|e| anyhow!("CUDA driver present but cuInit/cuDeviceGetCount failed: {e:?}; use `--device cpu`"))?;
+        let n = CudaContext::device_count().map_err(|e| {
+            anyhow!(
+                "CUDA driver present but cuInit/cuDeviceGetCount failed: {e:?}; use `--device cpu`"
+            )
+        })?;
         if n < 1 {
             bail!("the CUDA driver sees no GPU; use `--device cpu`");
         }
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-            bail!("NVRTC (libnvrtc.so) cannot be loaded: add CUDA's lib64 folder to LD_LIBRARY_PATH");
+            bail!(
+                "NVRTC (libnvrtc.so) cannot be loaded: add CUDA's lib64 folder to LD_LIBRARY_PATH"
+            );
         }
         if !unsafe { cb::is_culib_present() } {
             bail!("cuBLAS (libcublas.so) cannot be loaded: add CUDA's lib64 folder to LD_LIBRARY_PATH");
@@ -76,13 +82,22 @@ impl CudaDevice {
             let ctx = CudaContext::new(i).map_err(|e| anyhow!("GPU {i}: {e:?}"))?;
             ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
             names.push(ctx.name().unwrap_or_else(|_| "unknown GPU".into()));
-            let compute = dr::stream::create(dr::stream::StreamKind::NonBlocking).map_err(|e| anyhow!("{e:?}"))?;
-            let copy = dr::stream::create(dr::stream::StreamKind::NonBlocking).map_err(|e| anyhow!("{e:?}"))?;
-            let blas = cudarc::cublas::result::create_handle().map_err(|e| anyhow!("cuBLAS: {e:?}"))?;
+            let compute = dr::stream::create(dr::stream::StreamKind::NonBlocking)
+                .map_err(|e| anyhow!("{e:?}"))?;
+            let copy = dr::stream::create(dr::stream::StreamKind::NonBlocking)
+                .map_err(|e| anyhow!("{e:?}"))?;
+            let blas =
+                cudarc::cublas::result::create_handle().map_err(|e| anyhow!("cuBLAS: {e:?}"))?;
             let ws = unsafe { dr::malloc_sync(CUBLAS_WORKSPACE) }.map_err(|e| anyhow!("{e:?}"))?;
             unsafe {
-                ckb(cb::cublasSetStream_v2(blas, compute as _), "cublasSetStream")?;
-                ckb(cb::cublasSetWorkspace_v2(blas, ws as *mut c_void, CUBLAS_WORKSPACE), "cublasSetWorkspace")?;
+                ckb(
+                    cb::cublasSetStream_v2(blas, compute as _),
+                    "cublasSetStream",
+                )?;
+                ckb(
+                    cb::cublasSetWorkspace_v2(blas, ws as *mut c_void, CUBLAS_WORKSPACE),
+                    "cublasSetWorkspace",
+                )?;
             }
             let module = unsafe { dr::module::load_data(ptx.as_ptr() as *const c_void) }
                 .map_err(|e| anyhow!("loading the kernels: {e:?}"))?;
@@ -92,7 +107,16 @@ impl CudaDevice {
                     .map_err(|e| anyhow!("kernel {name}: {e:?}"))?;
                 funcs.insert(*name, f);
             }
-            gpus.push(Gpu { ctx, compute, copy, blas, funcs, base: 0, arena: 0, free_events: Vec::new() });
+            gpus.push(Gpu {
+                ctx,
+                compute,
+                copy,
+                blas,
+                funcs,
+                base: 0,
+                arena: 0,
+                free_events: Vec::new(),
+            });
         }
         // Peer access between every pair (NVLink / PCIe peer copies).
         for a in 0..gpus.len() {
@@ -104,15 +128,27 @@ impl CudaDevice {
             }
         }
         gpus[0].ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
-        Ok(CudaDevice { gpus, events: HashMap::new(), next_event: 0, current: 0, names })
+        Ok(CudaDevice {
+            gpus,
+            events: HashMap::new(),
+            next_event: 0,
+            current: 0,
+            names,
+        })
     }
 
     fn on(&mut self, gpu: usize) -> Result<&Gpu> {
         if gpu >= self.gpus.len() {
-            bail!("GPU {gpu} does not exist (this machine has {})", self.gpus.len());
+            bail!(
+                "GPU {gpu} does not exist (this machine has {})",
+                self.gpus.len()
+            );
         }
         if self.current != gpu {
-            self.gpus[gpu].ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
+            self.gpus[gpu]
+                .ctx
+                .bind_to_thread()
+                .map_err(|e| anyhow!("{e:?}"))?;
             self.current = gpu;
         }
         Ok(&self.gpus[gpu])
@@ -120,12 +156,22 @@ impl CudaDevice {
 
     fn ptr(g: &Gpu, at: DevPtr, bytes: u64) -> Result<sys::CUdeviceptr> {
         if at + bytes > g.arena {
-            bail!("device access [{at}, +{bytes}) outside the arena of {} bytes", g.arena);
+            bail!(
+                "device access [{at}, +{bytes}) outside the arena of {} bytes",
+                g.arena
+            );
         }
         Ok(g.base + at)
     }
 
-    fn launch(&mut self, gpu: usize, name: &str, grid: u32, block: u32, args: &mut [*mut c_void]) -> Result<()> {
+    fn launch(
+        &mut self,
+        gpu: usize,
+        name: &str,
+        grid: u32,
+        block: u32,
+        args: &mut [*mut c_void],
+    ) -> Result<()> {
         let g = self.on(gpu)?;
         let f = g.funcs[name];
         unsafe { dr::launch_kernel(f, (grid.max(1), 1, 1), (block, 1, 1), 0, g.compute, args) }
@@ -147,8 +193,17 @@ impl Device for CudaDevice {
     }
 
     fn describe(&self) -> String {
-        let mem = self.gpus.first().and_then(|g| g.ctx.total_mem().ok()).unwrap_or(0);
-        format!("{} x {} ({:.1} GiB)", self.gpus.len(), self.names[0], mem as f64 / (1u64 << 30) as f64)
+        let mem = self
+            .gpus
+            .first()
+            .and_then(|g| g.ctx.total_mem().ok())
+            .unwrap_or(0);
+        format!(
+            "{} x {} ({:.1} GiB)",
+            self.gpus.len(),
+            self.names[0],
+            mem as f64 / (1u64 << 30) as f64
+        )
     }
 
     fn gpus(&self) -> usize {
@@ -163,7 +218,10 @@ impl Device for CudaDevice {
         let g = &self.gpus[gpu];
         g.ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
         let (free, _) = dr::mem_get_info().map_err(|e| anyhow!("{e:?}"))?;
-        self.gpus[self.current].ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
+        self.gpus[self.current]
+            .ctx
+            .bind_to_thread()
+            .map_err(|e| anyhow!("{e:?}"))?;
         Ok(free as u64)
     }
 
@@ -182,8 +240,9 @@ impl Device for CudaDevice {
             if g.base != 0 {
                 unsafe { dr::free_sync(g.base) }.map_err(|e| anyhow!("{e:?}"))?;
             }
-            g.base = unsafe { dr::malloc_sync(arena_bytes as usize) }
-                .map_err(|e| anyhow!("GPU {i}: cannot allocate the {arena_bytes}-byte arena: {e:?}"))?;
+            g.base = unsafe { dr::malloc_sync(arena_bytes as usize) }.map_err(|e| {
+                anyhow!("GPU {i}: cannot allocate the {arena_bytes}-byte arena: {e:?}")
+            })?;
             g.arena = arena_bytes;
         }
         Ok(())
@@ -194,27 +253,53 @@ impl Device for CudaDevice {
             return HostBuffer::heap(bytes, false);
         }
         self.on(0)?;
-        let p = unsafe { dr::malloc_host(bytes.max(1) as usize, sys::CU_MEMHOSTALLOC_PORTABLE) }.map_err(|e| {
-            anyhow!("cuMemHostAlloc of {:.2} GiB pinned memory failed: {e:?}", bytes as f64 / (1u64 << 30) as f64)
-        })?;
+        let p = unsafe { dr::malloc_host(bytes.max(1) as usize, sys::CU_MEMHOSTALLOC_PORTABLE) }
+            .map_err(|e| {
+                anyhow!(
+                    "cuMemHostAlloc of {:.2} GiB pinned memory failed: {e:?}",
+                    bytes as f64 / (1u64 << 30) as f64
+                )
+            })?;
         Ok(unsafe { HostBuffer::from_cuda_pinned(p as *mut u8, bytes) })
     }
 
-    fn copy_h2d(&mut self, gpu: usize, src: &HostBuffer, src_off: u64, dst: DevPtr, bytes: u64) -> Result<()> {
+    fn copy_h2d(
+        &mut self,
+        gpu: usize,
+        src: &HostBuffer,
+        src_off: u64,
+        dst: DevPtr,
+        bytes: u64,
+    ) -> Result<()> {
         if src_off + bytes > src.len() {
-            bail!("host copy [{src_off}, +{bytes}) past the end of a {}-byte buffer", src.len());
+            bail!(
+                "host copy [{src_off}, +{bytes}) past the end of a {}-byte buffer",
+                src.len()
+            );
         }
         let g = self.on(gpu)?;
         let d = Self::ptr(g, dst, bytes)?;
         unsafe {
             ck(
-                sys::cuMemcpyHtoDAsync_v2(d, src.as_ptr().add(src_off as usize) as *const c_void, bytes as usize, g.copy),
+                sys::cuMemcpyHtoDAsync_v2(
+                    d,
+                    src.as_ptr().add(src_off as usize) as *const c_void,
+                    bytes as usize,
+                    g.copy,
+                ),
                 "host-to-device copy",
             )
         }
     }
 
-    fn copy_d2h(&mut self, gpu: usize, src: DevPtr, dst: &HostBuffer, dst_off: u64, bytes: u64) -> Result<()> {
+    fn copy_d2h(
+        &mut self,
+        gpu: usize,
+        src: DevPtr,
+        dst: &HostBuffer,
+        dst_off: u64,
+        bytes: u64,
+    ) -> Result<()> {
         if dst_off + bytes > dst.len() {
             bail!("device-to-host copy past the end of its host buffer");
         }
@@ -222,18 +307,35 @@ impl Device for CudaDevice {
         let s = Self::ptr(g, src, bytes)?;
         unsafe {
             ck(
-                sys::cuMemcpyDtoHAsync_v2((dst.as_ptr() as *mut u8).add(dst_off as usize) as *mut c_void, s, bytes as usize, g.compute),
+                sys::cuMemcpyDtoHAsync_v2(
+                    (dst.as_ptr() as *mut u8).add(dst_off as usize) as *mut c_void,
+                    s,
+                    bytes as usize,
+                    g.compute,
+                ),
                 "device-to-host copy",
             )
         }
     }
 
-    fn copy_peer(&mut self, dst_gpu: usize, dst: DevPtr, src_gpu: usize, src: DevPtr, bytes: u64) -> Result<()> {
+    fn copy_peer(
+        &mut self,
+        dst_gpu: usize,
+        dst: DevPtr,
+        src_gpu: usize,
+        src: DevPtr,
+        bytes: u64,
+    ) -> Result<()> {
         let s = Self::ptr(&self.gpus[src_gpu], src, bytes)?;
         let sctx = self.gpus[src_gpu].ctx.cu_ctx();
         let g = self.on(dst_gpu)?;
         let d = Self::ptr(g, dst, bytes)?;
-        unsafe { ck(sys::cuMemcpyPeerAsync(d, g.ctx.cu_ctx(), s, sctx, bytes as usize, g.compute), "peer copy") }
+        unsafe {
+            ck(
+                sys::cuMemcpyPeerAsync(d, g.ctx.cu_ctx(), s, sctx, bytes as usize, g.compute),
+                "peer copy",
+            )
+        }
     }
 
     fn record(&mut self, gpu: usize, stream: StreamKind) -> Result<Event> {
@@ -241,9 +343,14 @@ impl Device for CudaDevice {
         let g = &mut self.gpus[gpu];
         let ev = match g.free_events.pop() {
             Some(e) => e,
-            None => dr::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT).map_err(|e| anyhow!("{e:?}"))?,
+            None => dr::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
+                .map_err(|e| anyhow!("{e:?}"))?,
         };
-        let s = if stream == StreamKind::Copy { g.copy } else { g.compute };
+        let s = if stream == StreamKind::Copy {
+            g.copy
+        } else {
+            g.compute
+        };
         unsafe { dr::event::record(ev, s) }.map_err(|e| anyhow!("event record: {e:?}"))?;
         self.next_event += 1;
         self.events.insert(self.next_event, (gpu, ev));
@@ -251,14 +358,24 @@ impl Device for CudaDevice {
     }
 
     fn wait(&mut self, gpu: usize, stream: StreamKind, event: Event) -> Result<()> {
-        let (_, ev) = *self.events.get(&event.0).ok_or_else(|| anyhow!("unknown event {}", event.0))?;
+        let (_, ev) = *self
+            .events
+            .get(&event.0)
+            .ok_or_else(|| anyhow!("unknown event {}", event.0))?;
         let g = self.on(gpu)?;
-        let s = if stream == StreamKind::Copy { g.copy } else { g.compute };
+        let s = if stream == StreamKind::Copy {
+            g.copy
+        } else {
+            g.compute
+        };
         unsafe { ck(sys::cuStreamWaitEvent(s, ev, 0), "stream wait") }
     }
 
     fn query(&mut self, event: Event) -> Result<bool> {
-        let (_, ev) = *self.events.get(&event.0).ok_or_else(|| anyhow!("unknown event {}", event.0))?;
+        let (_, ev) = *self
+            .events
+            .get(&event.0)
+            .ok_or_else(|| anyhow!("unknown event {}", event.0))?;
         match unsafe { sys::cuEventQuery(ev) } {
             sys::CUresult::CUDA_SUCCESS => Ok(true),
             sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
@@ -267,14 +384,24 @@ impl Device for CudaDevice {
     }
 
     fn synchronize(&mut self, event: Event) -> Result<()> {
-        let (_, ev) = *self.events.get(&event.0).ok_or_else(|| anyhow!("unknown event {}", event.0))?;
+        let (_, ev) = *self
+            .events
+            .get(&event.0)
+            .ok_or_else(|| anyhow!("unknown event {}", event.0))?;
         unsafe { dr::event::synchronize(ev) }.map_err(|e| anyhow!("event synchronize: {e:?}"))
     }
 
     fn elapsed_s(&mut self, start: Event, end: Event) -> Result<f64> {
-        let (_, a) = *self.events.get(&start.0).ok_or_else(|| anyhow!("unknown event"))?;
-        let (_, b) = *self.events.get(&end.0).ok_or_else(|| anyhow!("unknown event"))?;
-        let ms = unsafe { dr::event::elapsed(a, b) }.map_err(|e| anyhow!("event elapsed: {e:?}"))?;
+        let (_, a) = *self
+            .events
+            .get(&start.0)
+            .ok_or_else(|| anyhow!("unknown event"))?;
+        let (_, b) = *self
+            .events
+            .get(&end.0)
+            .ok_or_else(|| anyhow!("unknown event"))?;
+        let ms =
+            unsafe { dr::event::elapsed(a, b) }.map_err(|e| anyhow!("event elapsed: {e:?}"))?;
         Ok(ms as f64 * 1e-3)
     }
 
@@ -300,7 +427,11 @@ impl Device for CudaDevice {
         let g = self.on(gpu)?;
         let c_el = if m.c_f32 { 4 } else { 2 };
         let span = |rows: usize, cols: usize, ld: usize, stride: usize, el: u64| -> u64 {
-            let one = if rows == 0 || cols == 0 { 0 } else { (cols - 1) * ld + rows };
+            let one = if rows == 0 || cols == 0 {
+                0
+            } else {
+                (cols - 1) * ld + rows
+            };
             ((m.batch - 1) * stride + one) as u64 * el
         };
         let (ra, ca) = if m.ta { (m.k, m.m) } else { (m.m, m.k) };
@@ -308,18 +439,42 @@ impl Device for CudaDevice {
         let a = Self::ptr(g, m.a, span(ra, ca, m.lda, m.stride_a, 2))?;
         let b = Self::ptr(g, m.b, span(rb, cb_, m.ldb, m.stride_b, 2))?;
         let c = Self::ptr(g, m.c, span(m.m, m.n, m.ldc, m.stride_c, c_el))?;
-        let op = |t: bool| if t { cb::cublasOperation_t::CUBLAS_OP_T } else { cb::cublasOperation_t::CUBLAS_OP_N };
+        let op = |t: bool| {
+            if t {
+                cb::cublasOperation_t::CUBLAS_OP_T
+            } else {
+                cb::cublasOperation_t::CUBLAS_OP_N
+            }
+        };
         let (alpha, beta) = (m.alpha, 0.0f32);
-        let ct = if m.c_f32 { cb::cudaDataType::CUDA_R_32F } else { cb::cudaDataType::CUDA_R_16F };
+        let ct = if m.c_f32 {
+            cb::cudaDataType::CUDA_R_32F
+        } else {
+            cb::cudaDataType::CUDA_R_16F
+        };
         let h = cb::cudaDataType::CUDA_R_16F;
         let st = unsafe {
             cb::cublasGemmStridedBatchedEx(
-                g.blas, op(m.ta), op(m.tb), m.m as i32, m.n as i32, m.k as i32,
+                g.blas,
+                op(m.ta),
+                op(m.tb),
+                m.m as i32,
+                m.n as i32,
+                m.k as i32,
                 &alpha as *const f32 as *const c_void,
-                a as *const c_void, h, m.lda as i32, m.stride_a as i64,
-                b as *const c_void, h, m.ldb as i32, m.stride_b as i64,
+                a as *const c_void,
+                h,
+                m.lda as i32,
+                m.stride_a as i64,
+                b as *const c_void,
+                h,
+                m.ldb as i32,
+                m.stride_b as i64,
                 &beta as *const f32 as *const c_void,
-                c as *mut c_void, ct, m.ldc as i32, m.stride_c as i64,
+                c as *mut c_void,
+                ct,
+                m.ldc as i32,
+                m.stride_c as i64,
                 m.batch as i32,
                 cb::cublasComputeType_t::CUBLAS_COMPUTE_32F,
                 cb::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
@@ -338,65 +493,182 @@ impl Device for CudaDevice {
             Some(p) => Self::ptr(g, p, e.hidden as u64 * 2)?,
             None => 0,
         };
-        let (seq, hid, voc, po) = (e.seq as i32, e.hidden as i32, e.vocab as i32, e.pos_offset as i32);
+        let (seq, hid, voc, po) = (
+            e.seq as i32,
+            e.hidden as i32,
+            e.vocab as i32,
+            e.pos_offset as i32,
+        );
         let ids = e.ids;
-        self.launch(gpu, "embed", t as u32, crate::kernels::BLOCK, &mut args![out, tok, pos, typ, ids, seq, hid, voc, po])
+        self.launch(
+            gpu,
+            "embed",
+            t as u32,
+            crate::kernels::BLOCK,
+            &mut args![out, tok, pos, typ, ids, seq, hid, voc, po],
+        )
     }
 
-    fn layer_norm(&mut self, gpu: usize, x: DevPtr, y: DevPtr, gm: DevPtr, b: DevPtr, rows: usize, cols: usize, eps: f32) -> Result<()> {
+    fn layer_norm(
+        &mut self,
+        gpu: usize,
+        x: DevPtr,
+        y: DevPtr,
+        gm: DevPtr,
+        b: DevPtr,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+    ) -> Result<()> {
         let g = self.on(gpu)?;
         let n = (rows * cols * 2) as u64;
         let (x, y) = (Self::ptr(g, x, n)?, Self::ptr(g, y, n)?);
-        let (gm, b) = (Self::ptr(g, gm, cols as u64 * 2)?, Self::ptr(g, b, cols as u64 * 2)?);
+        let (gm, b) = (
+            Self::ptr(g, gm, cols as u64 * 2)?,
+            Self::ptr(g, b, cols as u64 * 2)?,
+        );
         let c = cols as i32;
-        self.launch(gpu, "layer_norm", rows as u32, crate::kernels::BLOCK, &mut args![x, y, gm, b, c, eps])
+        self.launch(
+            gpu,
+            "layer_norm",
+            rows as u32,
+            crate::kernels::BLOCK,
+            &mut args![x, y, gm, b, c, eps],
+        )
     }
 
-    fn bias_act(&mut self, gpu: usize, y: DevPtr, bias: DevPtr, rows: usize, cols: usize, act: Act) -> Result<()> {
+    fn bias_act(
+        &mut self,
+        gpu: usize,
+        y: DevPtr,
+        bias: DevPtr,
+        rows: usize,
+        cols: usize,
+        act: Act,
+    ) -> Result<()> {
         let g = self.on(gpu)?;
         let y = Self::ptr(g, y, (rows * cols * 2) as u64)?;
         let bias = Self::ptr(g, bias, cols as u64 * 2)?;
         let (r, c, a) = (rows as u64, cols as i32, act.code());
-        self.launch(gpu, "bias_act", grid_for(r * c as u64), crate::kernels::BLOCK, &mut args![y, bias, r, c, a])
+        self.launch(
+            gpu,
+            "bias_act",
+            grid_for(r * c as u64),
+            crate::kernels::BLOCK,
+            &mut args![y, bias, r, c, a],
+        )
     }
 
     fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> Result<()> {
         let g = self.on(gpu)?;
-        let (x, y) = (Self::ptr(g, x, n as u64 * 2)?, Self::ptr(g, y, n as u64 * 2)?);
+        let (x, y) = (
+            Self::ptr(g, x, n as u64 * 2)?,
+            Self::ptr(g, y, n as u64 * 2)?,
+        );
         let n = n as u64;
-        self.launch(gpu, "add", grid_for(n), crate::kernels::BLOCK, &mut args![x, y, n])
+        self.launch(
+            gpu,
+            "add",
+            grid_for(n),
+            crate::kernels::BLOCK,
+            &mut args![x, y, n],
+        )
     }
 
-    fn split_heads(&mut self, gpu: usize, qkv: DevPtr, q: DevPtr, k: DevPtr, v: DevPtr, b: usize, s: usize, h: usize, dh: usize) -> Result<()> {
+    fn split_heads(
+        &mut self,
+        gpu: usize,
+        qkv: DevPtr,
+        q: DevPtr,
+        k: DevPtr,
+        v: DevPtr,
+        b: usize,
+        s: usize,
+        h: usize,
+        dh: usize,
+    ) -> Result<()> {
         let g = self.on(gpu)?;
         let n = (b * s * h * dh) as u64;
         let qkv = Self::ptr(g, qkv, 3 * n * 2)?;
-        let (q, k, v) = (Self::ptr(g, q, n * 2)?, Self::ptr(g, k, n * 2)?, Self::ptr(g, v, n * 2)?);
+        let (q, k, v) = (
+            Self::ptr(g, q, n * 2)?,
+            Self::ptr(g, k, n * 2)?,
+            Self::ptr(g, v, n * 2)?,
+        );
         let (b, s, h, dh) = (b as i32, s as i32, h as i32, dh as i32);
-        self.launch(gpu, "split_heads", grid_for(n), crate::kernels::BLOCK, &mut args![qkv, q, k, v, b, s, h, dh])
+        self.launch(
+            gpu,
+            "split_heads",
+            grid_for(n),
+            crate::kernels::BLOCK,
+            &mut args![qkv, q, k, v, b, s, h, dh],
+        )
     }
 
-    fn softmax(&mut self, gpu: usize, scores: DevPtr, probs: DevPtr, rows: usize, s: usize, causal: bool, scale: f32) -> Result<()> {
+    fn softmax(
+        &mut self,
+        gpu: usize,
+        scores: DevPtr,
+        probs: DevPtr,
+        rows: usize,
+        s: usize,
+        causal: bool,
+        scale: f32,
+    ) -> Result<()> {
         let g = self.on(gpu)?;
         let sc = Self::ptr(g, scores, (rows * s * 4) as u64)?;
         let p = Self::ptr(g, probs, (rows * s * 2) as u64)?;
         let (s, c) = (s as i32, causal as i32);
-        self.launch(gpu, "softmax", rows as u32, 128, &mut args![sc, p, s, c, scale])
+        self.launch(
+            gpu,
+            "softmax",
+            rows as u32,
+            128,
+            &mut args![sc, p, s, c, scale],
+        )
     }
 
-    fn merge_heads(&mut self, gpu: usize, o: DevPtr, out: DevPtr, b: usize, s: usize, h: usize, dh: usize) -> Result<()> {
+    fn merge_heads(
+        &mut self,
+        gpu: usize,
+        o: DevPtr,
+        out: DevPtr,
+        b: usize,
+        s: usize,
+        h: usize,
+        dh: usize,
+    ) -> Result<()> {
         let g = self.on(gpu)?;
         let n = (b * s * h * dh) as u64;
         let (o, out) = (Self::ptr(g, o, n * 2)?, Self::ptr(g, out, n * 2)?);
         let (b, s, h, dh) = (b as i32, s as i32, h as i32, dh as i32);
-        self.launch(gpu, "merge_heads", grid_for(n), crate::kernels::BLOCK, &mut args![o, out, b, s, h, dh])
+        self.launch(
+            gpu,
+            "merge_heads",
+            grid_for(n),
+            crate::kernels::BLOCK,
+            &mut args![o, out, b, s, h, dh],
+        )
     }
 
-    fn fill_random(&mut self, gpu: usize, dst: DevPtr, n: usize, seed: u64, scale: f32) -> Result<()> {
+    fn fill_random(
+        &mut self,
+        gpu: usize,
+        dst: DevPtr,
+        n: usize,
+        seed: u64,
+        scale: f32,
+    ) -> Result<()> {
         let g = self.on(gpu)?;
         let d = Self::ptr(g, dst, n as u64 * 2)?;
         let n = n as u64;
-        self.launch(gpu, "fill_random", grid_for(n), crate::kernels::BLOCK, &mut args![d, n, seed, scale])
-            .context("fill_random")
+        self.launch(
+            gpu,
+            "fill_random",
+            grid_for(n),
+            crate::kernels::BLOCK,
+            &mut args![d, n, seed, scale],
+        )
+        .context("fill_random")
     }
 }

@@ -57,7 +57,11 @@ fn plan(cfg: &TransformerCfg, b: usize, s: usize, base: DevPtr) -> Plan {
         at += bytes.div_ceil(ALIGN) * ALIGN;
         p
     };
-    let out_bytes = if cfg.lm_head { t * d.vocab * 2 } else { b as u64 * h * 2 };
+    let out_bytes = if cfg.lm_head {
+        t * d.vocab * 2
+    } else {
+        b as u64 * h * 2
+    };
     let p = Plan {
         x: take(t * h * 2),
         y: take(t * h * 2),
@@ -79,9 +83,7 @@ fn plan(cfg: &TransformerCfg, b: usize, s: usize, base: DevPtr) -> Plan {
 /// Workspace bytes a model needs for a batch of `batch` requests.
 pub fn workspace_bytes(layout: &ModelLayout, batch: usize) -> u64 {
     match layout.kind {
-        Kind::Transformer(cfg) => {
-            plan(&cfg, batch, layout.shape.items_per_request as usize, 0).end
-        }
+        Kind::Transformer(cfg) => plan(&cfg, batch, layout.shape.items_per_request as usize, 0).end,
         Kind::Generic => generic_ws(0).2 + GEN_OUT_PER_REQUEST * MAX_BATCH as u64,
     }
 }
@@ -187,11 +189,20 @@ pub fn run(dev: &mut dyn Device, r: &Run) -> Result<Event> {
 fn tensor(r: &Run, l: usize, w: DevPtr, suffix: &str) -> Result<DevPtr> {
     match r.layout.tensor(l, suffix) {
         Some(t) => Ok(w + t.offset),
-        None => bail!("{}: layer {l} has no tensor `{suffix}`", r.layout.shape.arch),
+        None => bail!(
+            "{}: layer {l} has no tensor `{suffix}`",
+            r.layout.shape.arch
+        ),
     }
 }
 
-fn transformer_layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, w: DevPtr) -> Result<()> {
+fn transformer_layer(
+    dev: &mut dyn Device,
+    r: &Run,
+    cfg: &TransformerCfg,
+    l: usize,
+    w: DevPtr,
+) -> Result<()> {
     let d = cfg.dims;
     let (b, s) = (r.requests.len(), r.layout.shape.items_per_request as usize);
     let (h, f, t) = (d.hidden as usize, d.ffn as usize, b * s);
@@ -201,32 +212,51 @@ fn transformer_layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usi
     match r.layout.shape.layers[l].kind {
         LayerKind::Embedding => {
             if s + cfg.pos_offset > d.max_positions as usize {
-                bail!("{}: {s} tokens exceed {} positions", r.layout.shape.arch, d.max_positions);
+                bail!(
+                    "{}: {s} tokens exceed {} positions",
+                    r.layout.shape.arch,
+                    d.max_positions
+                );
             }
             let mut ids = [0u32; MAX_BATCH];
             for (i, id) in r.requests.iter().enumerate() {
                 ids[i] = *id as u32;
             }
-            let typ = if d.token_types > 0 { Some(ts(".type")?) } else { None };
-            dev.embed(g, &Embed {
-                out: p.x,
-                tok: ts(".tok")?,
-                pos: ts(".pos")?,
-                typ,
-                ids,
-                batch: b,
-                seq: s,
-                hidden: h,
-                vocab: d.vocab as usize,
-                pos_offset: cfg.pos_offset,
-            })?;
+            let typ = if d.token_types > 0 {
+                Some(ts(".type")?)
+            } else {
+                None
+            };
+            dev.embed(
+                g,
+                &Embed {
+                    out: p.x,
+                    tok: ts(".tok")?,
+                    pos: ts(".pos")?,
+                    typ,
+                    ids,
+                    batch: b,
+                    seq: s,
+                    hidden: h,
+                    vocab: d.vocab as usize,
+                    pos_offset: cfg.pos_offset,
+                },
+            )?;
             if d.token_types > 0 {
                 dev.layer_norm(g, p.x, p.x, ts(".ln.weight")?, ts(".ln.bias")?, t, h, 1e-12)?;
             }
         }
         LayerKind::TransformerBlock => {
             let eps = if cfg.post_ln { 1e-12 } else { 1e-5 };
-            let lin = |dev: &mut dyn Device, x: DevPtr, wt: DevPtr, bias: DevPtr, y: DevPtr, k: usize, n: usize, act: Act| -> Result<()> {
+            let lin = |dev: &mut dyn Device,
+                       x: DevPtr,
+                       wt: DevPtr,
+                       bias: DevPtr,
+                       y: DevPtr,
+                       k: usize,
+                       n: usize,
+                       act: Act|
+             -> Result<()> {
                 dev.gemm(g, &Gemm::plain(false, false, n, t, k, wt, n, x, k, y, n))?;
                 dev.bias_act(g, y, bias, t, n, act)
             };
@@ -236,43 +266,128 @@ fn transformer_layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usi
                 dev.layer_norm(g, p.x, p.y, ts(".ln1.weight")?, ts(".ln1.bias")?, t, h, eps)?;
                 p.y
             };
-            lin(dev, input, ts(".qkv.weight")?, ts(".qkv.bias")?, p.qkv, h, 3 * h, Act::None)?;
+            lin(
+                dev,
+                input,
+                ts(".qkv.weight")?,
+                ts(".qkv.bias")?,
+                p.qkv,
+                h,
+                3 * h,
+                Act::None,
+            )?;
             attention(dev, g, cfg, &p, b, s)?;
-            lin(dev, p.attn, ts(".out.weight")?, ts(".out.bias")?, p.y, h, h, Act::None)?;
+            lin(
+                dev,
+                p.attn,
+                ts(".out.weight")?,
+                ts(".out.bias")?,
+                p.y,
+                h,
+                h,
+                Act::None,
+            )?;
             if cfg.post_ln {
                 dev.add(g, p.y, p.x, t * h)?;
                 dev.layer_norm(g, p.y, p.x, ts(".ln1.weight")?, ts(".ln1.bias")?, t, h, eps)?;
-                lin(dev, p.x, ts(".fc1.weight")?, ts(".fc1.bias")?, p.mlp, h, f, cfg.act)?;
-                lin(dev, p.mlp, ts(".fc2.weight")?, ts(".fc2.bias")?, p.y, f, h, Act::None)?;
+                lin(
+                    dev,
+                    p.x,
+                    ts(".fc1.weight")?,
+                    ts(".fc1.bias")?,
+                    p.mlp,
+                    h,
+                    f,
+                    cfg.act,
+                )?;
+                lin(
+                    dev,
+                    p.mlp,
+                    ts(".fc2.weight")?,
+                    ts(".fc2.bias")?,
+                    p.y,
+                    f,
+                    h,
+                    Act::None,
+                )?;
                 dev.add(g, p.y, p.x, t * h)?;
                 dev.layer_norm(g, p.y, p.x, ts(".ln2.weight")?, ts(".ln2.bias")?, t, h, eps)?;
             } else {
                 dev.add(g, p.x, p.y, t * h)?;
                 dev.layer_norm(g, p.x, p.y, ts(".ln2.weight")?, ts(".ln2.bias")?, t, h, eps)?;
-                lin(dev, p.y, ts(".fc1.weight")?, ts(".fc1.bias")?, p.mlp, h, f, cfg.act)?;
-                lin(dev, p.mlp, ts(".fc2.weight")?, ts(".fc2.bias")?, p.y, f, h, Act::None)?;
+                lin(
+                    dev,
+                    p.y,
+                    ts(".fc1.weight")?,
+                    ts(".fc1.bias")?,
+                    p.mlp,
+                    h,
+                    f,
+                    cfg.act,
+                )?;
+                lin(
+                    dev,
+                    p.mlp,
+                    ts(".fc2.weight")?,
+                    ts(".fc2.bias")?,
+                    p.y,
+                    f,
+                    h,
+                    Act::None,
+                )?;
                 dev.add(g, p.x, p.y, t * h)?;
             }
         }
         LayerKind::Head if cfg.lm_head => {
             dev.layer_norm(g, p.x, p.y, ts(".ln.weight")?, ts(".ln.bias")?, t, h, 1e-5)?;
             let emb = (r.addr)(0).ok_or_else(|| {
-                anyhow::anyhow!("{}: the LM head is tied to the embeddings, which are not on GPU {g}", r.layout.shape.arch)
+                anyhow::anyhow!(
+                    "{}: the LM head is tied to the embeddings, which are not on GPU {g}",
+                    r.layout.shape.arch
+                )
             })?;
             let tok = emb + r.layout.tensor(0, ".tok").map(|t| t.offset).unwrap_or(0);
             let v = d.vocab as usize;
-            dev.gemm(g, &Gemm::plain(true, false, v, t, h, tok, h, p.y, h, p.out, v))?;
+            dev.gemm(
+                g,
+                &Gemm::plain(true, false, v, t, h, tok, h, p.y, h, p.out, v),
+            )?;
         }
         LayerKind::Head => {
-            dev.gemm(g, &Gemm::plain(false, false, h, b, h, ts(".pooler.weight")?, h, p.x, s * h, p.out, h))?;
+            dev.gemm(
+                g,
+                &Gemm::plain(
+                    false,
+                    false,
+                    h,
+                    b,
+                    h,
+                    ts(".pooler.weight")?,
+                    h,
+                    p.x,
+                    s * h,
+                    p.out,
+                    h,
+                ),
+            )?;
             dev.bias_act(g, p.out, ts(".pooler.bias")?, b, h, Act::Tanh)?;
         }
-        other => bail!("{}: a transformer has no {other:?} layer", r.layout.shape.arch),
+        other => bail!(
+            "{}: a transformer has no {other:?} layer",
+            r.layout.shape.arch
+        ),
     }
     Ok(())
 }
 
-fn attention(dev: &mut dyn Device, g: usize, cfg: &TransformerCfg, p: &Plan, b: usize, s: usize) -> Result<()> {
+fn attention(
+    dev: &mut dyn Device,
+    g: usize,
+    cfg: &TransformerCfg,
+    p: &Plan,
+    b: usize,
+    s: usize,
+) -> Result<()> {
     let (heads, h) = (cfg.dims.heads as usize, cfg.dims.hidden as usize);
     let dh = h / heads;
     dev.split_heads(g, p.qkv, p.q, p.k, p.v, b, s, heads, dh)?;
@@ -280,7 +395,15 @@ fn attention(dev: &mut dyn Device, g: usize, cfg: &TransformerCfg, p: &Plan, b: 
     sc.batch = b * heads;
     (sc.stride_a, sc.stride_b, sc.stride_c, sc.c_f32) = (s * dh, s * dh, s * s, true);
     dev.gemm(g, &sc)?;
-    dev.softmax(g, p.scores, p.probs, b * heads * s, s, cfg.causal, 1.0 / (dh as f32).sqrt())?;
+    dev.softmax(
+        g,
+        p.scores,
+        p.probs,
+        b * heads * s,
+        s,
+        cfg.causal,
+        1.0 / (dh as f32).sqrt(),
+    )?;
     let mut pv = Gemm::plain(false, false, dh, s, s, p.v, dh, p.probs, s, p.o, dh);
     pv.batch = b * heads;
     (pv.stride_a, pv.stride_b, pv.stride_c) = (s * dh, s * s, s * dh);
@@ -313,7 +436,22 @@ fn generic_layer(dev: &mut dyn Device, r: &Run, l: usize, w: DevPtr) -> Result<(
         let mut c0 = 0;
         while c0 < n {
             let cw = (n - c0).min(GEN_CHUNK);
-            dev.gemm(r.gpu, &Gemm::plain(false, false, cw, m, k, w + (c0 * 2) as u64, n, inp, k, out, cw))?;
+            dev.gemm(
+                r.gpu,
+                &Gemm::plain(
+                    false,
+                    false,
+                    cw,
+                    m,
+                    k,
+                    w + (c0 * 2) as u64,
+                    n,
+                    inp,
+                    k,
+                    out,
+                    cw,
+                ),
+            )?;
             c0 += cw;
         }
     }

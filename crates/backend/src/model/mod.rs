@@ -259,7 +259,8 @@ fn generic_tensors(shape: &ModelShape) -> Vec<TensorSpec> {
 pub fn transformer_shape(arch: &str, d: TransformerDims, seq: u64) -> ModelShape {
     use switchyard_core::model::Layer;
     let h = d.hidden;
-    let emb = (d.vocab + d.max_positions + d.token_types) * h + if d.token_types > 0 { 2 * h } else { 0 };
+    let emb =
+        (d.vocab + d.max_positions + d.token_types) * h + if d.token_types > 0 { 2 * h } else { 0 };
     let block = 4 * h * h + 4 * h + 2 * h + 2 * h * d.ffn + d.ffn + h + 2 * h;
     let block_flops = 2.0 * (4 * h * h + 2 * h * d.ffn) as f64 + 4.0 * (seq * h) as f64;
     let layer = |name: String, kind, params: u64, flops| Layer {
@@ -270,12 +271,27 @@ pub fn transformer_shape(arch: &str, d: TransformerDims, seq: u64) -> ModelShape
     };
     let mut layers = vec![layer("embeddings".into(), LayerKind::Embedding, emb, 0.0)];
     for i in 0..d.blocks {
-        layers.push(layer(format!("blocks.{i}"), LayerKind::TransformerBlock, block, block_flops));
+        layers.push(layer(
+            format!("blocks.{i}"),
+            LayerKind::TransformerBlock,
+            block,
+            block_flops,
+        ));
     }
     layers.push(if d.tied_head {
-        layer("head".into(), LayerKind::Head, 2 * h, 2.0 * (h * d.vocab) as f64)
+        layer(
+            "head".into(),
+            LayerKind::Head,
+            2 * h,
+            2.0 * (h * d.vocab) as f64,
+        )
     } else {
-        layer("head".into(), LayerKind::Head, h * h + h, 2.0 * (h * h) as f64 / seq as f64)
+        layer(
+            "head".into(),
+            LayerKind::Head,
+            h * h + h,
+            2.0 * (h * h) as f64 / seq as f64,
+        )
     });
     ModelShape {
         arch: arch.to_string(),
@@ -308,7 +324,10 @@ mod tests {
             if matches!(l.kind, Kind::Transformer(_)) {
                 assert_eq!(sum, shape.total_bytes(), "{name}");
             } else {
-                assert!(sum <= shape.total_bytes() && sum * 2 > shape.total_bytes(), "{name}");
+                assert!(
+                    sum <= shape.total_bytes() && sum * 2 > shape.total_bytes(),
+                    "{name}"
+                );
             }
         }
     }

@@ -65,12 +65,23 @@ pub fn forward(layout: &ModelLayout, buf: &[u8], requests: &[u64]) -> Result<Vec
         bail!("the reference covers transformers only");
     };
     let d = cfg.dims;
-    let (h, f, heads, vocab) = (d.hidden as usize, d.ffn as usize, d.heads as usize, d.vocab as usize);
+    let (h, f, heads, vocab) = (
+        d.hidden as usize,
+        d.ffn as usize,
+        d.heads as usize,
+        d.vocab as usize,
+    );
     let dh = h / heads;
     let s = layout.shape.items_per_request as usize;
     let w = W { layout, buf };
     let eps = if cfg.post_ln { 1e-12 } else { 1e-5 };
-    let act = |x: f32| if cfg.act == crate::device::Act::Relu { x.max(0.0) } else { gelu(x) };
+    let act = |x: f32| {
+        if cfg.act == crate::device::Act::Relu {
+            x.max(0.0)
+        } else {
+            gelu(x)
+        }
+    };
     let mut outs = Vec::new();
     for &req in requests {
         // Embeddings.
@@ -93,7 +104,11 @@ pub fn forward(layout: &ModelLayout, buf: &[u8], requests: &[u64]) -> Result<Vec
         }
         for l in 1..=d.blocks as usize {
             let g = |n: &str| w.get(l, n);
-            let a_in = if cfg.post_ln { x.clone() } else { layer_norm(&x, &g(".ln1.weight"), &g(".ln1.bias"), eps) };
+            let a_in = if cfg.post_ln {
+                x.clone()
+            } else {
+                layer_norm(&x, &g(".ln1.weight"), &g(".ln1.bias"), eps)
+            };
             let qkv = linear(&a_in, &g(".qkv.weight"), &g(".qkv.bias"), h, 3 * h);
             let mut att = vec![0f32; s * h];
             for hd in 0..heads {
@@ -120,7 +135,10 @@ pub fn forward(layout: &ModelLayout, buf: &[u8], requests: &[u64]) -> Result<Vec
             if cfg.post_ln {
                 let r: Vec<f32> = x.iter().zip(&proj).map(|(a, b)| a + b).collect();
                 x = layer_norm(&r, &g(".ln1.weight"), &g(".ln1.bias"), eps);
-                let m: Vec<f32> = linear(&x, &g(".fc1.weight"), &g(".fc1.bias"), h, f).into_iter().map(act).collect();
+                let m: Vec<f32> = linear(&x, &g(".fc1.weight"), &g(".fc1.bias"), h, f)
+                    .into_iter()
+                    .map(act)
+                    .collect();
                 let y = linear(&m, &g(".fc2.weight"), &g(".fc2.bias"), f, h);
                 let r: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
                 x = layer_norm(&r, &g(".ln2.weight"), &g(".ln2.bias"), eps);
@@ -129,7 +147,10 @@ pub fn forward(layout: &ModelLayout, buf: &[u8], requests: &[u64]) -> Result<Vec
                     *a += b;
                 }
                 let n = layer_norm(&x, &g(".ln2.weight"), &g(".ln2.bias"), eps);
-                let m: Vec<f32> = linear(&n, &g(".fc1.weight"), &g(".fc1.bias"), h, f).into_iter().map(act).collect();
+                let m: Vec<f32> = linear(&n, &g(".fc1.weight"), &g(".fc1.bias"), h, f)
+                    .into_iter()
+                    .map(act)
+                    .collect();
                 let y = linear(&m, &g(".fc2.weight"), &g(".fc2.bias"), f, h);
                 for (a, b) in x.iter_mut().zip(&y) {
                     *a += b;
@@ -138,10 +159,25 @@ pub fn forward(layout: &ModelLayout, buf: &[u8], requests: &[u64]) -> Result<Vec
         }
         let head = layout.layers() - 1;
         if cfg.lm_head {
-            let n = layer_norm(&x[(s - 1) * h..], &w.get(head, ".ln.weight"), &w.get(head, ".ln.bias"), 1e-5);
-            outs.push((0..vocab).map(|v| (0..h).map(|c| n[c] * tok[v * h + c]).sum()).collect());
+            let n = layer_norm(
+                &x[(s - 1) * h..],
+                &w.get(head, ".ln.weight"),
+                &w.get(head, ".ln.bias"),
+                1e-5,
+            );
+            outs.push(
+                (0..vocab)
+                    .map(|v| (0..h).map(|c| n[c] * tok[v * h + c]).sum())
+                    .collect(),
+            );
         } else {
-            let pooled = linear(&x[..h], &w.get(head, ".pooler.weight"), &w.get(head, ".pooler.bias"), h, h);
+            let pooled = linear(
+                &x[..h],
+                &w.get(head, ".pooler.weight"),
+                &w.get(head, ".pooler.bias"),
+                h,
+                h,
+            );
             outs.push(pooled.into_iter().map(f32::tanh).collect());
         }
     }

@@ -178,7 +178,8 @@ mod tests {
 
     #[test]
     fn fill_is_deterministic() {
-        let layout = ModelLayout::new(&switchyard_core::arch::builtin("bert-base").unwrap()).unwrap();
+        let layout =
+            ModelLayout::new(&switchyard_core::arch::builtin("bert-base").unwrap()).unwrap();
         let mut a = vec![0u8; layout.total_bytes() as usize];
         let mut b = vec![0u8; a.len()];
         fill_random(&layout, 1, &mut a);
