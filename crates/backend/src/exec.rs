@@ -24,7 +24,8 @@ pub const PAGEABLE_CHUNK: u64 = 32 << 20;
 /// Computes issued to one GPU's stream and not yet seen done. More wait in
 /// the executor's queue: a compute stalled on its copies holds hundreds of
 /// launches, and a full launch queue would block the host (and dispatch).
-pub const MAX_ISSUED_COMPUTES: usize = 2;
+/// Copies are not limited, so loads still overlap the running compute.
+pub const MAX_ISSUED_COMPUTES: usize = 1;
 const OUT_SLOTS: usize = 128;
 
 /// A host-to-device copy of a model's layers into the pool.

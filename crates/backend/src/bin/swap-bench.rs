@@ -250,7 +250,7 @@ fn main() -> Result<()> {
         hw.compute.synthetic_batch_slope,
     )?;
     let mut key = 0u64;
-    let mut csv = String::from("model,batch,warm_ms,copy_all_ms,first_group_copy_ms,target_ms,stop_and_start_ms,per_layer_ms,one_group_ms,optimal_ms,optimal_groups,optimal_over_target,optimal_over_bound\n");
+    let mut csv = String::from("model,batch,warm_ms,copy_all_ms,first_group_copy_ms,target_ms,stop_and_start_ms,per_layer_ms,one_group_ms,optimal_ms,optimal_groups,optimal_over_target,optimal_over_bound,optimal_batch_ms,optimal_batch_groups\n");
     writeln!(
         md,
         "## PipeSwitch: request to result, batch {} (median of {})\n",
@@ -260,7 +260,7 @@ fn main() -> Result<()> {
         md,
         "target = max(pure copy, warm compute) + first group's copy (optimal grouping)\n"
     )?;
-    writeln!(md, "| model | warm ms | pure copy ms | stop-and-start ms | per-layer ms | one group ms | optimal ms (groups) | first group copy ms | target ms | optimal / target | optimal / max(copy, warm) |\n|---|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "| model | warm ms | pure copy ms | stop-and-start ms | per-layer ms | one group ms | optimal ms (groups) | first group copy ms | target ms | optimal / target | optimal / max(copy, warm) | optimal at the batch's compute, ms (groups) |\n|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     for (m, name) in a.models.iter().enumerate() {
         let n = layouts[m].layers();
         let spec = ModelSpec {
@@ -285,6 +285,16 @@ fn main() -> Result<()> {
                 .collect()
         };
         let optimal = groups(Grouping::Optimal);
+        // The same dynamic program fed this batch size's compute times.
+        let optimal_b: Vec<std::ops::Range<usize>> = {
+            let bytes: Vec<u64> = (0..n).map(|l| layouts[m].range_bytes(l..l + 1)).collect();
+            let compute: Vec<f64> = (0..n)
+                .map(|l| {
+                    switchyard_core::cost::layer_compute_s(&hw, &spec.shape, l, a.batch as u32, 1)
+                })
+                .collect();
+            switchyard_scheduler::grouping::optimal(&bytes, &compute, &hw.pinned)
+        };
         let res = |gs: &[std::ops::Range<usize>],
                    pinned: bool,
                    ex: &mut Executor,
@@ -302,6 +312,7 @@ fn main() -> Result<()> {
         let per_layer = res(&groups(Grouping::PerLayer), true, &mut ex, &mut key)?;
         let one = res(&[0..n], true, &mut ex, &mut key)?;
         let opt = res(&optimal, true, &mut ex, &mut key)?;
+        let opt_b = res(&optimal_b, true, &mut ex, &mut key)?;
         // Warm: weights resident, compute only.
         key += 1;
         ex.copy(CopyOp {
@@ -355,7 +366,7 @@ fn main() -> Result<()> {
         let ms = |s: f64| s * 1e3;
         writeln!(
             csv,
-            "{name},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{:.3},{:.3}",
+            "{name},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{:.3},{:.3},{:.3},{}",
             a.batch,
             ms(warm),
             ms(copy_all),
@@ -367,11 +378,13 @@ fn main() -> Result<()> {
             ms(opt),
             optimal.len(),
             opt / target,
-            opt / copy_all.max(warm)
+            opt / copy_all.max(warm),
+            ms(opt_b),
+            optimal_b.len()
         )?;
         writeln!(
             md,
-            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} ({}) | {:.2} | {:.2} | {:.3} | {:.3} |",
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} ({}) | {:.2} | {:.2} | {:.3} | {:.3} | {:.2} ({}) |",
             ms(warm),
             ms(copy_all),
             ms(sas),
@@ -382,7 +395,9 @@ fn main() -> Result<()> {
             ms(first),
             ms(target),
             opt / target,
-            opt / copy_all.max(warm)
+            opt / copy_all.max(warm),
+            ms(opt_b),
+            optimal_b.len()
         )?;
         eprintln!("{name}: warm {:.2} ms, copy {:.2} ms, s&s {:.2}, per-layer {:.2}, one {:.2}, optimal {:.2} ({} groups), target {:.2}", ms(warm), ms(copy_all), ms(sas), ms(per_layer), ms(one), ms(opt), optimal.len(), ms(target));
     }
