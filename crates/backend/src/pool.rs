@@ -53,7 +53,7 @@ impl Pool {
         offset: u64,
     ) -> Result<u64> {
         let bytes = layout.range_bytes(layers.clone());
-        if offset % 2 != 0 {
+        if !offset.is_multiple_of(2) {
             bail!("pool offset {offset} is not 2-byte aligned (fp16 weights)");
         }
         if offset + bytes > self.pool_bytes {

@@ -44,6 +44,7 @@ impl CpuDevice {
         }
     }
 
+    #[allow(clippy::mut_from_ref)]
     fn mem(&self, gpu: usize, at: DevPtr, bytes: usize) -> Result<&mut [u8]> {
         let a = self
             .arenas

@@ -188,7 +188,8 @@ pub struct Embed {
 
 /// The synthetic token at position `s` of request `req` (the same on every device).
 pub fn token_id(req: u32, s: u32, vocab: u32) -> u32 {
-    let mut x = req.wrapping_mul(0x9E37_79B1) ^ s.wrapping_mul(0x85EB_CA77).wrapping_add(0x1234_5);
+    let mut x =
+        req.wrapping_mul(0x9E37_79B1) ^ s.wrapping_mul(0x85EB_CA77).wrapping_add(0x0001_2345);
     x ^= x >> 15;
     x = x.wrapping_mul(0x2C1B_3C6D);
     x ^= x >> 12;
@@ -302,6 +303,7 @@ pub trait Device {
         h: usize,
         dh: usize,
     ) -> anyhow::Result<()>;
+    #[allow(clippy::too_many_arguments)]
     /// Row softmax of f32 scores `[B*H*S, S]` into fp16 probabilities, with
     /// `scale` applied first and keys after the query masked when `causal`.
     fn softmax(
