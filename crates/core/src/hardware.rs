@@ -119,7 +119,8 @@ fn preset_text(name: &str) -> Option<&'static str> {
     })
 }
 
-const GIB: f64 = (1u64 << 30) as f64;
+/// Bytes in a GiB, as a float for printing sizes.
+pub const GIB: f64 = (1u64 << 30) as f64;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -45,7 +45,17 @@ pub fn effective_grouping(system: System, grouping: Grouping) -> Grouping {
     }
 }
 
-/// Places every model: each takes `tp * pp` distinct GPUs starting at the
+/// The `(tp, pp)` `system` runs model `m` with. Computron and resident use
+/// the model's `parallel` config; PipeSwitch, stop-and-start and streaming
+/// are one-GPU systems, as published: each model runs whole on one GPU.
+pub fn parallelism(system: System, m: &ModelSpec) -> (u32, u32) {
+    match system {
+        System::Computron | System::Resident => (m.tp.max(1), m.pp.max(1)),
+        System::Pipeswitch | System::StopAndStart | System::Streaming => (1, 1),
+    }
+}
+
+/// Places every model (with [`parallelism`]): each takes `tp * pp` distinct GPUs starting at the
 /// base GPU (wrapping) that keeps the most loaded GPU lightest (ties: lowest base).
 pub fn place(
     models: &[ModelSpec],
@@ -64,7 +74,7 @@ pub fn place(
     models
         .iter()
         .map(|m| {
-            let (tp, pp) = (m.tp.max(1), m.pp.max(1));
+            let (tp, pp) = parallelism(system, m);
             let stages: Vec<Range<usize>> = stage_partition(&m.shape, pp as usize);
             let shard_bytes: Vec<u64> = stages
                 .iter()

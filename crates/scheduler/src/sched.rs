@@ -9,6 +9,7 @@ use crate::{
 };
 use std::collections::VecDeque;
 use std::ops::Range;
+use switchyard_core::hardware::GIB;
 use switchyard_core::workload::{Eviction, PolicySpec, System};
 use switchyard_core::{InputError, Schedule, Workload};
 
@@ -107,8 +108,16 @@ impl Scheduler {
                         None,
                         "models",
                         format!(
-                            "model `{}`: stage {s} needs {} bytes per GPU, but a GPU has {capacity} usable",
-                            workload.models[m].name, p.shard_bytes[s as usize]
+                            "model `{}`: {} needs {:.2} GiB on one GPU, but a GPU has {:.2} GiB usable{}",
+                            workload.models[m].name,
+                            if p.tp * p.pp == 1 { "the whole model".to_string() } else { format!("stage {s}") },
+                            p.shard_bytes[s as usize] as f64 / GIB,
+                            capacity as f64 / GIB,
+                            if p.tp * p.pp == 1 && workload.models[m].tp * workload.models[m].pp > 1 {
+                                format!(" (`{}` runs each model on one GPU, ignoring `parallel`)", policy.system.name())
+                            } else {
+                                String::new()
+                            }
                         ),
                     ));
                 }

@@ -1,12 +1,25 @@
-//! Command line of `sim`.
+//! Command line of `sim`: reads the workload and the schedule, checks that
+//! every asked-for system can serve them, and only then writes anything.
 
 use clap::Parser;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use switchyard_core::workload::{Eviction, Grouping, PolicyName, PolicySpec, System};
 use switchyard_core::{arrivals, Error, Schedule, Workload};
+use switchyard_report::{cdf_figure, CompareOptions, Run};
+use switchyard_scheduler::Scheduler;
+use switchyard_sim::{
+    simulate_policy, write_comparison, write_summary, write_timeline, RecordFile, RecordSink,
+    RequestRecord, SimOptions, SimResult,
+};
 
 /// Simulate a multi-model GPU serving system on a workload.
+///
+/// Writes into --out: schedule.csv, requests.csv, summary.json,
+/// timeline.json (Chrome trace, opens in Perfetto) and latency_cdf.svg/png.
+/// With --compare-systems, one such folder per system plus compare.json,
+/// cdf.svg/png, per_model.svg/png and table.md/csv of all systems.
 #[derive(Debug, Parser)]
-#[command(name = "sim", version, about)]
+#[command(name = "sim", version, about, long_about)]
 pub struct Args {
     /// Workload YAML file (cluster, models, arrivals, policy).
     #[arg(long, short = 'w')]
@@ -24,6 +37,25 @@ pub struct Args {
     /// written by `replay calibrate`).
     #[arg(long)]
     pub hardware: Option<String>,
+    /// Override `policy.system`.
+    #[arg(long, value_parser = System::from_name)]
+    pub system: Option<System>,
+    /// Override `policy.eviction` (lru, lfu, belady).
+    #[arg(long, value_parser = Eviction::from_name)]
+    pub eviction: Option<Eviction>,
+    /// Override `policy.grouping` (optimal, per_layer, one_group).
+    #[arg(long, value_parser = Grouping::from_name)]
+    pub grouping: Option<Grouping>,
+    /// Run every system on the same schedule (skipping `resident` when the
+    /// models do not all fit) and draw their CDFs in one figure.
+    #[arg(long, conflicts_with = "system")]
+    pub compare_systems: bool,
+    /// Latency axis of the CDF figures in log scale.
+    #[arg(long)]
+    pub log_x: bool,
+    /// Do not write timeline.json.
+    #[arg(long)]
+    pub no_timeline: bool,
     /// Only write DIR/schedule.csv; simulate nothing.
     #[arg(long)]
     pub schedule_only: bool,
@@ -50,6 +82,21 @@ fn execute(args: &Args) -> Result<(), Error> {
         Some(path) => Schedule::read_csv(path, &workload.model_names())?,
         None => arrivals::generate(&workload)?,
     };
+    let policy = PolicySpec {
+        system: args.system.unwrap_or(workload.policy.system),
+        eviction: args.eviction.unwrap_or(workload.policy.eviction),
+        grouping: args.grouping.unwrap_or(workload.policy.grouping),
+    };
+    // Every check that can fail on the input runs before the first write.
+    let systems = if args.schedule_only {
+        Vec::new()
+    } else if args.compare_systems {
+        servable_systems(&workload, &schedule, policy)?
+    } else {
+        Scheduler::with_policy(&workload, &schedule, policy)?;
+        vec![policy]
+    };
+
     schedule.write_csv(&args.out.join("schedule.csv"))?;
     eprintln!(
         "{}: {} requests over {} models, {:.1} s",
@@ -61,5 +108,115 @@ fn execute(args: &Args) -> Result<(), Error> {
     if args.schedule_only {
         return Ok(());
     }
+    let opts = SimOptions {
+        timeline: !args.no_timeline,
+        ..SimOptions::default()
+    };
+    if !args.compare_systems {
+        let result = run_one(&workload, &schedule, policy, &opts, &args.out, args.log_x)?;
+        report(&result, &args.out);
+        return Ok(());
+    }
+    let mut results = Vec::new();
+    let mut runs = Vec::new();
+    for p in systems {
+        let dir = args.out.join(p.system.name());
+        let result = run_one(&workload, &schedule, p, &opts, &dir, args.log_x)?;
+        report(&result, &dir);
+        let mut run = Run::load(&dir.join("requests.csv"))?;
+        run.label = p.system.name().to_string();
+        results.push(result);
+        runs.push(run);
+    }
+    write_comparison(&args.out.join("compare.json"), &results)?;
+    let title = format!("{}: every system on one schedule", workload.name);
+    let table = switchyard_report::write_comparison(
+        &runs,
+        &args.out,
+        &title,
+        args.log_x,
+        &CompareOptions::default(),
+    )?;
+    println!("{}", table.to_markdown());
     Ok(())
+}
+
+/// The systems `--compare-systems` runs: all of them, in [`System::ALL`]
+/// order, less `resident` when the models do not all fit (said on stderr).
+/// Any other refusal is an input error.
+fn servable_systems(
+    workload: &Workload,
+    schedule: &Schedule,
+    policy: PolicySpec,
+) -> Result<Vec<PolicySpec>, Error> {
+    let mut out = Vec::new();
+    for system in System::ALL {
+        let p = PolicySpec { system, ..policy };
+        match Scheduler::with_policy(workload, schedule, p) {
+            Ok(_) => out.push(p),
+            Err(e) if system == System::Resident => eprintln!("skipping resident: {e}"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Simulates one policy into `dir`: requests.csv, summary.json,
+/// timeline.json and latency_cdf.svg/png.
+fn run_one(
+    workload: &Workload,
+    schedule: &Schedule,
+    policy: PolicySpec,
+    opts: &SimOptions,
+    dir: &Path,
+    log_x: bool,
+) -> Result<SimResult, Error> {
+    let mut sink = LatencyTee {
+        file: RecordFile::create(&dir.join("requests.csv"))?,
+        latencies_s: Vec::with_capacity(schedule.requests.len()),
+    };
+    let result = simulate_policy(workload, schedule, policy, opts, &mut sink)?;
+    let LatencyTee { file, latencies_s } = sink;
+    file.finish()?;
+    write_summary(&dir.join("summary.json"), &result)?;
+    if opts.timeline {
+        write_timeline(&dir.join("timeline.json"), &result.timeline)?;
+    }
+    let label = policy.system.name();
+    cdf_figure(
+        &[(label, latencies_s)],
+        &format!("{}: {label}", workload.name),
+        log_x,
+        &dir.join("latency_cdf.svg"),
+        &dir.join("latency_cdf.png"),
+    )?;
+    Ok(result)
+}
+
+/// One line per run on stderr: where it went and its headline numbers.
+fn report(r: &SimResult, dir: &Path) {
+    eprintln!(
+        "{} ({}): p50 {:.1} ms, p99 {:.1} ms, SLO {:.1}%, {} loads -> {}",
+        r.system,
+        r.eviction,
+        r.summary.p50_s * 1e3,
+        r.summary.p99_s * 1e3,
+        r.summary.slo_attainment * 100.0,
+        r.loads,
+        dir.display()
+    );
+}
+
+/// Streams records to `requests.csv` and keeps each latency for the CDF
+/// (8 bytes a request).
+struct LatencyTee {
+    file: RecordFile,
+    latencies_s: Vec<f64>,
+}
+
+impl RecordSink for LatencyTee {
+    fn record(&mut self, r: &RequestRecord) -> Result<(), Error> {
+        self.latencies_s.push(r.latency_s);
+        self.file.record(r)
+    }
 }

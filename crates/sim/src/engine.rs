@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::records::RequestRecord;
-use switchyard_core::workload::{Eviction, Grouping, PolicySpec};
+use switchyard_core::workload::{PolicyName, PolicySpec};
 use switchyard_core::{Error, Schedule, Workload};
 use switchyard_scheduler::{Action, Event, Scheduler, Source};
 
@@ -87,7 +87,8 @@ pub fn simulate_policy(
     let tables: Vec<ComputeTable> = workload
         .models
         .iter()
-        .map(|m| ComputeTable::new(hw, &m.shape, m.tp, m.max_batch))
+        .enumerate()
+        .map(|(i, m)| ComputeTable::new(hw, &m.shape, sched.placement(i as u32).tp, m.max_batch))
         .collect();
     let mut timeline = Timeline {
         gpus: n_gpus as u32,
@@ -322,8 +323,8 @@ pub fn simulate_policy(
     Ok(SimResult {
         workload: workload.name.clone(),
         system: policy.system.name().to_string(),
-        eviction: eviction_name(policy.eviction).to_string(),
-        grouping: grouping_name(policy.grouping).to_string(),
+        eviction: policy.eviction.name().to_string(),
+        grouping: policy.grouping.name().to_string(),
         summary: overall,
         loads: stats.iter().map(|s| s.loads).sum(),
         bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
@@ -354,22 +355,4 @@ fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
-}
-
-/// The YAML name of an eviction policy.
-pub(crate) fn eviction_name(e: Eviction) -> &'static str {
-    match e {
-        Eviction::Lru => "lru",
-        Eviction::Lfu => "lfu",
-        Eviction::Belady => "belady",
-    }
-}
-
-/// The YAML name of a grouping.
-pub(crate) fn grouping_name(g: Grouping) -> &'static str {
-    match g {
-        Grouping::Optimal => "optimal",
-        Grouping::PerLayer => "per_layer",
-        Grouping::OneGroup => "one_group",
-    }
 }

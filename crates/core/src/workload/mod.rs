@@ -209,6 +209,55 @@ impl System {
     }
 }
 
+/// Names accepted where a policy part is given by name (YAML, command line).
+pub trait PolicyName: Sized + Copy + 'static {
+    /// Every value, in a fixed order.
+    const VALUES: &'static [Self];
+    /// The value's name.
+    fn name(self) -> &'static str;
+    /// The value named `s`, or an error listing every name.
+    fn from_name(s: &str) -> std::result::Result<Self, String> {
+        Self::VALUES
+            .iter()
+            .copied()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::VALUES.iter().map(|v| v.name()).collect();
+                format!("`{s}` is not one of {}", names.join(", "))
+            })
+    }
+}
+
+impl PolicyName for System {
+    const VALUES: &'static [System] = &System::ALL;
+    fn name(self) -> &'static str {
+        System::name(self)
+    }
+}
+
+impl PolicyName for Eviction {
+    const VALUES: &'static [Eviction] = &[Eviction::Lru, Eviction::Lfu, Eviction::Belady];
+    fn name(self) -> &'static str {
+        match self {
+            Eviction::Lru => "lru",
+            Eviction::Lfu => "lfu",
+            Eviction::Belady => "belady",
+        }
+    }
+}
+
+impl PolicyName for Grouping {
+    const VALUES: &'static [Grouping] =
+        &[Grouping::Optimal, Grouping::PerLayer, Grouping::OneGroup];
+    fn name(self) -> &'static str {
+        match self {
+            Grouping::Optimal => "optimal",
+            Grouping::PerLayer => "per_layer",
+            Grouping::OneGroup => "one_group",
+        }
+    }
+}
+
 /// Which model to evict when memory is needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -306,7 +355,7 @@ impl Workload {
         let mut hardware = hardware;
         if let Some(mem) = &raw.cluster.gpu_memory_gib {
             let gib = ctx.positive(mem, "cluster.gpu_memory_gib", "GiB")?;
-            let bytes = (gib * (1u64 << 30) as f64) as u64;
+            let bytes = (gib * crate::hardware::GIB) as u64;
             if bytes > hardware.gpu_memory_bytes || bytes <= hardware.reserved_bytes {
                 return Err(ctx
                     .err(
@@ -314,8 +363,8 @@ impl Workload {
                         "cluster.gpu_memory_gib",
                         format!(
                             "expected more than the profile's reserved {:.2} GiB and at most its {:.2} GiB",
-                            hardware.reserved_bytes as f64 / (1u64 << 30) as f64,
-                            hardware.gpu_memory_bytes as f64 / (1u64 << 30) as f64
+                            hardware.reserved_bytes as f64 / crate::hardware::GIB,
+                            hardware.gpu_memory_bytes as f64 / crate::hardware::GIB
                         ),
                     )
                     .into());

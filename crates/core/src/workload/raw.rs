@@ -233,9 +233,9 @@ pub(super) fn validate_models(
                         "model `{}` cannot fit: its largest shard with tp={tp}, pp={pp} is {:.2} GiB, \
                          but a GPU of `{}` has {:.2} GiB for weights; raise tp or pp",
                         spec.name,
-                        shard as f64 / (1u64 << 30) as f64,
+                        shard as f64 / crate::hardware::GIB,
                         cluster.hardware.name,
-                        usable as f64 / (1u64 << 30) as f64
+                        usable as f64 / crate::hardware::GIB
                     ),
                 ));
             }

@@ -1,0 +1,214 @@
+//! The `sim` binary end to end: every output, byte-identical reruns,
+//! `--compare-systems`, and refusals that write nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const FILES: [&str; 6] = [
+    "schedule.csv",
+    "requests.csv",
+    "summary.json",
+    "timeline.json",
+    "latency_cdf.svg",
+    "latency_cdf.png",
+];
+
+fn experiments() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
+}
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A small workload: 5 models on 2 GPUs, 40 s of Poisson arrivals.
+fn small_workload(dir: &Path, extra_model: &str) -> PathBuf {
+    let path = dir.join("small.yaml");
+    let text = format!(
+        "name: small
+seed: 7
+duration_s: 40
+cluster: {{ hardware: h200-pcie5, gpus: 2, gpu_memory_gib: 34 }}
+models:
+  - arch: opt-6.7b
+    copies: 5
+    parallel: {{ tp: 1, pp: 2 }}
+    max_batch: 4
+    slo_ms: 1000
+{extra_model}arrivals: {{ process: poisson, rate: 10 }}
+policy: {{ system: computron, eviction: lru }}
+"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn a_run_writes_every_output_and_reruns_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = small_workload(dir.path(), "");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        ok(&sim(&["-w", w.to_str().unwrap(), "-o", out.to_str().unwrap()]));
+    }
+    for f in FILES {
+        let x = std::fs::read(a.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(!x.is_empty(), "{f} is empty");
+        assert_eq!(x, std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    }
+    let csv = std::fs::read_to_string(a.join("requests.csv")).unwrap();
+    assert!(csv.starts_with("id,model,arrival_s,start_s,finish_s,latency_s"));
+    let sched = std::fs::read_to_string(a.join("schedule.csv")).unwrap();
+    assert_eq!(csv.lines().count(), sched.lines().count());
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("summary.json")).unwrap()).unwrap();
+    for key in ["requests", "mean_s", "p50_s", "p90_s", "p99_s", "max_s"] {
+        assert!(summary[key].is_number(), "summary.json lacks {key}");
+    }
+    assert!(summary["loads"].as_u64().unwrap() > 0);
+    assert_eq!(summary["models"].as_array().unwrap().len(), 5);
+    let trace: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("timeline.json")).unwrap()).unwrap();
+    assert!(trace["traceEvents"].as_array().unwrap().len() > 10);
+    // No temporary file is left behind.
+    for e in std::fs::read_dir(&a).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        assert!(!name.contains("tmp"), "left over: {name}");
+    }
+    // Another seed, another schedule and other records.
+    let c = dir.path().join("c");
+    ok(&sim(&[
+        "-w",
+        w.to_str().unwrap(),
+        "-o",
+        c.to_str().unwrap(),
+        "--seed",
+        "8",
+    ]));
+    assert_ne!(
+        std::fs::read(a.join("requests.csv")).unwrap(),
+        std::fs::read(c.join("requests.csv")).unwrap()
+    );
+}
+
+#[test]
+fn flags_override_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = small_workload(dir.path(), "");
+    let out = dir.path().join("o");
+    ok(&sim(&[
+        "-w",
+        w.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--system",
+        "pipeswitch",
+        "--eviction",
+        "belady",
+        "--grouping",
+        "per_layer",
+        "--no-timeline",
+    ]));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["system"], "pipeswitch");
+    assert_eq!(s["eviction"], "belady");
+    assert_eq!(s["grouping"], "per_layer");
+    assert!(!out.join("timeline.json").exists());
+}
+
+#[test]
+fn compare_systems_runs_every_system_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = small_workload(dir.path(), "");
+    let out = dir.path().join("cmp");
+    let o = sim(&[
+        "-w",
+        w.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--compare-systems",
+        "--log-x",
+    ]);
+    ok(&o);
+    // Five OPT-6.7B (12.4 GiB each) do not all fit in 2 x 30 GiB for weights.
+    assert!(String::from_utf8_lossy(&o.stderr).contains("skipping resident"));
+    for system in ["computron", "pipeswitch", "stop-and-start", "streaming"] {
+        assert!(out.join(system).join("requests.csv").is_file(), "{system}");
+        assert!(out.join(system).join("latency_cdf.svg").is_file(), "{system}");
+    }
+    assert!(!out.join("resident").exists());
+    for f in ["compare.json", "cdf.svg", "cdf.png", "per_model.svg", "table.md", "table.csv"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let all: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
+    let systems: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["system"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        systems,
+        ["computron", "pipeswitch", "stop-and-start", "streaming"]
+    );
+    // Same schedule for every system: the same request ids in each file.
+    let ids = |s: &str| {
+        let mut v: Vec<String> = std::fs::read_to_string(out.join(s).join("requests.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids("computron"), ids("stop-and-start"));
+}
+
+#[test]
+fn one_gpu_system_refuses_a_model_that_needs_two_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // OPT-30B (about 56 GiB) fits split over two GPUs of 30 GiB for weights, not on one.
+    let w = small_workload(
+        dir.path(),
+        "  - arch: opt-30b\n    parallel: { tp: 2, pp: 1 }\n",
+    );
+    let out = dir.path().join("o");
+    let o = sim(&[
+        "-w",
+        w.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--system",
+        "pipeswitch",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("small.yaml") && err.contains("opt-30b") && err.contains("on one GPU"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn unknown_system_is_a_usage_error() {
+    let o = sim(&["-w", "x.yaml", "--system", "magic"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("computron, pipeswitch"), "{err}");
+}
