@@ -335,6 +335,7 @@ pub fn calibrate(
             CalibratedTimes {
                 batch_sizes: opts.batches.clone(),
                 layer_s: rows,
+                items_per_request: layout.shape.items_per_request,
             },
         );
         at += layout.total_bytes().div_ceil(256) * 256;

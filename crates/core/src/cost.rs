@@ -34,7 +34,10 @@ pub fn activation_bytes(shape: &ModelShape, batch: u32) -> u64 {
 ///
 /// - calibrated times for the model's architecture, when the profile has
 ///   them: linear interpolation between measured batch sizes (linear
-///   extrapolation past the largest), divided by `tp`;
+///   extrapolation past the largest), divided by `tp`; a model whose
+///   requests hold another number of items (`seq_len`) than the calibration
+///   is looked up at the batch holding the same number of items (below the
+///   smallest measured batch, that batch's time: launch-bound);
 /// - synthetic models: `layer_s * (1 + synthetic_batch_slope * (batch - 1)) / tp`;
 /// - otherwise a roofline: `launch_s + max(shard bytes / hbm, FLOPs / tp / rate)`.
 pub fn layer_compute_s(
@@ -47,7 +50,18 @@ pub fn layer_compute_s(
     let tp = tp.max(1) as f64;
     let batch = batch.max(1);
     if let Some(c) = hw.calibrated.get(&shape.arch) {
-        if let Some(t) = calibrated(&c.batch_sizes, &c.layer_s, layer, batch) {
+        let measured_items = match c.items_per_request {
+            0 => crate::arch::builtin(&shape.arch)
+                .map_or(shape.items_per_request, |s| s.items_per_request),
+            n => n,
+        };
+        let items = (batch as u64 * shape.items_per_request) as f64;
+        if let Some(t) = calibrated(
+            &c.batch_sizes,
+            &c.layer_s,
+            layer,
+            items / measured_items as f64,
+        ) {
             return t / tp;
         }
     }
@@ -64,23 +78,27 @@ pub fn layer_compute_s(
     }
 }
 
-fn calibrated(sizes: &[u32], rows: &[Vec<f64>], layer: usize, batch: u32) -> Option<f64> {
+/// Layer `layer`'s time at a (possibly fractional) `batch` of the measured
+/// request size: linear between measured sizes, extrapolated past the last.
+fn calibrated(sizes: &[u32], rows: &[Vec<f64>], layer: usize, batch: f64) -> Option<f64> {
     let at = |i: usize| rows.get(i).and_then(|r| r.get(layer)).copied();
     let n = sizes.len();
     if n == 0 {
         return None;
     }
-    if n == 1 || batch <= sizes[0] {
+    if n == 1 || batch <= sizes[0] as f64 {
         return at(0);
     }
     // The segment [i, i+1] holding `batch`, or the last one to extrapolate.
-    let i = (0..n - 1).find(|&i| batch <= sizes[i + 1]).unwrap_or(n - 2);
+    let i = (0..n - 1)
+        .find(|&i| batch <= sizes[i + 1] as f64)
+        .unwrap_or(n - 2);
     let (b0, b1) = (sizes[i] as f64, sizes[i + 1] as f64);
     let (t0, t1) = (at(i)?, at(i + 1)?);
     if b1 <= b0 {
         return Some(t1);
     }
-    Some(t0 + (t1 - t0) * (batch as f64 - b0) / (b1 - b0))
+    Some(t0 + (t1 - t0) * (batch - b0) / (b1 - b0))
 }
 
 /// Prefix sums of per-layer compute times of one model at every batch size
@@ -161,11 +179,40 @@ mod tests {
             CalibratedTimes {
                 batch_sizes: vec![1, 4],
                 layer_s: vec![vec![0.001, 0.002], vec![0.004, 0.008]],
+                items_per_request: 0,
             },
         );
         assert_eq!(layer_compute_s(&h, &m, 0, 1, 1), 0.001);
         assert!((layer_compute_s(&h, &m, 1, 2, 1) - 0.004).abs() < 1e-15);
         assert!((layer_compute_s(&h, &m, 0, 7, 1) - 0.007).abs() < 1e-15);
+    }
+
+    #[test]
+    fn calibrated_times_follow_items_per_batch() {
+        let mut h = hw();
+        let mut m = crate::arch::builtin("opt-125m").unwrap();
+        h.calibrated.insert(
+            "opt-125m".into(),
+            CalibratedTimes {
+                batch_sizes: vec![1, 2, 4, 8],
+                layer_s: vec![
+                    vec![0.001; 14],
+                    vec![0.002; 14],
+                    vec![0.004; 14],
+                    vec![0.008; 14],
+                ],
+                items_per_request: 128,
+            },
+        );
+        // Half the tokens per request: batch 8 costs what batch 4 was measured at.
+        m.items_per_request = 64;
+        assert!((layer_compute_s(&h, &m, 3, 8, 1) - 0.004).abs() < 1e-15);
+        assert!((layer_compute_s(&h, &m, 3, 3, 1) - 0.0015).abs() < 1e-15);
+        // Absent means the architecture's default (128 for OPT).
+        h.calibrated.get_mut("opt-125m").unwrap().items_per_request = 0;
+        assert!((layer_compute_s(&h, &m, 3, 8, 1) - 0.004).abs() < 1e-15);
+        m.items_per_request = 128;
+        assert!((layer_compute_s(&h, &m, 3, 8, 1) - 0.008).abs() < 1e-15);
     }
 
     #[test]

@@ -52,6 +52,15 @@ pub struct CalibratedTimes {
     pub batch_sizes: Vec<u32>,
     /// `layer_s[i][j]`: seconds of layer `j` at `batch_sizes[i]`.
     pub layer_s: Vec<Vec<f64>>,
+    /// Items (tokens) per request the times were measured at; 0 (or absent)
+    /// means the architecture's built-in default. A model with another
+    /// `seq_len` is looked up at the batch holding as many items.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub items_per_request: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// A GPU server as the cost model sees it. All GPUs of a cluster are alike.
