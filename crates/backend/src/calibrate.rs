@@ -198,8 +198,8 @@ pub fn layer_times(
     gemm_rate: f64,
 ) -> Result<Vec<Vec<f64>>> {
     let n = layout.layers();
-    let offsets = layout.layer_offsets.clone();
-    let addr = move |l: usize| Some(at + offsets[l]);
+    let addr = forward::whole_at(layout, at);
+    let shard = crate::model::shard::ShardLayout::single(layout);
     let mut rows = Vec::new();
     for &b in batches {
         let requests: Vec<u64> = (0..b as u64).collect();
@@ -210,10 +210,12 @@ pub fn layer_times(
                 forward::run(
                     dev,
                     &forward::Run {
-                        gpu: 0,
+                        gpus: &[0],
                         layout,
+                        shard: &shard,
                         layers: l..l + 1,
                         addr: &addr,
+                        side: &forward::no_side,
                         requests: &requests,
                         ws,
                         waits: &[],

@@ -61,16 +61,18 @@ pub fn forward_check(
     let e1 = dev.record(0, StreamKind::Copy)?;
     let out_bytes = forward::output_bytes(&layout, requests.len());
     let out = dev.alloc_host(out_bytes, true)?;
-    let offsets = layout.layer_offsets.clone();
-    let addr = move |l: usize| Some(offsets[l]);
+    let addr = forward::whole_at(&layout, 0);
+    let shard = crate::model::shard::ShardLayout::single(&layout);
     let waits = [(0..1, e0), (1..n, e1)];
     forward::run(
         dev,
         &forward::Run {
-            gpu: 0,
+            gpus: &[0],
             layout: &layout,
+            shard: &shard,
             layers: 0..n,
             addr: &addr,
+            side: &forward::no_side,
             requests,
             ws: pool,
             waits: &waits,
@@ -118,4 +120,126 @@ pub fn fresh_seed() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     crate::model::weights::mix64(t ^ std::process::id() as u64)
+}
+
+/// Output of [`parallel_forward`].
+#[derive(Debug, Clone)]
+pub struct ParallelOutput {
+    /// The model's outputs (rank 0 of the last stage), fp16 as f32.
+    pub out: Vec<f32>,
+    /// `||out - ref|| / ||ref||` against the f32 host reference.
+    pub ref_err: f64,
+    /// Hand-overs between stages, by path.
+    pub handoffs: crate::exec::HandoffStats,
+}
+
+/// Runs `requests` through a tiny transformer split `tp` ways over `pp`
+/// stages on GPUs `0 .. tp * pp` of `dev` (stage `s`, rank `r` on GPU
+/// `s * tp + r`), through the executor: every shard copied over its own
+/// GPU's link, the stages handing whole batches over.
+#[allow(clippy::too_many_arguments)]
+pub fn parallel_forward(
+    mut dev: Box<dyn Device>,
+    arch: &str,
+    dims: TransformerDims,
+    seq: u64,
+    requests: &[u64],
+    seed: u64,
+    tp: usize,
+    pp: usize,
+) -> Result<ParallelOutput> {
+    use crate::exec::{ComputeOp, CopyOp, Executor};
+    use crate::host_store::{HostStore, WeightSource};
+    use crate::model::shard::ShardLayout;
+    let layout = ModelLayout::new(&transformer_shape(arch, dims, seq))?;
+    let stages = switchyard_core::model::stage_partition(&layout.shape, pp);
+    anyhow::ensure!(stages.len() == pp, "{arch} has fewer than {pp} layers");
+    let shard = ShardLayout::new(&layout, tp, &stages)?;
+    anyhow::ensure!(
+        dev.gpus() >= tp * pp,
+        "tp = {tp}, pp = {pp} needs {} GPUs; the device has {}",
+        tp * pp,
+        dev.gpus()
+    );
+    let host = HostStore::build(
+        dev.as_mut(),
+        std::slice::from_ref(&layout),
+        std::slice::from_ref(&shard),
+        &[arch.to_string()],
+        true,
+        false,
+        &WeightSource::Random { seed },
+    )?;
+    let pool = shard.image_bytes().div_ceil(256) * 256;
+    let mut ex = Executor::with_shards(
+        dev,
+        host,
+        vec![layout.clone()],
+        vec![shard.clone()],
+        &[(0..tp * pp).collect()],
+        &[requests.len()],
+        pool,
+        0.0,
+    )?;
+    let gpus = |s: usize| (s * tp..(s + 1) * tp).collect::<Vec<usize>>();
+    let mut key = 0;
+    let mut input = None;
+    for (s, layers) in stages.iter().enumerate() {
+        let mut waits = Vec::new();
+        for r in 0..tp {
+            key += 1;
+            ex.copy(CopyOp {
+                key,
+                gpu: s * tp + r,
+                model: 0,
+                stage: s,
+                shard: r,
+                layers: layers.clone(),
+                pool_offset: 0,
+                pinned: true,
+            })?;
+            waits.push((layers.clone(), key));
+        }
+        key += 1;
+        ex.compute(ComputeOp {
+            key,
+            gpus: gpus(s),
+            model: 0,
+            stage: s,
+            layers: layers.clone(),
+            requests: requests.to_vec(),
+            waits,
+            input,
+            handoff_to: if s + 1 < pp { gpus(s + 1) } else { vec![] },
+        })?;
+        input = Some(key);
+    }
+    ex.drain()?;
+    let bytes = forward::output_bytes(&layout, requests.len());
+    let out: Vec<f32> = ex
+        .last_output((pp - 1) * tp, bytes)?
+        .chunks_exact(2)
+        .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect();
+    let mut full = vec![0u8; layout.total_bytes() as usize];
+    crate::model::weights::fill_random(&layout, seed, &mut full);
+    let want: Vec<f32> = reference::forward(&layout, &full, requests)?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(ParallelOutput {
+        ref_err: rel_err(&out, &want),
+        out,
+        handoffs: ex.handoff_stats(),
+    })
+}
+
+/// `||a - b|| / ||b||` (infinite when `a` has a non-finite value or the lengths differ).
+pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() || a.iter().any(|v| !v.is_finite()) {
+        return f64::INFINITY;
+    }
+    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den).sqrt()
 }

@@ -9,9 +9,19 @@
 //! Pinned copies are issued whole (asynchronous); pageable copies block the
 //! host while the driver stages them, so they are issued in chunks, one per
 //! [`Executor::pump`], and the host keeps dispatching between chunks.
+//!
+//! Model parallelism: a compute runs on a tensor-parallel group of GPUs in
+//! lockstep (collectives inside, [`forward`]); computes are issued in one
+//! global order, so every GPU's stream sees them, and their collectives, in
+//! the same order. A copy moves one rank's shard over that GPU's own link.
+//! Between pipeline stages a whole batch's activations are handed over
+//! ([`handoff`]): the producing stage writes them to an outbox slot, the
+//! next stage's ranks pull them peer to peer, or through pinned host memory
+//! where the GPUs have no peer access.
 
 use crate::device::{DevPtr, Device, Event, Gemm, StreamKind};
 use crate::host_store::{HostBuffer, HostStore};
+use crate::model::shard::ShardLayout;
 use crate::model::{forward, ModelLayout};
 use crate::pool::Pool;
 use anyhow::{anyhow, bail, Result};
@@ -28,8 +38,11 @@ pub const PAGEABLE_CHUNK: u64 = 32 << 20;
 pub const MAX_ISSUED_COMPUTES: usize = 1;
 const OUT_SLOTS: usize = 128;
 
-/// A host-to-device copy of a model's layers into the pool.
-#[derive(Debug, Clone)]
+mod handoff;
+pub use handoff::{HandoffStats, OUTBOX_SLOTS};
+
+/// A host-to-device copy of (one rank's shard of) a model's layers into the pool.
+#[derive(Debug, Clone, Default)]
 pub struct CopyOp {
     /// Caller's id of the copy.
     pub key: u64,
@@ -37,6 +50,10 @@ pub struct CopyOp {
     pub gpu: usize,
     /// Model index.
     pub model: usize,
+    /// Pipeline stage of the layers.
+    pub stage: usize,
+    /// Tensor-parallel rank of the shard.
+    pub shard: usize,
     /// Layers copied (contiguous in the model's host buffer).
     pub layers: Range<usize>,
     /// Pool offset they land at.
@@ -45,21 +62,28 @@ pub struct CopyOp {
     pub pinned: bool,
 }
 
-/// A batch through a range of a model's layers on one GPU.
-#[derive(Debug, Clone)]
+/// A batch through a range of a model's layers on a tensor-parallel group.
+#[derive(Debug, Clone, Default)]
 pub struct ComputeOp {
     /// Caller's id of the compute.
     pub key: u64,
-    /// GPU.
-    pub gpu: usize,
+    /// GPUs of the group, rank order (one GPU when `tp = 1`).
+    pub gpus: Vec<usize>,
     /// Model index.
     pub model: usize,
+    /// Pipeline stage.
+    pub stage: usize,
     /// Layers to run.
     pub layers: Range<usize>,
     /// Request ids of the batch.
     pub requests: Vec<u64>,
     /// Layer groups whose copies (by key) must be done before the group runs.
     pub waits: Vec<(Range<usize>, u64)>,
+    /// The previous stage's compute (by key) whose activations this one takes.
+    pub input: Option<u64>,
+    /// GPUs of the next stage (empty for the last stage): where the
+    /// activations go, deciding peer or host hand-over.
+    pub handoff_to: Vec<usize>,
 }
 
 /// Something that finished, with the host instant it was seen done.
@@ -96,8 +120,9 @@ struct PendingCopy {
 
 struct IssuedCompute {
     key: u64,
+    gpus: Vec<usize>,
     start: Event,
-    done: Event,
+    done: Vec<Event>,
 }
 
 /// Carries out copies and computes on a device.
@@ -108,6 +133,8 @@ pub struct Executor {
     pub host: HostStore,
     /// Every model's layout.
     pub layouts: Vec<ModelLayout>,
+    /// How every model is split over ranks and stages.
+    pub shards: Vec<ShardLayout>,
     /// Where layers sit in each GPU's pool.
     pub pool: Pool,
     /// Measured GEMM rate (sizes synthetic layers), FLOP/s.
@@ -115,10 +142,12 @@ pub struct Executor {
     /// Synthetic batch slope of the hardware profile.
     pub synthetic_slope: f64,
     copyq: Vec<VecDeque<PendingCopy>>,
-    computeq: Vec<VecDeque<ComputeOp>>,
+    computeq: VecDeque<ComputeOp>,
     copies: HashMap<u64, CopyState>,
     issued_copies: Vec<VecDeque<(u64, Event)>>,
-    issued_computes: Vec<VecDeque<IssuedCompute>>,
+    issued_computes: Vec<IssuedCompute>,
+    inflight: Vec<usize>,
+    hand: handoff::Handoff,
     out: Vec<HostBuffer>,
     out_slot_bytes: u64,
     out_busy: Vec<Vec<Option<u64>>>,
@@ -129,11 +158,40 @@ pub struct Executor {
 impl Executor {
     /// Allocates each GPU's arena (pool of `pool_bytes` plus the workspace
     /// the models need at `max_batch[i]`) and the output buffers, measures
-    /// the GEMM rate and starts the clock.
+    /// the GEMM rate and starts the clock. Every model runs whole (tp = 1,
+    /// one stage).
     pub fn new(
+        dev: Box<dyn Device>,
+        host: HostStore,
+        layouts: Vec<ModelLayout>,
+        max_batch: &[usize],
+        pool_bytes: u64,
+        synthetic_slope: f64,
+    ) -> Result<Executor> {
+        let shards = layouts.iter().map(ShardLayout::single).collect();
+        let homes = vec![Vec::new(); layouts.len()];
+        Executor::with_shards(
+            dev,
+            host,
+            layouts,
+            shards,
+            &homes,
+            max_batch,
+            pool_bytes,
+            synthetic_slope,
+        )
+    }
+
+    /// Like [`Executor::new`] for models split by `shards`; `homes[m]`
+    /// lists model `m`'s GPUs (`[stage * tp + rank]`, the scheduler's
+    /// placement), which get side slots for its replicated tensors.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_shards(
         mut dev: Box<dyn Device>,
         host: HostStore,
         layouts: Vec<ModelLayout>,
+        shards: Vec<ShardLayout>,
+        homes: &[Vec<usize>],
         max_batch: &[usize],
         pool_bytes: u64,
         synthetic_slope: f64,
@@ -151,7 +209,33 @@ impl Executor {
             )])
             .max()
             .unwrap_or(0);
-        let pool = Pool::new(gpus, pool_bytes, ws);
+        let mut side = vec![Vec::new(); gpus];
+        let mut staged = false;
+        for (m, (shard, home)) in shards.iter().zip(homes).enumerate() {
+            staged |= shard.stages.len() > 1;
+            for s in 0..shard.stages.len() {
+                for r in 0..shard.tp {
+                    if let Some(&g) = home.get(s * shard.tp + r) {
+                        if g >= gpus {
+                            bail!("model {m} is placed on GPU {g}, but the device has {gpus}");
+                        }
+                        side[g].push((m, s, shard.stage_side_bytes(s)));
+                    }
+                }
+            }
+        }
+        let outbox_slot = if staged {
+            layouts
+                .iter()
+                .zip(max_batch)
+                .map(|(l, &b)| forward::hidden(l, b, 0).1)
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let slots = if staged { OUTBOX_SLOTS } else { 0 };
+        let pool = Pool::with_areas(gpus, pool_bytes, ws, outbox_slot, slots, &side);
         dev.init_arena(pool.arena_bytes())?;
         let out_slot_bytes = layouts
             .iter()
@@ -165,18 +249,22 @@ impl Executor {
             out.push(dev.alloc_host(out_slot_bytes * OUT_SLOTS as u64, true)?);
             forward::init_workspace(dev.as_mut(), g, pool.ws_base)?;
         }
+        let hand = handoff::Handoff::new(dev.as_mut(), staged, pool.outbox_slot)?;
         let mut ex = Executor {
             dev,
             host,
             layouts,
+            shards,
             pool,
             gemm_rate: 0.0,
             synthetic_slope,
             copyq: (0..gpus).map(|_| VecDeque::new()).collect(),
-            computeq: (0..gpus).map(|_| VecDeque::new()).collect(),
+            computeq: VecDeque::new(),
             copies: HashMap::new(),
             issued_copies: (0..gpus).map(|_| VecDeque::new()).collect(),
-            issued_computes: (0..gpus).map(|_| VecDeque::new()).collect(),
+            issued_computes: Vec::new(),
+            inflight: vec![0; gpus],
+            hand,
             out,
             out_slot_bytes,
             out_busy: vec![vec![None; OUT_SLOTS]; gpus],
@@ -230,13 +318,34 @@ impl Executor {
     /// Queues a copy; it is issued by [`Executor::pump`].
     pub fn copy(&mut self, op: CopyOp) -> Result<()> {
         let layout = &self.layouts[op.model];
-        self.pool
-            .place(op.gpu, op.model, layout, op.layers.clone(), op.pool_offset)?;
-        if self.host.models[op.model].source(op.pinned).is_none() {
+        let shard = &self.shards[op.model];
+        self.pool.place(
+            op.gpu,
+            op.model,
+            &layout.shape.arch,
+            &shard.main_offsets,
+            op.layers.clone(),
+            op.pool_offset,
+        )?;
+        let host = &self.host.models[op.model];
+        if host.source(op.pinned, op.shard).is_none() {
             bail!(
-                "model {} has no {} host copy",
+                "model {} has no {} host copy of rank {}",
                 op.model,
-                if op.pinned { "pinned" } else { "pageable" }
+                if op.pinned { "pinned" } else { "pageable" },
+                op.shard
+            );
+        }
+        if shard.side_range(op.layers.clone()).1 > 0
+            && (host.side(op.stage, op.shard).is_none()
+                || self.pool.side_slot(op.gpu, op.model, op.stage).is_none())
+        {
+            bail!(
+                "model {} stage {} rank {}: no side slot on GPU {} (not where the placement put it)",
+                op.model,
+                op.stage,
+                op.shard,
+                op.gpu
             );
         }
         if self.copies.insert(op.key, CopyState::Queued).is_some() {
@@ -246,7 +355,8 @@ impl Executor {
         Ok(())
     }
 
-    /// Queues a compute; it is issued by [`Executor::pump`] once every copy it waits for is issued.
+    /// Queues a compute; it is issued by [`Executor::pump`] once every copy
+    /// it waits for is issued and its input stage has been issued.
     pub fn compute(&mut self, op: ComputeOp) -> Result<()> {
         for (_, c) in &op.waits {
             if !self.copies.contains_key(c) {
@@ -256,7 +366,10 @@ impl Executor {
                 );
             }
         }
-        self.computeq[op.gpu].push_back(op);
+        if op.gpus.is_empty() || op.gpus.iter().any(|&g| g >= self.inflight.len()) {
+            bail!("compute {} names GPUs {:?}", op.key, op.gpus);
+        }
+        self.computeq.push_back(op);
         Ok(())
     }
 
@@ -265,16 +378,23 @@ impl Executor {
         self.pool.evict(gpu, model, offset, bytes);
     }
 
+    /// Hand-overs between pipeline stages so far, by path.
+    pub fn handoff_stats(&self) -> HandoffStats {
+        self.hand.stats
+    }
+
     /// Issues what can be issued: pinned copies whole, one chunk of a
-    /// pageable copy per GPU, computes whose copies are issued.
+    /// pageable copy per GPU, computes (in queue order; a compute that
+    /// cannot go yet holds back later ones on its GPUs).
     pub fn pump(&mut self) -> Result<()> {
         for g in 0..self.copyq.len() {
             while let Some(front) = self.copyq[g].front_mut() {
                 let op = &front.op;
-                let total = self.layouts[op.model].range_bytes(op.layers.clone());
-                let src_base = self.layouts[op.model].layer_offsets[op.layers.start];
-                let src = self.host.models[op.model]
-                    .source(op.pinned)
+                let shard = &self.shards[op.model];
+                let (src_base, total) = shard.main_range(op.layers.clone());
+                let host = &self.host.models[op.model];
+                let src = host
+                    .source(op.pinned, op.shard)
                     .expect("checked at queue time");
                 let n = if op.pinned {
                     total - front.done_bytes
@@ -294,6 +414,17 @@ impl Executor {
                 if front.done_bytes < total {
                     break;
                 }
+                let (soff, sbytes) = shard.side_range(op.layers.clone());
+                if sbytes > 0 {
+                    let img = host
+                        .side(op.stage, op.shard)
+                        .expect("checked at queue time");
+                    let slot = self
+                        .pool
+                        .side_slot(g, op.model, op.stage)
+                        .expect("checked at queue time");
+                    self.dev.copy_h2d(g, img, soff, slot + soff, sbytes)?;
+                }
                 let key = op.key;
                 let e = self.dev.record(g, StreamKind::Copy)?;
                 self.copies.insert(key, CopyState::Issued(e));
@@ -301,50 +432,76 @@ impl Executor {
                 self.copyq[g].pop_front();
             }
         }
-        for g in 0..self.computeq.len() {
-            while let Some(op) = self.computeq[g].front() {
-                if self.issued_computes[g].len() >= MAX_ISSUED_COMPUTES {
-                    break;
-                }
-                if op
+        let mut held = vec![false; self.inflight.len()];
+        let mut i = 0;
+        while i < self.computeq.len() {
+            let op = &self.computeq[i];
+            let ready = op
+                .gpus
+                .iter()
+                .all(|&g| !held[g] && self.inflight[g] < MAX_ISSUED_COMPUTES)
+                && !op
                     .waits
                     .iter()
                     .any(|(_, c)| matches!(self.copies.get(c), Some(CopyState::Queued)))
-                {
-                    break;
-                }
-                let op = self.computeq[g].pop_front().unwrap();
+                && self.hand.ready(op);
+            if ready {
+                let op = self.computeq.remove(i).unwrap();
                 self.issue_compute(op)?;
+            } else {
+                for &g in &op.gpus {
+                    held[g] = true;
+                }
+                i += 1;
             }
         }
         Ok(())
     }
 
     fn issue_compute(&mut self, op: ComputeOp) -> Result<()> {
-        let g = op.gpu;
+        let g = op.gpus[0];
         let mut waits = Vec::new();
         for (r, c) in &op.waits {
             if let Some(CopyState::Issued(e)) = self.copies.get(c) {
                 waits.push((r.clone(), *e));
             }
         }
+        if let Some(input) = op.input {
+            let (x, bytes) = forward::hidden(
+                &self.layouts[op.model],
+                op.requests.len(),
+                self.pool.ws_base,
+            );
+            self.hand
+                .pull(self.dev.as_mut(), &self.pool, input, &op.gpus, x, bytes)?;
+        }
         let slot = self.next_slot[g];
         self.next_slot[g] = (slot + 1) % OUT_SLOTS;
         if let Some(k) = self.out_busy[g][slot].take() {
-            if let Some(c) = self.issued_computes[g].iter().find(|c| c.key == k) {
-                self.dev.synchronize(c.done)?;
+            if let Some(c) = self.issued_computes.iter().find(|c| c.key == k) {
+                for &e in &c.done {
+                    self.dev.synchronize(e)?;
+                }
             }
         }
         self.out_busy[g][slot] = Some(op.key);
         let pool = &self.pool;
-        let addr = |l: usize| pool.addr(g, op.model, l);
+        let shard = &self.shards[op.model];
+        let gpus = &op.gpus;
+        let addr = |rank: usize, l: usize| pool.addr(gpus[rank], op.model, l);
+        let side = |rank: usize, l: usize| {
+            pool.side_slot(gpus[rank], op.model, shard.stage_of[l])
+                .map(|b| b + shard.side_offsets[l])
+        };
         let start = forward::run(
             self.dev.as_mut(),
             &forward::Run {
-                gpu: g,
+                gpus,
                 layout: &self.layouts[op.model],
+                shard,
                 layers: op.layers.clone(),
                 addr: &addr,
+                side: &side,
                 requests: &op.requests,
                 ws: pool.ws_base,
                 waits: &waits,
@@ -353,9 +510,30 @@ impl Executor {
                 synthetic_slope: self.synthetic_slope,
             },
         )?;
-        let done = self.dev.record(g, StreamKind::Compute)?;
-        self.issued_computes[g].push_back(IssuedCompute {
+        if !op.handoff_to.is_empty() {
+            let (x, bytes) = forward::hidden(
+                &self.layouts[op.model],
+                op.requests.len(),
+                self.pool.ws_base,
+            );
+            self.hand.push(
+                self.dev.as_mut(),
+                &self.pool,
+                op.key,
+                g,
+                &op.handoff_to,
+                x,
+                bytes,
+            )?;
+        }
+        let mut done = Vec::with_capacity(op.gpus.len());
+        for &gg in &op.gpus {
+            done.push(self.dev.record(gg, StreamKind::Compute)?);
+            self.inflight[gg] += 1;
+        }
+        self.issued_computes.push(IssuedCompute {
             key: op.key,
+            gpus: op.gpus,
             start,
             done,
         });
@@ -379,22 +557,34 @@ impl Executor {
                 self.dev.release(e);
                 self.issued_copies[g].pop_front();
             }
-            while let Some(c) = self.issued_computes[g].front() {
-                if !self.dev.query(c.done)? {
+        }
+        let mut i = 0;
+        while i < self.issued_computes.len() {
+            let mut all = true;
+            for &e in &self.issued_computes[i].done {
+                if !self.dev.query(e)? {
+                    all = false;
                     break;
                 }
-                let at = Instant::now();
-                let (ref_e, ref_t) = self.clock[g];
-                let since = self.dev.elapsed_s(ref_e, c.start)?;
-                let start = ref_t + Duration::from_secs_f64(since.max(0.0));
-                out.push(Completion::Compute {
-                    key: c.key,
-                    start: start.min(at),
-                    at,
-                });
-                let c = self.issued_computes[g].pop_front().unwrap();
-                self.dev.release(c.start);
-                self.dev.release(c.done);
+            }
+            if !all {
+                i += 1;
+                continue;
+            }
+            let c = self.issued_computes.remove(i);
+            let at = Instant::now();
+            let (ref_e, ref_t) = self.clock[c.gpus[0]];
+            let since = self.dev.elapsed_s(ref_e, c.start)?;
+            let start = ref_t + Duration::from_secs_f64(since.max(0.0));
+            out.push(Completion::Compute {
+                key: c.key,
+                start: start.min(at),
+                at,
+            });
+            self.dev.release(c.start);
+            for (&g, e) in c.gpus.iter().zip(c.done) {
+                self.dev.release(e);
+                self.inflight[g] -= 1;
             }
         }
         Ok(out)
@@ -403,9 +593,9 @@ impl Executor {
     /// Whether anything is queued or in flight.
     pub fn busy(&self) -> bool {
         self.copyq.iter().any(|q| !q.is_empty())
-            || self.computeq.iter().any(|q| !q.is_empty())
+            || !self.computeq.is_empty()
             || self.issued_copies.iter().any(|q| !q.is_empty())
-            || self.issued_computes.iter().any(|q| !q.is_empty())
+            || !self.issued_computes.is_empty()
     }
 
     /// Pumps and polls until everything queued has finished.

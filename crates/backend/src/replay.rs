@@ -16,11 +16,19 @@
 //! Before `t0` every model runs once (weights copied to the pool, then the
 //! region is given back) so that kernel and cuBLAS start-up costs stay out
 //! of the measured run, and the resident system's preload copies finish.
-//! Replay runs models with `tp = pp = 1` (on any number of GPUs).
+//!
+//! Model parallelism (`parallel: {tp, pp}` of a model, used by `computron`
+//! and `resident`): the scheduler's placement puts each stage's `tp` shards
+//! on distinct GPUs; each shard is held pinned per rank and loaded over its
+//! own GPU's link; a stage's compute runs on its tensor-parallel group
+//! (NCCL all-reduces on CUDA); whole batches pass stage to stage (peer
+//! copies, or through pinned host memory where GPUs lack peer access: the
+//! counts are in `summary.json` under `handoffs`).
 
 use crate::device::Device;
 use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
 use crate::host_store::{HostStore, WeightSource};
+use crate::model::shard::ShardLayout;
 use crate::model::ModelLayout;
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -31,6 +39,7 @@ use switchyard_core::records::{RecordWriter, RequestRecord};
 use switchyard_core::stats::Summary;
 use switchyard_core::workload::{Eviction, Grouping, System};
 use switchyard_core::{Schedule, Workload};
+use switchyard_scheduler::placement::{place, Placement};
 use switchyard_scheduler::{Action, Event, Scheduler, Source, PRELOAD_COPY};
 
 /// Arrivals fed more than this late count as late dispatches, seconds.
@@ -84,6 +93,10 @@ pub struct ReplayResult {
     pub max_dispatch_delay_s: f64,
     /// Mean dispatch delay, seconds.
     pub mean_dispatch_delay_s: f64,
+    /// Activations handed between pipeline stages, by path.
+    pub handoffs: crate::exec::HandoffStats,
+    /// `tp x pp` of each model as placed, in workload order.
+    pub parallel: Vec<String>,
     /// Per model, in workload order.
     pub models: Vec<ModelResult>,
 }
@@ -106,20 +119,22 @@ pub fn grouping_name(g: Grouping) -> &'static str {
     }
 }
 
-/// Checks that `replay` can run the workload's models; the error names the model.
+/// The scheduler's placement of the workload's models.
+pub fn placements(w: &Workload) -> Vec<Placement> {
+    place(
+        &w.models,
+        w.cluster.gpus.max(1),
+        &w.cluster.hardware,
+        w.policy.system,
+        w.policy.grouping,
+    )
+}
+
+/// Checks that `replay` can run the workload's models (batch size, and a
+/// tensor-parallel split their dimensions allow); the error names the model.
 pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> {
+    let placed = placements(w);
     for (i, m) in w.models.iter().enumerate() {
-        if m.tp != 1 || m.pp != 1 {
-            return Err(switchyard_core::InputError::new(
-                &w.source,
-                None,
-                format!("models[{i}].parallel"),
-                format!(
-                    "replay runs models with tp = pp = 1; `{}` has tp = {}, pp = {}",
-                    m.name, m.tp, m.pp
-                ),
-            ));
-        }
         if m.max_batch as usize > crate::device::MAX_BATCH {
             return Err(switchyard_core::InputError::new(
                 &w.source,
@@ -131,11 +146,35 @@ pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> 
                 ),
             ));
         }
+        let p = &placed[i];
+        let split = ModelLayout::new(&m.shape).and_then(|l| shard_layout(&l, p));
+        if let Err(e) = split {
+            return Err(switchyard_core::InputError::new(
+                &w.source,
+                None,
+                format!("models[{i}].parallel"),
+                format!(
+                    "`{}` cannot run with tp = {}, pp = {}: {e:#}",
+                    m.name, p.tp, p.pp
+                ),
+            ));
+        }
     }
     Ok(())
 }
 
-/// Builds the executor for a workload: layouts, host store and arenas.
+/// The shard layout of a placed model.
+pub fn shard_layout(layout: &ModelLayout, p: &Placement) -> Result<ShardLayout> {
+    let stages: Vec<std::ops::Range<usize>> = p
+        .stages
+        .iter()
+        .map(|r| r.start as usize..r.end as usize)
+        .collect();
+    ShardLayout::new(layout, p.tp as usize, &stages)
+}
+
+/// Builds the executor for a workload: layouts, shards as the scheduler
+/// places them, host store and arenas.
 pub fn build_executor(
     dev: Box<dyn Device>,
     w: &Workload,
@@ -155,10 +194,21 @@ pub fn build_executor(
         .iter()
         .map(|m| ModelLayout::new(&m.shape))
         .collect::<Result<_>>()?;
+    let placed = placements(w);
+    let shards: Vec<ShardLayout> = layouts
+        .iter()
+        .zip(&placed)
+        .map(|(l, p)| shard_layout(l, p))
+        .collect::<Result<_>>()?;
+    let homes: Vec<Vec<usize>> = placed
+        .iter()
+        .map(|p| p.gpus.iter().map(|&g| g as usize).collect())
+        .collect();
     let pageable = w.policy.system == System::StopAndStart;
     let host = HostStore::build(
         dev.as_mut(),
         &layouts,
+        &shards,
         &w.model_names(),
         !pageable,
         pageable,
@@ -166,48 +216,83 @@ pub fn build_executor(
     )?;
     let max_batch: Vec<usize> = w.models.iter().map(|m| m.max_batch as usize).collect();
     let hw = &w.cluster.hardware;
-    Executor::new(
+    Executor::with_shards(
         dev,
         host,
         layouts,
+        shards,
+        &homes,
         &max_batch,
         hw.usable_bytes(),
         hw.compute.synthetic_batch_slope,
     )
 }
 
-/// Runs every model once at batch sizes 1 and `max_batch` (weights copied to
-/// offset 0 of GPU `gpu`'s pool, region given back after).
+/// Runs every model once at batch sizes 1 and `max_batch`: a whole model
+/// (`tp = pp = 1`) on every GPU, a split model on its placed GPUs through
+/// all its stages; weights copied to offset 0 of each pool, given back after.
 pub fn warm_up(ex: &mut Executor, w: &Workload) -> Result<()> {
     let pinned = w.policy.system != System::StopAndStart;
+    let placed = placements(w);
     let mut key = u64::MAX / 2;
-    for g in 0..w.cluster.gpus as usize {
-        for (m, spec) in w.models.iter().enumerate() {
-            let n = ex.layouts[m].layers();
-            key += 1;
-            ex.copy(CopyOp {
-                key,
-                gpu: g,
-                model: m,
-                layers: 0..n,
-                pool_offset: 0,
-                pinned,
-            })?;
-            let copy = key;
+    for (m, spec) in w.models.iter().enumerate() {
+        let p = &placed[m];
+        let (tp, pp) = (p.tp as usize, p.pp as usize);
+        let homes: Vec<Vec<usize>> = if tp * pp == 1 {
+            (0..w.cluster.gpus as usize).map(|g| vec![g]).collect()
+        } else {
+            vec![p.gpus.iter().map(|&g| g as usize).collect()]
+        };
+        for home in homes {
+            let stage_gpus = |s: usize| home[s * tp..(s + 1) * tp].to_vec();
+            let mut copies = vec![Vec::new(); pp];
+            for s in 0..pp {
+                let layers = ex.shards[m].stages[s].clone();
+                for r in 0..tp {
+                    key += 1;
+                    ex.copy(CopyOp {
+                        key,
+                        gpu: home[s * tp + r],
+                        model: m,
+                        stage: s,
+                        shard: r,
+                        layers: layers.clone(),
+                        pool_offset: 0,
+                        pinned,
+                    })?;
+                    copies[s].push((layers.clone(), key));
+                }
+            }
             for b in [1, spec.max_batch as usize] {
-                key += 1;
                 let requests: Vec<u64> = (0..b as u64).collect();
-                ex.compute(ComputeOp {
-                    key,
-                    gpu: g,
-                    model: m,
-                    layers: 0..n,
-                    requests,
-                    waits: vec![(0..n, copy)],
-                })?;
+                let mut input = None;
+                for s in 0..pp {
+                    key += 1;
+                    ex.compute(ComputeOp {
+                        key,
+                        gpus: stage_gpus(s),
+                        model: m,
+                        stage: s,
+                        layers: ex.shards[m].stages[s].clone(),
+                        requests: requests.clone(),
+                        waits: copies[s].clone(),
+                        input,
+                        handoff_to: if s + 1 < pp {
+                            stage_gpus(s + 1)
+                        } else {
+                            vec![]
+                        },
+                    })?;
+                    input = Some(key);
+                }
             }
             ex.drain()?;
-            ex.evict(g, m, 0, ex.layouts[m].total_bytes());
+            for s in 0..pp {
+                let bytes = ex.shards[m].main_range(ex.shards[m].stages[s].clone()).1;
+                for r in 0..tp {
+                    ex.evict(home[s * tp + r], m, 0, bytes);
+                }
+            }
         }
     }
     Ok(())
@@ -223,6 +308,8 @@ struct Run<'a> {
     copy_key: HashMap<u32, u64>,
     copy_of_key: HashMap<u64, u32>,
     task_of_key: HashMap<u64, u32>,
+    stage_key: HashMap<(u32, u32), u64>,
+    placed: Vec<Placement>,
     batch_start: HashMap<u32, Instant>,
     records: Vec<RequestRecord>,
     events: u64,
@@ -245,6 +332,8 @@ impl Run<'_> {
                         key,
                         gpu: c.gpu as usize,
                         model: c.model as usize,
+                        stage: c.stage as usize,
+                        shard: c.shard as usize,
                         layers: c.layers.start as usize..c.layers.end as usize,
                         pool_offset: c.pool_offset,
                         pinned: c.source == Source::Pinned,
@@ -252,9 +341,6 @@ impl Run<'_> {
                 }
                 Action::Compute(t) => {
                     let task = self.sched.task(*t);
-                    if task.gpus.len() != 1 || task.input_from.is_some() {
-                        bail!("task {t} spans several GPUs; replay runs tp = pp = 1");
-                    }
                     let mut waits = Vec::new();
                     for (r, c) in &task.waits {
                         if *c != PRELOAD_COPY {
@@ -271,14 +357,42 @@ impl Run<'_> {
                         .map(|&i| self.schedule.requests[i as usize].id)
                         .collect();
                     self.next_key += 1;
-                    self.task_of_key.insert(self.next_key, *t);
+                    let key = self.next_key;
+                    self.task_of_key.insert(key, *t);
+                    let p = &self.placed[task.model as usize];
+                    let input = match task.input_from {
+                        Some(_) => Some(
+                            self.stage_key
+                                .remove(&(task.batch, task.stage - 1))
+                                .ok_or_else(|| {
+                                    anyhow::anyhow!(
+                                        "task {t}: stage {} of batch {} was never run",
+                                        task.stage - 1,
+                                        task.batch
+                                    )
+                                })?,
+                        ),
+                        None => None,
+                    };
+                    let handoff_to: Vec<usize> = if task.stage + 1 < p.pp {
+                        self.stage_key.insert((task.batch, task.stage), key);
+                        p.stage_gpus(task.stage + 1)
+                            .iter()
+                            .map(|&g| g as usize)
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     self.ex.compute(ComputeOp {
-                        key: self.next_key,
-                        gpu: task.gpus[0] as usize,
+                        key,
+                        gpus: task.gpus.iter().map(|&g| g as usize).collect(),
                         model: task.model as usize,
+                        stage: task.stage as usize,
                         layers: task.layers.start as usize..task.layers.end as usize,
                         requests,
                         waits,
+                        input,
+                        handoff_to,
                     })?;
                 }
                 Action::Evict(e) => {
@@ -361,6 +475,8 @@ pub fn replay(
         copy_key: HashMap::new(),
         copy_of_key: HashMap::new(),
         task_of_key: HashMap::new(),
+        stage_key: HashMap::new(),
+        placed: placements(w),
         batch_start: HashMap::new(),
         records: Vec::new(),
         events: 0,
@@ -514,6 +630,12 @@ fn summarize(
         late_threshold_s: LATE_S,
         max_dispatch_delay_s: max_delay,
         mean_dispatch_delay_s: mean_delay,
+        handoffs: run.ex.handoff_stats(),
+        parallel: run
+            .placed
+            .iter()
+            .map(|p| format!("{}x{}", p.tp, p.pp))
+            .collect(),
         models,
     }
 }

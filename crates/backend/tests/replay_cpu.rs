@@ -79,13 +79,92 @@ fn resident_preloads_before_time_zero() {
 }
 
 #[test]
-fn tensor_parallel_models_are_refused_by_name() {
+fn tensor_parallel_split_that_does_not_divide_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = workload(dir.path(), "computron", "");
-    w.models[1].tp = 2;
+    let text = r#"name: bad
+seed: 5
+duration_s: 1
+cluster:
+  hardware: h200-pcie5
+  gpus: 5
+models:
+  - name: b
+    arch: bert-base
+    parallel: { tp: 5, pp: 1 }
+arrivals:
+  process: poisson
+  rate: 4
+policy:
+  system: computron
+  eviction: lru
+"#;
+    let p = dir.path().join("w.yaml");
+    std::fs::write(&p, text).unwrap();
+    let w = Workload::load(&p).unwrap();
     let e = replay::check_supported(&w).unwrap_err();
-    assert_eq!(e.field, "models[1].parallel");
-    assert!(e.message.contains("syn-1"), "{e}");
+    assert_eq!(e.field, "models[0].parallel");
+    assert!(e.message.contains("heads"), "{e}");
+}
+
+/// Computron with models split tp = 2 and pp = 2 over four emulated GPUs:
+/// every request finishes, loads go shard by shard, activations are handed
+/// over between stages, and a one-GPU model beside them still runs.
+#[test]
+fn computron_replays_tensor_and_pipeline_parallel_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"name: par
+seed: 5
+duration_s: 1
+cluster:
+  hardware: h200-pcie5
+  gpus: 4
+  gpu_memory_gib: 4.001
+models:
+  - name: syn
+    layers: 6
+    layer_mb: 0.2
+    layer_ms: 0.5
+    copies: 3
+    max_batch: 4
+    parallel: { tp: 2, pp: 2 }
+  - name: one
+    layers: 4
+    layer_mb: 0.1
+    layer_ms: 0.5
+    max_batch: 4
+arrivals:
+  process: poisson
+  rate: 40
+policy:
+  system: computron
+  eviction: lru
+"#;
+    let p = dir.path().join("w.yaml");
+    std::fs::write(&p, text).unwrap();
+    let w = Workload::load(&p).unwrap();
+    replay::check_supported(&w).unwrap();
+    let mut arrivals: Vec<(f64, u32)> = (0..8).map(|i| (0.02 * i as f64, i % 4)).collect();
+    arrivals.extend((0..5).map(|_| (0.25, 1)));
+    let s = Schedule::from_arrivals(w.model_names(), arrivals);
+    let ex = replay::build_executor(
+        Box::new(CpuDevice::new(4)),
+        &w,
+        &WeightSource::Random { seed: 1 },
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let r = replay::replay(ex, &w, &s, &out).unwrap();
+    assert_eq!(r.summary.requests, 13);
+    assert_eq!(r.parallel[0], "2x2");
+    assert_eq!(r.parallel[3], "1x1");
+    assert!(r.handoffs.peer >= 2 * 7, "{:?}", r.handoffs);
+    // Each split model's first load moved all 4 shards.
+    assert!(r.models[0].loads >= 2, "{:?}", r.models[0]);
+    let recs = records::read(&out.join("requests.csv")).unwrap();
+    assert_eq!(recs.len(), 13);
+    assert!(recs
+        .iter()
+        .all(|r| r.latency_s > 0.0 && r.finish_s >= r.start_s));
 }
 
 #[test]

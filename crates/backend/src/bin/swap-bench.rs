@@ -18,6 +18,7 @@ use switchyard_backend::calibrate::measure_h2d;
 use switchyard_backend::device::{self, StreamKind};
 use switchyard_backend::exec::{Completion, ComputeOp, CopyOp, Executor};
 use switchyard_backend::host_store::{HostStore, WeightSource};
+use switchyard_backend::model::shard::ShardLayout;
 use switchyard_backend::model::ModelLayout;
 use switchyard_core::workload::{Grouping, ModelSpec, System};
 use switchyard_core::HardwareProfile;
@@ -79,6 +80,7 @@ fn cold_run(
             layers: g.clone(),
             pool_offset: off,
             pinned,
+            ..Default::default()
         })?;
         waits.push((g.clone(), *key));
     }
@@ -86,11 +88,12 @@ fn cold_run(
     let ck = *key;
     ex.compute(ComputeOp {
         key: ck,
-        gpu: 0,
+        gpus: vec![0],
         model,
         layers: 0..n,
         requests: (0..batch as u64).collect(),
         waits,
+        ..Default::default()
     })?;
     let done = wait_for(ex, ck)?;
     Ok((done - t0).as_secs_f64())
@@ -137,6 +140,7 @@ fn main() -> Result<()> {
     let host = HostStore::build(
         dev.as_mut(),
         std::slice::from_ref(&big),
+        &[ShardLayout::single(&big)],
         &[a.big.clone()],
         true,
         false,
@@ -229,6 +233,7 @@ fn main() -> Result<()> {
     let host = HostStore::build(
         dev.as_mut(),
         &layouts,
+        &layouts.iter().map(ShardLayout::single).collect::<Vec<_>>(),
         &a.models,
         true,
         true,
@@ -322,6 +327,7 @@ fn main() -> Result<()> {
             layers: 0..n,
             pool_offset: 0,
             pinned: true,
+            ..Default::default()
         })?;
         ex.drain()?;
         let mut warm = Vec::new();
@@ -330,11 +336,11 @@ fn main() -> Result<()> {
             let t0 = Instant::now();
             ex.compute(ComputeOp {
                 key,
-                gpu: 0,
+                gpus: vec![0],
                 model: m,
                 layers: 0..n,
                 requests: (0..a.batch as u64).collect(),
-                waits: vec![],
+                ..Default::default()
             })?;
             warm.push((wait_for(&mut ex, key)? - t0).as_secs_f64());
         }

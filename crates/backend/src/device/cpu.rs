@@ -27,6 +27,9 @@ impl Drop for Arena {
 
 /// Host-memory emulation of `gpus` GPUs.
 pub struct CpuDevice {
+    /// Whether emulated GPUs reach each other's memory directly (peer
+    /// access); `false` sends pipeline activations through the host.
+    pub peer: bool,
     arenas: Vec<Arena>,
     gpus: usize,
     events: std::collections::HashMap<u64, Instant>,
@@ -37,6 +40,7 @@ impl CpuDevice {
     /// A device of `gpus` emulated GPUs (no arena yet).
     pub fn new(gpus: usize) -> CpuDevice {
         CpuDevice {
+            peer: true,
             arenas: Vec::new(),
             gpus: gpus.max(1),
             events: Default::default(),
@@ -172,6 +176,63 @@ impl Device for CpuDevice {
     ) -> Result<()> {
         let s = &src.as_slice()[src_off as usize..(src_off + bytes) as usize];
         self.mem(gpu, dst, bytes as usize)?.copy_from_slice(s);
+        Ok(())
+    }
+
+    fn copy_h2d_on(
+        &mut self,
+        gpu: usize,
+        _stream: StreamKind,
+        src: &HostBuffer,
+        src_off: u64,
+        dst: DevPtr,
+        bytes: u64,
+    ) -> Result<()> {
+        self.copy_h2d(gpu, src, src_off, dst, bytes)
+    }
+
+    fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool {
+        self.peer || dst_gpu == src_gpu
+    }
+
+    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> Result<()> {
+        if gpus.len() != bufs.len() {
+            bail!("all-reduce: {} GPUs but {} buffers", gpus.len(), bufs.len());
+        }
+        let mut sum = vec![0f32; n];
+        for (g, b) in gpus.iter().zip(bufs) {
+            for (s, v) in sum.iter_mut().zip(self.read_f16(*g, *b, n)?) {
+                *s += v;
+            }
+        }
+        for (g, b) in gpus.iter().zip(bufs) {
+            self.write_f16(*g, *b, &sum)?;
+        }
+        Ok(())
+    }
+
+    fn all_gather(
+        &mut self,
+        gpus: &[usize],
+        send: &[DevPtr],
+        recv: &[DevPtr],
+        n: usize,
+    ) -> Result<()> {
+        if gpus.len() != send.len() || gpus.len() != recv.len() {
+            bail!(
+                "all-gather: {} GPUs, {} send and {} receive buffers",
+                gpus.len(),
+                send.len(),
+                recv.len()
+            );
+        }
+        let mut all = Vec::with_capacity(n * 2 * gpus.len());
+        for (g, b) in gpus.iter().zip(send) {
+            all.extend_from_slice(self.mem(*g, *b, n * 2)?);
+        }
+        for (g, b) in gpus.iter().zip(recv) {
+            self.mem(*g, *b, all.len())?.copy_from_slice(&all);
+        }
         Ok(())
     }
 

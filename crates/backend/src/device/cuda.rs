@@ -12,6 +12,7 @@ use crate::host_store::HostBuffer;
 use anyhow::{anyhow, bail, Context, Result};
 use cudarc::cublas::sys as cb;
 use cudarc::driver::{result as dr, sys, CudaContext};
+use cudarc::nccl::sys as nccl;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
 use std::sync::Arc;
@@ -36,8 +37,12 @@ pub struct CudaDevice {
     next_event: u64,
     current: usize,
     names: Vec<String>,
+    peer: Vec<Vec<bool>>,
+    comms: HashMap<Vec<usize>, Vec<nccl::ncclComm_t>>,
 }
 
+mod collective;
+pub use collective::nccl_present;
 mod open;
 
 fn ck(r: sys::CUresult, what: &str) -> Result<()> {
@@ -207,6 +212,65 @@ impl Device for CudaDevice {
                 "host-to-device copy",
             )
         }
+    }
+
+    fn copy_h2d_on(
+        &mut self,
+        gpu: usize,
+        stream: StreamKind,
+        src: &HostBuffer,
+        src_off: u64,
+        dst: DevPtr,
+        bytes: u64,
+    ) -> Result<()> {
+        if src_off + bytes > src.len() {
+            bail!(
+                "host copy [{src_off}, +{bytes}) past the end of a {}-byte buffer",
+                src.len()
+            );
+        }
+        let g = self.on(gpu)?;
+        let d = Self::ptr(g, dst, bytes)?;
+        let s = if stream == StreamKind::Copy {
+            g.copy
+        } else {
+            g.compute
+        };
+        unsafe {
+            ck(
+                sys::cuMemcpyHtoDAsync_v2(
+                    d,
+                    src.as_ptr().add(src_off as usize) as *const c_void,
+                    bytes as usize,
+                    s,
+                ),
+                "host-to-device copy",
+            )
+        }
+    }
+
+    fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool {
+        dst_gpu == src_gpu
+            || self
+                .peer
+                .get(dst_gpu)
+                .and_then(|r| r.get(src_gpu))
+                .copied()
+                .unwrap_or(false)
+    }
+
+    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> Result<()> {
+        self.nccl_all_reduce(gpus, bufs, n)
+    }
+
+    fn all_gather(
+        &mut self,
+        gpus: &[usize],
+        send: &[DevPtr],
+        recv: &[DevPtr],
+        n: usize,
+    ) -> Result<()> {
+        self.nccl_all_gather(gpus, send, recv, n)
     }
 
     fn copy_d2h(

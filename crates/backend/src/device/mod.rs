@@ -245,6 +245,35 @@ pub trait Device {
         bytes: u64,
     ) -> anyhow::Result<()>;
 
+    /// Copies `bytes` from `src[src_off..]` to `dst` on `gpu`'s `stream`
+    /// (activations handed between pipeline stages through the host use the
+    /// compute stream, so they never queue behind weight loads).
+    fn copy_h2d_on(
+        &mut self,
+        gpu: usize,
+        stream: StreamKind,
+        src: &HostBuffer,
+        src_off: u64,
+        dst: DevPtr,
+        bytes: u64,
+    ) -> anyhow::Result<()>;
+    /// Whether `dst_gpu` can read `src_gpu`'s memory directly (peer access:
+    /// NVLink or PCIe peer-to-peer); if not, activations go through the host.
+    fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool;
+    /// Sums `n` fp16 elements at `bufs[r]` on `gpus[r]` over the group and
+    /// leaves the sum in every rank's buffer, on the compute streams (NCCL
+    /// on CUDA, one communicator per ordered group).
+    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> anyhow::Result<()>;
+    /// Gathers `n` fp16 elements at `send[r]` of every rank into
+    /// `recv[q]` (`tp * n` elements, rank order) on every rank `q`.
+    fn all_gather(
+        &mut self,
+        gpus: &[usize],
+        send: &[DevPtr],
+        recv: &[DevPtr],
+        n: usize,
+    ) -> anyhow::Result<()>;
+
     /// Records an event on a stream.
     fn record(&mut self, gpu: usize, stream: StreamKind) -> anyhow::Result<Event>;
     /// Makes a stream wait for an event (of any GPU) before its later work.

@@ -15,12 +15,15 @@
 //! synthetic models, `layer_s * (1 + slope * (batch - 1))` seconds at the
 //! device's measured GEMM rate, so their time tracks the workload's numbers.
 
+mod block;
+
+use super::shard::ShardLayout;
 use super::{generic_dims, Kind, ModelLayout, TransformerCfg};
-use crate::device::{Act, DevPtr, Device, Embed, Event, Gemm, StreamKind, MAX_BATCH};
+use crate::device::{DevPtr, Device, Event, Gemm, StreamKind, MAX_BATCH};
 use crate::host_store::HostBuffer;
 use anyhow::{bail, Result};
 use std::ops::Range;
-use switchyard_core::model::{Family, LayerKind};
+use switchyard_core::model::Family;
 
 const ALIGN: u64 = 256;
 /// Largest activation block of a GEMM-equivalent layer (rows).
@@ -117,23 +120,29 @@ pub fn output_bytes(layout: &ModelLayout, batch: usize) -> u64 {
     }
 }
 
-/// One compute: a batch through a range of layers on one GPU.
+/// One compute: a batch through a range of layers on a tensor-parallel
+/// group of GPUs (one GPU when `tp = 1`), in lockstep layer by layer.
 pub struct Run<'a> {
-    /// GPU whose compute stream runs it.
-    pub gpu: usize,
+    /// GPUs of the group, rank order; their compute streams run it.
+    pub gpus: &'a [usize],
     /// The model.
     pub layout: &'a ModelLayout,
+    /// How it is split over ranks and stages.
+    pub shard: &'a ShardLayout,
     /// Layers to run, in order.
     pub layers: Range<usize>,
-    /// Arena address of each layer's weights on this GPU (`None`: not resident).
-    pub addr: &'a dyn Fn(usize) -> Option<DevPtr>,
+    /// Arena address of layer `l`'s main part on rank `r`: `addr(r, l)`
+    /// (`None`: not resident).
+    pub addr: &'a dyn Fn(usize, usize) -> Option<DevPtr>,
+    /// Arena address of layer `l`'s side part on rank `r`: `side(r, l)`.
+    pub side: &'a dyn Fn(usize, usize) -> Option<DevPtr>,
     /// Request ids of the batch.
     pub requests: &'a [u64],
-    /// Workspace base on this GPU.
+    /// Workspace base (the same on every GPU).
     pub ws: DevPtr,
-    /// Copies to wait for: before the first layer of each range runs.
+    /// Copies to wait for (every rank waits): before the first layer of each range runs.
     pub waits: &'a [(Range<usize>, Event)],
-    /// Where the output goes when the range ends the model.
+    /// Where rank 0's output goes when the range ends the model.
     pub out: Option<(&'a HostBuffer, u64)>,
     /// Measured GEMM rate of the device, FLOP/s (sizes synthetic work).
     pub gemm_rate: f64,
@@ -141,12 +150,32 @@ pub struct Run<'a> {
     pub synthetic_slope: f64,
 }
 
-/// Issues the compute on the GPU's compute stream; returns the event marking
-/// its start (after the waits of its first layer).
+/// `addr` of a whole model at arena offset `base` on one GPU (tp = 1, one
+/// stage): layer `l` at `base + layer_offsets[l]`.
+pub fn whole_at(layout: &ModelLayout, base: DevPtr) -> impl Fn(usize, usize) -> Option<DevPtr> {
+    let offsets = layout.layer_offsets.clone();
+    move |_, l| Some(base + offsets[l])
+}
+
+/// `side` of a model with no side parts (tp = 1, one stage).
+pub fn no_side(_rank: usize, _layer: usize) -> Option<DevPtr> {
+    None
+}
+
+/// Issues the compute on the group's compute streams; returns the event
+/// marking its start on rank 0 (after the waits of its first layer).
 pub fn run(dev: &mut dyn Device, r: &Run) -> Result<Event> {
     let b = r.requests.len();
     if b == 0 || b > MAX_BATCH {
         bail!("a batch holds 1 to {MAX_BATCH} requests, not {b}");
+    }
+    if r.gpus.len() != r.shard.tp {
+        bail!(
+            "{}: a group of {} GPUs runs a model split {} ways",
+            r.layout.shape.arch,
+            r.gpus.len(),
+            r.shard.tp
+        );
     }
     let mut waits: Vec<&(Range<usize>, Event)> = r.waits.iter().collect();
     waits.sort_by_key(|w| w.0.start);
@@ -154,26 +183,31 @@ pub fn run(dev: &mut dyn Device, r: &Run) -> Result<Event> {
     let mut start = None;
     for l in r.layers.clone() {
         while next_wait < waits.len() && waits[next_wait].0.start <= l {
-            dev.wait(r.gpu, StreamKind::Compute, waits[next_wait].1)?;
+            for &g in r.gpus {
+                dev.wait(g, StreamKind::Compute, waits[next_wait].1)?;
+            }
             next_wait += 1;
         }
         if start.is_none() {
-            start = Some(dev.record(r.gpu, StreamKind::Compute)?);
+            start = Some(dev.record(r.gpus[0], StreamKind::Compute)?);
         }
-        let w = (r.addr)(l).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: layer {l} is not resident on GPU {} when its compute is issued",
-                r.layout.shape.arch,
-                r.gpu
-            )
-        })?;
+        for (rank, &g) in r.gpus.iter().enumerate() {
+            if (r.addr)(rank, l).is_none() {
+                bail!(
+                    "{}: layer {l} is not resident on GPU {g} when its compute is issued",
+                    r.layout.shape.arch
+                );
+            }
+        }
         match r.layout.kind {
-            Kind::Transformer(cfg) => transformer_layer(dev, r, &cfg, l, w)?,
-            Kind::Generic => generic_layer(dev, r, l, w)?,
+            Kind::Transformer(cfg) => block::layer(dev, r, &cfg, l)?,
+            Kind::Generic => generic_layer(dev, r, l)?,
         }
     }
     for w in &waits[next_wait..] {
-        dev.wait(r.gpu, StreamKind::Compute, w.1)?;
+        for &g in r.gpus {
+            dev.wait(g, StreamKind::Compute, w.1)?;
+        }
     }
     if r.layers.end == r.layout.layers() {
         if let Some((buf, off)) = r.out {
@@ -182,236 +216,48 @@ pub fn run(dev: &mut dyn Device, r: &Run) -> Result<Event> {
     }
     match start {
         Some(s) => Ok(s),
-        None => dev.record(r.gpu, StreamKind::Compute),
+        None => dev.record(r.gpus[0], StreamKind::Compute),
     }
 }
 
-fn tensor(r: &Run, l: usize, w: DevPtr, suffix: &str) -> Result<DevPtr> {
-    match r.layout.tensor(l, suffix) {
-        Some(t) => Ok(w + t.offset),
-        None => bail!(
+/// Arena address of the tensor of layer `l` named `suffix` on rank `rank`.
+fn tensor(r: &Run, rank: usize, l: usize, suffix: &str) -> Result<DevPtr> {
+    let Some(p) = r.shard.find(r.layout, l, suffix) else {
+        bail!(
             "{}: layer {l} has no tensor `{suffix}`",
             r.layout.shape.arch
+        );
+    };
+    let base = if p.side {
+        (r.side)(rank, l)
+    } else {
+        (r.addr)(rank, l)
+    };
+    match base {
+        Some(b) => Ok(b + p.offset),
+        None => bail!(
+            "{}: tensor `{suffix}` of layer {l} is not on GPU {}",
+            r.layout.shape.arch,
+            r.gpus[rank]
         ),
     }
 }
 
-fn transformer_layer(
-    dev: &mut dyn Device,
-    r: &Run,
-    cfg: &TransformerCfg,
-    l: usize,
-    w: DevPtr,
-) -> Result<()> {
-    let d = cfg.dims;
-    let (b, s) = (r.requests.len(), r.layout.shape.items_per_request as usize);
-    let (h, f, t) = (d.hidden as usize, d.ffn as usize, b * s);
-    let p = plan(cfg, b, s, r.ws);
-    let g = r.gpu;
-    let ts = |suffix: &str| tensor(r, l, w, suffix);
-    match r.layout.shape.layers[l].kind {
-        LayerKind::Embedding => {
-            if s + cfg.pos_offset > d.max_positions as usize {
-                bail!(
-                    "{}: {s} tokens exceed {} positions",
-                    r.layout.shape.arch,
-                    d.max_positions
-                );
-            }
-            let mut ids = [0u32; MAX_BATCH];
-            for (i, id) in r.requests.iter().enumerate() {
-                ids[i] = *id as u32;
-            }
-            let typ = if d.token_types > 0 {
-                Some(ts(".type")?)
-            } else {
-                None
-            };
-            dev.embed(
-                g,
-                &Embed {
-                    out: p.x,
-                    tok: ts(".tok")?,
-                    pos: ts(".pos")?,
-                    typ,
-                    ids,
-                    batch: b,
-                    seq: s,
-                    hidden: h,
-                    vocab: d.vocab as usize,
-                    pos_offset: cfg.pos_offset,
-                },
-            )?;
-            if d.token_types > 0 {
-                dev.layer_norm(g, p.x, p.x, ts(".ln.weight")?, ts(".ln.bias")?, t, h, 1e-12)?;
-            }
+/// Where a batch's activations sit after a stage (the hand-over to the
+/// next stage): `(address, bytes)` in the workspace at `ws`.
+pub fn hidden(layout: &ModelLayout, batch: usize, ws: DevPtr) -> (DevPtr, u64) {
+    match layout.kind {
+        Kind::Transformer(cfg) => {
+            let s = layout.shape.items_per_request as usize;
+            let p = plan(&cfg, batch, s, ws);
+            (p.x, (batch * s) as u64 * cfg.dims.hidden * 2)
         }
-        LayerKind::TransformerBlock => {
-            let eps = if cfg.post_ln { 1e-12 } else { 1e-5 };
-            let lin = |dev: &mut dyn Device,
-                       x: DevPtr,
-                       wt: DevPtr,
-                       bias: DevPtr,
-                       y: DevPtr,
-                       k: usize,
-                       n: usize,
-                       act: Act|
-             -> Result<()> {
-                dev.gemm(g, &Gemm::plain(false, false, n, t, k, wt, n, x, k, y, n))?;
-                dev.bias_act(g, y, bias, t, n, act)
-            };
-            let input = if cfg.post_ln {
-                p.x
-            } else {
-                dev.layer_norm(g, p.x, p.y, ts(".ln1.weight")?, ts(".ln1.bias")?, t, h, eps)?;
-                p.y
-            };
-            lin(
-                dev,
-                input,
-                ts(".qkv.weight")?,
-                ts(".qkv.bias")?,
-                p.qkv,
-                h,
-                3 * h,
-                Act::None,
-            )?;
-            attention(dev, g, cfg, &p, b, s)?;
-            lin(
-                dev,
-                p.attn,
-                ts(".out.weight")?,
-                ts(".out.bias")?,
-                p.y,
-                h,
-                h,
-                Act::None,
-            )?;
-            if cfg.post_ln {
-                dev.add(g, p.y, p.x, t * h)?;
-                dev.layer_norm(g, p.y, p.x, ts(".ln1.weight")?, ts(".ln1.bias")?, t, h, eps)?;
-                lin(
-                    dev,
-                    p.x,
-                    ts(".fc1.weight")?,
-                    ts(".fc1.bias")?,
-                    p.mlp,
-                    h,
-                    f,
-                    cfg.act,
-                )?;
-                lin(
-                    dev,
-                    p.mlp,
-                    ts(".fc2.weight")?,
-                    ts(".fc2.bias")?,
-                    p.y,
-                    f,
-                    h,
-                    Act::None,
-                )?;
-                dev.add(g, p.y, p.x, t * h)?;
-                dev.layer_norm(g, p.y, p.x, ts(".ln2.weight")?, ts(".ln2.bias")?, t, h, eps)?;
-            } else {
-                dev.add(g, p.x, p.y, t * h)?;
-                dev.layer_norm(g, p.x, p.y, ts(".ln2.weight")?, ts(".ln2.bias")?, t, h, eps)?;
-                lin(
-                    dev,
-                    p.y,
-                    ts(".fc1.weight")?,
-                    ts(".fc1.bias")?,
-                    p.mlp,
-                    h,
-                    f,
-                    cfg.act,
-                )?;
-                lin(
-                    dev,
-                    p.mlp,
-                    ts(".fc2.weight")?,
-                    ts(".fc2.bias")?,
-                    p.y,
-                    f,
-                    h,
-                    Act::None,
-                )?;
-                dev.add(g, p.x, p.y, t * h)?;
-            }
-        }
-        LayerKind::Head if cfg.lm_head => {
-            dev.layer_norm(g, p.x, p.y, ts(".ln.weight")?, ts(".ln.bias")?, t, h, 1e-5)?;
-            let emb = (r.addr)(0).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{}: the LM head is tied to the embeddings, which are not on GPU {g}",
-                    r.layout.shape.arch
-                )
-            })?;
-            let tok = emb + r.layout.tensor(0, ".tok").map(|t| t.offset).unwrap_or(0);
-            let v = d.vocab as usize;
-            dev.gemm(
-                g,
-                &Gemm::plain(true, false, v, t, h, tok, h, p.y, h, p.out, v),
-            )?;
-        }
-        LayerKind::Head => {
-            dev.gemm(
-                g,
-                &Gemm::plain(
-                    false,
-                    false,
-                    h,
-                    b,
-                    h,
-                    ts(".pooler.weight")?,
-                    h,
-                    p.x,
-                    s * h,
-                    p.out,
-                    h,
-                ),
-            )?;
-            dev.bias_act(g, p.out, ts(".pooler.bias")?, b, h, Act::Tanh)?;
-        }
-        other => bail!(
-            "{}: a transformer has no {other:?} layer",
-            r.layout.shape.arch
-        ),
+        Kind::Generic => (generic_ws(ws).1, output_bytes(layout, batch)),
     }
-    Ok(())
 }
 
-fn attention(
-    dev: &mut dyn Device,
-    g: usize,
-    cfg: &TransformerCfg,
-    p: &Plan,
-    b: usize,
-    s: usize,
-) -> Result<()> {
-    let (heads, h) = (cfg.dims.heads as usize, cfg.dims.hidden as usize);
-    let dh = h / heads;
-    dev.split_heads(g, p.qkv, p.q, p.k, p.v, b, s, heads, dh)?;
-    let mut sc = Gemm::plain(true, false, s, s, dh, p.k, dh, p.q, dh, p.scores, s);
-    sc.batch = b * heads;
-    (sc.stride_a, sc.stride_b, sc.stride_c, sc.c_f32) = (s * dh, s * dh, s * s, true);
-    dev.gemm(g, &sc)?;
-    dev.softmax(
-        g,
-        p.scores,
-        p.probs,
-        b * heads * s,
-        s,
-        cfg.causal,
-        1.0 / (dh as f32).sqrt(),
-    )?;
-    let mut pv = Gemm::plain(false, false, dh, s, s, p.v, dh, p.probs, s, p.o, dh);
-    pv.batch = b * heads;
-    (pv.stride_a, pv.stride_b, pv.stride_c) = (s * dh, s * s, s * dh);
-    dev.gemm(g, &pv)?;
-    dev.merge_heads(g, p.o, p.attn, b, s, heads, dh)
-}
-
-/// FLOPs of GEMM-equivalent layer `l` for a batch of `b`.
+/// FLOPs of GEMM-equivalent layer `l` for a batch of `b` (the whole layer,
+/// all ranks together).
 fn generic_flops(r: &Run, l: usize, b: usize) -> f64 {
     let shape = &r.layout.shape;
     match shape.family {
@@ -422,44 +268,57 @@ fn generic_flops(r: &Run, l: usize, b: usize) -> f64 {
     }
 }
 
-fn generic_layer(dev: &mut dyn Device, r: &Run, l: usize, w: DevPtr) -> Result<()> {
-    let (k, n) = generic_dims(r.layout.shape.layers[l].param_bytes);
+/// A GEMM-equivalent layer: each rank multiplies by its byte slice of the
+/// weights (`1 / tp` of the work); with `tp > 1` the ranks' last output
+/// chunks are all-reduced, as a row-parallel layer would be.
+fn generic_layer(dev: &mut dyn Device, r: &Run, l: usize) -> Result<()> {
+    let tp = r.gpus.len();
+    let (k, n) = generic_dims(r.shard.main_range(l..l + 1).1);
     if n == 0 {
         return Ok(());
     }
     let (inp, out, _) = generic_ws(r.ws);
-    let flops = generic_flops(r, l, r.requests.len());
+    let flops = generic_flops(r, l, r.requests.len()) / tp as f64;
     let per_row = 2.0 * (k * n) as f64;
     let m = (flops / per_row).round().clamp(1.0, GEN_M as f64) as usize;
     let passes = (flops / (per_row * m as f64)).round().max(1.0) as usize;
-    for _ in 0..passes {
-        let mut c0 = 0;
-        while c0 < n {
-            let cw = (n - c0).min(GEN_CHUNK);
-            dev.gemm(
-                r.gpu,
-                &Gemm::plain(
-                    false,
-                    false,
-                    cw,
-                    m,
-                    k,
-                    w + (c0 * 2) as u64,
-                    n,
-                    inp,
-                    k,
-                    out,
-                    cw,
-                ),
-            )?;
-            c0 += cw;
+    let mut last = 0;
+    for (rank, &g) in r.gpus.iter().enumerate() {
+        let w = (r.addr)(rank, l).expect("checked by run");
+        for _ in 0..passes {
+            let mut c0 = 0;
+            while c0 < n {
+                let cw = (n - c0).min(GEN_CHUNK);
+                dev.gemm(
+                    g,
+                    &Gemm::plain(
+                        false,
+                        false,
+                        cw,
+                        m,
+                        k,
+                        w + (c0 * 2) as u64,
+                        n,
+                        inp,
+                        k,
+                        out,
+                        cw,
+                    ),
+                )?;
+                last = cw;
+                c0 += cw;
+            }
         }
+    }
+    if tp > 1 {
+        dev.all_reduce(r.gpus, &vec![out; tp], m * last)?;
     }
     Ok(())
 }
 
 fn copy_output(dev: &mut dyn Device, r: &Run, buf: &HostBuffer, off: u64) -> Result<()> {
     let b = r.requests.len();
+    let g = r.gpus[0];
     match r.layout.kind {
         Kind::Transformer(cfg) => {
             let p = plan(&cfg, b, r.layout.shape.items_per_request as usize, r.ws);
@@ -467,16 +326,16 @@ fn copy_output(dev: &mut dyn Device, r: &Run, buf: &HostBuffer, off: u64) -> Res
                 let (v, s) = (cfg.dims.vocab, r.layout.shape.items_per_request);
                 for i in 0..b as u64 {
                     let row = p.out + ((i * s + s - 1) * v * 2);
-                    dev.copy_d2h(r.gpu, row, buf, off + i * v * 2, v * 2)?;
+                    dev.copy_d2h(g, row, buf, off + i * v * 2, v * 2)?;
                 }
                 Ok(())
             } else {
-                dev.copy_d2h(r.gpu, p.out, buf, off, output_bytes(r.layout, b))
+                dev.copy_d2h(g, p.out, buf, off, output_bytes(r.layout, b))
             }
         }
         Kind::Generic => {
             let (_, out, _) = generic_ws(r.ws);
-            dev.copy_d2h(r.gpu, out, buf, off, output_bytes(r.layout, b))
+            dev.copy_d2h(g, out, buf, off, output_bytes(r.layout, b))
         }
     }
 }

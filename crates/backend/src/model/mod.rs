@@ -13,6 +13,7 @@
 
 pub mod forward;
 pub mod reference;
+pub mod shard;
 pub mod weights;
 
 use anyhow::{bail, Result};

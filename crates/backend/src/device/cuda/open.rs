@@ -70,13 +70,33 @@ impl CudaDevice {
                 free_events: Vec::new(),
             });
         }
-        // Peer access between every pair (NVLink / PCIe peer copies).
+        // Peer access between every pair that supports it (NVLink / PCIe
+        // peer copies); the others hand activations over through the host.
+        let mut peer = vec![vec![false; gpus.len()]; gpus.len()];
         for a in 0..gpus.len() {
             for b in 0..gpus.len() {
-                if a != b {
-                    gpus[a].ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
-                    let _ = unsafe { sys::cuCtxEnablePeerAccess(gpus[b].ctx.cu_ctx(), 0) };
+                if a == b {
+                    peer[a][b] = true;
+                    continue;
                 }
+                let mut can = 0i32;
+                let r = unsafe {
+                    sys::cuDeviceCanAccessPeer(
+                        &mut can,
+                        gpus[a].ctx.cu_device(),
+                        gpus[b].ctx.cu_device(),
+                    )
+                };
+                if r != sys::CUresult::CUDA_SUCCESS || can == 0 {
+                    continue;
+                }
+                gpus[a].ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
+                let r = unsafe { sys::cuCtxEnablePeerAccess(gpus[b].ctx.cu_ctx(), 0) };
+                peer[a][b] = matches!(
+                    r,
+                    sys::CUresult::CUDA_SUCCESS
+                        | sys::CUresult::CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED
+                );
             }
         }
         gpus[0].ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
@@ -86,6 +106,8 @@ impl CudaDevice {
             next_event: 0,
             current: 0,
             names,
+            peer,
+            comms: HashMap::new(),
         })
     }
 }

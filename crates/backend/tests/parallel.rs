@@ -1,0 +1,108 @@
+//! Model parallelism gives the one-GPU outputs: tensor parallelism (tp = 2,
+//! Megatron split, all-reduces), pipeline parallelism (pp = 2, activations
+//! handed over peer to peer or through the host) and both, on the same
+//! weights, on the CPU device (always) and on CUDA (when it has the GPUs).
+
+use switchyard_backend::check::{fresh_seed, parallel_forward, rel_err, tiny_models};
+use switchyard_backend::device::{cpu::CpuDevice, cuda, Device};
+
+const CONFIGS: [(usize, usize); 3] = [(2, 1), (1, 2), (2, 2)];
+
+fn cpu(gpus: usize, peer: bool) -> Box<dyn Device> {
+    let mut d = CpuDevice::new(gpus);
+    d.peer = peer;
+    Box::new(d)
+}
+
+#[test]
+fn cpu_tp_and_pp_match_one_gpu() {
+    let requests = [3, 17, 4242];
+    for (arch, dims, seq) in tiny_models() {
+        let seed = fresh_seed();
+        let one = parallel_forward(cpu(1, true), &arch, dims, seq, &requests, seed, 1, 1).unwrap();
+        assert!(one.ref_err < 1e-2, "{arch} 1x1: {}", one.ref_err);
+        for (tp, pp) in CONFIGS {
+            let got = parallel_forward(
+                cpu(tp * pp, true),
+                &arch,
+                dims,
+                seq,
+                &requests,
+                seed,
+                tp,
+                pp,
+            )
+            .unwrap();
+            let err = rel_err(&got.out, &one.out);
+            println!(
+                "cpu {arch} tp={tp} pp={pp}: vs one GPU {err:.2e}, vs reference {:.2e}",
+                got.ref_err
+            );
+            assert!(err < 5e-3, "{arch} tp={tp} pp={pp}: {err} (seed {seed})");
+            assert!(
+                got.ref_err < 1e-2,
+                "{arch} tp={tp} pp={pp}: {}",
+                got.ref_err
+            );
+            assert_eq!(got.handoffs.peer, ((pp - 1) * tp) as u64);
+            assert_eq!(got.handoffs.host, 0);
+        }
+    }
+}
+
+#[test]
+fn cpu_pp_without_peer_access_goes_through_the_host() {
+    let (arch, dims, seq) = tiny_models().remove(0);
+    let seed = fresh_seed();
+    let one = parallel_forward(cpu(1, true), &arch, dims, seq, &[5, 6], seed, 1, 1).unwrap();
+    let got = parallel_forward(cpu(4, false), &arch, dims, seq, &[5, 6], seed, 2, 2).unwrap();
+    assert_eq!(got.handoffs.host, 2);
+    assert_eq!(got.handoffs.peer, 0);
+    assert!(rel_err(&got.out, &one.out) < 5e-3);
+}
+
+#[test]
+fn cpu_tp_that_does_not_divide_the_heads_is_refused() {
+    let (arch, dims, seq) = tiny_models().remove(0);
+    let e = parallel_forward(cpu(3, true), &arch, dims, seq, &[1], 1, 3, 1).unwrap_err();
+    assert!(format!("{e:#}").contains("heads"), "{e:#}");
+}
+
+#[test]
+fn cuda_tp_and_pp_match_one_gpu() {
+    if !cuda::driver_present() {
+        println!("skipped: no CUDA driver on this machine");
+        return;
+    }
+    let n = match cuda::CudaDevice::open() {
+        Ok(d) => d.gpus(),
+        Err(e) => {
+            println!("skipped: {e:#}");
+            return;
+        }
+    };
+    let open = || -> Box<dyn Device> { Box::new(cuda::CudaDevice::open().unwrap()) };
+    let requests = [3, 17, 4242, 9];
+    for (arch, dims, seq) in tiny_models() {
+        let seed = fresh_seed();
+        let one = parallel_forward(open(), &arch, dims, seq, &requests, seed, 1, 1).unwrap();
+        println!("cuda {arch} tp=1 pp=1: vs reference {:.2e}", one.ref_err);
+        assert!(one.ref_err < 1e-2);
+        for (tp, pp) in CONFIGS {
+            if tp * pp > n {
+                println!(
+                    "skipped cuda {arch} tp={tp} pp={pp}: needs {} GPUs, this machine has {n}",
+                    tp * pp
+                );
+                continue;
+            }
+            let got = parallel_forward(open(), &arch, dims, seq, &requests, seed, tp, pp).unwrap();
+            let err = rel_err(&got.out, &one.out);
+            println!(
+                "cuda {arch} tp={tp} pp={pp}: vs one GPU {err:.2e}, vs reference {:.2e}, handoffs {:?}",
+                got.ref_err, got.handoffs
+            );
+            assert!(err < 5e-3, "{arch} tp={tp} pp={pp}: {err} (seed {seed})");
+        }
+    }
+}
