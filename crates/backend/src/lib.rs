@@ -12,5 +12,6 @@ pub mod exec;
 pub mod host_store;
 pub mod kernels;
 pub mod model;
+pub mod multi_bench;
 pub mod pool;
 pub mod replay;

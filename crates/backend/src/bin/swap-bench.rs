@@ -50,6 +50,14 @@ struct Args {
     /// Repetitions (median reported).
     #[arg(long, default_value_t = 7)]
     reps: usize,
+    /// Multi-GPU mode only: swap-in of `--multi-model` whole on one GPU,
+    /// with pp = N and with tp = N, against the N links' measured limit
+    /// (writes multi_gpu.csv and multi_gpu.md).
+    #[arg(long)]
+    multi_gpu: Option<usize>,
+    /// Model of the multi-GPU mode.
+    #[arg(long, default_value = "opt-13b")]
+    multi_model: String,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -117,6 +125,35 @@ fn wait_for(ex: &mut Executor, key: u64) -> Result<Instant> {
 fn main() -> Result<()> {
     let a = Args::parse();
     std::fs::create_dir_all(&a.out)?;
+    if let Some(n) = a.multi_gpu {
+        let mut dev = device::open(&a.device, n)?;
+        let limit = if dev.kind() == "cuda" {
+            1 << 30
+        } else {
+            16 << 20
+        };
+        let r = switchyard_backend::multi_bench::multi_gpu(
+            dev.as_mut(),
+            &a.multi_model,
+            n,
+            a.reps,
+            limit,
+        )?;
+        let md = switchyard_backend::multi_bench::to_markdown(
+            &r,
+            &format!("{}: {}", dev.kind(), dev.describe()),
+        );
+        print!("{md}");
+        switchyard_core::output::write_atomic(
+            &a.out.join("multi_gpu.csv"),
+            switchyard_backend::multi_bench::to_csv(&r).as_bytes(),
+        )?;
+        switchyard_core::output::write_atomic(&a.out.join("multi_gpu.md"), md.as_bytes())?;
+        let mut json = serde_json::to_vec_pretty(&r)?;
+        json.push(b'\n');
+        switchyard_core::output::write_atomic(&a.out.join("multi_gpu.json"), &json)?;
+        return Ok(());
+    }
     let hw = HardwareProfile::resolve(&a.hardware, None)?;
     let mut dev = device::open(&a.device, 1)?;
     let cuda = dev.kind() == "cuda";
