@@ -106,3 +106,34 @@ fn cuda_tp_and_pp_match_one_gpu() {
         }
     }
 }
+
+/// NCCL loads and runs on one GPU (a one-rank communicator leaves the data
+/// as it is); the two-GPU machine runs the real all-reduces above.
+#[test]
+fn cuda_nccl_one_rank_collectives_run() {
+    if !cuda::driver_present() || !cuda::nccl_present() {
+        println!("skipped: no CUDA driver or no libnccl.so on this machine");
+        return;
+    }
+    let mut dev = match cuda::CudaDevice::open() {
+        Ok(d) => d,
+        Err(e) => {
+            println!("skipped: {e:#}");
+            return;
+        }
+    };
+    use switchyard_backend::device::StreamKind;
+    let n = 4096;
+    dev.init_arena(3 * n as u64 * 2).unwrap();
+    dev.fill_random(0, 0, n, 7, 1.0).unwrap();
+    dev.all_reduce(&[0], &[0], n).unwrap();
+    dev.all_gather(&[0], &[0], &[n as u64 * 2], n).unwrap();
+    let out = dev.alloc_host(2 * n as u64 * 2, true).unwrap();
+    dev.copy_d2h(0, 0, &out, 0, 2 * n as u64 * 2).unwrap();
+    let e = dev.record(0, StreamKind::Compute).unwrap();
+    dev.synchronize(e).unwrap();
+    let (a, b) = out.as_slice().split_at(n * 2);
+    assert_eq!(a, b, "one-rank all-gather copies the input");
+    assert!(a.iter().any(|&x| x != 0));
+    println!("cuda: NCCL one-rank all-reduce and all-gather ran");
+}
