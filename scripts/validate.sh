@@ -62,7 +62,7 @@ if [[ -z "$profile" ]]; then
     profile="$out/profile.yaml"
     echo "== calibrate ($archs; batches $batches)"
     "$bin/replay" calibrate --device "$device" --out "$profile" --arch "$archs" \
-        --batches "$batches" --name validation | tee "$out/calibrate.txt"
+        --batches "$batches" --name validation 2>&1 | tee "$out/calibrate.txt"
 fi
 
 status=0

@@ -42,6 +42,31 @@ pub struct ComputeModel {
     pub launch_s: f64,
     /// Synthetic models: a batch of `n` takes `1 + slope * (n - 1)` times batch 1.
     pub synthetic_batch_slope: f64,
+    /// Host-side time of each batch after its last layer: the output's copy
+    /// to the host and the host noticing it, seconds (0 unless calibrated).
+    pub request_overhead_s: f64,
+}
+
+/// Run-to-run variation of copy and compute times, as coefficients of
+/// variation: the simulator draws each copy's and each compute task's time
+/// as its cost-model time times a seeded log-normal factor of mean 1 and
+/// this CV. Zero (the default) keeps the simulation deterministic in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jitter {
+    /// CV of a host-to-device copy's time.
+    #[serde(default)]
+    pub copy_cv: f64,
+    /// CV of a compute task's time.
+    #[serde(default)]
+    pub compute_cv: f64,
+}
+
+impl Jitter {
+    /// True when both CVs are zero.
+    pub fn is_none(&self) -> bool {
+        self.copy_cv == 0.0 && self.compute_cv == 0.0
+    }
 }
 
 /// Measured per-layer compute times of one architecture, from `replay calibrate`.
@@ -82,6 +107,8 @@ pub struct HardwareProfile {
     pub compute: ComputeModel,
     /// Calibrated per-layer times by architecture, when measured.
     pub calibrated: BTreeMap<String, CalibratedTimes>,
+    /// Variation of copy and compute times (none unless calibrated).
+    pub jitter: Jitter,
 }
 
 impl HardwareProfile {
@@ -154,6 +181,8 @@ struct RawCompute {
     launch_us: Spanned<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     synthetic_batch_slope: Option<Spanned<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_overhead_us: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -165,6 +194,8 @@ struct RawProfile {
     reserved_gib: Option<Spanned<f64>>,
     links: RawLinks,
     compute: RawCompute,
+    #[serde(default, skip_serializing_if = "Jitter::is_none")]
+    jitter: Jitter,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     calibrated: BTreeMap<String, CalibratedTimes>,
 }
@@ -197,7 +228,10 @@ impl From<&HardwareProfile> for RawProfile {
                 hbm_gbps: spanned(p.compute.hbm_bytes_per_s / 1e9),
                 launch_us: spanned(p.compute.launch_s * 1e6),
                 synthetic_batch_slope: Some(spanned(p.compute.synthetic_batch_slope)),
+                request_overhead_us: (p.compute.request_overhead_s > 0.0)
+                    .then(|| spanned(p.compute.request_overhead_s * 1e6)),
             },
+            jitter: p.jitter,
             calibrated: p.calibrated.clone(),
         }
     }
@@ -227,6 +261,19 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
         Some(r) => (ctx.non_negative(r, "reserved_gib", "GiB")? * GIB) as u64,
         None => 0,
     };
+    for (cv, field) in [
+        (raw.jitter.copy_cv, "jitter.copy_cv"),
+        (raw.jitter.compute_cv, "jitter.compute_cv"),
+    ] {
+        if !(0.0..1.0).contains(&cv) {
+            return Err(InputError::new(
+                file,
+                None,
+                field,
+                format!("expected a coefficient of variation in [0, 1), got {cv}"),
+            ));
+        }
+    }
     if reserved_bytes >= gpu_memory_bytes {
         let loc = raw
             .reserved_gib
@@ -272,7 +319,14 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
                 )?,
                 None => 0.1,
             },
+            request_overhead_s: match &raw.compute.request_overhead_us {
+                Some(s) => {
+                    ctx.non_negative(s, "compute.request_overhead_us", "microseconds")? * 1e-6
+                }
+                None => 0.0,
+            },
         },
+        jitter: raw.jitter,
         calibrated: raw.calibrated,
     })
 }
@@ -299,10 +353,29 @@ mod tests {
 
     #[test]
     fn round_trips_through_yaml() {
-        let p = HardwareProfile::resolve("a100-pcie4", None).unwrap();
+        let mut p = HardwareProfile::resolve("a100-pcie4", None).unwrap();
         let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
         assert_eq!(p.pinned, q.pinned);
         assert_eq!(p.compute, q.compute);
+        assert!(!p.to_yaml().contains("jitter"));
+        p.compute.request_overhead_s = 80e-6;
+        p.jitter = Jitter {
+            copy_cv: 0.01,
+            compute_cv: 0.05,
+        };
+        let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
+        assert!((q.compute.request_overhead_s - 80e-6).abs() < 1e-12);
+        assert_eq!(q.jitter, p.jitter);
+    }
+
+    #[test]
+    fn jitter_must_be_a_small_cv() {
+        let text = format!(
+            "{}jitter: {{ copy_cv: 1.5 }}\n",
+            include_str!("../../../profiles/t4-pcie3x8.yaml")
+        );
+        let e = parse(Path::new("p.yaml"), &text).unwrap_err();
+        assert_eq!(e.field, "jitter.copy_cv");
     }
 
     #[test]

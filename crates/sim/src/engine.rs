@@ -1,6 +1,7 @@
 //! The event loop: a virtual clock, a binary heap of completions, and the
 //! schedule's arrivals merged in.
 
+use crate::jitter::Noise;
 use crate::sink::RecordSink;
 use crate::summary::{Latencies, ModelResult, SimResult};
 use crate::timeline::{Span, Timeline, Track};
@@ -118,6 +119,8 @@ pub fn simulate_policy(
         batch_size: 0,
         cold: false,
     };
+    let mut noise = Noise::new(hw.jitter, workload.seed);
+    let overhead_s = hw.compute.request_overhead_s;
     let mut next = 0usize;
     let mut events = 0u64;
     let mut now = 0.0f64;
@@ -158,7 +161,7 @@ pub fn simulate_policy(
                     };
                     let g = c.gpu as usize;
                     let start = link_free[g].max(now);
-                    let end = start + link.time(c.bytes);
+                    let end = start + link.time(c.bytes) * noise.copy();
                     link_free[g] = end;
                     let id = c.id as usize;
                     if copy_done.len() <= id {
@@ -195,6 +198,7 @@ pub fn simulate_policy(
                     let task = sched.task(*id);
                     let table = &tables[task.model as usize];
                     let b = task.batch_size;
+                    let f = noise.compute();
                     let mut t = now;
                     if task.input_from.is_some() {
                         let shape = &workload.models[task.model as usize].shape;
@@ -217,16 +221,16 @@ pub fn simulate_policy(
                         let (rs, re) = (range.start as usize, range.end as usize);
                         if rs > cursor {
                             first.get_or_insert(t);
-                            t += table.time(cursor..rs, b);
+                            t += table.time(cursor..rs, b) * f;
                         }
                         t = t.max(ready);
                         first.get_or_insert(t);
-                        t += table.time(rs..re, b);
+                        t += table.time(rs..re, b) * f;
                         cursor = re;
                     }
                     let start = *first.get_or_insert(t);
                     if cursor < layers.end {
-                        t += table.time(cursor..layers.end, b);
+                        t += table.time(cursor..layers.end, b) * f;
                     }
                     for &g in &task.gpus {
                         stream_free[g as usize] = t;
@@ -274,14 +278,15 @@ pub fn simulate_policy(
                     record.model.clear();
                     record.model.push_str(&spec.name);
                     record.start_s = batch_start[*bid as usize];
-                    record.finish_s = now;
+                    // The output reaches the host `overhead_s` after the last layer.
+                    record.finish_s = now + overhead_s;
                     record.batch_size = batch.requests.len() as u32;
                     record.cold = batch.cold;
                     for &req in &batch.requests {
                         let r = &schedule.requests[req as usize];
                         record.id = r.id;
                         record.arrival_s = r.arrival_s;
-                        record.latency_s = now - r.arrival_s;
+                        record.latency_s = record.finish_s - r.arrival_s;
                         out.record(&record)?;
                         lat.per_model[m].push(record.latency_s);
                         if spec.slo_s.is_none_or(|slo| record.latency_s <= slo) {

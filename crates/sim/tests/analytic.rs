@@ -121,3 +121,30 @@ fn pipeswitch_beats_stop_and_start_and_respects_the_bound() {
     // Pipelining hides most of the compute behind the copy.
     assert!(fast[0].latency_s < load + compute);
 }
+
+#[test]
+fn request_overhead_adds_to_every_latency_and_jitter_keeps_the_mean() {
+    let (base_w, base) = round_robin(System::StopAndStart);
+    let mut w = base_w.clone();
+    w.cluster.hardware.compute.request_overhead_s = 250e-6;
+    let schedule = arrivals::generate(&w).unwrap();
+    let mut recs = Vec::new();
+    simulate_policy(&w, &schedule, w.policy, &quiet(), &mut recs).unwrap();
+    for (a, b) in recs.iter().zip(&base) {
+        assert!((a.latency_s - b.latency_s - 250e-6).abs() < 1e-12);
+    }
+    // Jitter: latencies vary, their mean stays (within 1%), and the same
+    // seed draws the same times.
+    w.cluster.hardware.jitter.copy_cv = 0.05;
+    w.cluster.hardware.jitter.compute_cv = 0.05;
+    let run = || {
+        let mut recs = Vec::new();
+        simulate_policy(&w, &schedule, w.policy, &quiet(), &mut recs).unwrap();
+        recs
+    };
+    let (x, y) = (run(), run());
+    assert_eq!(x, y);
+    let mean = |v: &[RequestRecord]| v.iter().map(|r| r.latency_s).sum::<f64>() / v.len() as f64;
+    assert!((mean(&x) / mean(&recs) - 1.0).abs() < 0.01);
+    assert!(x.iter().zip(&recs).any(|(a, b)| (a.latency_s - b.latency_s).abs() > 1e-6));
+}
