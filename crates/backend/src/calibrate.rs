@@ -7,12 +7,16 @@
 //!   `time = alpha + bytes / beta`.
 //! - Compute: the fp16 GEMM rate (8192^3 through cuBLAS), and per-layer
 //!   compute times of each architecture asked for at each batch size
-//!   (median of several passes, CUDA events around every layer), written to
+//!   (median of several passes, CUDA events around every layer, scaled to
+//!   the median whole pass: see [`crate::calibrate_passes`]), written to
 //!   the profile's `calibrated` map.
+//! - Host overhead per request (`compute.request_overhead_us`) and the
+//!   variation of copies and passes (`jitter`, robust CVs).
 //!
 //! Fields not measured (HBM bandwidth, launch overhead, reserved memory,
 //! synthetic slope, and peer link on one GPU) come from a base profile.
 
+use crate::calibrate_passes as passes;
 use crate::device::{Device, Gemm, StreamKind};
 use crate::model::{forward, ModelLayout};
 use anyhow::{bail, Result};
@@ -135,6 +139,27 @@ pub fn measure_h2d(
         cost: fit(&samples),
         samples,
     })
+}
+
+/// Robust CV of `reps` pinned host-to-device copies of `bytes` (see
+/// [`passes::robust_cv`]): the run-to-run variation of a swap.
+pub fn copy_cv(dev: &mut dyn Device, bytes: u64, reps: usize) -> Result<f64> {
+    let host = dev.alloc_host(bytes, true)?;
+    let mut times = Vec::with_capacity(reps);
+    for r in 0..reps + 1 {
+        let a = dev.record(0, StreamKind::Copy)?;
+        dev.copy_h2d(0, &host, 0, 0, bytes)?;
+        let b = dev.record(0, StreamKind::Copy)?;
+        dev.synchronize(b)?;
+        if r > 0 {
+            times.push(dev.elapsed_s(a, b)?);
+        }
+        dev.release(a);
+        dev.release(b);
+    }
+    let mid = passes::median(&mut times.clone());
+    let relative: Vec<f64> = times.iter().map(|t| t / mid.max(1e-12)).collect();
+    Ok(passes::robust_cv(&relative))
 }
 
 /// Times peer copies from GPU 1 to GPU 0.
@@ -298,6 +323,7 @@ pub fn calibrate(
     }
     profile.pinned = pinned.cost;
     profile.pageable = pageable.cost;
+    profile.jitter.copy_cv = copy_cv(dev, max_copy / 4, opts.reps.max(15))?;
     if dev.gpus() > 1 {
         let peer = measure_peer(dev, &sizes, opts.reps, 0)?;
         report += &format!(
@@ -315,6 +341,7 @@ pub fn calibrate(
     // Weights of every architecture, back to back, then the workspace.
     let mut at = 0u64;
     let mut calibrated = BTreeMap::new();
+    let (mut overhead, mut relative) = (Vec::new(), Vec::new());
     let ws_base = region.div_ceil(256) * 256;
     forward::init_workspace(dev, 0, ws_base)?;
     for (a, layout) in opts.archs.iter().zip(&layouts) {
@@ -324,7 +351,10 @@ pub fn calibrate(
         let e = dev.record(0, StreamKind::Copy)?;
         dev.synchronize(e)?;
         dev.release(e);
-        let rows = layer_times(dev, layout, at, ws_base, &opts.batches, opts.reps, rate)?;
+        let passes = passes::measure(dev, layout, at, ws_base, &opts.batches, opts.reps, rate)?;
+        overhead.extend_from_slice(&passes.overhead_s);
+        relative.extend_from_slice(&passes.relative);
+        let rows = passes.rows;
         for (b, row) in opts.batches.iter().zip(&rows) {
             report += &format!(
                 "{a} batch {b}: {:.3} ms over {} layers\n",
@@ -343,6 +373,16 @@ pub fn calibrate(
         at += layout.total_bytes().div_ceil(256) * 256;
     }
     profile.calibrated = calibrated;
+    if !overhead.is_empty() {
+        profile.compute.request_overhead_s = passes::median(&mut overhead);
+        profile.jitter.compute_cv = passes::robust_cv(&relative);
+    }
+    report += &format!(
+        "request overhead {:.1} us; jitter: copy cv {:.4}, compute cv {:.4}\n",
+        profile.compute.request_overhead_s * 1e6,
+        profile.jitter.copy_cv,
+        profile.jitter.compute_cv
+    );
     Ok((profile, report))
 }
 

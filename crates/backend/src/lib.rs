@@ -6,6 +6,7 @@
 //! driven by the same scheduler as the simulator.
 
 pub mod calibrate;
+pub mod calibrate_passes;
 pub mod check;
 pub mod device;
 pub mod exec;

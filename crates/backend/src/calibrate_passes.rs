@@ -1,0 +1,156 @@
+//! Whole forward passes for `replay calibrate`: what per-layer timing alone
+//! misses.
+//!
+//! Events around every layer add their own gaps, and the first passes of a
+//! shape pay cuBLAS and clock warm-up, so per-layer medians do not add up to
+//! what a request sees. For each batch size this module
+//! - warms the shape up with untimed passes;
+//! - times whole passes as `replay` issues them (all layers back to back,
+//!   then the output copied to host memory) and scales the per-layer medians
+//!   so they sum to the median pass;
+//! - measures the host overhead: from issuing a pass to the host seeing its
+//!   last event by polling, as the replay loop does, less the pass's GPU time;
+//! - keeps each pass relative to its batch's median, for the jitter CV.
+
+use crate::calibrate::layer_times;
+use crate::device::{Device, StreamKind};
+use crate::model::{forward, ModelLayout};
+use anyhow::Result;
+use std::time::Instant;
+
+/// Untimed passes before measuring a batch size.
+const WARMUP_PASSES: usize = 3;
+/// Timed whole passes per batch size, at least.
+const MIN_PASSES: usize = 15;
+
+/// Whole-pass measurements of one architecture.
+#[derive(Debug, Clone, Default)]
+pub struct PassTimes {
+    /// Per batch size: per-layer seconds, scaled to sum to `pass_s`.
+    pub rows: Vec<Vec<f64>>,
+    /// Per batch size: median whole-pass GPU time, seconds.
+    pub pass_s: Vec<f64>,
+    /// Per pass: host-observed time less GPU time, seconds.
+    pub overhead_s: Vec<f64>,
+    /// Per pass: its GPU time over its batch size's median.
+    pub relative: Vec<f64>,
+}
+
+/// Median of `v` (sorted in place); 0 for none.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Coefficient of variation of values around 1 (robust to a few outliers:
+/// the scaled median absolute deviation, as a normal law's sigma).
+pub fn robust_cv(relative: &[f64]) -> f64 {
+    let mut dev: Vec<f64> = relative.iter().map(|r| (r - 1.0).abs()).collect();
+    1.4826 * median(&mut dev)
+}
+
+/// Measures `layout` (weights at `at`, workspace at `ws`) at each batch size.
+pub fn measure(
+    dev: &mut dyn Device,
+    layout: &ModelLayout,
+    at: u64,
+    ws: u64,
+    batches: &[u32],
+    reps: usize,
+    gemm_rate: f64,
+) -> Result<PassTimes> {
+    let n = layout.layers();
+    let addr = forward::whole_at(layout, at);
+    let shard = crate::model::shard::ShardLayout::single(layout);
+    let max_b = batches.iter().copied().max().unwrap_or(1) as usize;
+    let out = dev.alloc_host(forward::output_bytes(layout, max_b), true)?;
+    let mut times = PassTimes::default();
+    for &b in batches {
+        let requests: Vec<u64> = (0..b as u64).collect();
+        let run = forward::Run {
+            gpus: &[0],
+            layout,
+            shard: &shard,
+            layers: 0..n,
+            addr: &addr,
+            side: &forward::no_side,
+            requests: &requests,
+            ws,
+            waits: &[],
+            out: Some((&out, 0)),
+            gemm_rate,
+            synthetic_slope: 0.1,
+        };
+        let passes = reps.max(MIN_PASSES);
+        let mut gpu = Vec::with_capacity(passes);
+        for p in 0..WARMUP_PASSES + passes {
+            let e0 = dev.record(0, StreamKind::Compute)?;
+            let t0 = Instant::now();
+            let start = forward::run(dev, &run)?;
+            dev.release(start);
+            let e1 = dev.record(0, StreamKind::Compute)?;
+            while !dev.query(e1)? {
+                std::hint::spin_loop();
+            }
+            let host = t0.elapsed().as_secs_f64();
+            let g = dev.elapsed_s(e0, e1)?;
+            dev.release(e0);
+            dev.release(e1);
+            if p >= WARMUP_PASSES {
+                gpu.push(g);
+                times.overhead_s.push((host - g).max(0.0));
+            }
+        }
+        let pass = median(&mut gpu.clone());
+        times
+            .relative
+            .extend(gpu.iter().map(|g| g / pass.max(1e-12)));
+        let row = layer_times(dev, layout, at, ws, &[b], reps, gemm_rate)?
+            .pop()
+            .unwrap_or_default();
+        let sum: f64 = row.iter().sum();
+        let scale = if sum > 0.0 { pass / sum } else { 1.0 };
+        times.rows.push(row.iter().map(|t| t * scale).collect());
+        times.pass_s.push(pass);
+    }
+    Ok(times)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn robust_cv_of_a_normal_sample_and_an_outlier() {
+        // +-1% around 1, plus one far outlier: about 1% (not pulled up).
+        let mut v: Vec<f64> = (0..100)
+            .map(|i| 1.0 + 0.01 * ((i % 3) as f64 - 1.0))
+            .collect();
+        v.push(3.0);
+        let cv = robust_cv(&v);
+        assert!(cv > 0.005 && cv < 0.02, "{cv}");
+        assert_eq!(robust_cv(&[1.0, 1.0, 1.0]), 0.0);
+    }
+
+    #[test]
+    fn cpu_passes_scale_layers_to_the_whole_pass() {
+        let shape = switchyard_core::ModelShape::synthetic("tiny", 3, 1 << 16, 1e-4);
+        let layout = ModelLayout::new(&shape).unwrap();
+        let mut dev = crate::device::cpu::CpuDevice::new(1);
+        let ws = layout.total_bytes().div_ceil(256) * 256;
+        dev.init_arena(ws + forward::workspace_bytes(&layout, 2) + (1 << 20))
+            .unwrap();
+        forward::init_workspace(&mut dev, 0, ws).unwrap();
+        let t = measure(&mut dev, &layout, 0, ws, &[1, 2], 2, 1e9).unwrap();
+        assert_eq!(t.rows.len(), 2);
+        for (row, pass) in t.rows.iter().zip(&t.pass_s) {
+            assert_eq!(row.len(), 3);
+            assert!((row.iter().sum::<f64>() / pass - 1.0).abs() < 1e-9);
+        }
+        assert_eq!(t.overhead_s.len(), 2 * MIN_PASSES);
+        assert!(t.relative.iter().all(|r| *r > 0.0));
+    }
+}
