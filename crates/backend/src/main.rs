@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use switchyard_backend::calibrate::{calibrate, CalibrateOptions};
 use switchyard_backend::host_store::WeightSource;
 use switchyard_backend::{check, device, replay};
+use switchyard_core::workload::{Eviction, Grouping, PolicyName, System};
 use switchyard_core::{Error, Schedule, Workload, EXIT_BAD_INPUT};
 
 /// Replay a request schedule on a device, driven by the simulator's scheduler.
@@ -48,6 +49,16 @@ struct RunArgs {
     /// Seed of random weights (default: the workload's seed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Override `policy.system` (as `sim --system`, so one schedule can be
+    /// replayed under every system).
+    #[arg(long, value_parser = System::from_name)]
+    system: Option<System>,
+    /// Override `policy.eviction` (lru, lfu, belady).
+    #[arg(long, value_parser = Eviction::from_name)]
+    eviction: Option<Eviction>,
+    /// Override `policy.grouping` (optimal, per_layer, one_group).
+    #[arg(long, value_parser = Grouping::from_name)]
+    grouping: Option<Grouping>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,7 +176,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .into());
             };
-            let w = Workload::load_with_hardware(wpath, a.hardware.as_deref())?;
+            let mut w = Workload::load_with_hardware(wpath, a.hardware.as_deref())?;
+            w.policy.system = a.system.unwrap_or(w.policy.system);
+            w.policy.eviction = a.eviction.unwrap_or(w.policy.eviction);
+            w.policy.grouping = a.grouping.unwrap_or(w.policy.grouping);
             replay::check_supported(&w)?;
             let schedule = Schedule::read_csv(spath, &w.model_names())?;
             let seed = a.seed.unwrap_or(w.seed);

@@ -197,7 +197,9 @@ pub fn multi_gpu(
     for r in 0..n {
         jobs.push(Job {
             gpu: r,
-            src: &host.models[1].ranks[r],
+            src: host.models[1]
+                .source(true, r)
+                .ok_or_else(|| anyhow!("no pinned shard of rank {r}"))?,
             off: 0,
             dst: 0,
             bytes: tp.image_bytes(),
@@ -323,5 +325,15 @@ mod tests {
         assert!(r.rows[2].max_gpu_bytes < total * 51 / 100);
         assert!(to_csv(&r).lines().count() == 4);
         assert!(to_markdown(&r, "cpu").contains("tp=2"));
+    }
+
+    #[test]
+    fn cpu_one_gpu_runs_every_configuration_whole() {
+        let mut dev = CpuDevice::new(1);
+        let r = multi_gpu(&mut dev, "opt-125m", 1, 1, 8 << 20).unwrap();
+        assert_eq!(r.rows.len(), 3);
+        for row in &r.rows {
+            assert_eq!((row.gpus, row.bytes), (1, r.model_bytes), "{row:?}");
+        }
     }
 }

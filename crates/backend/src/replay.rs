@@ -37,7 +37,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use switchyard_core::records::{RecordWriter, RequestRecord};
 use switchyard_core::stats::Summary;
-use switchyard_core::workload::{Eviction, Grouping, System};
+use switchyard_core::workload::{PolicyName, System};
 use switchyard_core::{Schedule, Workload};
 use switchyard_scheduler::placement::{place, Placement};
 use switchyard_scheduler::{Action, Event, Scheduler, Source, PRELOAD_COPY};
@@ -99,24 +99,6 @@ pub struct ReplayResult {
     pub parallel: Vec<String>,
     /// Per model, in workload order.
     pub models: Vec<ModelResult>,
-}
-
-/// Name of an eviction policy as the workload file writes it.
-pub fn eviction_name(e: Eviction) -> &'static str {
-    match e {
-        Eviction::Lru => "lru",
-        Eviction::Lfu => "lfu",
-        Eviction::Belady => "belady",
-    }
-}
-
-/// Name of a grouping as the workload file writes it.
-pub fn grouping_name(g: Grouping) -> &'static str {
-    match g {
-        Grouping::Optimal => "optimal",
-        Grouping::PerLayer => "per_layer",
-        Grouping::OneGroup => "one_group",
-    }
 }
 
 /// The scheduler's placement of the workload's models.
@@ -617,8 +599,8 @@ fn summarize(
     ReplayResult {
         workload: w.name.clone(),
         system: w.policy.system.name().to_string(),
-        eviction: eviction_name(w.policy.eviction).to_string(),
-        grouping: grouping_name(w.policy.grouping).to_string(),
+        eviction: w.policy.eviction.name().to_string(),
+        grouping: w.policy.grouping.name().to_string(),
         summary: Summary::of(&all, within),
         loads: stats.iter().map(|s| s.loads).sum(),
         bytes_loaded: stats.iter().map(|s| s.bytes).sum(),

@@ -107,7 +107,15 @@ proptest! {
         let r = match simulate_policy(&w, &schedule, policy, &checked(), &mut recs) {
             Ok(r) => r,
             Err(switchyard_core::Error::Input(e)) => {
-                prop_assert_eq!(policy.system, System::Resident, "{}", e);
+                // Only two refusals are legitimate: `resident` when the models
+                // do not all fit, and a one-GPU system (pipeswitch and the
+                // baselines ignore `parallel`) when a whole model does not fit
+                // on one GPU. `computron` must serve every workload that parses.
+                let msg = e.to_string();
+                let one_gpu_refusal = policy.system != System::Computron
+                    && policy.system != System::Resident
+                    && msg.contains("on one GPU");
+                prop_assert!(policy.system == System::Resident || one_gpu_refusal, "{:?}: {}", policy.system, msg);
                 return Ok(());
             }
             Err(e) => panic!("{e}"),
