@@ -100,7 +100,10 @@ pub enum Completion {
     Compute {
         /// Its key.
         key: u64,
-        /// When its first layer started on the GPU (GPU clock mapped to host time).
+        /// When its first layer started on the GPU: the host instant it was
+        /// seen done less its GPU time (start to done events of its first
+        /// GPU), so the GPU clock's drift against the host's over a long run
+        /// does not enter.
         start: Instant,
         /// When the host saw it done.
         at: Instant,
@@ -152,7 +155,6 @@ pub struct Executor {
     out_slot_bytes: u64,
     out_busy: Vec<Vec<Option<u64>>>,
     next_slot: Vec<usize>,
-    clock: Vec<(Event, Instant)>,
 }
 
 impl Executor {
@@ -269,10 +271,8 @@ impl Executor {
             out_slot_bytes,
             out_busy: vec![vec![None; OUT_SLOTS]; gpus],
             next_slot: vec![0; gpus],
-            clock: Vec::new(),
         };
         ex.gemm_rate = ex.measure_gemm_rate()?;
-        ex.start_clock()?;
         Ok(ex)
     }
 
@@ -300,19 +300,6 @@ impl Executor {
         self.dev.release(a);
         self.dev.release(b);
         Ok(g.flops() * reps as f64 / s)
-    }
-
-    /// Records a reference event on every GPU and ties it to the host clock.
-    pub fn start_clock(&mut self) -> Result<()> {
-        for (e, _) in std::mem::take(&mut self.clock) {
-            self.dev.release(e);
-        }
-        for g in 0..self.dev.gpus() {
-            let e = self.dev.record(g, StreamKind::Compute)?;
-            self.dev.synchronize(e)?;
-            self.clock.push((e, Instant::now()));
-        }
-        Ok(())
     }
 
     /// Queues a copy; it is issued by [`Executor::pump`].
@@ -573,12 +560,13 @@ impl Executor {
             }
             let c = self.issued_computes.remove(i);
             let at = Instant::now();
-            let (ref_e, ref_t) = self.clock[c.gpus[0]];
-            let since = self.dev.elapsed_s(ref_e, c.start)?;
-            let start = ref_t + Duration::from_secs_f64(since.max(0.0));
+            let ran = self.dev.elapsed_s(c.start, c.done[0])?.max(0.0);
+            let start = at
+                .checked_sub(Duration::from_secs_f64(ran))
+                .unwrap_or(at);
             out.push(Completion::Compute {
                 key: c.key,
-                start: start.min(at),
+                start,
                 at,
             });
             self.dev.release(c.start);

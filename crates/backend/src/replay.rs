@@ -466,7 +466,6 @@ pub fn replay(
     };
     run.carry_out(Instant::now())?;
     run.ex.drain()?;
-    run.ex.start_clock()?;
     let (mut late, mut max_delay, mut sum_delay) = (0u64, 0f64, 0f64);
     let n = schedule.requests.len();
     let mut next = 0;
