@@ -4,7 +4,12 @@
 //! - Links: host-to-device copies of a sweep of sizes, pinned and pageable
 //!   (and peer copies when there are two GPUs), each size timed several
 //!   times (median); `alpha` and `beta` are the least-squares fit of
-//!   `time = alpha + bytes / beta`.
+//!   `time = alpha + bytes / beta`. Pinned beta is then replaced by the
+//!   rate of back-to-back copies (what a swap of many groups sees) and
+//!   pageable beta by the rate of a large copy moved in replay's pageable
+//!   chunks (what stop-and-start's whole-model copies see). Pageable copies
+//!   of all GPUs are marked as sharing one host path (`pageable_shared`):
+//!   replay's one host thread stages them one at a time.
 //! - Compute: the fp16 GEMM rate (8192^3 through cuBLAS), and per-layer
 //!   compute times of each architecture asked for at each batch size
 //!   (median of several passes, CUDA events around every layer, scaled to
@@ -171,6 +176,32 @@ pub fn sustained_copies(dev: &mut dyn Device, bytes: u64, reps: usize) -> Result
     ))
 }
 
+/// Pageable host-to-device copying as `replay` does it: `bytes` moved in
+/// `chunk`-sized copies issued back to back, host clock from the first issue
+/// to the copy stream being done. Returns the median rate of `reps` runs,
+/// bytes/s.
+pub fn pageable_chunked(dev: &mut dyn Device, bytes: u64, chunk: u64, reps: usize) -> Result<f64> {
+    let host = dev.alloc_host(bytes, false)?;
+    let chunk = chunk.clamp(1, bytes.max(1));
+    let mut rates = Vec::new();
+    for r in 0..reps.max(1) + 1 {
+        let t0 = Instant::now();
+        let mut off = 0;
+        while off < bytes {
+            let n = chunk.min(bytes - off);
+            dev.copy_h2d(0, &host, off, off, n)?;
+            off += n;
+        }
+        let e = dev.record(0, StreamKind::Copy)?;
+        dev.synchronize(e)?;
+        dev.release(e);
+        if r > 0 {
+            rates.push(bytes as f64 / t0.elapsed().as_secs_f64().max(1e-12));
+        }
+    }
+    Ok(median(rates))
+}
+
 /// Times peer copies from GPU 1 to GPU 0.
 pub fn measure_peer(
     dev: &mut dyn Device,
@@ -332,6 +363,20 @@ pub fn calibrate(
     }
     profile.pinned = pinned.cost;
     profile.pageable = pageable.cost;
+    // Pageable throughput is not linear in size (it peaks near 16 MiB and
+    // falls for larger copies), and replay moves a pageable group as chunks
+    // issued one after another: take beta from exactly that.
+    let chunked = pageable_chunked(dev, max_copy, crate::exec::PAGEABLE_CHUNK, opts.reps.min(3))?;
+    report += &format!(
+        "pageable sustained ({} MiB in {} MiB chunks, as replay copies): {:.2} GB/s (used as beta)\n",
+        max_copy >> 20,
+        crate::exec::PAGEABLE_CHUNK >> 20,
+        chunked / 1e9
+    );
+    profile.pageable.beta_bytes_per_s = chunked;
+    // replay's one host thread issues every copy and a pageable copy holds
+    // it until staged, so pageable copies to different GPUs never overlap.
+    profile.pageable_shared = true;
     // The fit's beta comes from copies timed one at a time; a swap streams
     // its groups back to back, which the sustained rate describes better.
     let (beta, cv) = sustained_copies(dev, max_copy / 4, opts.reps.max(15))?;

@@ -101,6 +101,11 @@ pub struct HardwareProfile {
     pub pinned: LinkCost,
     /// Host-to-device copies from pageable memory.
     pub pageable: LinkCost,
+    /// Whether pageable copies of every GPU share one host path (queue one
+    /// after another) instead of each using its own GPU's link. True for
+    /// `replay`: one host thread issues every copy, and a pageable copy
+    /// holds it until the driver has staged the bytes.
+    pub pageable_shared: bool,
     /// GPU-to-GPU copies (NVLink where present).
     pub peer: LinkCost,
     /// Compute of one GPU.
@@ -171,6 +176,9 @@ struct RawLinks {
     pinned: RawLink,
     pageable: RawLink,
     peer: RawLink,
+    /// Pageable copies of all GPUs queue on one host path.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pageable_shared: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -222,6 +230,7 @@ impl From<&HardwareProfile> for RawProfile {
                 pinned: link(&p.pinned),
                 pageable: link(&p.pageable),
                 peer: link(&p.peer),
+                pageable_shared: p.pageable_shared,
             },
             compute: RawCompute {
                 fp16_tflops: spanned(p.compute.flops_per_s / 1e12),
@@ -298,6 +307,7 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
         reserved_bytes,
         pinned: link(&raw.links.pinned, "pinned")?,
         pageable: link(&raw.links.pageable, "pageable")?,
+        pageable_shared: raw.links.pageable_shared,
         peer: link(&raw.links.peer, "peer")?,
         compute: ComputeModel {
             flops_per_s: ctx.positive(

@@ -104,7 +104,9 @@ pub fn simulate_policy(
     let progress = progress_bar(opts.progress, schedule.requests.len() as u64);
     let mut heap: BinaryHeap<Pending> = BinaryHeap::with_capacity(1024);
     let mut seq = 0u64;
-    let mut link_free = vec![0.0f64; n_gpus];
+    // One lane per GPU link, and one more: the host path that pageable
+    // copies share when the profile says so.
+    let mut link_free = vec![0.0f64; n_gpus + 1];
     let mut stream_free = vec![0.0f64; n_gpus];
     let mut copy_done: Vec<f64> = Vec::new();
     let mut batch_start: Vec<f64> = Vec::new();
@@ -155,14 +157,15 @@ pub fn simulate_policy(
         for a in &actions {
             match a {
                 Action::Copy(c) => {
-                    let link = match c.source {
-                        Source::Pinned => &hw.pinned,
-                        Source::Pageable => &hw.pageable,
-                    };
                     let g = c.gpu as usize;
-                    let start = link_free[g].max(now);
+                    let (link, lane) = match c.source {
+                        Source::Pinned => (&hw.pinned, g),
+                        Source::Pageable if hw.pageable_shared => (&hw.pageable, n_gpus),
+                        Source::Pageable => (&hw.pageable, g),
+                    };
+                    let start = link_free[lane].max(now);
                     let end = start + link.time(c.bytes) * noise.copy();
-                    link_free[g] = end;
+                    link_free[lane] = end;
                     let id = c.id as usize;
                     if copy_done.len() <= id {
                         copy_done.resize(id + 1, 0.0);

@@ -148,3 +148,37 @@ fn request_overhead_adds_to_every_latency_and_jitter_keeps_the_mean() {
     assert!((mean(&x) / mean(&recs) - 1.0).abs() < 0.01);
     assert!(x.iter().zip(&recs).any(|(a, b)| (a.latency_s - b.latency_s).abs() > 1e-6));
 }
+
+/// Two stop-and-start loads at the same instant on two GPUs: with their own
+/// links they overlap; when the profile says pageable copies share one host
+/// path (as in `replay`), the second waits for the first.
+#[test]
+fn shared_pageable_path_serializes_loads_of_different_gpus() {
+    let mut w = workload(
+        "name: two\nseed: 1\nduration_s: 1\n\
+         cluster: { hardware: h200-pcie5, gpus: 2, gpu_memory_gib: 6 }\n\
+         models:\n  - { name: m, copies: 2, layers: 10, layer_mb: 100, layer_ms: 1.0 }\n\
+         arrivals: { process: round_robin, rate: 2 }\n\
+         policy: { system: stop-and-start }\n",
+    );
+    let schedule = switchyard_core::Schedule {
+        models: w.model_names(),
+        requests: (0..2)
+            .map(|i| switchyard_core::schedule::Request { id: i, arrival_s: 0.0, model: i as u32 })
+            .collect(),
+    };
+    let load = w.cluster.hardware.pageable.time(w.models[0].shape.total_bytes());
+    let mut finish = |shared: bool| {
+        w.cluster.hardware.pageable_shared = shared;
+        let mut recs = Vec::new();
+        simulate_policy(&w, &schedule, w.policy, &quiet(), &mut recs).unwrap();
+        let mut lat: Vec<f64> = recs.iter().map(|r| r.latency_s).collect();
+        lat.sort_by(f64::total_cmp);
+        lat
+    };
+    let own = finish(false);
+    assert!((own[1] - own[0]).abs() < 1e-9, "own links overlap: {own:?}");
+    let shared = finish(true);
+    assert!((shared[0] - own[0]).abs() < 1e-9, "{shared:?} vs {own:?}");
+    assert!((shared[1] - shared[0] - load).abs() < 1e-9, "second waits one load: {shared:?}");
+}
