@@ -561,9 +561,7 @@ impl Executor {
             let c = self.issued_computes.remove(i);
             let at = Instant::now();
             let ran = self.dev.elapsed_s(c.start, c.done[0])?.max(0.0);
-            let start = at
-                .checked_sub(Duration::from_secs_f64(ran))
-                .unwrap_or(at);
+            let start = at.checked_sub(Duration::from_secs_f64(ran)).unwrap_or(at);
             out.push(Completion::Compute {
                 key: c.key,
                 start,

@@ -146,7 +146,10 @@ fn request_overhead_adds_to_every_latency_and_jitter_keeps_the_mean() {
     assert_eq!(x, y);
     let mean = |v: &[RequestRecord]| v.iter().map(|r| r.latency_s).sum::<f64>() / v.len() as f64;
     assert!((mean(&x) / mean(&recs) - 1.0).abs() < 0.01);
-    assert!(x.iter().zip(&recs).any(|(a, b)| (a.latency_s - b.latency_s).abs() > 1e-6));
+    assert!(x
+        .iter()
+        .zip(&recs)
+        .any(|(a, b)| (a.latency_s - b.latency_s).abs() > 1e-6));
 }
 
 /// Two stop-and-start loads at the same instant on two GPUs: with their own
@@ -164,10 +167,18 @@ fn shared_pageable_path_serializes_loads_of_different_gpus() {
     let schedule = switchyard_core::Schedule {
         models: w.model_names(),
         requests: (0..2)
-            .map(|i| switchyard_core::schedule::Request { id: i, arrival_s: 0.0, model: i as u32 })
+            .map(|i| switchyard_core::schedule::Request {
+                id: i,
+                arrival_s: 0.0,
+                model: i as u32,
+            })
             .collect(),
     };
-    let load = w.cluster.hardware.pageable.time(w.models[0].shape.total_bytes());
+    let load = w
+        .cluster
+        .hardware
+        .pageable
+        .time(w.models[0].shape.total_bytes());
     let mut finish = |shared: bool| {
         w.cluster.hardware.pageable_shared = shared;
         let mut recs = Vec::new();
@@ -180,5 +191,8 @@ fn shared_pageable_path_serializes_loads_of_different_gpus() {
     assert!((own[1] - own[0]).abs() < 1e-9, "own links overlap: {own:?}");
     let shared = finish(true);
     assert!((shared[0] - own[0]).abs() < 1e-9, "{shared:?} vs {own:?}");
-    assert!((shared[1] - shared[0] - load).abs() < 1e-9, "second waits one load: {shared:?}");
+    assert!(
+        (shared[1] - shared[0] - load).abs() < 1e-9,
+        "second waits one load: {shared:?}"
+    );
 }

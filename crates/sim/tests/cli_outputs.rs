@@ -61,7 +61,12 @@ fn a_run_writes_every_output_and_reruns_byte_identical() {
     let w = small_workload(dir.path(), "");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for out in [&a, &b] {
-        ok(&sim(&["-w", w.to_str().unwrap(), "-o", out.to_str().unwrap()]));
+        ok(&sim(&[
+            "-w",
+            w.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]));
     }
     for f in FILES {
         let x = std::fs::read(a.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
@@ -147,10 +152,20 @@ fn compare_systems_runs_every_system_that_fits() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("skipping resident"));
     for system in ["computron", "pipeswitch", "stop-and-start", "streaming"] {
         assert!(out.join(system).join("requests.csv").is_file(), "{system}");
-        assert!(out.join(system).join("latency_cdf.svg").is_file(), "{system}");
+        assert!(
+            out.join(system).join("latency_cdf.svg").is_file(),
+            "{system}"
+        );
     }
     assert!(!out.join("resident").exists());
-    for f in ["compare.json", "cdf.svg", "cdf.png", "per_model.svg", "table.md", "table.csv"] {
+    for f in [
+        "compare.json",
+        "cdf.svg",
+        "cdf.png",
+        "per_model.svg",
+        "table.md",
+        "table.csv",
+    ] {
         assert!(out.join(f).is_file(), "{f}");
     }
     let all: serde_json::Value =
@@ -211,4 +226,46 @@ fn unknown_system_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("computron, pipeswitch"), "{err}");
+}
+
+/// Every bundled workload (experiments/ and experiments/validation/) loads
+/// and yields a schedule; the validation ones hold at least 2,000 requests.
+#[test]
+fn bundled_workloads_load_and_validation_ones_are_large_enough() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut seen = 0;
+    for dir in [experiments(), experiments().join("validation")] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let out = tmp.path().join(f.file_stem().unwrap());
+            let o = sim(&[
+                "--workload",
+                f.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--schedule-only",
+            ]);
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                f.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let rows = std::fs::read_to_string(out.join("schedule.csv"))
+                .unwrap()
+                .lines()
+                .count()
+                - 1;
+            if dir.ends_with("validation") {
+                assert!(rows >= 2000, "{}: {rows} requests", f.display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "{seen} workloads");
 }
