@@ -93,6 +93,9 @@ pub enum Completion {
     Copy {
         /// Its key.
         key: u64,
+        /// When its first byte started moving: the host instant it was seen
+        /// done less its time on the copy stream (as for computes).
+        start: Instant,
         /// When the host saw it done.
         at: Instant,
     },
@@ -119,6 +122,8 @@ enum CopyState {
 struct PendingCopy {
     op: CopyOp,
     done_bytes: u64,
+    /// Event recorded on the copy stream before its first byte.
+    start: Option<Event>,
 }
 
 struct IssuedCompute {
@@ -147,7 +152,7 @@ pub struct Executor {
     copyq: Vec<VecDeque<PendingCopy>>,
     computeq: VecDeque<ComputeOp>,
     copies: HashMap<u64, CopyState>,
-    issued_copies: Vec<VecDeque<(u64, Event)>>,
+    issued_copies: Vec<VecDeque<(u64, Event, Event)>>,
     issued_computes: Vec<IssuedCompute>,
     inflight: Vec<usize>,
     hand: handoff::Handoff,
@@ -338,7 +343,11 @@ impl Executor {
         if self.copies.insert(op.key, CopyState::Queued).is_some() {
             bail!("copy {} issued twice", op.key);
         }
-        self.copyq[op.gpu].push_back(PendingCopy { op, done_bytes: 0 });
+        self.copyq[op.gpu].push_back(PendingCopy {
+            op,
+            done_bytes: 0,
+            start: None,
+        });
         Ok(())
     }
 
@@ -388,6 +397,9 @@ impl Executor {
                 } else {
                     (total - front.done_bytes).min(PAGEABLE_CHUNK)
                 };
+                if front.start.is_none() {
+                    front.start = Some(self.dev.record(g, StreamKind::Copy)?);
+                }
                 if n > 0 {
                     self.dev.copy_h2d(
                         g,
@@ -415,7 +427,8 @@ impl Executor {
                 let key = op.key;
                 let e = self.dev.record(g, StreamKind::Copy)?;
                 self.copies.insert(key, CopyState::Issued(e));
-                self.issued_copies[g].push_back((key, e));
+                let start = front.start.take().expect("recorded before the first byte");
+                self.issued_copies[g].push_back((key, start, e));
                 self.copyq[g].pop_front();
             }
         }
@@ -532,15 +545,18 @@ impl Executor {
     pub fn poll(&mut self) -> Result<Vec<Completion>> {
         let mut out = Vec::new();
         for g in 0..self.issued_copies.len() {
-            while let Some(&(key, e)) = self.issued_copies[g].front() {
+            while let Some(&(key, start, e)) = self.issued_copies[g].front() {
                 if !self.dev.query(e)? {
                     break;
                 }
+                let at = Instant::now();
                 out.push(Completion::Copy {
                     key,
-                    at: Instant::now(),
+                    start: self.started(start, e, at)?,
+                    at,
                 });
                 self.copies.insert(key, CopyState::Done);
+                self.dev.release(start);
                 self.dev.release(e);
                 self.issued_copies[g].pop_front();
             }
@@ -560,8 +576,7 @@ impl Executor {
             }
             let c = self.issued_computes.remove(i);
             let at = Instant::now();
-            let ran = self.dev.elapsed_s(c.start, c.done[0])?.max(0.0);
-            let start = at.checked_sub(Duration::from_secs_f64(ran)).unwrap_or(at);
+            let start = self.started(c.start, c.done[0], at)?;
             out.push(Completion::Compute {
                 key: c.key,
                 start,
@@ -574,6 +589,14 @@ impl Executor {
             }
         }
         Ok(out)
+    }
+
+    /// When work between events `start` and `done` (one stream) began, in
+    /// host time: `at` (when the host saw `done`) less the GPU time between
+    /// the two. Short spans only, so the GPU clock's drift does not enter.
+    fn started(&mut self, start: Event, done: Event, at: Instant) -> Result<Instant> {
+        let ran = self.dev.elapsed_s(start, done)?.max(0.0);
+        Ok(at.checked_sub(Duration::from_secs_f64(ran)).unwrap_or(at))
     }
 
     /// Whether anything is queued or in flight.

@@ -16,3 +16,4 @@ pub mod model;
 pub mod multi_bench;
 pub mod pool;
 pub mod replay;
+pub mod span_log;

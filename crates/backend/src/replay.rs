@@ -1,6 +1,6 @@
 //! `replay`: serves a schedule in real time on a device, driven by the same
 //! [`Scheduler`] as the simulator, and writes the same outputs as `sim`
-//! (`requests.csv`, `summary.json`, `cdf.svg`/`cdf.png`).
+//! (`requests.csv`, `summary.json`, `timeline.json`, `latency_cdf.svg`/`.png`).
 //!
 //! A dispatcher feeds each request to the scheduler at its scheduled arrival
 //! (`t0 + arrival_s`, one start instant for the whole run). Between
@@ -30,6 +30,7 @@ use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
 use crate::host_store::{HostStore, WeightSource};
 use crate::model::shard::ShardLayout;
 use crate::model::ModelLayout;
+use crate::span_log::SpanLog;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use switchyard_core::records::{RecordWriter, RequestRecord};
 use switchyard_core::stats::Summary;
+use switchyard_core::timeline::write_timeline;
 use switchyard_core::workload::{PolicyName, System};
 use switchyard_core::{Schedule, Workload};
 use switchyard_scheduler::placement::{place, Placement};
@@ -294,6 +296,7 @@ struct Run<'a> {
     placed: Vec<Placement>,
     batch_start: HashMap<u32, Instant>,
     records: Vec<RequestRecord>,
+    spans: SpanLog,
     events: u64,
     t0: Instant,
 }
@@ -309,6 +312,7 @@ impl Run<'_> {
                     if c.id != PRELOAD_COPY {
                         self.copy_key.insert(c.id, key);
                         self.copy_of_key.insert(key, c.id);
+                        self.spans.copy_issued(key, c);
                     }
                     self.ex.copy(CopyOp {
                         key,
@@ -413,7 +417,8 @@ impl Run<'_> {
 
     fn complete(&mut self, c: Completion) -> Result<()> {
         match c {
-            Completion::Copy { key, at } => {
+            Completion::Copy { key, start, at } => {
+                self.spans.copy_done(key, start, at);
                 if let Some(id) = self.copy_of_key.remove(&key) {
                     self.copy_key.remove(&id);
                     self.feed(Event::CopyDone { copy: id }, at)?;
@@ -422,6 +427,7 @@ impl Run<'_> {
             Completion::Compute { key, start, at } => {
                 if let Some(t) = self.task_of_key.remove(&key) {
                     let task = self.sched.task(t);
+                    self.spans.compute_done(task, start, at);
                     if task.stage == 0 {
                         self.batch_start.insert(task.batch, start);
                     }
@@ -434,7 +440,7 @@ impl Run<'_> {
 }
 
 /// Replays `schedule` on `ex` in real time; writes `requests.csv`,
-/// `summary.json` and `cdf.svg`/`cdf.png` into `out`.
+/// `summary.json`, `timeline.json` and `latency_cdf.svg`/`.png` into `out`.
 pub fn replay(
     mut ex: Executor,
     w: &Workload,
@@ -461,6 +467,7 @@ pub fn replay(
         placed: placements(w),
         batch_start: HashMap::new(),
         records: Vec::new(),
+        spans: SpanLog::new(w.cluster.gpus, w.model_names()),
         events: 0,
         t0: Instant::now(),
     };
@@ -470,6 +477,7 @@ pub fn replay(
     let n = schedule.requests.len();
     let mut next = 0;
     run.t0 = Instant::now();
+    run.spans.start(run.t0);
     let t0 = run.t0;
     loop {
         run.ex.pump()?;
@@ -535,6 +543,7 @@ pub fn replay(
     let mut bytes = serde_json::to_vec_pretty(&result)?;
     bytes.push(b'\n');
     switchyard_core::output::write_atomic(&out.join("summary.json"), &bytes)?;
+    write_timeline(&out.join("timeline.json"), run.spans.timeline())?;
     let mut lines: Vec<(String, Vec<f64>)> = vec![(
         "all".into(),
         run.records.iter().map(|r| r.latency_s).collect(),
@@ -555,8 +564,8 @@ pub fn replay(
         &lines,
         &format!("replay: {} ({})", w.name, result.device),
         true,
-        &out.join("cdf.svg"),
-        &out.join("cdf.png"),
+        &out.join("latency_cdf.svg"),
+        &out.join("latency_cdf.png"),
     )?;
     Ok(result)
 }

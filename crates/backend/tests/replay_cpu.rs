@@ -60,7 +60,24 @@ fn run(system: &str) {
     ] {
         assert!(summary.get(key).is_some(), "summary.json lacks {key}");
     }
-    assert!(out.join("cdf.svg").exists() && out.join("cdf.png").exists());
+    assert!(out.join("latency_cdf.svg").exists() && out.join("latency_cdf.png").exists());
+    // timeline.json: the same Chrome trace `sim` writes, with measured spans
+    // of both kinds (every request here is served, so computes ran; the
+    // first of each model was cold, so copies ran unless resident).
+    let trace: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("timeline.json")).unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let count = |cat: &str| events.iter().filter(|e| e["cat"] == cat).count();
+    assert!(count("compute") >= 1, "no compute spans");
+    if system != "resident" {
+        assert!(count("copy") >= 1, "no copy spans");
+    }
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        assert!(
+            e["ts"].as_f64().unwrap() >= 0.0 && e["dur"].as_f64().unwrap() >= 0.0,
+            "{e}"
+        );
+    }
 }
 
 #[test]

@@ -4,11 +4,11 @@
 use crate::jitter::Noise;
 use crate::sink::RecordSink;
 use crate::summary::{Latencies, ModelResult, SimResult};
-use crate::timeline::{Span, Timeline, Track};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::records::RequestRecord;
+use switchyard_core::timeline::{Span, Timeline, Track};
 use switchyard_core::workload::{PolicyName, PolicySpec};
 use switchyard_core::{Error, Schedule, Workload};
 use switchyard_scheduler::{Action, Event, Scheduler, Source};
@@ -179,8 +179,7 @@ pub fn simulate_policy(
                         id: c.id,
                     });
                     if opts.timeline {
-                        push_span(
-                            &mut timeline,
+                        timeline.push(
                             opts.timeline_max_events,
                             Span {
                                 gpu: c.gpu,
@@ -254,8 +253,7 @@ pub fn simulate_policy(
                     });
                     if opts.timeline {
                         for &g in &task.gpus {
-                            push_span(
-                                &mut timeline,
+                            timeline.push(
                                 opts.timeline_max_events,
                                 Span {
                                     gpu: g,
@@ -341,14 +339,6 @@ pub fn simulate_policy(
         models,
         timeline,
     })
-}
-
-fn push_span(t: &mut Timeline, cap: usize, s: Span) {
-    if t.spans.len() < cap {
-        t.spans.push(s);
-    } else {
-        t.dropped += 1;
-    }
 }
 
 fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {

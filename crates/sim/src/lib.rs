@@ -34,11 +34,10 @@ mod engine;
 mod jitter;
 mod sink;
 mod summary;
-mod timeline;
 
 pub use csv_out::RecordFile;
 pub use engine::{simulate, simulate_policy, SimOptions};
 pub use sink::{NullSink, RecordSink};
 pub use summary::{write_comparison, write_summary, ModelResult, SimResult};
 pub use switchyard_core::records::RequestRecord;
-pub use timeline::{write_timeline, Span, Timeline, Track};
+pub use switchyard_core::timeline::{self, write_timeline, Span, Timeline, Track};

@@ -1,10 +1,10 @@
 //! `timeline.json`: what each GPU's compute stream and copy link did, in the
 //! Chrome trace-event format (open it in <https://ui.perfetto.dev>).
 
+use crate::output::write_atomic_with;
+use crate::Error;
 use std::io::Write;
 use std::path::Path;
-use switchyard_core::output::write_atomic_with;
-use switchyard_core::Error;
 
 /// Which stream of a GPU a span ran on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,8 @@ pub struct Span {
     pub streamed: bool,
 }
 
-/// Spans recorded during a run, capped in number.
+/// Spans recorded during a run, capped in number (`sim` predicts them,
+/// `replay` measures them; both write the same file).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeline {
     /// Number of GPUs (one trace process each).
@@ -51,6 +52,17 @@ pub struct Timeline {
     pub spans: Vec<Span>,
     /// Spans left out once the cap was reached.
     pub dropped: u64,
+}
+
+impl Timeline {
+    /// Adds a span, or counts it as dropped once `cap` spans are held.
+    pub fn push(&mut self, cap: usize, span: Span) {
+        if self.spans.len() < cap {
+            self.spans.push(span);
+        } else {
+            self.dropped += 1;
+        }
+    }
 }
 
 /// Writes `timeline` to `path` (atomically) as Chrome trace-event JSON:

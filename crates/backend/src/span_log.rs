@@ -1,0 +1,148 @@
+//! What the hardware did, span by span, for `timeline.json`: the same
+//! Chrome-trace file `sim` writes ([`switchyard_core::timeline`]), with
+//! measured times (each span's start from its own GPU events, its end when
+//! the host saw it done).
+
+use std::collections::HashMap;
+use std::time::Instant;
+use switchyard_core::timeline::{Span, Timeline, Track};
+use switchyard_scheduler::{CopyOp, Task};
+
+/// Spans kept at most (the rest are counted as dropped), as in `sim`.
+pub const MAX_SPANS: usize = 200_000;
+
+/// Measured spans of a replay, and the copies still in flight.
+pub struct SpanLog {
+    timeline: Timeline,
+    copies: HashMap<u64, Span>,
+    t0: Instant,
+}
+
+impl SpanLog {
+    /// An empty log over `gpus` GPUs and the workload's model names.
+    pub fn new(gpus: u32, models: Vec<String>) -> SpanLog {
+        SpanLog {
+            timeline: Timeline {
+                gpus,
+                models,
+                ..Timeline::default()
+            },
+            copies: HashMap::new(),
+            t0: Instant::now(),
+        }
+    }
+
+    /// Sets the run's start instant (time 0 of every span).
+    pub fn start(&mut self, t0: Instant) {
+        self.t0 = t0;
+    }
+
+    /// Remembers copy `key` (the executor's) as the scheduler issued it.
+    pub fn copy_issued(&mut self, key: u64, c: &CopyOp) {
+        self.copies.insert(
+            key,
+            Span {
+                gpu: c.gpu,
+                track: Track::Copy,
+                model: c.model,
+                stage: c.stage,
+                layers: (c.layers.start, c.layers.end),
+                start_s: 0.0,
+                end_s: 0.0,
+                batch_size: 0,
+                bytes: c.bytes,
+                streamed: c.streamed,
+            },
+        );
+    }
+
+    /// Copy `key` ran from `start` to `at`.
+    pub fn copy_done(&mut self, key: u64, start: Instant, at: Instant) {
+        if let Some(mut s) = self.copies.remove(&key) {
+            s.start_s = self.secs(start);
+            s.end_s = self.secs(at);
+            self.push(s);
+        }
+    }
+
+    /// `task` ran from `start` to `at`: one span on each of its GPUs.
+    pub fn compute_done(&mut self, task: &Task, start: Instant, at: Instant) {
+        for &gpu in &task.gpus {
+            self.push(Span {
+                gpu,
+                track: Track::Compute,
+                model: task.model,
+                stage: task.stage,
+                layers: (task.layers.start, task.layers.end),
+                start_s: self.secs(start),
+                end_s: self.secs(at),
+                batch_size: task.batch_size,
+                bytes: 0,
+                streamed: task.streamed,
+            });
+        }
+    }
+
+    /// The spans, in completion order.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    fn push(&mut self, s: Span) {
+        // Warm-up and preloading happen before time 0: not part of the run.
+        if s.start_s >= 0.0 {
+            self.timeline.push(MAX_SPANS, s);
+        }
+    }
+
+    fn secs(&self, i: Instant) -> f64 {
+        match i.checked_duration_since(self.t0) {
+            Some(d) => d.as_secs_f64(),
+            None => -self.t0.duration_since(i).as_secs_f64(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn spans_are_timed_from_the_start_and_warm_up_is_left_out() {
+        let mut log = SpanLog::new(1, vec!["m".into()]);
+        let t0 = Instant::now() + Duration::from_millis(10);
+        log.start(t0);
+        let op = CopyOp {
+            id: 0,
+            model: 0,
+            stage: 0,
+            gpu: 0,
+            shard: 0,
+            layers: 0..4,
+            bytes: 100,
+            shard_offset: 0,
+            pool_offset: 0,
+            source: switchyard_scheduler::Source::Pinned,
+            streamed: false,
+        };
+        log.copy_issued(1, &op);
+        log.copy_issued(2, &op);
+        log.copy_done(
+            1,
+            t0 - Duration::from_millis(5),
+            t0 - Duration::from_millis(1),
+        );
+        log.copy_done(
+            2,
+            t0 + Duration::from_millis(2),
+            t0 + Duration::from_millis(5),
+        );
+        log.copy_done(3, t0, t0); // never issued: ignored
+        let spans = &log.timeline().spans;
+        assert_eq!(spans.len(), 1);
+        assert!((spans[0].start_s - 0.002).abs() < 1e-9);
+        assert!((spans[0].end_s - 0.005).abs() < 1e-9);
+        assert_eq!((spans[0].bytes, spans[0].track), (100, Track::Copy));
+    }
+}
