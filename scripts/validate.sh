@@ -16,6 +16,8 @@
 #   --out      output folder (default out/validation)
 #   --profile  use this hardware profile (a file or a preset) instead of calibrating
 #   --batches  batch sizes to calibrate (default 1,2,3,4,5,6,7,8)
+#   --system   serve every workload with this system (sim and replay alike)
+#              instead of its `policy.system`
 #   workloads  default: experiments/validation/*.yaml
 #
 # A workload whose replay fails (e.g. it needs more GPUs than the machine
@@ -28,6 +30,7 @@ bin=""
 out=out/validation
 profile=""
 batches=1,2,3,4,5,6,7,8
+system=()
 workloads=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -36,7 +39,8 @@ while [[ $# -gt 0 ]]; do
         --out) out="$2"; shift 2 ;;
         --profile) profile="$2"; shift 2 ;;
         --batches) batches="$2"; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        --system) system=(--system "$2"); shift 2 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         -*) echo "validate.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) workloads+=("$1"); shift ;;
     esac
@@ -73,9 +77,9 @@ for w in "${workloads[@]}"; do
     rm -rf "$dir"
     mkdir -p "$dir"
     echo "== $name: sim"
-    "$bin/sim" --workload "$w" --hardware "$profile" --out "$dir/sim" 2>&1 | tee "$dir/sim.txt"
+    "$bin/sim" --workload "$w" --hardware "$profile" "${system[@]}" --out "$dir/sim" 2>&1 | tee "$dir/sim.txt"
     echo "== $name: replay on $device"
-    if ! "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" \
+    if ! "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" "${system[@]}" \
         --schedule "$dir/sim/schedule.csv" --out "$dir/replay" >"$dir/replay.txt" 2>&1; then
         cat "$dir/replay.txt"
         reason=$(grep -m1 '^error' "$dir/replay.txt" | cut -c1-160 | tr '|' '/')
