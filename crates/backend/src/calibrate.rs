@@ -176,27 +176,37 @@ pub fn sustained_copies(dev: &mut dyn Device, bytes: u64, reps: usize) -> Result
     ))
 }
 
-/// Pageable host-to-device copying as `replay` does it: `bytes` moved in
-/// `chunk`-sized copies issued back to back, host clock from the first issue
-/// to the copy stream being done. Returns the median rate of `reps` runs,
-/// bytes/s.
+/// Pageable host-to-device copying as `replay` does it: on every GPU of the
+/// device at once, `bytes` each, moved in `chunk`-sized copies issued in
+/// turn (one chunk per GPU, then the next), from a filled buffer; host
+/// clock from the first issue to every copy stream being done. Returns the
+/// median rate of `reps` runs over all GPUs together, bytes/s: the rate of
+/// the one host path the profile's `pageable_shared` describes.
 pub fn pageable_chunked(dev: &mut dyn Device, bytes: u64, chunk: u64, reps: usize) -> Result<f64> {
-    let host = dev.alloc_host(bytes, false)?;
+    let mut host = dev.alloc_host(bytes, false)?;
+    for (i, b) in host.as_mut_slice().iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31);
+    }
     let chunk = chunk.clamp(1, bytes.max(1));
+    let gpus = dev.gpus().max(1);
     let mut rates = Vec::new();
     for r in 0..reps.max(1) + 1 {
         let t0 = Instant::now();
         let mut off = 0;
         while off < bytes {
             let n = chunk.min(bytes - off);
-            dev.copy_h2d(0, &host, off, off, n)?;
+            for g in 0..gpus {
+                dev.copy_h2d(g, &host, off, off, n)?;
+            }
             off += n;
         }
-        let e = dev.record(0, StreamKind::Copy)?;
-        dev.synchronize(e)?;
-        dev.release(e);
+        for g in 0..gpus {
+            let e = dev.record(g, StreamKind::Copy)?;
+            dev.synchronize(e)?;
+            dev.release(e);
+        }
         if r > 0 {
-            rates.push(bytes as f64 / t0.elapsed().as_secs_f64().max(1e-12));
+            rates.push((bytes * gpus as u64) as f64 / t0.elapsed().as_secs_f64().max(1e-12));
         }
     }
     Ok(median(rates))
@@ -368,14 +378,16 @@ pub fn calibrate(
     // issued one after another: take beta from exactly that.
     let chunked = pageable_chunked(dev, max_copy, crate::exec::PAGEABLE_CHUNK, opts.reps.min(3))?;
     report += &format!(
-        "pageable sustained ({} MiB in {} MiB chunks, as replay copies): {:.2} GB/s (used as beta)\n",
+        "pageable sustained ({} MiB to each of {} GPUs in {} MiB chunks, as replay copies): {:.2} GB/s together (used as beta of the shared path)\n",
         max_copy >> 20,
+        dev.gpus().max(1),
         crate::exec::PAGEABLE_CHUNK >> 20,
         chunked / 1e9
     );
     profile.pageable.beta_bytes_per_s = chunked;
     // replay's one host thread issues every copy and a pageable copy holds
-    // it until staged, so pageable copies to different GPUs never overlap.
+    // it until staged: pageable copies of all GPUs share one host path,
+    // whose rate is the one just measured over all GPUs together.
     profile.pageable_shared = true;
     // The fit's beta comes from copies timed one at a time; a swap streams
     // its groups back to back, which the sustained rate describes better.
