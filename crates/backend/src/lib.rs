@@ -5,6 +5,10 @@
 //! ordered by events), and `replay`, which serves a schedule in real time
 //! driven by the same scheduler as the simulator.
 
+// A model's stages are a list of layer ranges; one stage (`&[0..n]`) is the
+// common case, not a typo for `0..n`.
+#![allow(clippy::single_range_in_vec_init)]
+
 pub mod calibrate;
 pub mod calibrate_passes;
 pub mod check;

@@ -250,7 +250,7 @@ pub fn warm_up(ex: &mut Executor, w: &Workload) -> Result<()> {
             for b in [1, spec.max_batch as usize] {
                 let requests: Vec<u64> = (0..b as u64).collect();
                 let mut input = None;
-                for s in 0..pp {
+                for (s, stage_copies) in copies.iter().enumerate() {
                     key += 1;
                     ex.compute(ComputeOp {
                         key,
@@ -259,7 +259,7 @@ pub fn warm_up(ex: &mut Executor, w: &Workload) -> Result<()> {
                         stage: s,
                         layers: ex.shards[m].stages[s].clone(),
                         requests: requests.clone(),
-                        waits: copies[s].clone(),
+                        waits: stage_copies.clone(),
                         input,
                         handoff_to: if s + 1 < pp {
                             stage_gpus(s + 1)

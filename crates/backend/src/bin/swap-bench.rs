@@ -9,6 +9,9 @@
 //!    per-layer pipelining, one group and the optimal grouping (groups from
 //!    the scheduler's placement for the `--hardware` profile).
 
+// One group holding every layer is `&[0..n]`, a list of one range.
+#![allow(clippy::single_range_in_vec_init)]
+
 use anyhow::Result;
 use clap::Parser;
 use std::fmt::Write as _;
@@ -178,7 +181,7 @@ fn main() -> Result<()> {
         dev.as_mut(),
         std::slice::from_ref(&big),
         &[ShardLayout::single(&big)],
-        &[a.big.clone()],
+        std::slice::from_ref(&a.big),
         true,
         false,
         &WeightSource::Random { seed: 1 },

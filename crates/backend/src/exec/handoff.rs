@@ -96,10 +96,7 @@ impl Handoff {
         }
         if !op.handoff_to.is_empty() {
             let g = op.gpus[0];
-            return match self.slots[g].get(self.next[g]) {
-                Some(Slot::Free(_)) => true,
-                _ => false,
-            };
+            return matches!(self.slots[g].get(self.next[g]), Some(Slot::Free(_)));
         }
         true
     }
