@@ -125,7 +125,8 @@ policy:
 
 /// Computron with models split tp = 2 and pp = 2 over four emulated GPUs:
 /// every request finishes, loads go shard by shard, activations are handed
-/// over between stages, and a one-GPU model beside them still runs.
+/// over between stages in micro-batches, and a one-GPU model beside them
+/// still runs.
 #[test]
 fn computron_replays_tensor_and_pipeline_parallel_models() {
     let dir = tempfile::tempdir().unwrap();
@@ -143,6 +144,7 @@ models:
     layer_ms: 0.5
     copies: 3
     max_batch: 4
+    micro_batch: 2
     parallel: { tp: 2, pp: 2 }
   - name: one
     layers: 4
@@ -182,6 +184,10 @@ policy:
     assert!(recs
         .iter()
         .all(|r| r.latency_s > 0.0 && r.finish_s >= r.start_s));
+    // The burst of five on `syn-1` was cut into micro-batches of at most two.
+    let syn: Vec<_> = recs.iter().filter(|r| r.model.starts_with("syn")).collect();
+    assert!(syn.iter().all(|r| r.batch_size <= 2), "{syn:?}");
+    assert!(syn.iter().any(|r| r.batch_size == 2), "{syn:?}");
 }
 
 #[test]

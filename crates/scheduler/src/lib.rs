@@ -57,6 +57,9 @@
 //! - Batching: per model FCFS, up to `max_batch` requests. A batch is formed
 //!   when every GPU of the model's first stage has no compute outstanding;
 //!   among models waiting on one GPU, the oldest head request goes first.
+//!   A model split into pipeline stages has its batch cut into micro-batches
+//!   of `micro_batch` requests, each its own [`Batch`] through the stages,
+//!   so stage `k + 1` runs one while stage `k` runs the next.
 //! - Loads: when a batch is formed, every stage of its model that is not
 //!   resident starts loading at once, each shard over its own GPU's link, if
 //!   memory can be had by evicting idle stages (Computron's load entries).

@@ -54,6 +54,8 @@ pub struct Scheduler {
     eviction: Eviction,
     placements: Vec<Placement>,
     max_batch: Vec<u32>,
+    /// Requests per micro-batch of each model (used when it has stages).
+    micro_batch: Vec<u32>,
     models: Vec<ModelState>,
     pools: Vec<Pool>,
     /// Per GPU: computes issued and not done, plus stage tasks waiting for memory.
@@ -147,6 +149,11 @@ impl Scheduler {
             system: policy.system,
             eviction: policy.eviction,
             max_batch: workload.models.iter().map(|m| m.max_batch.max(1)).collect(),
+            micro_batch: workload
+                .models
+                .iter()
+                .map(|m| m.micro_batch.max(1))
+                .collect(),
             models,
             pools: (0..n_gpus).map(|_| Pool::new(capacity)).collect(),
             busy: vec![0; n_gpus as usize],
@@ -326,29 +333,44 @@ impl Scheduler {
         }
     }
 
+    /// Takes up to `max_batch` queued requests of model `m` and sends them
+    /// to its first stage: one batch, or, for a model split into pipeline
+    /// stages, micro-batches of `micro_batch` requests that follow each
+    /// other through the stages.
     fn dispatch(&mut self, m: u32, actions: &mut Vec<Action>) {
         let mi = m as usize;
-        let b = self.batches.alloc();
-        let batch = self.batches.get_mut(b);
-        batch.model = m;
-        batch.requests.clear();
-        let ms = &mut self.models[mi];
-        let n = ms.queue.len().min(self.max_batch[mi] as usize);
-        batch
-            .requests
-            .extend(ms.queue.drain(..n).map(|(_, req)| req));
+        let n = self.models[mi].queue.len().min(self.max_batch[mi] as usize);
+        let per = if self.placements[mi].pp > 1 {
+            (self.micro_batch[mi] as usize).clamp(1, n.max(1))
+        } else {
+            n
+        };
         self.tick += 1;
+        let ms = &mut self.models[mi];
         ms.last_use = self.tick;
         ms.served += n as u64;
-        let mut cold = self.system == System::Streaming;
-        if self.system != System::Streaming {
-            for st in ms.stages.iter_mut() {
-                st.pending += 1;
-                cold |= !st.resident || !st.loading.is_empty();
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(per);
+            left -= take;
+            let b = self.batches.alloc();
+            let ms = &mut self.models[mi];
+            let batch = self.batches.get_mut(b);
+            batch.model = m;
+            batch.requests.clear();
+            batch
+                .requests
+                .extend(ms.queue.drain(..take).map(|(_, req)| req));
+            let mut cold = self.system == System::Streaming;
+            if self.system != System::Streaming {
+                for st in ms.stages.iter_mut() {
+                    st.pending += 1;
+                    cold |= !st.resident || !st.loading.is_empty();
+                }
             }
+            batch.cold = cold;
+            self.reach_or_defer(b, 0, actions);
         }
-        batch.cold = cold;
-        self.reach_or_defer(b, 0, actions);
         if !matches!(self.system, System::Streaming | System::Resident) {
             for s in 1..self.placements[mi].pp {
                 if !self.models[mi].stages[s as usize].resident

@@ -196,3 +196,73 @@ fn shared_pageable_path_serializes_loads_of_different_gpus() {
         "second waits one load: {shared:?}"
     );
 }
+
+/// Micro-batches: eight queued requests on a model split in two balanced
+/// stages. Whole, they finish together; in micro-batches of two they finish
+/// one stage-time apart (stage 1 runs one while stage 0 runs the next),
+/// the first well before the whole batch would.
+#[test]
+fn micro_batches_flow_through_the_stages() {
+    let run = |micro: u32| {
+        let w = workload(&format!(
+            "name: mb\nseed: 1\nduration_s: 1\n\
+             cluster: {{ hardware: h200-pcie5, gpus: 2 }}\n\
+             models:\n  - {{ name: m, layers: 8, layer_mb: 10, layer_ms: 1.0, max_batch: 8, \
+             micro_batch: {micro}, parallel: {{ tp: 1, pp: 2 }} }}\n\
+             arrivals: {{ process: poisson, rate: 1 }}\n\
+             policy: {{ system: resident }}\n"
+        ));
+        let schedule = switchyard_core::Schedule {
+            models: w.model_names(),
+            // Request 0 keeps the first stage busy while 1..=8 queue up
+            // behind it; they are then dispatched together.
+            requests: (0..9)
+                .map(|i| switchyard_core::schedule::Request {
+                    id: i,
+                    arrival_s: if i == 0 { 0.0 } else { 1e-4 },
+                    model: 0,
+                })
+                .collect(),
+        };
+        let mut recs = Vec::new();
+        simulate_policy(&w, &schedule, w.policy, &quiet(), &mut recs).unwrap();
+        assert_eq!(recs.len(), 9);
+        recs.retain(|r| r.id > 0);
+        recs
+    };
+    let whole = run(8);
+    assert!(whole
+        .iter()
+        .all(|r| r.batch_size == 8 && r.finish_s == whole[0].finish_s));
+    let micro = run(2);
+    assert!(micro.iter().all(|r| r.batch_size == 2));
+    let mut finishes: Vec<f64> = micro.iter().map(|r| r.finish_s).collect();
+    finishes.sort_by(f64::total_cmp);
+    finishes.dedup();
+    assert_eq!(finishes.len(), 4, "{finishes:?}");
+    let gaps: Vec<f64> = finishes.windows(2).map(|p| p[1] - p[0]).collect();
+    for g in &gaps {
+        assert!((g - gaps[0]).abs() < 1e-9, "steady pipeline: {gaps:?}");
+    }
+    // Overlap: one stage-time apart, not a whole pass apart.
+    assert!(
+        gaps[0] < 0.75 * finishes[0],
+        "{gaps:?} vs first {}",
+        finishes[0]
+    );
+    assert!(finishes[0] < whole[0].finish_s);
+}
+
+#[test]
+fn micro_batch_larger_than_max_batch_is_refused_with_its_line() {
+    let e = Workload::parse(
+        Path::new("mb.yaml"),
+        "name: mb\nseed: 1\nduration_s: 1\ncluster: { hardware: h200-pcie5, gpus: 2 }\nmodels:\n  - name: m\n    layers: 8\n    layer_mb: 10\n    layer_ms: 1.0\n    max_batch: 4\n    micro_batch: 5\narrivals: { process: poisson, rate: 1 }\npolicy: { system: computron }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("mb.yaml:11") && e.contains("micro_batch") && e.contains("at most max_batch"),
+        "{e}"
+    );
+}

@@ -27,6 +27,7 @@ struct ModelGen {
     tp: u32,
     pp: u32,
     max_batch: u32,
+    micro: u32,
 }
 
 fn model_gen() -> impl Strategy<Value = ModelGen> {
@@ -38,9 +39,10 @@ fn model_gen() -> impl Strategy<Value = ModelGen> {
         1u32..=2,
         1u32..=2,
         1u32..=4,
+        1u32..=4,
     )
         .prop_map(
-            |(copies, layers, layer_mb, layer_ms, tp, pp, max_batch)| ModelGen {
+            |(copies, layers, layer_mb, layer_ms, tp, pp, max_batch, micro)| ModelGen {
                 copies,
                 layers,
                 layer_mb,
@@ -48,6 +50,7 @@ fn model_gen() -> impl Strategy<Value = ModelGen> {
                 tp,
                 pp,
                 max_batch,
+                micro: micro.min(max_batch),
             },
         )
 }
@@ -66,9 +69,9 @@ fn yaml(
     );
     for (i, m) in models.iter().enumerate() {
         s += &format!(
-            "  - {{ name: m{i}, copies: {}, layers: {}, layer_mb: {}, layer_ms: {}, max_batch: {}, \
+            "  - {{ name: m{i}, copies: {}, layers: {}, layer_mb: {}, layer_ms: {}, max_batch: {}, micro_batch: {}, \
              parallel: {{ tp: {}, pp: {} }}, slo_ms: 500 }}\n",
-            m.copies, m.layers, m.layer_mb, m.layer_ms, m.max_batch, m.tp.min(gpus), m.pp.min(gpus / m.tp.min(gpus)).max(1)
+            m.copies, m.layers, m.layer_mb, m.layer_ms, m.max_batch, m.micro, m.tp.min(gpus), m.pp.min(gpus / m.tp.min(gpus)).max(1)
         );
     }
     s += &format!("arrivals: {{ process: poisson, rate: {rate}, skew: {{ zipf: 1.0 }} }}\npolicy: {{ system: computron }}\n");

@@ -314,6 +314,7 @@ fn main() -> Result<()> {
             tp: 1,
             pp: 1,
             max_batch: a.batch as u32,
+            micro_batch: a.batch as u32,
             slo_s: None,
         };
         let groups = |g: Grouping| -> Vec<std::ops::Range<usize>> {

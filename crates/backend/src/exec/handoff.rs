@@ -1,6 +1,6 @@
-//! Activations between pipeline stages: whole batches, no micro-batches
-//! (the scheduler's tasks are per batch and stage; different batches still
-//! overlap across stages).
+//! Activations between pipeline stages, one scheduler batch at a time (a
+//! micro-batch is its own batch: the scheduler cuts them), so different
+//! batches overlap across stages.
 //!
 //! The producing stage's rank 0, at the end of its compute, writes the
 //! batch's hidden states into the next free slot of its GPU's outbox ring:

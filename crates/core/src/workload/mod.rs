@@ -53,6 +53,11 @@ pub struct ModelSpec {
     pub pp: u32,
     /// Largest batch the scheduler may form.
     pub max_batch: u32,
+    /// Requests per micro-batch (at most `max_batch`; default `max_batch`,
+    /// no split). A batch of a model split into pipeline stages is cut into
+    /// micro-batches of this size that follow each other through the
+    /// stages, so stage `k + 1` runs one while stage `k` runs the next.
+    pub micro_batch: u32,
     /// Latency objective, seconds.
     pub slo_s: Option<f64>,
 }

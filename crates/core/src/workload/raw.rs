@@ -44,6 +44,7 @@ pub(super) struct RawModel {
     pub(super) copies: Option<Spanned<u64>>,
     pub(super) parallel: Option<RawParallel>,
     pub(super) max_batch: Option<Spanned<u64>>,
+    pub(super) micro_batch: Option<Spanned<u64>>,
     pub(super) slo_ms: Option<Spanned<f64>>,
     pub(super) seq_len: Option<Spanned<u64>>,
     pub(super) layers: Option<Spanned<u64>>,
@@ -171,6 +172,20 @@ pub(super) fn validate_models(
             Some(v) => ctx.at_least_one(v, &f("max_batch"))? as u32,
             None => 1,
         };
+        let micro_batch = match &m.micro_batch {
+            Some(v) => {
+                let k = ctx.at_least_one(v, &f("micro_batch"))? as u32;
+                if k > max_batch {
+                    return Err(ctx.err(
+                        &v.referenced,
+                        f("micro_batch"),
+                        format!("expected at most max_batch ({max_batch}), got {k}"),
+                    ));
+                }
+                k
+            }
+            None => max_batch,
+        };
         let slo_s = match &m.slo_ms {
             Some(v) => Some(ctx.positive(v, &f("slo_ms"), "milliseconds")? * 1e-3),
             None => None,
@@ -221,6 +236,7 @@ pub(super) fn validate_models(
                 tp,
                 pp,
                 max_batch,
+                micro_batch,
                 slo_s,
             };
             let shard = spec.largest_shard_bytes();
