@@ -4,7 +4,7 @@
 //! weights, on the CPU device (always) and on CUDA (when it has the GPUs).
 
 use switchyard_backend::check::{fresh_seed, parallel_forward, rel_err, tiny_models};
-use switchyard_backend::device::{cpu::CpuDevice, cuda, Device};
+use switchyard_backend::device::{cpu::CpuDevice, cuda, Device, Kernels};
 
 const CONFIGS: [(usize, usize); 3] = [(2, 1), (1, 2), (2, 2)];
 

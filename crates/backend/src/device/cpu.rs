@@ -4,7 +4,7 @@
 //! Every operation runs when issued, so events complete at once and carry
 //! the host time of their recording.
 
-use super::{Act, DevPtr, Device, Embed, Event, Gemm, StreamKind};
+use super::{Act, DevPtr, Device, Embed, Event, Gemm, Kernels, StreamKind};
 use crate::host_store::HostBuffer;
 use anyhow::{bail, Result};
 use half::f16;
@@ -166,19 +166,6 @@ impl Device for CpuDevice {
         HostBuffer::heap(bytes, pinned)
     }
 
-    fn copy_h2d(
-        &mut self,
-        gpu: usize,
-        src: &HostBuffer,
-        src_off: u64,
-        dst: DevPtr,
-        bytes: u64,
-    ) -> Result<()> {
-        let s = &src.as_slice()[src_off as usize..(src_off + bytes) as usize];
-        self.mem(gpu, dst, bytes as usize)?.copy_from_slice(s);
-        Ok(())
-    }
-
     fn copy_h2d_on(
         &mut self,
         gpu: usize,
@@ -188,7 +175,17 @@ impl Device for CpuDevice {
         dst: DevPtr,
         bytes: u64,
     ) -> Result<()> {
-        self.copy_h2d(gpu, src, src_off, dst, bytes)
+        let Some(s) = src
+            .as_slice()
+            .get(src_off as usize..(src_off + bytes) as usize)
+        else {
+            bail!(
+                "host copy [{src_off}, +{bytes}) past the end of a {}-byte buffer",
+                src.len()
+            );
+        };
+        self.mem(gpu, dst, bytes as usize)?.copy_from_slice(s);
+        Ok(())
     }
 
     fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool {
@@ -304,7 +301,11 @@ impl Device for CpuDevice {
     fn synchronize_all(&mut self) -> Result<()> {
         Ok(())
     }
+}
 
+/// The forward pass's operations on the host: f32 arithmetic on fp16 data,
+/// the same formulas as the CUDA kernels.
+impl Kernels for CpuDevice {
     fn gemm(&mut self, gpu: usize, g: &Gemm) -> Result<()> {
         let (ra, ca) = if g.ta { (g.k, g.m) } else { (g.m, g.k) };
         let (rb, cb) = if g.tb { (g.n, g.k) } else { (g.k, g.n) };

@@ -196,9 +196,9 @@ pub fn token_id(req: u32, s: u32, vocab: u32) -> u32 {
     x % vocab
 }
 
-/// A device: GPUs with arenas, streams and events, and the operations the
-/// forward pass and the swapper need.
-pub trait Device {
+/// A device: GPUs with arenas, streams and events, and the copies the
+/// swapper needs; the forward pass's operations are its [`Kernels`].
+pub trait Device: Kernels {
     /// Short name: `cuda` or `cpu`.
     fn kind(&self) -> &'static str;
     /// What it runs on, e.g. `1 x NVIDIA H200 (139.8 GiB)`.
@@ -224,7 +224,9 @@ pub trait Device {
         src_off: u64,
         dst: DevPtr,
         bytes: u64,
-    ) -> anyhow::Result<()>;
+    ) -> anyhow::Result<()> {
+        self.copy_h2d_on(gpu, StreamKind::Copy, src, src_off, dst, bytes)
+    }
     /// Copies `bytes` from `src` on `gpu` to `dst[dst_off..]` on its compute stream.
     fn copy_d2h(
         &mut self,
@@ -288,7 +290,11 @@ pub trait Device {
     fn release(&mut self, event: Event);
     /// Waits for all work on every stream of every GPU.
     fn synchronize_all(&mut self) -> anyhow::Result<()>;
+}
 
+/// The operations of the forward pass, each on a GPU's compute stream:
+/// GEMMs (cuBLAS on CUDA) and the small kernels (NVRTC on CUDA).
+pub trait Kernels {
     /// Runs a matrix product on `gpu`'s compute stream.
     fn gemm(&mut self, gpu: usize, g: &Gemm) -> anyhow::Result<()>;
     /// Token + position (+ type) embeddings of a batch.

@@ -1,0 +1,260 @@
+//! The forward pass's operations on CUDA: GEMMs through cuBLAS
+//! (`cublasGemmStridedBatchedEx`, fp16 in, f32 accumulation) and the NVRTC
+//! kernels of [`crate::kernels`], each bounds-checked against the arena.
+
+use super::{ckb, grid_for, CudaDevice};
+use crate::device::{Act, DevPtr, Embed, Gemm, Kernels};
+use anyhow::{Context, Result};
+use cudarc::cublas::sys as cb;
+use std::ffi::c_void;
+
+impl Kernels for CudaDevice {
+    fn gemm(&mut self, gpu: usize, m: &Gemm) -> Result<()> {
+        let g = self.on(gpu)?;
+        let c_el = if m.c_f32 { 4 } else { 2 };
+        let span = |rows: usize, cols: usize, ld: usize, stride: usize, el: u64| -> u64 {
+            let one = if rows == 0 || cols == 0 {
+                0
+            } else {
+                (cols - 1) * ld + rows
+            };
+            ((m.batch - 1) * stride + one) as u64 * el
+        };
+        let (ra, ca) = if m.ta { (m.k, m.m) } else { (m.m, m.k) };
+        let (rb, cb_) = if m.tb { (m.n, m.k) } else { (m.k, m.n) };
+        let a = Self::ptr(g, m.a, span(ra, ca, m.lda, m.stride_a, 2))?;
+        let b = Self::ptr(g, m.b, span(rb, cb_, m.ldb, m.stride_b, 2))?;
+        let c = Self::ptr(g, m.c, span(m.m, m.n, m.ldc, m.stride_c, c_el))?;
+        let op = |t: bool| {
+            if t {
+                cb::cublasOperation_t::CUBLAS_OP_T
+            } else {
+                cb::cublasOperation_t::CUBLAS_OP_N
+            }
+        };
+        let (alpha, beta) = (m.alpha, 0.0f32);
+        let ct = if m.c_f32 {
+            cb::cudaDataType::CUDA_R_32F
+        } else {
+            cb::cudaDataType::CUDA_R_16F
+        };
+        let h = cb::cudaDataType::CUDA_R_16F;
+        let st = unsafe {
+            cb::cublasGemmStridedBatchedEx(
+                g.blas,
+                op(m.ta),
+                op(m.tb),
+                m.m as i32,
+                m.n as i32,
+                m.k as i32,
+                &alpha as *const f32 as *const c_void,
+                a as *const c_void,
+                h,
+                m.lda as i32,
+                m.stride_a as i64,
+                b as *const c_void,
+                h,
+                m.ldb as i32,
+                m.stride_b as i64,
+                &beta as *const f32 as *const c_void,
+                c as *mut c_void,
+                ct,
+                m.ldc as i32,
+                m.stride_c as i64,
+                m.batch as i32,
+                cb::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cb::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        };
+        ckb(st, "cublasGemmStridedBatchedEx")
+    }
+
+    fn embed(&mut self, gpu: usize, e: &Embed) -> Result<()> {
+        let g = self.on(gpu)?;
+        let t = (e.batch * e.seq) as u64;
+        let out = Self::ptr(g, e.out, t * e.hidden as u64 * 2)?;
+        let tok = Self::ptr(g, e.tok, (e.vocab * e.hidden * 2) as u64)?;
+        let pos = Self::ptr(g, e.pos, ((e.seq + e.pos_offset) * e.hidden * 2) as u64)?;
+        let typ: u64 = match e.typ {
+            Some(p) => Self::ptr(g, p, e.hidden as u64 * 2)?,
+            None => 0,
+        };
+        let (seq, hid, voc, po) = (
+            e.seq as i32,
+            e.hidden as i32,
+            e.vocab as i32,
+            e.pos_offset as i32,
+        );
+        let ids = e.ids;
+        self.launch(
+            gpu,
+            "embed",
+            t as u32,
+            crate::kernels::BLOCK,
+            &mut args![out, tok, pos, typ, ids, seq, hid, voc, po],
+        )
+    }
+
+    fn layer_norm(
+        &mut self,
+        gpu: usize,
+        x: DevPtr,
+        y: DevPtr,
+        gm: DevPtr,
+        b: DevPtr,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+    ) -> Result<()> {
+        let g = self.on(gpu)?;
+        let n = (rows * cols * 2) as u64;
+        let (x, y) = (Self::ptr(g, x, n)?, Self::ptr(g, y, n)?);
+        let (gm, b) = (
+            Self::ptr(g, gm, cols as u64 * 2)?,
+            Self::ptr(g, b, cols as u64 * 2)?,
+        );
+        let c = cols as i32;
+        self.launch(
+            gpu,
+            "layer_norm",
+            rows as u32,
+            crate::kernels::BLOCK,
+            &mut args![x, y, gm, b, c, eps],
+        )
+    }
+
+    fn bias_act(
+        &mut self,
+        gpu: usize,
+        y: DevPtr,
+        bias: DevPtr,
+        rows: usize,
+        cols: usize,
+        act: Act,
+    ) -> Result<()> {
+        let g = self.on(gpu)?;
+        let y = Self::ptr(g, y, (rows * cols * 2) as u64)?;
+        let bias = Self::ptr(g, bias, cols as u64 * 2)?;
+        let (r, c, a) = (rows as u64, cols as i32, act.code());
+        self.launch(
+            gpu,
+            "bias_act",
+            grid_for(r * c as u64),
+            crate::kernels::BLOCK,
+            &mut args![y, bias, r, c, a],
+        )
+    }
+
+    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> Result<()> {
+        let g = self.on(gpu)?;
+        let (x, y) = (
+            Self::ptr(g, x, n as u64 * 2)?,
+            Self::ptr(g, y, n as u64 * 2)?,
+        );
+        let n = n as u64;
+        self.launch(
+            gpu,
+            "add",
+            grid_for(n),
+            crate::kernels::BLOCK,
+            &mut args![x, y, n],
+        )
+    }
+
+    fn split_heads(
+        &mut self,
+        gpu: usize,
+        qkv: DevPtr,
+        q: DevPtr,
+        k: DevPtr,
+        v: DevPtr,
+        b: usize,
+        s: usize,
+        h: usize,
+        dh: usize,
+    ) -> Result<()> {
+        let g = self.on(gpu)?;
+        let n = (b * s * h * dh) as u64;
+        let qkv = Self::ptr(g, qkv, 3 * n * 2)?;
+        let (q, k, v) = (
+            Self::ptr(g, q, n * 2)?,
+            Self::ptr(g, k, n * 2)?,
+            Self::ptr(g, v, n * 2)?,
+        );
+        let (b, s, h, dh) = (b as i32, s as i32, h as i32, dh as i32);
+        self.launch(
+            gpu,
+            "split_heads",
+            grid_for(n),
+            crate::kernels::BLOCK,
+            &mut args![qkv, q, k, v, b, s, h, dh],
+        )
+    }
+
+    fn softmax(
+        &mut self,
+        gpu: usize,
+        scores: DevPtr,
+        probs: DevPtr,
+        rows: usize,
+        s: usize,
+        causal: bool,
+        scale: f32,
+    ) -> Result<()> {
+        let g = self.on(gpu)?;
+        let sc = Self::ptr(g, scores, (rows * s * 4) as u64)?;
+        let p = Self::ptr(g, probs, (rows * s * 2) as u64)?;
+        let (s, c) = (s as i32, causal as i32);
+        self.launch(
+            gpu,
+            "softmax",
+            rows as u32,
+            128,
+            &mut args![sc, p, s, c, scale],
+        )
+    }
+
+    fn merge_heads(
+        &mut self,
+        gpu: usize,
+        o: DevPtr,
+        out: DevPtr,
+        b: usize,
+        s: usize,
+        h: usize,
+        dh: usize,
+    ) -> Result<()> {
+        let g = self.on(gpu)?;
+        let n = (b * s * h * dh) as u64;
+        let (o, out) = (Self::ptr(g, o, n * 2)?, Self::ptr(g, out, n * 2)?);
+        let (b, s, h, dh) = (b as i32, s as i32, h as i32, dh as i32);
+        self.launch(
+            gpu,
+            "merge_heads",
+            grid_for(n),
+            crate::kernels::BLOCK,
+            &mut args![o, out, b, s, h, dh],
+        )
+    }
+
+    fn fill_random(
+        &mut self,
+        gpu: usize,
+        dst: DevPtr,
+        n: usize,
+        seed: u64,
+        scale: f32,
+    ) -> Result<()> {
+        let g = self.on(gpu)?;
+        let d = Self::ptr(g, dst, n as u64 * 2)?;
+        let n = n as u64;
+        self.launch(
+            gpu,
+            "fill_random",
+            grid_for(n),
+            crate::kernels::BLOCK,
+            &mut args![d, n, seed, scale],
+        )
+        .context("fill_random")
+    }
+}
