@@ -248,17 +248,7 @@ pub fn gemm_rate(dev: &mut dyn Device, n: usize, reps: usize) -> Result<f64> {
         dev.fill_random(0, i * el, n * n, 11 + i, 0.05)?;
     }
     let g = Gemm::plain(false, false, n, n, n, 0, n, el, n, 2 * el, n);
-    dev.gemm(0, &g)?;
-    let a = dev.record(0, StreamKind::Compute)?;
-    for _ in 0..reps {
-        dev.gemm(0, &g)?;
-    }
-    let b = dev.record(0, StreamKind::Compute)?;
-    dev.synchronize(b)?;
-    let s = dev.elapsed_s(a, b)?;
-    dev.release(a);
-    dev.release(b);
-    Ok(g.flops() * reps as f64 / s.max(1e-12))
+    crate::device::gemm_rate_of(dev, 0, &g, reps)
 }
 
 /// Per-layer seconds of `layout` at each batch size (weights at `at`,

@@ -19,7 +19,7 @@
 //! next stage's ranks pull them peer to peer, or through pinned host memory
 //! where the GPUs have no peer access.
 
-use crate::device::{DevPtr, Device, Event, Gemm, StreamKind};
+use crate::device::{DevPtr, Device, Event, StreamKind};
 use crate::host_store::{HostBuffer, HostStore};
 use crate::model::shard::ShardLayout;
 use crate::model::{forward, ModelLayout};
@@ -38,6 +38,7 @@ pub const PAGEABLE_CHUNK: u64 = 32 << 20;
 pub const MAX_ISSUED_COMPUTES: usize = 1;
 const OUT_SLOTS: usize = 128;
 
+mod build;
 mod handoff;
 pub use handoff::{HandoffStats, OUTBOX_SLOTS};
 
@@ -163,150 +164,6 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// Allocates each GPU's arena (pool of `pool_bytes` plus the workspace
-    /// the models need at `max_batch[i]`) and the output buffers, measures
-    /// the GEMM rate and starts the clock. Every model runs whole (tp = 1,
-    /// one stage).
-    pub fn new(
-        dev: Box<dyn Device>,
-        host: HostStore,
-        layouts: Vec<ModelLayout>,
-        max_batch: &[usize],
-        pool_bytes: u64,
-        synthetic_slope: f64,
-    ) -> Result<Executor> {
-        let shards = layouts.iter().map(ShardLayout::single).collect();
-        let homes = vec![Vec::new(); layouts.len()];
-        Executor::with_shards(
-            dev,
-            host,
-            layouts,
-            shards,
-            &homes,
-            max_batch,
-            pool_bytes,
-            synthetic_slope,
-        )
-    }
-
-    /// Like [`Executor::new`] for models split by `shards`; `homes[m]`
-    /// lists model `m`'s GPUs (`[stage * tp + rank]`, the scheduler's
-    /// placement), which get side slots for its replicated tensors.
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_shards(
-        mut dev: Box<dyn Device>,
-        host: HostStore,
-        layouts: Vec<ModelLayout>,
-        shards: Vec<ShardLayout>,
-        homes: &[Vec<usize>],
-        max_batch: &[usize],
-        pool_bytes: u64,
-        synthetic_slope: f64,
-    ) -> Result<Executor> {
-        let gpus = dev.gpus();
-        let ws = layouts
-            .iter()
-            .zip(max_batch)
-            .map(|(l, &b)| forward::workspace_bytes(l, b))
-            .chain([forward::workspace_bytes(
-                &ModelLayout::new(&switchyard_core::model::ModelShape::synthetic(
-                    "w", 1, 2, 0.0,
-                ))?,
-                1,
-            )])
-            .max()
-            .unwrap_or(0);
-        let mut side = vec![Vec::new(); gpus];
-        let mut staged = false;
-        for (m, (shard, home)) in shards.iter().zip(homes).enumerate() {
-            staged |= shard.stages.len() > 1;
-            for s in 0..shard.stages.len() {
-                for r in 0..shard.tp {
-                    if let Some(&g) = home.get(s * shard.tp + r) {
-                        if g >= gpus {
-                            bail!("model {m} is placed on GPU {g}, but the device has {gpus}");
-                        }
-                        side[g].push((m, s, shard.stage_side_bytes(s)));
-                    }
-                }
-            }
-        }
-        let outbox_slot = if staged {
-            layouts
-                .iter()
-                .zip(max_batch)
-                .map(|(l, &b)| forward::hidden(l, b, 0).1)
-                .max()
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        let slots = if staged { OUTBOX_SLOTS } else { 0 };
-        let pool = Pool::with_areas(gpus, pool_bytes, ws, outbox_slot, slots, &side);
-        dev.init_arena(pool.arena_bytes())?;
-        let out_slot_bytes = layouts
-            .iter()
-            .zip(max_batch)
-            .map(|(l, &b)| forward::output_bytes(l, b))
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let mut out = Vec::new();
-        for g in 0..gpus {
-            out.push(dev.alloc_host(out_slot_bytes * OUT_SLOTS as u64, true)?);
-            forward::init_workspace(dev.as_mut(), g, pool.ws_base)?;
-        }
-        let hand = handoff::Handoff::new(dev.as_mut(), staged, pool.outbox_slot)?;
-        let mut ex = Executor {
-            dev,
-            host,
-            layouts,
-            shards,
-            pool,
-            gemm_rate: 0.0,
-            synthetic_slope,
-            copyq: (0..gpus).map(|_| VecDeque::new()).collect(),
-            computeq: VecDeque::new(),
-            copies: HashMap::new(),
-            issued_copies: (0..gpus).map(|_| VecDeque::new()).collect(),
-            issued_computes: Vec::new(),
-            inflight: vec![0; gpus],
-            hand,
-            out,
-            out_slot_bytes,
-            out_busy: vec![vec![None; OUT_SLOTS]; gpus],
-            next_slot: vec![0; gpus],
-        };
-        ex.gemm_rate = ex.measure_gemm_rate()?;
-        Ok(ex)
-    }
-
-    /// Achieved rate of the GEMM shape GEMM-equivalent layers use, FLOP/s.
-    fn measure_gemm_rate(&mut self) -> Result<f64> {
-        let ws = self.pool.ws_base;
-        let (m, n, k) = if self.dev.kind() == "cuda" {
-            (forward::GEN_CHUNK, forward::GEN_M, 1024)
-        } else {
-            (256, 32, 1024)
-        };
-        // Weights: the output chunk region filled as a random `[k, m]` matrix.
-        let (inp, w, scratch) = forward::gen_regions(ws);
-        self.dev.fill_random(0, w, m * k, 0xC0FFEE, 0.03)?;
-        let g = Gemm::plain(false, false, m, n, k, w, m, inp, k, scratch, m);
-        let reps = if self.dev.kind() == "cuda" { 20 } else { 2 };
-        self.dev.gemm(0, &g)?;
-        let a = self.dev.record(0, StreamKind::Compute)?;
-        for _ in 0..reps {
-            self.dev.gemm(0, &g)?;
-        }
-        let b = self.dev.record(0, StreamKind::Compute)?;
-        self.dev.synchronize(b)?;
-        let s = self.dev.elapsed_s(a, b)?.max(1e-9);
-        self.dev.release(a);
-        self.dev.release(b);
-        Ok(g.flops() * reps as f64 / s)
-    }
-
     /// Queues a copy; it is issued by [`Executor::pump`].
     pub fn copy(&mut self, op: CopyOp) -> Result<()> {
         let layout = &self.layouts[op.model];

@@ -196,6 +196,28 @@ pub fn token_id(req: u32, s: u32, vocab: u32) -> u32 {
     x % vocab
 }
 
+/// Achieved rate of `gemm` on `gpu`, FLOP/s: one untimed run, then `reps`
+/// back to back between two events on the compute stream.
+pub fn gemm_rate_of(
+    dev: &mut dyn Device,
+    gpu: usize,
+    gemm: &Gemm,
+    reps: usize,
+) -> anyhow::Result<f64> {
+    let reps = reps.max(1);
+    dev.gemm(gpu, gemm)?;
+    let a = dev.record(gpu, StreamKind::Compute)?;
+    for _ in 0..reps {
+        dev.gemm(gpu, gemm)?;
+    }
+    let b = dev.record(gpu, StreamKind::Compute)?;
+    dev.synchronize(b)?;
+    let s = dev.elapsed_s(a, b)?;
+    dev.release(a);
+    dev.release(b);
+    Ok(gemm.flops() * reps as f64 / s.max(1e-12))
+}
+
 /// A device: GPUs with arenas, streams and events, and the copies the
 /// swapper needs; the forward pass's operations are its [`Kernels`].
 pub trait Device: Kernels {
