@@ -1,0 +1,171 @@
+//! What a replay writes, the files `sim` writes: `requests.csv`,
+//! `summary.json` (with the replay's own fields: device, late dispatches,
+//! hand-overs), `timeline.json` and `latency_cdf.svg`/`.png`.
+
+use super::{Run, LATE_S};
+use anyhow::Result;
+use serde::Serialize;
+use std::path::Path;
+use switchyard_core::records::RecordWriter;
+use switchyard_core::stats::Summary;
+use switchyard_core::timeline::write_timeline;
+use switchyard_core::workload::PolicyName;
+use switchyard_core::Workload;
+
+/// Latency summary and loads of one model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelResult {
+    /// Model name.
+    pub model: String,
+    /// Its latency summary.
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Stage loads.
+    pub loads: u64,
+    /// Bytes copied host-to-device.
+    pub bytes_loaded: u64,
+}
+
+/// `summary.json` of a replay: `sim`'s fields plus what only a real run has.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayResult {
+    /// Workload name.
+    pub workload: String,
+    /// Serving system.
+    pub system: String,
+    /// Eviction policy.
+    pub eviction: String,
+    /// Layer grouping.
+    pub grouping: String,
+    /// Latency summary over all requests.
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Stage loads over all models.
+    pub loads: u64,
+    /// Bytes copied host-to-device.
+    pub bytes_loaded: u64,
+    /// Scheduler events processed.
+    pub events: u64,
+    /// Wall time from `t0` to the last finish, seconds.
+    pub wall_s: f64,
+    /// The device (`cuda`/`cpu`) and what it ran on.
+    pub device: String,
+    /// Measured GEMM rate used to size synthetic layers, TFLOP/s.
+    pub gemm_tflops: f64,
+    /// Arrivals fed more than `late_threshold_s` after their time.
+    pub late_dispatches: u64,
+    /// The threshold, seconds.
+    pub late_threshold_s: f64,
+    /// Largest dispatch delay, seconds.
+    pub max_dispatch_delay_s: f64,
+    /// Mean dispatch delay, seconds.
+    pub mean_dispatch_delay_s: f64,
+    /// Activations handed between pipeline stages, by path.
+    pub handoffs: crate::exec::HandoffStats,
+    /// `tp x pp` of each model as placed, in workload order.
+    pub parallel: Vec<String>,
+    /// Per model, in workload order.
+    pub models: Vec<ModelResult>,
+}
+
+/// Writes every output of `run` into `out`.
+pub(super) fn write_outputs(
+    run: &Run,
+    w: &Workload,
+    result: &ReplayResult,
+    out: &Path,
+) -> Result<()> {
+    let mut writer = RecordWriter::create(&out.join("requests.csv"))?;
+    for r in &run.records {
+        writer.write(r)?;
+    }
+    writer.finish()?;
+    let mut bytes = serde_json::to_vec_pretty(result)?;
+    bytes.push(b'\n');
+    switchyard_core::output::write_atomic(&out.join("summary.json"), &bytes)?;
+    write_timeline(&out.join("timeline.json"), run.spans.timeline())?;
+    let mut lines: Vec<(String, Vec<f64>)> = vec![(
+        "all".into(),
+        run.records.iter().map(|r| r.latency_s).collect(),
+    )];
+    if w.models.len() <= 8 {
+        for m in &w.models {
+            lines.push((
+                m.name.clone(),
+                run.records
+                    .iter()
+                    .filter(|r| r.model == m.name)
+                    .map(|r| r.latency_s)
+                    .collect(),
+            ));
+        }
+    }
+    switchyard_report::cdf_figure(
+        &lines,
+        &format!("replay: {} ({})", w.name, result.device),
+        true,
+        &out.join("latency_cdf.svg"),
+        &out.join("latency_cdf.png"),
+    )?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn summarize(
+    run: &Run,
+    w: &Workload,
+    device: String,
+    gemm_tflops: f64,
+    wall_s: f64,
+    late: u64,
+    max_delay: f64,
+    mean_delay: f64,
+) -> ReplayResult {
+    let stats = run.sched.load_stats();
+    let mut models = Vec::new();
+    let (mut all, mut within) = (Vec::new(), 0u64);
+    for (i, m) in w.models.iter().enumerate() {
+        let lat: Vec<f64> = run
+            .records
+            .iter()
+            .filter(|r| r.model == m.name)
+            .map(|r| r.latency_s)
+            .collect();
+        let ok = lat
+            .iter()
+            .filter(|l| m.slo_s.is_none_or(|s| **l <= s))
+            .count() as u64;
+        within += ok;
+        all.extend_from_slice(&lat);
+        models.push(ModelResult {
+            model: m.name.clone(),
+            summary: Summary::of(&lat, ok),
+            loads: stats[i].loads,
+            bytes_loaded: stats[i].bytes,
+        });
+    }
+    ReplayResult {
+        workload: w.name.clone(),
+        system: w.policy.system.name().to_string(),
+        eviction: w.policy.eviction.name().to_string(),
+        grouping: w.policy.grouping.name().to_string(),
+        summary: Summary::of(&all, within),
+        loads: stats.iter().map(|s| s.loads).sum(),
+        bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
+        events: run.events,
+        wall_s,
+        device,
+        gemm_tflops,
+        late_dispatches: late,
+        late_threshold_s: LATE_S,
+        max_dispatch_delay_s: max_delay,
+        mean_dispatch_delay_s: mean_delay,
+        handoffs: run.ex.handoff_stats(),
+        parallel: run
+            .placed
+            .iter()
+            .map(|p| format!("{}x{}", p.tp, p.pp))
+            .collect(),
+        models,
+    }
+}
