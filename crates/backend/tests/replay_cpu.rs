@@ -19,22 +19,39 @@ fn workload(dir: &Path, system: &str, extra_model: &str) -> Workload {
     Workload::load(&p).unwrap()
 }
 
-fn run(system: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let w = workload(dir.path(), system, "");
-    replay::check_supported(&w).unwrap();
-    // Every model twice, then a burst of same-time arrivals (batching).
-    let mut arrivals: Vec<(f64, u32)> = (0..6).map(|i| (0.02 * i as f64, i % 3)).collect();
-    arrivals.extend((0..5).map(|_| (0.2, 1)));
+/// Replays, on `gpus` emulated GPUs, each model in turn (`rounds` arrivals
+/// 20 ms apart) and then a burst of five same-time arrivals for model 1 at
+/// `burst_s` (batching); outputs go to `out`. Returns the result and the
+/// schedule served.
+fn replay_turns_and_burst(
+    w: &Workload,
+    gpus: usize,
+    rounds: usize,
+    burst_s: f64,
+    out: &Path,
+) -> (replay::ReplayResult, Schedule) {
+    replay::check_supported(w).unwrap();
+    let n = w.models.len() as u32;
+    let mut arrivals: Vec<(f64, u32)> = (0..rounds)
+        .map(|i| (0.02 * i as f64, i as u32 % n))
+        .collect();
+    arrivals.extend((0..5).map(|_| (burst_s, 1)));
     let s = Schedule::from_arrivals(w.model_names(), arrivals);
     let ex = replay::build_executor(
-        Box::new(CpuDevice::new(1)),
-        &w,
+        Box::new(CpuDevice::new(gpus)),
+        w,
         &WeightSource::Random { seed: 1 },
     )
     .unwrap();
+    (replay::replay(ex, w, &s, out).unwrap(), s)
+}
+
+fn run(system: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload(dir.path(), system, "");
+    // Every model twice, then a burst of same-time arrivals (batching).
     let out = dir.path().join("out");
-    let r = replay::replay(ex, &w, &s, &out).unwrap();
+    let (r, s) = replay_turns_and_burst(&w, 1, 6, 0.2, &out);
     assert_eq!(r.summary.requests, 11);
     assert_eq!(r.system, system);
     let recs = records::read(&out.join("requests.csv")).unwrap();
@@ -161,18 +178,8 @@ policy:
     let p = dir.path().join("w.yaml");
     std::fs::write(&p, text).unwrap();
     let w = Workload::load(&p).unwrap();
-    replay::check_supported(&w).unwrap();
-    let mut arrivals: Vec<(f64, u32)> = (0..8).map(|i| (0.02 * i as f64, i % 4)).collect();
-    arrivals.extend((0..5).map(|_| (0.25, 1)));
-    let s = Schedule::from_arrivals(w.model_names(), arrivals);
-    let ex = replay::build_executor(
-        Box::new(CpuDevice::new(4)),
-        &w,
-        &WeightSource::Random { seed: 1 },
-    )
-    .unwrap();
     let out = dir.path().join("out");
-    let r = replay::replay(ex, &w, &s, &out).unwrap();
+    let (r, _) = replay_turns_and_burst(&w, 4, 8, 0.25, &out);
     assert_eq!(r.summary.requests, 13);
     assert_eq!(r.parallel[0], "2x2");
     assert_eq!(r.parallel[3], "1x1");
