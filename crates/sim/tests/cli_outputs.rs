@@ -24,6 +24,18 @@ fn sim(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `sim -w workload -o out` and `extra` flags.
+fn sim_on(workload: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "-w",
+        workload.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    sim(&args)
+}
+
 /// A small workload: 5 models on 2 GPUs, 40 s of Poisson arrivals.
 fn small_workload(dir: &Path, extra_model: &str) -> PathBuf {
     let path = dir.join("small.yaml");
@@ -61,12 +73,7 @@ fn a_run_writes_every_output_and_reruns_byte_identical() {
     let w = small_workload(dir.path(), "");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for out in [&a, &b] {
-        ok(&sim(&[
-            "-w",
-            w.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ]));
+        ok(&sim_on(&w, &out, &[]));
     }
     for f in FILES {
         let x = std::fs::read(a.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
@@ -94,14 +101,7 @@ fn a_run_writes_every_output_and_reruns_byte_identical() {
     }
     // Another seed, another schedule and other records.
     let c = dir.path().join("c");
-    ok(&sim(&[
-        "-w",
-        w.to_str().unwrap(),
-        "-o",
-        c.to_str().unwrap(),
-        "--seed",
-        "8",
-    ]));
+    ok(&sim_on(&w, &c, &["--seed", "8"]));
     assert_ne!(
         std::fs::read(a.join("requests.csv")).unwrap(),
         std::fs::read(c.join("requests.csv")).unwrap()
@@ -113,19 +113,19 @@ fn flags_override_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let w = small_workload(dir.path(), "");
     let out = dir.path().join("o");
-    ok(&sim(&[
-        "-w",
-        w.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--system",
-        "pipeswitch",
-        "--eviction",
-        "belady",
-        "--grouping",
-        "per_layer",
-        "--no-timeline",
-    ]));
+    ok(&sim_on(
+        &w,
+        &out,
+        &[
+            "--system",
+            "pipeswitch",
+            "--eviction",
+            "belady",
+            "--grouping",
+            "per_layer",
+            "--no-timeline",
+        ],
+    ));
     let s: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["system"], "pipeswitch");
@@ -139,14 +139,7 @@ fn compare_systems_runs_every_system_that_fits() {
     let dir = tempfile::tempdir().unwrap();
     let w = small_workload(dir.path(), "");
     let out = dir.path().join("cmp");
-    let o = sim(&[
-        "-w",
-        w.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--compare-systems",
-        "--log-x",
-    ]);
+    let o = sim_on(&w, &out, &["--compare-systems", "--log-x"]);
     ok(&o);
     // Five OPT-6.7B (12.4 GiB each) do not all fit in 2 x 30 GiB for weights.
     assert!(String::from_utf8_lossy(&o.stderr).contains("skipping resident"));
@@ -203,14 +196,7 @@ fn one_gpu_system_refuses_a_model_that_needs_two_and_writes_nothing() {
         "  - arch: opt-30b\n    parallel: { tp: 2, pp: 1 }\n",
     );
     let out = dir.path().join("o");
-    let o = sim(&[
-        "-w",
-        w.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--system",
-        "pipeswitch",
-    ]);
+    let o = sim_on(&w, &out, &["--system", "pipeswitch"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -243,13 +229,7 @@ fn bundled_workloads_load_and_validation_ones_are_large_enough() {
         files.sort();
         for f in files {
             let out = tmp.path().join(f.file_stem().unwrap());
-            let o = sim(&[
-                "--workload",
-                f.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--schedule-only",
-            ]);
+            let o = sim_on(&f, &out, &["--schedule-only"]);
             assert!(
                 o.status.success(),
                 "{}: {}",
