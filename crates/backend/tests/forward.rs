@@ -1,8 +1,9 @@
 //! The forward pass on the CPU device (always) and the CUDA device (when a
 //! GPU is present) matches the f32 host reference on tiny transformers.
 
+mod common;
 use switchyard_backend::check::{forward_check, fresh_seed, tiny_models};
-use switchyard_backend::device::{cpu::CpuDevice, cuda};
+use switchyard_backend::device::cpu::CpuDevice;
 
 #[test]
 fn cpu_forward_matches_reference() {
@@ -17,16 +18,8 @@ fn cpu_forward_matches_reference() {
 
 #[test]
 fn cuda_forward_matches_reference() {
-    if !cuda::driver_present() {
-        println!("skipped: no CUDA driver on this machine");
+    let Some(mut dev) = common::cuda_or_skip() else {
         return;
-    }
-    let mut dev = match cuda::CudaDevice::open() {
-        Ok(d) => d,
-        Err(e) => {
-            println!("skipped: {e:#}");
-            return;
-        }
     };
     for (arch, dims, seq) in tiny_models() {
         let seed = fresh_seed();

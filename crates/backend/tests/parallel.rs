@@ -3,6 +3,7 @@
 //! handed over peer to peer or through the host) and both, on the same
 //! weights, on the CPU device (always) and on CUDA (when it has the GPUs).
 
+mod common;
 use switchyard_backend::check::{fresh_seed, parallel_forward, rel_err, tiny_models};
 use switchyard_backend::device::{cpu::CpuDevice, cuda, Device, Kernels};
 
@@ -70,17 +71,11 @@ fn cpu_tp_that_does_not_divide_the_heads_is_refused() {
 
 #[test]
 fn cuda_tp_and_pp_match_one_gpu() {
-    if !cuda::driver_present() {
-        println!("skipped: no CUDA driver on this machine");
+    let Some(dev) = common::cuda_or_skip() else {
         return;
-    }
-    let n = match cuda::CudaDevice::open() {
-        Ok(d) => d.gpus(),
-        Err(e) => {
-            println!("skipped: {e:#}");
-            return;
-        }
     };
+    let n = dev.gpus();
+    drop(dev);
     let open = || -> Box<dyn Device> { Box::new(cuda::CudaDevice::open().unwrap()) };
     let requests = [3, 17, 4242, 9];
     for (arch, dims, seq) in tiny_models() {
@@ -111,17 +106,13 @@ fn cuda_tp_and_pp_match_one_gpu() {
 /// as it is); the two-GPU machine runs the real all-reduces above.
 #[test]
 fn cuda_nccl_one_rank_collectives_run() {
-    if !cuda::driver_present() || !cuda::nccl_present() {
-        println!("skipped: no CUDA driver or no libnccl.so on this machine");
+    let Some(mut dev) = common::cuda_or_skip() else {
+        return;
+    };
+    if !cuda::nccl_present() {
+        println!("skipped: no libnccl.so on this machine");
         return;
     }
-    let mut dev = match cuda::CudaDevice::open() {
-        Ok(d) => d,
-        Err(e) => {
-            println!("skipped: {e:#}");
-            return;
-        }
-    };
     use switchyard_backend::device::StreamKind;
     let n = 4096;
     dev.init_arena(3 * n as u64 * 2).unwrap();
