@@ -73,7 +73,7 @@ fn a_run_writes_every_output_and_reruns_byte_identical() {
     let w = small_workload(dir.path(), "");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for out in [&a, &b] {
-        ok(&sim_on(&w, &out, &[]));
+        ok(&sim_on(&w, out, &[]));
     }
     for f in FILES {
         let x = std::fs::read(a.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
