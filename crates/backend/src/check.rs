@@ -63,24 +63,32 @@ pub fn forward_check(
     let out = dev.alloc_host(out_bytes, true)?;
     let addr = forward::whole_at(&layout, 0);
     let shard = crate::model::shard::ShardLayout::single(&layout);
-    let waits = [(0..1, e0), (1..n, e1)];
-    forward::run(
-        dev,
-        &forward::Run {
-            gpus: &[0],
-            layout: &layout,
-            shard: &shard,
-            layers: 0..n,
-            addr: &addr,
-            side: &forward::no_side,
-            requests,
-            ws: pool,
-            waits: &waits,
-            out: Some((&out, 0)),
-            gemm_rate: 1e9,
-            synthetic_slope: 0.0,
-        },
-    )?;
+    // Issued a layer at a time, as the executor does: once the first copy
+    // is seen done it leaves the waits, so later steps must not need it.
+    let all_waits = [(0..1, e0), (1..n, e1)];
+    let run = |waits| forward::Run {
+        gpus: &[0],
+        layout: &layout,
+        shard: &shard,
+        layers: 0..n,
+        addr: &addr,
+        side: &forward::no_side,
+        requests,
+        ws: pool,
+        waits,
+        out: Some((&out, 0)),
+        gemm_rate: 1e9,
+        synthetic_slope: 0.0,
+    };
+    let mut pass = forward::Pass::new(&run(&all_waits))?;
+    pass.step(dev, &run(&all_waits), 1)?;
+    dev.synchronize(e0)?;
+    let later = [(1..n, e1)];
+    while !pass.issued_all(&run(&later)) {
+        pass.step(dev, &run(&later), 1)?;
+    }
+    let start = pass.finish(dev, &run(&later))?;
+    dev.release(start);
     let done = dev.record(0, StreamKind::Compute)?;
     dev.synchronize(done)?;
     for e in [e0, e1, done] {

@@ -9,6 +9,9 @@
 //! Pinned copies are issued whole (asynchronous); pageable copies block the
 //! host while the driver stages them, so they are issued in chunks, one per
 //! [`Executor::pump`], and the host keeps dispatching between chunks.
+//! Computes are issued the same way, [`LAYERS_PER_PUMP`] layers per pump: a
+//! forward pass is hundreds of launches, and issuing it whole would hold
+//! the dispatcher (arrivals, copies, completions) for milliseconds.
 //!
 //! Model parallelism: a compute runs on a tensor-parallel group of GPUs in
 //! lockstep (collectives inside, [`forward`]); computes are issued in one
@@ -30,13 +33,18 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// Bytes of one pageable copy chunk.
-pub const PAGEABLE_CHUNK: u64 = 32 << 20;
+pub const PAGEABLE_CHUNK: u64 = 4 << 20;
 /// Computes issued to one GPU's stream and not yet seen done. More wait in
 /// the executor's queue: a compute stalled on its copies holds hundreds of
 /// launches, and a full launch queue would block the host (and dispatch).
 /// Copies are not limited, so loads still overlap the running compute.
 pub const MAX_ISSUED_COMPUTES: usize = 1;
 const OUT_SLOTS: usize = 128;
+/// Layers of one compute issued per [`Executor::pump`]: between them the
+/// host dispatches arrivals, issues copies and sees completions, so a long
+/// launch sequence never holds the dispatcher for more than a layer's
+/// launches.
+pub const LAYERS_PER_PUMP: usize = 1;
 
 mod build;
 mod handoff;
@@ -127,6 +135,13 @@ struct PendingCopy {
     start: Option<Event>,
 }
 
+/// A compute whose layers are being issued, [`LAYERS_PER_PUMP`] at a time.
+struct Issuing {
+    op: ComputeOp,
+    pass: forward::Pass,
+    slot: usize,
+}
+
 struct IssuedCompute {
     key: u64,
     gpus: Vec<usize>,
@@ -154,6 +169,7 @@ pub struct Executor {
     computeq: VecDeque<ComputeOp>,
     copies: HashMap<u64, CopyState>,
     issued_copies: Vec<VecDeque<(u64, Event, Event)>>,
+    issuing: Vec<Issuing>,
     issued_computes: Vec<IssuedCompute>,
     inflight: Vec<usize>,
     hand: handoff::Handoff,
@@ -304,7 +320,7 @@ impl Executor {
                 && self.hand.ready(op);
             if ready {
                 let op = self.computeq.remove(i).unwrap();
-                self.issue_compute(op)?;
+                self.begin_compute(op)?;
             } else {
                 for &g in &op.gpus {
                     held[g] = true;
@@ -312,17 +328,22 @@ impl Executor {
                 i += 1;
             }
         }
+        let mut i = 0;
+        while i < self.issuing.len() {
+            if self.step_compute(i, LAYERS_PER_PUMP)? {
+                let c = self.issuing.remove(i);
+                self.finish_compute(c)?;
+            } else {
+                i += 1;
+            }
+        }
         Ok(())
     }
 
-    fn issue_compute(&mut self, op: ComputeOp) -> Result<()> {
+    /// Starts issuing a compute: its input pulled from the previous stage,
+    /// an output slot taken, its GPUs counted busy.
+    fn begin_compute(&mut self, op: ComputeOp) -> Result<()> {
         let g = op.gpus[0];
-        let mut waits = Vec::new();
-        for (r, c) in &op.waits {
-            if let Some(CopyState::Issued(e)) = self.copies.get(c) {
-                waits.push((r.clone(), *e));
-            }
-        }
         if let Some(input) = op.input {
             let (x, bytes) = forward::hidden(
                 &self.layouts[op.model],
@@ -342,31 +363,39 @@ impl Executor {
             }
         }
         self.out_busy[g][slot] = Some(op.key);
-        let pool = &self.pool;
-        let shard = &self.shards[op.model];
-        let gpus = &op.gpus;
-        let addr = |rank: usize, l: usize| pool.addr(gpus[rank], op.model, l);
-        let side = |rank: usize, l: usize| {
-            pool.side_slot(gpus[rank], op.model, shard.stage_of[l])
-                .map(|b| b + shard.side_offsets[l])
-        };
-        let start = forward::run(
-            self.dev.as_mut(),
-            &forward::Run {
-                gpus,
-                layout: &self.layouts[op.model],
-                shard,
-                layers: op.layers.clone(),
-                addr: &addr,
-                side: &side,
-                requests: &op.requests,
-                ws: pool.ws_base,
-                waits: &waits,
-                out: Some((&self.out[g], slot as u64 * self.out_slot_bytes)),
-                gemm_rate: self.gemm_rate,
-                synthetic_slope: self.synthetic_slope,
+        for &gg in &op.gpus {
+            self.inflight[gg] += 1;
+        }
+        let pass = self.with_run(&op, slot, |_, r| forward::Pass::new(r))?;
+        self.issuing.push(Issuing { op, pass, slot });
+        Ok(())
+    }
+
+    /// Issues up to `max_layers` more layers of issuing compute `i`;
+    /// whether all its layers are issued.
+    fn step_compute(&mut self, i: usize, max_layers: usize) -> Result<bool> {
+        let mut c = std::mem::replace(
+            &mut self.issuing[i],
+            Issuing {
+                op: ComputeOp::default(),
+                pass: forward::Pass::default(),
+                slot: 0,
             },
-        )?;
+        );
+        let done = self.with_run(&c.op, c.slot, |dev, r| {
+            c.pass.step(dev, r, max_layers)?;
+            Ok(c.pass.issued_all(r))
+        });
+        self.issuing[i] = c;
+        done
+    }
+
+    /// Ends an issued compute: output copy, hand-over to the next stage,
+    /// done events.
+    fn finish_compute(&mut self, c: Issuing) -> Result<()> {
+        let Issuing { op, pass, slot } = c;
+        let g = op.gpus[0];
+        let start = self.with_run(&op, slot, |dev, r| pass.finish(dev, r))?;
         if !op.handoff_to.is_empty() {
             let (x, bytes) = forward::hidden(
                 &self.layouts[op.model],
@@ -386,7 +415,6 @@ impl Executor {
         let mut done = Vec::with_capacity(op.gpus.len());
         for &gg in &op.gpus {
             done.push(self.dev.record(gg, StreamKind::Compute)?);
-            self.inflight[gg] += 1;
         }
         self.issued_computes.push(IssuedCompute {
             key: op.key,
@@ -395,6 +423,46 @@ impl Executor {
             done,
         });
         Ok(())
+    }
+
+    /// Calls `f` with the device and the [`forward::Run`] of `op` as things
+    /// stand now: its waits are the copies not yet seen done.
+    fn with_run<T>(
+        &mut self,
+        op: &ComputeOp,
+        slot: usize,
+        f: impl FnOnce(&mut dyn Device, &forward::Run) -> Result<T>,
+    ) -> Result<T> {
+        let mut waits = Vec::new();
+        for (r, c) in &op.waits {
+            if let Some(CopyState::Issued(e)) = self.copies.get(c) {
+                waits.push((r.clone(), *e));
+            }
+        }
+        let g = op.gpus[0];
+        let pool = &self.pool;
+        let shard = &self.shards[op.model];
+        let gpus = &op.gpus;
+        let addr = |rank: usize, l: usize| pool.addr(gpus[rank], op.model, l);
+        let side = |rank: usize, l: usize| {
+            pool.side_slot(gpus[rank], op.model, shard.stage_of[l])
+                .map(|b| b + shard.side_offsets[l])
+        };
+        let run = forward::Run {
+            gpus,
+            layout: &self.layouts[op.model],
+            shard,
+            layers: op.layers.clone(),
+            addr: &addr,
+            side: &side,
+            requests: &op.requests,
+            ws: pool.ws_base,
+            waits: &waits,
+            out: Some((&self.out[g], slot as u64 * self.out_slot_bytes)),
+            gemm_rate: self.gemm_rate,
+            synthetic_slope: self.synthetic_slope,
+        };
+        f(self.dev.as_mut(), &run)
     }
 
     /// Completions seen since the last call (copies and computes, each
@@ -460,6 +528,7 @@ impl Executor {
     pub fn busy(&self) -> bool {
         self.copyq.iter().any(|q| !q.is_empty())
             || !self.computeq.is_empty()
+            || !self.issuing.is_empty()
             || self.issued_copies.iter().any(|q| !q.is_empty())
             || !self.issued_computes.is_empty()
     }

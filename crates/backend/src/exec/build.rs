@@ -118,6 +118,7 @@ impl Executor {
             computeq: VecDeque::new(),
             copies: HashMap::new(),
             issued_copies: (0..gpus).map(|_| VecDeque::new()).collect(),
+            issuing: Vec::new(),
             issued_computes: Vec::new(),
             inflight: vec![0; gpus],
             hand,

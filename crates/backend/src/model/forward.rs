@@ -165,58 +165,112 @@ pub fn no_side(_rank: usize, _layer: usize) -> Option<DevPtr> {
 /// Issues the compute on the group's compute streams; returns the event
 /// marking its start on rank 0 (after the waits of its first layer).
 pub fn run(dev: &mut dyn Device, r: &Run) -> Result<Event> {
-    let b = r.requests.len();
-    if b == 0 || b > MAX_BATCH {
-        bail!("a batch holds 1 to {MAX_BATCH} requests, not {b}");
+    let mut pass = Pass::new(r)?;
+    pass.step(dev, r, usize::MAX)?;
+    pass.finish(dev, r)
+}
+
+/// A compute issued a few layers at a time, so the host can do other work
+/// (dispatch arrivals, issue copies, see completions) between layers.
+///
+/// Each call may pass a [`Run`] with different `waits`: a copy the host has
+/// already seen done may be left out (its bytes are on the GPU), but every
+/// copy not yet seen done must be there. Waits apply just before the first
+/// layer of their range (waits of ranges before the first layer, before it;
+/// of ranges after the last layer, at [`Pass::finish`]).
+#[derive(Debug, Default)]
+pub struct Pass {
+    next: usize,
+    start: Option<Event>,
+}
+
+impl Pass {
+    /// Checks the batch and the group; nothing is issued yet.
+    pub fn new(r: &Run) -> Result<Pass> {
+        let b = r.requests.len();
+        if b == 0 || b > MAX_BATCH {
+            bail!("a batch holds 1 to {MAX_BATCH} requests, not {b}");
+        }
+        if r.gpus.len() != r.shard.tp {
+            bail!(
+                "{}: a group of {} GPUs runs a model split {} ways",
+                r.layout.shape.arch,
+                r.gpus.len(),
+                r.shard.tp
+            );
+        }
+        Ok(Pass {
+            next: r.layers.start,
+            start: None,
+        })
     }
-    if r.gpus.len() != r.shard.tp {
-        bail!(
-            "{}: a group of {} GPUs runs a model split {} ways",
-            r.layout.shape.arch,
-            r.gpus.len(),
-            r.shard.tp
-        );
+
+    /// Whether every layer has been issued (then [`Pass::finish`]).
+    pub fn issued_all(&self, r: &Run) -> bool {
+        self.next >= r.layers.end
     }
-    let mut waits: Vec<&(Range<usize>, Event)> = r.waits.iter().collect();
-    waits.sort_by_key(|w| w.0.start);
-    let mut next_wait = 0;
-    let mut start = None;
-    for l in r.layers.clone() {
-        while next_wait < waits.len() && waits[next_wait].0.start <= l {
-            for &g in r.gpus {
-                dev.wait(g, StreamKind::Compute, waits[next_wait].1)?;
+
+    /// Issues up to `max_layers` more layers.
+    pub fn step(&mut self, dev: &mut dyn Device, r: &Run, max_layers: usize) -> Result<()> {
+        let end = r.layers.end.min(self.next.saturating_add(max_layers));
+        while self.next < end {
+            let l = self.next;
+            let first = l == r.layers.start;
+            for w in r.waits {
+                if w.0.start == l || (first && w.0.start < l) {
+                    for &g in r.gpus {
+                        dev.wait(g, StreamKind::Compute, w.1)?;
+                    }
+                }
             }
-            next_wait += 1;
+            if self.start.is_none() {
+                self.start = Some(dev.record(r.gpus[0], StreamKind::Compute)?);
+            }
+            for (rank, &g) in r.gpus.iter().enumerate() {
+                if (r.addr)(rank, l).is_none() {
+                    bail!(
+                        "{}: layer {l} is not resident on GPU {g} when its compute is issued",
+                        r.layout.shape.arch
+                    );
+                }
+            }
+            match r.layout.kind {
+                Kind::Transformer(cfg) => block::layer(dev, r, &cfg, l)?,
+                Kind::Generic => generic_layer(dev, r, l)?,
+            }
+            self.next += 1;
         }
-        if start.is_none() {
-            start = Some(dev.record(r.gpus[0], StreamKind::Compute)?);
+        Ok(())
+    }
+
+    /// After the last layer: waits of later ranges, the output copied to
+    /// the host when the range ends the model. Returns the event marking
+    /// the start on rank 0.
+    pub fn finish(self, dev: &mut dyn Device, r: &Run) -> Result<Event> {
+        if !self.issued_all(r) {
+            bail!(
+                "{}: pass finished at layer {} of {:?}",
+                r.layout.shape.arch,
+                self.next,
+                r.layers
+            );
         }
-        for (rank, &g) in r.gpus.iter().enumerate() {
-            if (r.addr)(rank, l).is_none() {
-                bail!(
-                    "{}: layer {l} is not resident on GPU {g} when its compute is issued",
-                    r.layout.shape.arch
-                );
+        for w in r.waits {
+            if w.0.start >= r.layers.end || r.layers.is_empty() {
+                for &g in r.gpus {
+                    dev.wait(g, StreamKind::Compute, w.1)?;
+                }
             }
         }
-        match r.layout.kind {
-            Kind::Transformer(cfg) => block::layer(dev, r, &cfg, l)?,
-            Kind::Generic => generic_layer(dev, r, l)?,
+        if r.layers.end == r.layout.layers() {
+            if let Some((buf, off)) = r.out {
+                copy_output(dev, r, buf, off)?;
+            }
         }
-    }
-    for w in &waits[next_wait..] {
-        for &g in r.gpus {
-            dev.wait(g, StreamKind::Compute, w.1)?;
+        match self.start {
+            Some(s) => Ok(s),
+            None => dev.record(r.gpus[0], StreamKind::Compute),
         }
-    }
-    if r.layers.end == r.layout.layers() {
-        if let Some((buf, off)) = r.out {
-            copy_output(dev, r, buf, off)?;
-        }
-    }
-    match start {
-        Some(s) => Ok(s),
-        None => dev.record(r.gpus[0], StreamKind::Compute),
     }
 }
 
