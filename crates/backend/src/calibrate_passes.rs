@@ -5,8 +5,9 @@
 //! shape pay cuBLAS and clock warm-up, so per-layer medians do not add up to
 //! what a request sees. For each batch size this module
 //! - warms the shape up with untimed passes;
-//! - times whole passes as `replay` issues them (all layers back to back,
-//!   then the output copied to host memory) and scales the per-layer medians
+//! - times whole passes as `replay` issues them ([`LAYERS_PER_PUMP`] layers
+//!   at a time with an event poll between, then the output copied to host
+//!   memory) and scales the per-layer medians
 //!   so they sum to the median pass;
 //! - measures the host overhead: from issuing a pass to the host seeing its
 //!   last event by polling, as the replay loop does, less the pass's GPU time;
@@ -14,6 +15,7 @@
 
 use crate::calibrate::layer_times;
 use crate::device::{Device, StreamKind};
+use crate::exec::LAYERS_PER_PUMP;
 use crate::model::{forward, ModelLayout};
 use anyhow::Result;
 use std::time::Instant;
@@ -89,7 +91,14 @@ pub fn measure(
         for p in 0..WARMUP_PASSES + passes {
             let e0 = dev.record(0, StreamKind::Compute)?;
             let t0 = Instant::now();
-            let start = forward::run(dev, &run)?;
+            // Issued as replay issues it: a layer per pump, the host
+            // polling between layers.
+            let mut pass = forward::Pass::new(&run)?;
+            while !pass.issued_all(&run) {
+                pass.step(dev, &run, LAYERS_PER_PUMP)?;
+                dev.query(e0)?;
+            }
+            let start = pass.finish(dev, &run)?;
             dev.release(start);
             let e1 = dev.record(0, StreamKind::Compute)?;
             while !dev.query(e1)? {

@@ -45,10 +45,17 @@ const OUT_SLOTS: usize = 128;
 /// launch sequence never holds the dispatcher for more than a layer's
 /// launches.
 pub const LAYERS_PER_PUMP: usize = 1;
+/// Layers of a compute issued past a copy wait the host has not yet seen
+/// done. A compute stalled on a load would otherwise queue its whole pass
+/// behind the wait, and once the driver's launch queue is full every further
+/// launch (and the dispatcher with it) blocks until the load ends.
+pub const LAYERS_PAST_UNSEEN_WAIT: usize = 2;
 
 mod build;
 mod handoff;
+mod issue_stats;
 pub use handoff::{HandoffStats, OUTBOX_SLOTS};
+pub use issue_stats::IssueStats;
 
 /// A host-to-device copy of (one rank's shard of) a model's layers into the pool.
 #[derive(Debug, Clone, Default)]
@@ -165,6 +172,8 @@ pub struct Executor {
     pub gemm_rate: f64,
     /// Synthetic batch slope of the hardware profile.
     pub synthetic_slope: f64,
+    /// Host time spent in single issuing calls.
+    pub issue: IssueStats,
     copyq: Vec<VecDeque<PendingCopy>>,
     computeq: VecDeque<ComputeOp>,
     copies: HashMap<u64, CopyState>,
@@ -274,6 +283,7 @@ impl Executor {
                     front.start = Some(self.dev.record(g, StreamKind::Copy)?);
                 }
                 if n > 0 {
+                    let t = Instant::now();
                     self.dev.copy_h2d(
                         g,
                         src,
@@ -281,6 +291,7 @@ impl Executor {
                         op.pool_offset + front.done_bytes,
                         n,
                     )?;
+                    self.issue.copy(t.elapsed().as_secs_f64());
                 }
                 front.done_bytes += n;
                 if front.done_bytes < total {
@@ -371,9 +382,26 @@ impl Executor {
         Ok(())
     }
 
-    /// Issues up to `max_layers` more layers of issuing compute `i`;
-    /// whether all its layers are issued.
+    /// Issues up to `max_layers` more layers of issuing compute `i`, at most
+    /// [`LAYERS_PAST_UNSEEN_WAIT`] past the first copy wait not yet seen
+    /// done; whether all its layers are issued.
     fn step_compute(&mut self, i: usize, max_layers: usize) -> Result<bool> {
+        let c = &self.issuing[i];
+        let first = c.op.layers.start;
+        let next = c.pass.next_layer();
+        let unseen = |l: usize| {
+            c.op.waits.iter().any(|(r, k)| {
+                (r.start == l || (l == first && r.start < l))
+                    && !matches!(self.copies.get(k), Some(CopyState::Done))
+            })
+        };
+        let mut max_layers = max_layers;
+        if let Some(w) = (first..next).find(|&l| unseen(l)) {
+            max_layers = max_layers.min((w + LAYERS_PAST_UNSEEN_WAIT).saturating_sub(next));
+            if max_layers == 0 {
+                return Ok(false);
+            }
+        }
         let mut c = std::mem::replace(
             &mut self.issuing[i],
             Issuing {
@@ -382,10 +410,12 @@ impl Executor {
                 slot: 0,
             },
         );
+        let t = Instant::now();
         let done = self.with_run(&c.op, c.slot, |dev, r| {
             c.pass.step(dev, r, max_layers)?;
             Ok(c.pass.issued_all(r))
         });
+        self.issue.layer(t.elapsed().as_secs_f64());
         self.issuing[i] = c;
         done
     }

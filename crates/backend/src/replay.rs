@@ -423,6 +423,7 @@ pub fn replay(
     let mut next = 0;
     run.t0 = Instant::now();
     run.spans.start(run.t0);
+    run.ex.issue = Default::default();
     let t0 = run.t0;
     loop {
         run.ex.pump()?;

@@ -114,6 +114,7 @@ impl Executor {
             pool,
             gemm_rate: 0.0,
             synthetic_slope,
+            issue: super::IssueStats::default(),
             copyq: (0..gpus).map(|_| VecDeque::new()).collect(),
             computeq: VecDeque::new(),
             copies: HashMap::new(),

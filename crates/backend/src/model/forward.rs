@@ -205,6 +205,11 @@ impl Pass {
         })
     }
 
+    /// The next layer to issue.
+    pub fn next_layer(&self) -> usize {
+        self.next
+    }
+
     /// Whether every layer has been issued (then [`Pass::finish`]).
     pub fn issued_all(&self, r: &Run) -> bool {
         self.next >= r.layers.end

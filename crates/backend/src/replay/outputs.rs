@@ -62,6 +62,9 @@ pub struct ReplayResult {
     pub mean_dispatch_delay_s: f64,
     /// Activations handed between pipeline stages, by path.
     pub handoffs: crate::exec::HandoffStats,
+    /// Host time in single issuing calls of the executor (what can hold
+    /// the dispatcher back), counted over the measured run.
+    pub host_path: crate::exec::IssueStats,
     /// `tp x pp` of each model as placed, in workload order.
     pub parallel: Vec<String>,
     /// Per model, in workload order.
@@ -161,6 +164,7 @@ pub(super) fn summarize(
         max_dispatch_delay_s: max_delay,
         mean_dispatch_delay_s: mean_delay,
         handoffs: run.ex.handoff_stats(),
+        host_path: run.ex.issue,
         parallel: run
             .placed
             .iter()
