@@ -408,6 +408,7 @@ pub fn calibrate(
     let mut at = 0u64;
     let mut calibrated = BTreeMap::new();
     let (mut overhead, mut relative) = (Vec::new(), Vec::new());
+    let mut idle: Vec<Vec<f64>> = vec![Vec::new(); passes::IDLE_GAPS_S.len()];
     let ws_base = region.div_ceil(256) * 256;
     forward::init_workspace(dev, 0, ws_base)?;
     for (a, layout) in opts.archs.iter().zip(&layouts) {
@@ -420,6 +421,11 @@ pub fn calibrate(
         let passes = passes::measure(dev, layout, at, ws_base, &opts.batches, opts.reps, rate)?;
         overhead.extend_from_slice(&passes.overhead_s);
         relative.extend_from_slice(&passes.relative);
+        for per_batch in &passes.idle_extra_s {
+            for (i, &x) in per_batch.iter().enumerate() {
+                idle[i].push(x);
+            }
+        }
         let rows = passes.rows;
         for (b, row) in opts.batches.iter().zip(&rows) {
             report += &format!(
@@ -442,6 +448,18 @@ pub fn calibrate(
     if !overhead.is_empty() {
         profile.compute.request_overhead_s = passes::median(&mut overhead);
         profile.jitter.compute_cv = passes::robust_cv(&relative);
+    }
+    if idle.iter().all(|v| !v.is_empty()) {
+        profile.compute.idle_penalty = passes::IDLE_GAPS_S
+            .iter()
+            .zip(&mut idle)
+            .map(|(&gap, v)| (gap, passes::median(v).max(0.0)))
+            .collect();
+        report += "idle penalty (gap: extra, median over architectures and batch sizes):";
+        for (gap, extra) in &profile.compute.idle_penalty {
+            report += &format!(" {:.1} ms: {:.1} us", gap * 1e3, extra * 1e6);
+        }
+        report += "\n";
     }
     report += &format!(
         "request overhead {:.1} us; jitter: copy cv {:.4}, compute cv {:.4}\n",

@@ -18,7 +18,7 @@ use crate::device::{Device, StreamKind};
 use crate::exec::LAYERS_PER_PUMP;
 use crate::model::{forward, ModelLayout};
 use anyhow::Result;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Untimed passes before measuring a batch size.
 const WARMUP_PASSES: usize = 3;
@@ -36,6 +36,28 @@ pub struct PassTimes {
     pub overhead_s: Vec<f64>,
     /// Per pass: its GPU time over its batch size's median.
     pub relative: Vec<f64>,
+    /// Per batch size, per gap of [`IDLE_GAPS_S`]: median host time of a
+    /// pass issued after the GPU sat idle that long, less the median of
+    /// passes issued back to back, seconds (may be negative: noise).
+    pub idle_extra_s: Vec<Vec<f64>>,
+}
+
+/// Idle gaps before a pass at which the idle penalty is measured, seconds.
+pub const IDLE_GAPS_S: [f64; 6] = [1e-4, 5e-4, 2e-3, 8e-3, 24e-3, 64e-3];
+/// Passes per idle gap.
+const IDLE_PASSES: usize = 7;
+
+/// Waits until `due` as replay's dispatcher does when it has nothing in
+/// flight: sleeps until [`crate::replay::SLEEP_SLACK`] before it (when at
+/// least [`crate::replay::SLEEP_MIN`] away), then spins.
+pub fn idle_until(due: Instant) {
+    let wait = due.saturating_duration_since(Instant::now());
+    if wait > crate::replay::SLEEP_MIN {
+        std::thread::sleep(wait - crate::replay::SLEEP_SLACK);
+    }
+    while Instant::now() < due {
+        std::hint::spin_loop();
+    }
 }
 
 /// Median of `v` (sorted in place); 0 for none.
@@ -88,6 +110,7 @@ pub fn measure(
         };
         let passes = reps.max(MIN_PASSES);
         let mut gpu = Vec::with_capacity(passes);
+        let mut host_times = Vec::with_capacity(passes);
         for p in 0..WARMUP_PASSES + passes {
             let e0 = dev.record(0, StreamKind::Compute)?;
             let t0 = Instant::now();
@@ -110,9 +133,21 @@ pub fn measure(
             dev.release(e1);
             if p >= WARMUP_PASSES {
                 gpu.push(g);
+                host_times.push(host);
                 times.overhead_s.push((host - g).max(0.0));
             }
         }
+        let back_to_back = median(&mut host_times);
+        let mut extra = Vec::with_capacity(IDLE_GAPS_S.len());
+        for gap in IDLE_GAPS_S {
+            let mut at_gap = Vec::with_capacity(IDLE_PASSES);
+            for _ in 0..IDLE_PASSES {
+                idle_until(Instant::now() + Duration::from_secs_f64(gap));
+                at_gap.push(host_pass(dev, &run)?);
+            }
+            extra.push(median(&mut at_gap) - back_to_back);
+        }
+        times.idle_extra_s.push(extra);
         let pass = median(&mut gpu.clone());
         times
             .relative
@@ -126,6 +161,28 @@ pub fn measure(
         times.pass_s.push(pass);
     }
     Ok(times)
+}
+
+/// Issues one pass as replay does (a layer per pump, an event poll between)
+/// and waits for the host to see it done; the host time it took, seconds.
+fn host_pass(dev: &mut dyn Device, run: &forward::Run) -> Result<f64> {
+    let t0 = Instant::now();
+    let mut pass = forward::Pass::new(run)?;
+    let e0 = dev.record(0, StreamKind::Compute)?;
+    while !pass.issued_all(run) {
+        pass.step(dev, run, LAYERS_PER_PUMP)?;
+        dev.query(e0)?;
+    }
+    let start = pass.finish(dev, run)?;
+    let e1 = dev.record(0, StreamKind::Compute)?;
+    while !dev.query(e1)? {
+        std::hint::spin_loop();
+    }
+    let host = t0.elapsed().as_secs_f64();
+    for e in [start, e0, e1] {
+        dev.release(e);
+    }
+    Ok(host)
 }
 
 #[cfg(test)]

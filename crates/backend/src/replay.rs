@@ -43,6 +43,11 @@ use switchyard_scheduler::{Action, Event, Scheduler, Source, PRELOAD_COPY};
 
 /// Arrivals fed more than this late count as late dispatches, seconds.
 pub const LATE_S: f64 = 1e-3;
+/// With nothing in flight, the dispatcher sleeps when the next arrival is
+/// at least this far away...
+pub const SLEEP_MIN: Duration = Duration::from_micros(1500);
+/// ...until this long before it, then spins.
+pub const SLEEP_SLACK: Duration = Duration::from_micros(1000);
 
 mod outputs;
 use outputs::{summarize, write_outputs};
@@ -157,7 +162,7 @@ pub fn build_executor(
     )
 }
 
-/// Runs every model once at batch sizes 1 and `max_batch`: a whole model
+/// Runs every model once at every batch size up to `max_batch`: a whole model
 /// (`tp = pp = 1`) on every GPU, a split model on its placed GPUs through
 /// all its stages; weights copied to offset 0 of each pool, given back after.
 pub fn warm_up(ex: &mut Executor, w: &Workload) -> Result<()> {
@@ -192,7 +197,10 @@ pub fn warm_up(ex: &mut Executor, w: &Workload) -> Result<()> {
                     copies[s].push((layers.clone(), key));
                 }
             }
-            for b in [1, spec.max_batch as usize] {
+            // Every batch size the run can form: the first pass of a new
+            // shape loads its kernels (CUDA's lazy loading), which blocks the
+            // host until the GPU is idle, a whole load's time mid-run.
+            for b in 1..=spec.max_batch as usize {
                 let requests: Vec<u64> = (0..b as u64).collect();
                 let mut input = None;
                 for (s, stage_copies) in copies.iter().enumerate() {
@@ -458,8 +466,8 @@ pub fn replay(
         if !run.ex.busy() && next < n {
             let due = t0 + Duration::from_secs_f64(schedule.requests[next].arrival_s);
             let wait = due.saturating_duration_since(Instant::now());
-            if wait > Duration::from_micros(1500) {
-                std::thread::sleep(wait - Duration::from_micros(1000));
+            if wait > SLEEP_MIN {
+                std::thread::sleep(wait - SLEEP_SLACK);
             }
         } else if !run.ex.busy() && run.sched.busy() {
             bail!("the scheduler has work queued but issued nothing: replay cannot progress");

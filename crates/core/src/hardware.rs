@@ -45,6 +45,38 @@ pub struct ComputeModel {
     /// Host-side time of each batch after its last layer: the output's copy
     /// to the host and the host noticing it, seconds (0 unless calibrated).
     pub request_overhead_s: f64,
+    /// Extra time of a compute task that starts on a GPU whose compute
+    /// stream has been idle: `(idle gap, extra)` points in seconds, gaps
+    /// ascending, interpolated linearly and held flat past the last point
+    /// (empty unless calibrated: `replay calibrate` measures passes issued
+    /// after each gap, as replay's dispatcher issues them).
+    #[serde(default)]
+    pub idle_penalty: Vec<(f64, f64)>,
+}
+
+impl ComputeModel {
+    /// Extra seconds of a task that starts after the GPU's compute stream
+    /// was idle for `gap` seconds (see [`ComputeModel::idle_penalty`]).
+    pub fn idle_extra_s(&self, gap: f64) -> f64 {
+        let pts = &self.idle_penalty;
+        let (Some(first), Some(last)) = (pts.first(), pts.last()) else {
+            return 0.0;
+        };
+        if gap <= first.0 {
+            // From no extra at no gap up to the first point.
+            return if first.0 > 0.0 {
+                first.1 * (gap / first.0).max(0.0)
+            } else {
+                first.1
+            };
+        }
+        if gap >= last.0 {
+            return last.1;
+        }
+        let i = pts.partition_point(|p| p.0 <= gap);
+        let (a, b) = (pts[i - 1], pts[i]);
+        a.1 + (b.1 - a.1) * (gap - a.0) / (b.0 - a.0)
+    }
 }
 
 /// Run-to-run variation of copy and compute times, as coefficients of
@@ -191,6 +223,9 @@ struct RawCompute {
     synthetic_batch_slope: Option<Spanned<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     request_overhead_us: Option<Spanned<f64>>,
+    /// `[[idle gap us, extra us], ...]`, gaps ascending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idle_penalty_us: Option<Spanned<Vec<[f64; 2]>>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -239,11 +274,45 @@ impl From<&HardwareProfile> for RawProfile {
                 synthetic_batch_slope: Some(spanned(p.compute.synthetic_batch_slope)),
                 request_overhead_us: (p.compute.request_overhead_s > 0.0)
                     .then(|| spanned(p.compute.request_overhead_s * 1e6)),
+                idle_penalty_us: (!p.compute.idle_penalty.is_empty()).then(|| {
+                    spanned(
+                        p.compute
+                            .idle_penalty
+                            .iter()
+                            .map(|&(g, e)| [round_us(g * 1e6), round_us(e * 1e6)])
+                            .collect(),
+                    )
+                }),
             },
             jitter: p.jitter,
             calibrated: p.calibrated.clone(),
         }
     }
+}
+
+/// Microseconds rounded to 0.01, so written profiles stay readable.
+fn round_us(us: f64) -> f64 {
+    (us * 100.0).round() / 100.0
+}
+
+/// Checks `compute.idle_penalty_us`: finite, non-negative, gaps ascending.
+fn idle_penalty(ctx: &Ctx, s: &Spanned<Vec<[f64; 2]>>) -> Result<Vec<(f64, f64)>, InputError> {
+    let field = "compute.idle_penalty_us";
+    let mut out: Vec<(f64, f64)> = Vec::with_capacity(s.value.len());
+    for (i, &[gap, extra]) in s.value.iter().enumerate() {
+        let ok = gap.is_finite() && extra.is_finite() && gap >= 0.0 && extra >= 0.0;
+        if !ok || out.last().is_some_and(|p| gap * 1e-6 <= p.0) {
+            return Err(ctx.err(
+                &s.referenced,
+                format!("{field}[{i}]"),
+                format!(
+                    "expected [idle gap us, extra us] pairs of numbers >= 0 with gaps ascending, got [{gap}, {extra}]"
+                ),
+            ));
+        }
+        out.push((gap * 1e-6, extra * 1e-6));
+    }
+    Ok(out)
 }
 
 /// Parses a profile from YAML text; `file` names it in errors.
@@ -335,6 +404,10 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
                 }
                 None => 0.0,
             },
+            idle_penalty: match &raw.compute.idle_penalty_us {
+                Some(s) => idle_penalty(&ctx, s)?,
+                None => Vec::new(),
+            },
         },
         jitter: raw.jitter,
         calibrated: raw.calibrated,
@@ -376,6 +449,32 @@ mod tests {
         let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
         assert!((q.compute.request_overhead_s - 80e-6).abs() < 1e-12);
         assert_eq!(q.jitter, p.jitter);
+    }
+
+    #[test]
+    fn idle_penalty_interpolates_and_round_trips() {
+        let mut p = HardwareProfile::resolve("a100-pcie4", None).unwrap();
+        assert_eq!(p.compute.idle_extra_s(1.0), 0.0);
+        p.compute.idle_penalty = vec![(1e-3, 100e-6), (3e-3, 300e-6)];
+        let c = &p.compute;
+        assert!((c.idle_extra_s(0.5e-3) - 50e-6).abs() < 1e-12);
+        assert!((c.idle_extra_s(2e-3) - 200e-6).abs() < 1e-12);
+        assert!((c.idle_extra_s(1.0) - 300e-6).abs() < 1e-12);
+        assert_eq!(c.idle_extra_s(0.0), 0.0);
+        let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
+        assert_eq!(q.compute.idle_penalty.len(), 2);
+        assert!((q.compute.idle_extra_s(2e-3) - 200e-6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn idle_penalty_gaps_must_ascend() {
+        let text = include_str!("../../../profiles/t4-pcie3x8.yaml").replace(
+            "compute:\n",
+            "compute:\n  idle_penalty_us: [[100, 5], [50, 9]]\n",
+        );
+        let e = parse(Path::new("p.yaml"), &text).unwrap_err();
+        assert_eq!(e.field, "compute.idle_penalty_us[1]");
+        assert!(e.line.is_some());
     }
 
     #[test]

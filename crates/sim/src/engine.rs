@@ -107,7 +107,9 @@ pub fn simulate_policy(
     // One lane per GPU link, and one more: the host path that pageable
     // copies share when the profile says so.
     let mut link_free = vec![0.0f64; n_gpus + 1];
-    let mut stream_free = vec![0.0f64; n_gpus];
+    // When each GPU's compute stream frees up; never used yet: idle since
+    // long before the start (replay's warm-up ends before its clock starts).
+    let mut stream_free = vec![f64::NEG_INFINITY; n_gpus];
     let mut copy_done: Vec<f64> = Vec::new();
     let mut batch_start: Vec<f64> = Vec::new();
     let mut lat = Latencies::new(workload.models.len());
@@ -206,12 +208,24 @@ pub fn simulate_policy(
                         let shape = &workload.models[task.model as usize].shape;
                         t += hw.peer.time(activation_bytes(shape, b));
                     }
-                    for &g in &task.gpus {
-                        t = t.max(stream_free[g as usize]);
-                    }
+                    let idle_since = task
+                        .gpus
+                        .iter()
+                        .map(|&g| stream_free[g as usize])
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    t = t.max(idle_since);
                     let layers = task.layers.start as usize..task.layers.end as usize;
                     let mut cursor = layers.start;
                     let mut first: Option<f64> = None;
+                    // The first layer starts at `t`; a GPU that sat idle
+                    // before it pays the profile's idle penalty there (hidden
+                    // when later layers wait on their copies anyway).
+                    let begin = |first: &mut Option<f64>, t: &mut f64| {
+                        if first.is_none() {
+                            *first = Some(*t);
+                            *t += hw.compute.idle_extra_s(*t - idle_since);
+                        }
+                    };
                     let mut i = 0;
                     while i < task.waits.len() {
                         let range = task.waits[i].0.clone();
@@ -222,15 +236,16 @@ pub fn simulate_policy(
                         }
                         let (rs, re) = (range.start as usize, range.end as usize);
                         if rs > cursor {
-                            first.get_or_insert(t);
+                            begin(&mut first, &mut t);
                             t += table.time(cursor..rs, b) * f;
                         }
                         t = t.max(ready);
-                        first.get_or_insert(t);
+                        begin(&mut first, &mut t);
                         t += table.time(rs..re, b) * f;
                         cursor = re;
                     }
-                    let start = *first.get_or_insert(t);
+                    begin(&mut first, &mut t);
+                    let start = first.expect("set by begin");
                     if cursor < layers.end {
                         t += table.time(cursor..layers.end, b) * f;
                     }

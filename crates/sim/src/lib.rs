@@ -23,7 +23,9 @@
 //! of its tensor-parallel group is free and the previous stage's activations
 //! have crossed the peer link (`alpha + bytes / beta`); each layer group then
 //! waits for its copies. Per-layer compute times come from
-//! [`switchyard_core::cost::ComputeTable`] at the batch's size. A request
+//! [`switchyard_core::cost::ComputeTable`] at the batch's size; a task whose
+//! GPU sat idle before it pays the profile's idle penalty at its first layer
+//! (`compute.idle_penalty_us`, measured by `replay calibrate`). A request
 //! finishes the profile's `request_overhead_s` after its batch's last layer
 //! (the output's trip to the host). When the profile has `jitter`, each
 //! copy's and each compute task's time is multiplied by a seeded log-normal

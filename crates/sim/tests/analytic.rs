@@ -266,3 +266,39 @@ fn micro_batch_larger_than_max_batch_is_refused_with_its_line() {
         "{e}"
     );
 }
+
+#[test]
+fn idle_penalty_lengthens_passes_that_start_on_an_idle_gpu() {
+    // One resident model of 10 x 1 ms, requests 0.5 s apart: every pass
+    // starts on a GPU idle for ~0.49 s, past the table's last gap.
+    let mut w = workload(
+        "name: idle\nseed: 3\nduration_s: 10\n\
+         cluster: { hardware: h200-pcie5, gpus: 1 }\n\
+         models:\n  - { name: m, layers: 10, layer_mb: 10, layer_ms: 1.0 }\n\
+         arrivals: { process: round_robin, rate: 2 }\n\
+         policy: { system: resident }\n",
+    );
+    let schedule = arrivals::generate(&w).unwrap();
+    let run = |w: &Workload| {
+        let mut recs: Vec<RequestRecord> = Vec::new();
+        simulate_policy(w, &schedule, w.policy, &quiet(), &mut recs).unwrap();
+        recs
+    };
+    let plain = run(&w);
+    w.cluster.hardware.compute.idle_penalty = vec![(1e-3, 0.0), (0.1, 2e-3)];
+    let idle = run(&w);
+    assert_eq!(plain.len(), idle.len());
+    for (a, b) in plain.iter().zip(&idle) {
+        assert!(
+            (b.latency_s - a.latency_s - 2e-3).abs() < 1e-9,
+            "request {}: {} with the penalty vs {} without",
+            a.id,
+            b.latency_s,
+            a.latency_s
+        );
+        assert!(
+            (b.start_s - a.start_s).abs() < 1e-12,
+            "start is before the penalty"
+        );
+    }
+}
