@@ -45,11 +45,6 @@ const OUT_SLOTS: usize = 128;
 /// launch sequence never holds the dispatcher for more than a layer's
 /// launches.
 pub const LAYERS_PER_PUMP: usize = 1;
-/// Layers of a compute issued past a copy wait the host has not yet seen
-/// done. A compute stalled on a load would otherwise queue its whole pass
-/// behind the wait, and once the driver's launch queue is full every further
-/// launch (and the dispatcher with it) blocks until the load ends.
-pub const LAYERS_PAST_UNSEEN_WAIT: usize = 2;
 
 mod build;
 mod handoff;
@@ -382,26 +377,11 @@ impl Executor {
         Ok(())
     }
 
-    /// Issues up to `max_layers` more layers of issuing compute `i`, at most
-    /// [`LAYERS_PAST_UNSEEN_WAIT`] past the first copy wait not yet seen
-    /// done; whether all its layers are issued.
+    /// Issues up to `max_layers` more layers of issuing compute `i`; whether
+    /// all its layers are issued. Layers behind a copy wait are issued too
+    /// (their launches queue on the GPU), so each group runs as soon as its
+    /// copy lands, as PipeSwitch pipelines them.
     fn step_compute(&mut self, i: usize, max_layers: usize) -> Result<bool> {
-        let c = &self.issuing[i];
-        let first = c.op.layers.start;
-        let next = c.pass.next_layer();
-        let unseen = |l: usize| {
-            c.op.waits.iter().any(|(r, k)| {
-                (r.start == l || (l == first && r.start < l))
-                    && !matches!(self.copies.get(k), Some(CopyState::Done))
-            })
-        };
-        let mut max_layers = max_layers;
-        if let Some(w) = (first..next).find(|&l| unseen(l)) {
-            max_layers = max_layers.min((w + LAYERS_PAST_UNSEEN_WAIT).saturating_sub(next));
-            if max_layers == 0 {
-                return Ok(false);
-            }
-        }
         let mut c = std::mem::replace(
             &mut self.issuing[i],
             Issuing {
