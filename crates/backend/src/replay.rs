@@ -458,7 +458,6 @@ pub fn replay(
                 due,
             )?;
             next += 1;
-            run.ex.pump()?;
         }
         if next == n && !run.sched.busy() && !run.ex.busy() {
             break;
