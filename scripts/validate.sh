@@ -9,7 +9,8 @@
 # errors, the KS distance and the replay's late dispatches.
 #
 # usage: scripts/validate.sh [--device cuda|cpu] [--bin DIR] [--out DIR]
-#                            [--profile FILE] [--batches LIST] [WORKLOAD.yaml ...]
+#                            [--profile FILE] [--batches LIST] [--floor]
+#                            [WORKLOAD.yaml | DIR ...]
 #   --device   replay device (default cuda)
 #   --bin      folder holding sim, replay and plot (default: build them with
 #              cargo into target/release)
@@ -18,7 +19,11 @@
 #   --batches  batch sizes to calibrate (default 1,2,3,4,5,6,7,8)
 #   --system   serve every workload with this system (sim and replay alike)
 #              instead of its `policy.system`
-#   workloads  default: experiments/validation/*.yaml
+#   --floor    replay each schedule a second time and compare the two
+#              hardware runs (the noise floor), in summary.md
+#   workloads  files, or folders meaning their *.yaml; default: both halves,
+#              experiments/validation/tune and experiments/validation/holdout.
+#              summary.md names each workload's half (its folder's name).
 #
 # A workload whose replay fails (e.g. it needs more GPUs than the machine
 # has) is reported as failed in summary.md with the reason; the others go on.
@@ -31,6 +36,7 @@ out=out/validation
 profile=""
 batches=1,2,3,4,5,6,7,8
 system=()
+floor=0
 workloads=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -40,13 +46,20 @@ while [[ $# -gt 0 ]]; do
         --profile) profile="$2"; shift 2 ;;
         --batches) batches="$2"; shift 2 ;;
         --system) system=(--system "$2"); shift 2 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --floor) floor=1; shift ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         -*) echo "validate.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-        *) workloads+=("$1"); shift ;;
+        *)
+            if [[ -d "$1" ]]; then
+                workloads+=("$1"/*.yaml)
+            else
+                workloads+=("$1")
+            fi
+            shift ;;
     esac
 done
 if [[ ${#workloads[@]} -eq 0 ]]; then
-    workloads=(experiments/validation/*.yaml)
+    workloads=(experiments/validation/tune/*.yaml experiments/validation/holdout/*.yaml)
 fi
 for w in "${workloads[@]}"; do
     [[ -f "$w" ]] || { echo "validate.sh: no such workload file: $w" >&2; exit 2; }
@@ -83,7 +96,7 @@ for w in "${workloads[@]}"; do
         --schedule "$dir/sim/schedule.csv" --out "$dir/replay" >"$dir/replay.txt" 2>&1; then
         cat "$dir/replay.txt"
         reason=$(grep -m1 '^error' "$dir/replay.txt" | cut -c1-160 | tr '|' '/')
-        rows+=("| $name | replay failed: ${reason:-see replay.txt} |$(printf ' |%.0s' {1..9})")
+        rows+=("| $name | $(basename "$(dirname "$w")") | replay failed: ${reason:-see replay.txt} |$(printf ' |%.0s' {1..11})")
         status=1
         continue
     fi
@@ -95,16 +108,32 @@ for w in "${workloads[@]}"; do
     hw=$(sed -n 2p "$dir/compare/table.csv")
     sm=$(sed -n 3p "$dir/compare/table.csv")
     late=$(grep -o '"late_dispatches": *[0-9]*' "$dir/replay/summary.json" | grep -o '[0-9]*$')
-    n=$(echo "$hw" | cut -d, -f3)
-    rows+=("$(awk -F, -v h="$hw" -v s="$sm" -v name="$name" -v late="$late" -v n="$n" 'BEGIN {
+    delay=$(grep -o '"mean_dispatch_delay_s": *[0-9.e-]*' "$dir/replay/summary.json" | grep -o '[0-9.e-]*$')
+    half=$(basename "$(dirname "$w")")
+    floor_cols="| | |"
+    if [[ $floor -eq 1 ]]; then
+        echo "== $name: replay again (noise floor)"
+        if "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" "${system[@]}" \
+            --schedule "$dir/sim/schedule.csv" --out "$dir/replay2" >"$dir/replay2.txt" 2>&1; then
+            "$bin/plot" compare "$dir/replay" "$dir/replay2" --labels hardware,hardware2 --join \
+                --title "$name: hardware against itself" --out "$dir/floor" >"$dir/floor.txt"
+            f=$(sed -n 3p "$dir/floor/table.csv")
+            floor_cols=$(awk -v f="$f" 'BEGIN { split(f, c, ",");
+                printf "| %+.1f%% / %+.1f%% / %+.1f%% | %.4f |", 100 * c[11], 100 * c[12], 100 * c[13], c[14] }')
+        else
+            floor_cols="| replay failed | |"
+        fi
+    fi
+    rows+=("$(awk -v h="$hw" -v s="$sm" -v name="$name" -v half="$half" -v late="$late" -v delay="$delay" -v fl="$floor_cols" 'BEGIN {
         split(h, a, ","); split(s, b, ",");
-        printf "| %s | %d | %.2f | %.2f | %+.1f%% | %.2f | %.2f | %+.1f%% | %.4f | %.3f | %d |",
-            name, n, a[5], b[5], 100 * b[11], a[7], b[7], 100 * b[13], b[14], b[15], late }')")
+        printf "| %s | %s | %d | %.2f | %+.1f%% | %.2f | %+.1f%% | %.2f | %+.1f%% | %.4f | %.3f | %d (%.1f%%), mean %.0f us %s",
+            name, half, a[3], a[5], 100 * b[11], a[6], 100 * b[12], a[7], 100 * b[13], b[14], b[15],
+            late, 100 * late / a[3], 1e6 * delay, fl }')")
 done
 
 {
-    echo "| workload | requests | p50 hw ms | p50 sim ms | p50 err | p99 hw ms | p99 sim ms | p99 err | KS | mean abs err ms | late dispatches |"
-    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    echo "| workload | half | requests | p50 hw ms | p50 err | p90 hw ms | p90 err | p99 hw ms | p99 err | KS | mean abs err ms | late dispatches (>1 ms), mean delay | hw vs hw p50 / p90 / p99 | hw vs hw KS |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     printf '%s\n' "${rows[@]}"
 } >"$out/summary.md"
 echo "== summary ($out/summary.md)"
