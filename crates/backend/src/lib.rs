@@ -10,6 +10,7 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 pub mod calibrate;
+pub mod calibrate_paced;
 pub mod calibrate_passes;
 pub mod check;
 pub mod device;

@@ -135,9 +135,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 name,
                 reps: reps.max(1),
             };
-            let (profile, report) = calibrate(dev.as_mut(), &opts)?;
+            let (mut profile, mut report) = calibrate(dev.as_mut(), &opts)?;
+            let describe = dev.describe();
+            switchyard_backend::calibrate_paced::refine(dev, &opts, &mut profile, &mut report)?;
             eprint!("{report}");
-            let mut text = format!("# Written by `replay calibrate` on {}.\n", dev.describe());
+            let mut text = format!("# Written by `replay calibrate` on {describe}.\n");
             for line in report.lines() {
                 text += &format!("# {line}\n");
             }
