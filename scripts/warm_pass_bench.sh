@@ -28,7 +28,7 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/machine.txt" || true
 python3 -c 'import torch; print("torch", torch.__version__)' >> "$out/machine.txt"
 "$bin/replay" calibrate --device cuda --arch "$arch" --batches "$batches" \
-    --out "$out/profile.yaml" > "$out/calibrate.txt"
+    --out "$out/profile.yaml" > "$out/calibrate.txt" 2>&1
 python3 "$(dirname "$0")/torch_reference.py" --arch "$arch" --batches "$batches" > "$out/torch.csv"
 {
     echo "| arch | batch | replay ms | PyTorch eager ms | PyTorch CUDA graph ms | replay / graph |"
