@@ -19,7 +19,7 @@
 use crate::calibrate::CalibrateOptions;
 use crate::calibrate_passes::{idle_until, median, IDLE_GAPS_S};
 use crate::device::Device;
-use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
+use crate::exec::{ComputeOp, CopyOp, Executor};
 use crate::host_store::WeightSource;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -107,17 +107,7 @@ fn refine_models(
             requests: (0..b as u64).collect(),
             ..ComputeOp::default()
         })?;
-        loop {
-            ex.pump()?;
-            for c in ex.poll()? {
-                if let Completion::Compute { key: k, at, .. } = c {
-                    if k == key {
-                        return Ok((at - t0).as_secs_f64());
-                    }
-                }
-            }
-            std::hint::spin_loop();
-        }
+        Ok((ex.wait_for_compute(key)? - t0).as_secs_f64())
     };
     // Warm-up: every shape once (kernels load lazily).
     for &b in &opts.batches {

@@ -543,6 +543,23 @@ impl Executor {
             || !self.issued_computes.is_empty()
     }
 
+    /// Pumps and polls until compute `key` is seen done (as replay's loop
+    /// would see it); returns when, with everything else queued drained.
+    pub fn wait_for_compute(&mut self, key: u64) -> Result<Instant> {
+        loop {
+            self.pump()?;
+            for c in self.poll()? {
+                if let Completion::Compute { key: k, at, .. } = c {
+                    if k == key {
+                        self.drain()?;
+                        return Ok(at);
+                    }
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
     /// Pumps and polls until everything queued has finished.
     pub fn drain(&mut self) -> Result<Vec<Completion>> {
         let mut all = Vec::new();

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use switchyard_backend::calibrate::measure_h2d;
 use switchyard_backend::device::{self, StreamKind};
-use switchyard_backend::exec::{Completion, ComputeOp, CopyOp, Executor};
+use switchyard_backend::exec::{ComputeOp, CopyOp, Executor};
 use switchyard_backend::host_store::{HostStore, WeightSource};
 use switchyard_backend::model::shard::ShardLayout;
 use switchyard_backend::model::ModelLayout;
@@ -106,23 +106,8 @@ fn cold_run(
         waits,
         ..Default::default()
     })?;
-    let done = wait_for(ex, ck)?;
+    let done = ex.wait_for_compute(ck)?;
     Ok((done - t0).as_secs_f64())
-}
-
-fn wait_for(ex: &mut Executor, key: u64) -> Result<Instant> {
-    loop {
-        ex.pump()?;
-        for c in ex.poll()? {
-            if let Completion::Compute { key: k, at, .. } = c {
-                if k == key {
-                    ex.drain()?;
-                    return Ok(at);
-                }
-            }
-        }
-        std::hint::spin_loop();
-    }
 }
 
 fn main() -> Result<()> {
@@ -383,7 +368,7 @@ fn main() -> Result<()> {
                 requests: (0..a.batch as u64).collect(),
                 ..Default::default()
             })?;
-            warm.push((wait_for(&mut ex, key)? - t0).as_secs_f64());
+            warm.push((ex.wait_for_compute(key)? - t0).as_secs_f64());
         }
         warm.remove(0);
         let warm = median(warm);
