@@ -3,6 +3,10 @@
 //! and `replay`, so both halves serve exactly the same requests.
 
 use crate::error::{Error, InputError, Result};
+
+/// Latest arrival a schedule file may hold, seconds (about 32 years): past
+/// it a real-time replay could not even represent its release instant.
+pub const MAX_ARRIVAL_S: f64 = 1e9;
 use crate::output::write_atomic_with;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -113,12 +117,15 @@ impl Schedule {
             let t: f64 = rec[c_t]
                 .parse()
                 .ok()
-                .filter(|t: &f64| t.is_finite() && *t >= 0.0)
+                .filter(|t: &f64| t.is_finite() && (0.0..=MAX_ARRIVAL_S).contains(t))
                 .ok_or_else(|| {
                     bad(
                         line,
                         "arrival_s",
-                        format!("expected seconds >= 0, got `{}`", &rec[c_t]),
+                        format!(
+                            "expected seconds from 0 to {MAX_ARRIVAL_S:e}, got `{}`",
+                            &rec[c_t]
+                        ),
                     )
                 })?;
             let model = models.iter().position(|m| m == &rec[c_m]).ok_or_else(|| {
@@ -200,7 +207,7 @@ mod tests {
     }
 
     #[test]
-    fn unsorted_and_negative_rows_are_refused() {
+    fn unsorted_negative_and_far_future_rows_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
         std::fs::write(&p, "id,arrival_s,model\n0,0.5,a\n1,0.2,b\n").unwrap();
@@ -208,6 +215,11 @@ mod tests {
             panic!()
         };
         assert_eq!((e.line, e.field.as_str()), (Some(3), "arrival_s"));
+        std::fs::write(&p, "id,arrival_s,model\n0,1e300,a\n").unwrap();
+        let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!((e.line, e.field.as_str()), (Some(2), "arrival_s"));
         std::fs::write(&p, "id,arrival_s,model\n0,-1,a\n").unwrap();
         let Error::Input(e) = Schedule::read_csv(&p, &names()).unwrap_err() else {
             panic!()

@@ -50,6 +50,21 @@ pub fn load(
                 )
             })
     };
+    // A row shorter than the header (the reader is flexible) is an error
+    // naming the missing column, never an out-of-bounds index.
+    let cell = |rec: &'_ csv::StringRecord, c: usize, name: &str, line: u64| {
+        rec.get(c).map(str::to_owned).ok_or_else(|| {
+            bad(
+                line,
+                name,
+                format!(
+                    "the row has {} columns, fewer than the header's {}: no `{name}`",
+                    rec.len(),
+                    headers.len()
+                ),
+            )
+        })
+    };
     let mut out = Vec::new();
     match format {
         TraceFormat::Csv => {
@@ -63,17 +78,21 @@ pub fn load(
                     )
                 })?;
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                let t = parse_time(&rec[c_t]).ok_or_else(|| {
+                let (t_cell, m_cell) = (
+                    cell(&rec, c_t, "arrival_s", line)?,
+                    cell(&rec, c_m, "model", line)?,
+                );
+                let t = parse_time(&t_cell).ok_or_else(|| {
                     bad(
                         line,
                         "arrival_s",
-                        format!("expected seconds >= 0, got `{}`", &rec[c_t]),
+                        format!("expected seconds >= 0, got `{t_cell}`"),
                     )
                 })?;
                 let m = models
                     .iter()
-                    .position(|n| n == &rec[c_m])
-                    .ok_or_else(|| bad(line, "model", format!("unknown model `{}`", &rec[c_m])))?;
+                    .position(|n| n == &m_cell)
+                    .ok_or_else(|| bad(line, "model", format!("unknown model `{m_cell}`")))?;
                 out.push((t * time_scale, m as u32));
             }
         }
@@ -90,14 +109,12 @@ pub fn load(
                     )
                 })?;
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                let ts = parse_timestamp(&rec[c_t]).ok_or_else(|| {
+                let t_cell = cell(&rec, c_t, "TIMESTAMP", line)?;
+                let ts = parse_timestamp(&t_cell).ok_or_else(|| {
                     bad(
                         line,
                         "TIMESTAMP",
-                        format!(
-                            "expected `YYYY-MM-DD HH:MM:SS[.fffffff]`, got `{}`",
-                            &rec[c_t]
-                        ),
+                        format!("expected `YYYY-MM-DD HH:MM:SS[.fffffff]`, got `{t_cell}`"),
                     )
                 })?;
                 let t0 = *first.get_or_insert(ts);
@@ -167,6 +184,18 @@ mod tests {
 
     fn models(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("m{i}")).collect()
+    }
+
+    #[test]
+    fn a_row_shorter_than_the_header_names_its_line_and_missing_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "arrival_s,model\n0.5,m0\n0.7\n").unwrap();
+        let mut rng = StdRng::seed_from_u64(1);
+        let e = load(&p, TraceFormat::Csv, 1.0, &models(1), &[1.0], &mut rng).unwrap_err();
+        let Error::Input(e) = e else { panic!("{e:?}") };
+        assert_eq!((e.line, e.field.as_str()), (Some(3), "model"));
+        assert!(e.message.contains("fewer than the header"), "{}", e.message);
     }
 
     #[test]

@@ -142,6 +142,20 @@ fn weights_set_shares() {
 }
 
 #[test]
+fn huge_weights_do_not_overflow_their_sum() {
+    let shares = Skew::Weights(vec![1e308, 1e308, 5e307]).shares(3);
+    assert_eq!(shares, vec![0.4, 0.4, 0.2]);
+    let spec = ArrivalSpec {
+        process: Process::Poisson { rate: 100.0 },
+        skew: Skew::Weights(vec![1e308, 1e308]),
+        per_model: false,
+    };
+    let mut rng = StdRng::seed_from_u64(9);
+    let v = arrivals(&spec, &names(2), 10.0, &mut rng).unwrap();
+    assert!(v.len() > 500);
+}
+
+#[test]
 fn on_off_process_has_its_mean_rate_and_is_burstier_than_poisson() {
     let p = Process::OnOff {
         rate_on: 50.0,

@@ -171,7 +171,15 @@ impl Skew {
             Skew::Zipf(s) => (0..n).map(|i| 1.0 / ((i + 1) as f64).powf(*s)).collect(),
             Skew::Weights(w) => w.clone(),
         };
-        let total: f64 = raw.iter().sum();
+        let mut total: f64 = raw.iter().sum();
+        let mut raw = raw;
+        if !total.is_finite() {
+            // Weights near f64::MAX overflow their sum: scale them by the
+            // largest first (only then, so other shares stay bit-identical).
+            let max = raw.iter().copied().fold(0.0f64, f64::max);
+            raw.iter_mut().for_each(|w| *w /= max);
+            total = raw.iter().sum();
+        }
         raw.iter().map(|w| w / total).collect()
     }
 }
