@@ -66,14 +66,18 @@
 //!   A stage that cannot get memory yet loads when the batch reaches it, as
 //!   soon as earlier work on that GPU releases enough (stage k loads the
 //!   next model while stage k+1 still runs the previous one). Stages with
-//!   computes outstanding or copies in flight are never evicted.
+//!   computes outstanding or copies in flight are never evicted. A load's
+//!   copies are grouped for the batch whose compute runs behind them (its
+//!   size: the requests waiting when it was formed, at most `max_batch`;
+//!   a micro-batch for a split model); computes wait on the copies as issued.
 //! - Eviction ([`switchyard_core::workload::Eviction`]): LRU (least recent
 //!   batch), LFU (fewest requests served), Belady (next request furthest
 //!   ahead in the schedule, counting queued requests first). Stages that a
 //!   formed batch still needs are evicted only as a last resort.
 //! - Systems: `computron` (pinned, whole stage shard per copy),
 //!   `pipeswitch` (pinned, layer groups: optimal DP / per layer / one group,
-//!   see [`grouping`]), `stop-and-start` (pageable, whole shard),
+//!   see [`grouping`]; the DP is fed the compute times of the batch the load
+//!   is for, [`Placement::groups_for`]), `stop-and-start` (pageable, whole shard),
 //!   `resident` (everything loaded by [`Scheduler::preload`]; refuses
 //!   workloads that don't fit), `streaming` (every batch copies its layers
 //!   into a scratch region freed after the stage computes; nothing cached).

@@ -1,5 +1,6 @@
 //! Static placement: which GPU holds each shard of each model, the layers of
-//! each pipeline stage, and how each stage's shard is split into copies.
+//! each pipeline stage, and how each stage's shard is split into copies for
+//! each batch size a load can be for.
 
 use crate::grouping;
 use std::ops::Range;
@@ -22,10 +23,20 @@ pub struct Placement {
     /// Bytes of one shard of each stage on one GPU (sum of the stage's
     /// per-layer shard bytes, each layer's bytes divided by `tp`, rounded up).
     pub shard_bytes: Vec<u64>,
-    /// Copy groups of each stage (absolute layer ranges, in order).
-    pub groups: Vec<Vec<Range<u32>>>,
-    /// For each stage and group: `(offset within the shard, bytes)` on one GPU.
-    pub group_bytes: Vec<Vec<(u64, u64)>>,
+    /// The model's largest batch: groupings are cached for batches `1..=max_batch`.
+    pub max_batch: u32,
+    /// `groupings[stage][batch - 1]`: the stage's copy groups planned with the
+    /// compute times of that batch size (read through [`Placement::groups_for`]).
+    groupings: Vec<Vec<StageGroups>>,
+}
+
+/// How one stage's shard is split into copies, for one batch size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageGroups {
+    /// Copy groups: absolute layer ranges, in order, covering the stage.
+    pub ranges: Vec<Range<u32>>,
+    /// For each group: `(offset within the shard, bytes)` on one GPU.
+    pub bytes: Vec<(u64, u64)>,
 }
 
 impl Placement {
@@ -33,6 +44,19 @@ impl Placement {
     pub fn stage_gpus(&self, stage: u32) -> &[u32] {
         let tp = self.tp as usize;
         &self.gpus[stage as usize * tp..(stage as usize + 1) * tp]
+    }
+
+    /// The copy groups of `stage` for a load whose copies a compute of
+    /// `batch` requests runs behind: the grouping policy (for PipeSwitch's
+    /// `optimal`, the DP of [`grouping::optimal`]) fed the per-layer compute
+    /// times of that batch size. `batch` is clamped to `1..=max_batch`.
+    ///
+    /// Which batch a load is for is the scheduler's decision; once a load is
+    /// issued, its copies (and the waits matched to them) keep the grouping
+    /// it was issued with.
+    pub fn groups_for(&self, stage: u32, batch: u32) -> &StageGroups {
+        let b = batch.clamp(1, self.max_batch.max(1)) as usize;
+        &self.groupings[stage as usize][b - 1]
     }
 }
 
@@ -57,6 +81,8 @@ pub fn parallelism(system: System, m: &ModelSpec) -> (u32, u32) {
 
 /// Places every model (with [`parallelism`]): each takes `tp * pp` distinct GPUs starting at the
 /// base GPU (wrapping) that keeps the most loaded GPU lightest (ties: lowest base).
+/// Each stage's copy groups are planned once per batch size `1..=max_batch`
+/// with that batch's per-layer compute times ([`Placement::groups_for`]).
 pub fn place(
     models: &[ModelSpec],
     gpus: u32,
@@ -94,32 +120,26 @@ pub fn place(
             for (i, g) in placed.iter().enumerate() {
                 load[*g as usize] += shard_bytes[i / tp as usize];
             }
-            let mut groups = Vec::with_capacity(stages.len());
-            let mut group_bytes = Vec::with_capacity(stages.len());
-            for r in &stages {
-                let bytes: Vec<u64> = r
-                    .clone()
-                    .map(|l| shard_layer_bytes(&m.shape, l, tp))
-                    .collect();
-                let compute: Vec<f64> = r
-                    .clone()
-                    .map(|l| layer_compute_s(hw, &m.shape, l, 1, tp))
-                    .collect();
-                let gs = grouping::groups(grouping, &bytes, &compute, link);
-                let mut off = 0u64;
-                let mut gb = Vec::with_capacity(gs.len());
-                for g in &gs {
-                    let b: u64 = bytes[g.clone()].iter().sum();
-                    gb.push((off, b));
-                    off += b;
-                }
-                groups.push(
-                    gs.iter()
-                        .map(|g| (r.start + g.start) as u32..(r.start + g.end) as u32)
-                        .collect(),
-                );
-                group_bytes.push(gb);
-            }
+            let max_batch = m.max_batch.max(1);
+            let groupings = stages
+                .iter()
+                .map(|r| {
+                    let bytes: Vec<u64> = r
+                        .clone()
+                        .map(|l| shard_layer_bytes(&m.shape, l, tp))
+                        .collect();
+                    (1..=max_batch)
+                        .map(|b| {
+                            let compute: Vec<f64> = r
+                                .clone()
+                                .map(|l| layer_compute_s(hw, &m.shape, l, b, tp))
+                                .collect();
+                            let gs = grouping::groups(grouping, &bytes, &compute, link);
+                            stage_groups(&gs, &bytes, r.start)
+                        })
+                        .collect()
+                })
+                .collect();
             Placement {
                 tp,
                 pp,
@@ -129,9 +149,27 @@ pub fn place(
                     .map(|r| r.start as u32..r.end as u32)
                     .collect(),
                 shard_bytes,
-                groups,
-                group_bytes,
+                max_batch,
+                groupings,
             }
         })
         .collect()
+}
+
+/// `gs` (ranges relative to a stage starting at layer `start`, over the
+/// stage's per-layer `bytes`) as absolute ranges with their shard offsets.
+fn stage_groups(gs: &[Range<usize>], bytes: &[u64], start: usize) -> StageGroups {
+    let mut off = 0u64;
+    let mut out = StageGroups {
+        ranges: Vec::with_capacity(gs.len()),
+        bytes: Vec::with_capacity(gs.len()),
+    };
+    for g in gs {
+        let b: u64 = bytes[g.clone()].iter().sum();
+        out.bytes.push((off, b));
+        off += b;
+        out.ranges
+            .push((start + g.start) as u32..(start + g.end) as u32);
+    }
+    out
 }

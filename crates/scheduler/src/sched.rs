@@ -19,8 +19,12 @@ struct StageState {
     resident: bool,
     /// Pool offset on each tp rank's GPU.
     regions: Vec<u64>,
-    /// Copies in flight into the region.
+    /// Copies in flight into the region: each group's layers as its copy
+    /// carries them (the grouping of `load_batch`), which computes wait on.
     loading: Vec<(Range<u32>, CopyId)>,
+    /// Batch size whose grouping ([`Placement::groups_for`]) the last load
+    /// into the region was issued with.
+    load_batch: u32,
     /// Computes issued and not yet done.
     in_use: u32,
     /// Formed batches that will still run this stage.
@@ -217,9 +221,14 @@ impl Scheduler {
         self.preloaded = true;
         for (m, p) in self.placements.iter().enumerate() {
             for s in 0..p.pp as usize {
-                let st = &self.models[m].stages[s];
-                for (gi, range) in p.groups[s].iter().enumerate() {
-                    let (goff, bytes) = p.group_bytes[s][gi];
+                // Batch 1: preload copies finish before time 0 and no compute
+                // runs behind them, so no batch's compute times matter; batch
+                // 1 is the grouping of a load for a lone request. (`resident`
+                // copies one group per stage at any batch size anyway.)
+                let st = &mut self.models[m].stages[s];
+                st.load_batch = 1;
+                let gs = p.groups_for(s as u32, 1);
+                for (range, &(goff, bytes)) in gs.ranges.iter().zip(&gs.bytes) {
                     for r in 0..p.tp as usize {
                         actions.push(Action::Copy(CopyOp {
                             id: PRELOAD_COPY,
@@ -372,11 +381,14 @@ impl Scheduler {
             self.reach_or_defer(b, 0, actions);
         }
         if !matches!(self.system, System::Streaming | System::Resident) {
+            // These loads are for the batch just formed: the first compute
+            // behind their copies is its first micro-batch, `per` requests.
+            let first = per.max(1) as u32;
             for s in 1..self.placements[mi].pp {
                 if !self.models[mi].stages[s as usize].resident
                     && self.allocate(m, s, false, actions)
                 {
-                    self.issue_load(m, s, actions);
+                    self.issue_load(m, s, first, actions);
                 }
             }
         }
@@ -417,6 +429,11 @@ impl Scheduler {
         let m = self.batches.get(b).model;
         let (mi, si) = (m as usize, s as usize);
         let tp = self.placements[mi].tp as usize;
+        // A load issued here is for this batch: its compute runs right
+        // behind the copies. Batches take at most `max_batch` of the
+        // requests waiting when they are formed (FCFS), so with one stage
+        // this is the number waiting then, clamped to `1..=max_batch`.
+        let batch_size = self.batches.get(b).requests.len() as u32;
         let task_id = if self.system == System::Streaming {
             let bytes = self.placements[mi].shard_bytes[si];
             self.scratch.clear();
@@ -440,8 +457,8 @@ impl Scheduler {
             task.weights_offsets.extend_from_slice(&self.scratch);
             task.streamed = true;
             let p = &self.placements[mi];
-            for (gi, range) in p.groups[si].iter().enumerate() {
-                let (goff, gbytes) = p.group_bytes[si][gi];
+            let gs = p.groups_for(s, batch_size);
+            for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
                 for r in 0..tp {
                     let id = self.copies.alloc();
                     *self.copies.get_mut(id) = CopyMeta {
@@ -477,7 +494,7 @@ impl Scheduler {
                 if !self.allocate(m, s, true, actions) {
                     return false;
                 }
-                self.issue_load(m, s, actions);
+                self.issue_load(m, s, batch_size, actions);
                 self.batches.get_mut(b).cold = true;
             }
             let st = &mut self.models[mi].stages[si];
@@ -505,7 +522,7 @@ impl Scheduler {
         } else {
             None
         };
-        task.batch_size = self.batches.get(b).requests.len() as u32;
+        task.batch_size = batch_size;
         for &g in p.stage_gpus(s) {
             self.busy[g as usize] += 1;
         }
@@ -513,8 +530,11 @@ impl Scheduler {
         true
     }
 
-    /// Copies every group of stage `s` of model `m` into its regions.
-    fn issue_load(&mut self, m: u32, s: u32, actions: &mut Vec<Action>) {
+    /// Copies every group of stage `s` of model `m` into its regions, grouped
+    /// for a compute of `batch` requests ([`Placement::groups_for`]). The
+    /// groups go into the stage's `loading` as issued, so every compute that
+    /// waits on this load waits on exactly these copies.
+    fn issue_load(&mut self, m: u32, s: u32, batch: u32, actions: &mut Vec<Action>) {
         let (mi, si) = (m as usize, s as usize);
         let source = if self.system == System::StopAndStart {
             Source::Pageable
@@ -524,8 +544,9 @@ impl Scheduler {
         let p = &self.placements[mi];
         let tp = p.tp as usize;
         let st = &mut self.models[mi].stages[si];
-        for (gi, range) in p.groups[si].iter().enumerate() {
-            let (goff, gbytes) = p.group_bytes[si][gi];
+        st.load_batch = batch;
+        let gs = p.groups_for(s, batch);
+        for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
             for r in 0..tp {
                 let id = self.copies.alloc();
                 *self.copies.get_mut(id) = CopyMeta {

@@ -60,12 +60,21 @@ impl Scheduler {
 
     /// Checks memory accounting: every pool consistent, regions of resident
     /// stages inside their pool and disjoint, and a pool's used bytes equal to
-    /// the stages and scratch regions it holds.
+    /// the stages and scratch regions it holds; and that every copy in flight
+    /// into a stage is a group of the grouping its load was issued with.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut regions: Vec<Vec<(u64, u64)>> = vec![Vec::new(); self.pools.len()];
         for (m, ms) in self.models.iter().enumerate() {
             let p = &self.placements[m];
             for (s, st) in ms.stages.iter().enumerate() {
+                let planned = &p.groups_for(s as u32, st.load_batch).ranges;
+                if let Some((r, c)) = st.loading.iter().find(|(r, _)| !planned.contains(r)) {
+                    return Err(format!(
+                        "model {m} stage {s}: copy {c} carries layers {r:?}, not a group of \
+                         its load's grouping (batch {}): {planned:?}",
+                        st.load_batch
+                    ));
+                }
                 if !st.resident {
                     continue;
                 }
