@@ -37,7 +37,7 @@ struct RunArgs {
     #[arg(long, short = 'o', default_value = "out")]
     out: PathBuf,
     /// Device: `cuda` or `cpu`.
-    #[arg(long, default_value = "cuda")]
+    #[arg(long, default_value = "cuda", value_parser = ["cuda", "cpu"])]
     device: String,
     /// Override `cluster.hardware` (preset name or profile YAML).
     #[arg(long)]
@@ -66,7 +66,7 @@ enum Cmd {
     /// Measure links and per-layer compute; write a hardware profile YAML.
     Calibrate {
         /// Device: `cuda` or `cpu`.
-        #[arg(long, default_value = "cuda")]
+        #[arg(long, default_value = "cuda", value_parser = ["cuda", "cpu"])]
         device: String,
         /// Profile file to write.
         #[arg(long, short = 'o')]
@@ -90,7 +90,7 @@ enum Cmd {
     /// Check the forward pass against the f32 host reference.
     Selftest {
         /// Device: `cuda` or `cpu`.
-        #[arg(long, default_value = "cuda")]
+        #[arg(long, default_value = "cuda", value_parser = ["cuda", "cpu"])]
         device: String,
     },
 }

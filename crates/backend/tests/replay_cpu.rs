@@ -212,6 +212,33 @@ fn replay_binary_without_schedule_exits_2() {
 }
 
 #[test]
+fn unknown_device_and_missing_workload_exit_2() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_replay"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--device", "tpu", "-w", "x.yaml", "--schedule", "x.csv"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("tpu"), "{err}");
+    let (code, err) = run(&[
+        "--device",
+        "cpu",
+        "-w",
+        "/nonexistent/w.yaml",
+        "--schedule",
+        "x.csv",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/nonexistent/w.yaml"), "{err}");
+}
+
+#[test]
 fn cuda_without_driver_fails_clearly() {
     if switchyard_backend::device::cuda::driver_present() {
         println!("skipped: a CUDA driver is present");

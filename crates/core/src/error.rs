@@ -58,15 +58,16 @@ impl std::error::Error for InputError {}
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The user's input is wrong; exit with [`EXIT_BAD_INPUT`].
-    #[error("{0}")]
+    #[error(transparent)]
     Input(#[from] InputError),
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file or folder involved.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (not an error `source`, so that printing
+        /// the chain does not say it twice).
+        cause: std::io::Error,
     },
 }
 
@@ -75,8 +76,19 @@ impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
-            source,
+            cause: source,
         }
+    }
+
+    /// An input file that cannot be read (missing, unreadable, not UTF-8):
+    /// bad input, so the binaries exit with [`EXIT_BAD_INPUT`].
+    pub fn unreadable(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Input(InputError::new(
+            path,
+            None,
+            "",
+            format!("cannot read it: {source}"),
+        ))
     }
 
     /// The process exit code for this error: 2 for bad input, 1 otherwise.

@@ -77,7 +77,7 @@ impl Schedule {
     ///
     /// Extra columns are ignored. Rows must be sorted by `arrival_s`; ids must be unique.
     pub fn read_csv(path: &Path, models: &[String]) -> Result<Schedule> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path, e))?;
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .from_reader(file);

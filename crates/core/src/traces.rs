@@ -26,7 +26,7 @@ pub fn load(
     shares: &[f64],
     rng: &mut StdRng,
 ) -> Result<Vec<(f64, u32)>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path, e))?;
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)

@@ -214,6 +214,25 @@ fn unknown_system_is_a_usage_error() {
     assert!(err.contains("computron, pipeswitch"), "{err}");
 }
 
+#[test]
+fn unreadable_workload_files_are_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, b"name: \xff\xfe\n").unwrap();
+    for w in [bad, dir.path().join("missing.yaml")] {
+        let o = sim(&[
+            "-w",
+            w.to_str().unwrap(),
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(w.to_str().unwrap()), "{err}");
+        assert!(!dir.path().join("o").exists());
+    }
+}
+
 /// Every bundled workload (experiments/ and both halves of
 /// experiments/validation/) loads and yields a schedule; the validation ones
 /// hold at least 1,000 requests.

@@ -317,7 +317,7 @@ impl Workload {
     /// Reads `path` like [`Workload::load`], with `cluster.hardware` replaced
     /// by `hardware` (a preset name or a profile path) when given.
     pub fn load_with_hardware(path: &Path, hardware: Option<&str>) -> Result<Workload> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::unreadable(path, e))?;
         Workload::parse_with_hardware(path, &text, hardware)
     }
 
@@ -351,7 +351,7 @@ impl Workload {
         let gpus = ctx.at_least_one(&raw.cluster.gpus, "cluster.gpus")? as u32;
         let hardware = HardwareProfile::resolve(&raw.cluster.hardware.value, Some(&base)).map_err(
             |e| match e {
-                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
                     Error::Input(ctx.err(
                         &raw.cluster.hardware.referenced,
                         "cluster.hardware",
