@@ -42,6 +42,9 @@ pub struct CalibrateOptions {
     pub name: String,
     /// Repetitions per measurement.
     pub reps: usize,
+    /// Tensor-parallel degrees (above 1) whose passes are timed on that
+    /// many GPUs; empty for none.
+    pub tp: Vec<u32>,
 }
 
 /// One fitted link with its samples.
@@ -440,6 +443,7 @@ pub fn calibrate(
                 batch_sizes: opts.batches.clone(),
                 layer_s: rows,
                 items_per_request: layout.shape.items_per_request,
+                tensor_parallel_pass_s: BTreeMap::new(),
             },
         );
         at += layout.total_bytes().div_ceil(256) * 256;
@@ -501,6 +505,7 @@ mod tests {
             base: "h200-pcie5".into(),
             name: "cpu-test".into(),
             reps: 1,
+            tp: vec![],
         };
         let (p, report) = calibrate(&mut dev, &opts).unwrap();
         assert!(report.contains("pinned"));

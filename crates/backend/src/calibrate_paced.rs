@@ -28,41 +28,52 @@ use switchyard_core::hardware::HardwareProfile;
 use switchyard_core::Workload;
 
 /// Times passes through an executor holding every architecture of `opts`
-/// and rewrites `profile`'s calibrated pass times and idle penalty; appends
-/// what it measured to `report`.
+/// and rewrites `profile`'s calibrated pass times and idle penalty; then,
+/// for each tensor-parallel degree of `opts.tp`, times the passes of every
+/// architecture split over that many GPUs (`tensor_parallel_pass_s`).
+/// Appends what it measured to `report`.
 pub fn refine(
     dev: Box<dyn Device>,
     opts: &CalibrateOptions,
     profile: &mut HardwareProfile,
     report: &mut String,
 ) -> Result<()> {
-    let max_b = opts.batches.iter().copied().max().unwrap_or(1);
-    let models: String = opts
-        .archs
-        .iter()
-        .map(|a| format!("  - {{ arch: {a}, max_batch: {max_b} }}\n"))
-        .collect();
-    refine_models(dev, &models, opts, profile, report)
+    let dev = refine_models(dev, &model_entries(opts, 1), opts, profile, report)?;
+    tensor_parallel(dev, |tp| model_entries(opts, tp), opts, profile, report)
 }
 
-/// [`refine`] for the workload `models` entries (YAML list items), one per
-/// architecture of `opts.archs`, in that order.
-fn refine_models(
+/// The workload `models` entries (YAML list items) of `opts`' architectures,
+/// in order, each split `tp` ways.
+fn model_entries(opts: &CalibrateOptions, tp: u32) -> String {
+    let max_b = opts.batches.iter().copied().max().unwrap_or(1);
+    opts.archs
+        .iter()
+        .map(|a| {
+            format!("  - {{ arch: {a}, max_batch: {max_b}, parallel: {{ tp: {tp}, pp: 1 }} }}\n")
+        })
+        .collect()
+}
+
+/// Rounds of interleaved passes per batch size (9 at the default 5 repetitions).
+fn rounds(opts: &CalibrateOptions) -> usize {
+    2 * opts.reps.max(1) - 1
+}
+
+/// An executor on GPUs `0..tp` with every model of `models` loaded, split
+/// `tp` ways (`resident` when `tp` is 1, else `computron`), and the number
+/// of models.
+fn loaded(
     dev: Box<dyn Device>,
     models: &str,
-    opts: &CalibrateOptions,
-    profile: &mut HardwareProfile,
-    report: &mut String,
-) -> Result<()> {
-    // Rounds of interleaved passes per batch size (9 at the default 5
-    // repetitions), and per idle gap (3).
-    let rounds = 2 * opts.reps.max(1) - 1;
-    let idle_rounds = opts.reps.max(1).div_ceil(2);
+    profile: &HardwareProfile,
+    tp: u32,
+) -> Result<(Executor, usize)> {
+    let system = if tp > 1 { "computron" } else { "resident" };
     let yaml = format!(
         "name: calibrate-paced\nseed: 1\nduration_s: 1\n\
-         cluster: {{ hardware: h200-pcie5, gpus: 1 }}\n\
+         cluster: {{ hardware: h200-pcie5, gpus: {tp} }}\n\
          arrivals: {{ process: poisson, rate: 1 }}\n\
-         policy: {{ system: resident }}\nmodels:\n{models}"
+         policy: {{ system: {system} }}\nmodels:\n{models}"
     );
     let mut w = Workload::parse(Path::new("<replay calibrate>"), &yaml)
         .context("the calibration workload")?;
@@ -75,59 +86,101 @@ fn refine_models(
     let mut ex = crate::replay::build_executor(dev, &w, &WeightSource::Random { seed: 7 })?;
     let mut key = 0u64;
     let mut offset = 0u64;
-    let sizes: Vec<(usize, u64)> = ex
-        .layouts
-        .iter()
-        .map(|l| (l.layers(), l.total_bytes()))
-        .collect();
-    for (m, &(layers, bytes)) in sizes.iter().enumerate() {
-        key += 1;
-        ex.copy(CopyOp {
-            key,
-            gpu: 0,
-            model: m,
-            stage: 0,
-            shard: 0,
-            layers: 0..layers,
-            pool_offset: offset,
-            pinned: true,
-        })?;
+    for m in 0..w.models.len() {
+        let (layers, bytes) = (ex.layouts[m].layers(), ex.shards[m].image_bytes());
+        for rank in 0..tp as usize {
+            key += 1;
+            ex.copy(CopyOp {
+                key,
+                gpu: rank,
+                model: m,
+                stage: 0,
+                shard: rank,
+                layers: 0..layers,
+                pool_offset: offset,
+                pinned: true,
+            })?;
+        }
         offset += bytes.div_ceil(256) * 256;
     }
     ex.drain()?;
-    let n = w.models.len();
-    let mut pass = |ex: &mut Executor, m: usize, b: u32| -> Result<f64> {
-        key += 1;
+    Ok((ex, w.models.len()))
+}
+
+/// Keys of the passes [`pass`] queues (above every copy's).
+struct Passes {
+    key: u64,
+    tp: usize,
+}
+
+impl Passes {
+    fn new(tp: u32) -> Passes {
+        Passes {
+            key: 1 << 32,
+            tp: tp as usize,
+        }
+    }
+
+    /// Seconds from queueing a pass of model `m` at batch `b` to the host
+    /// seeing it done.
+    fn pass(&mut self, ex: &mut Executor, m: usize, b: u32) -> Result<f64> {
+        self.key += 1;
         let t0 = Instant::now();
         ex.compute(ComputeOp {
-            key,
-            gpus: vec![0],
+            key: self.key,
+            gpus: (0..self.tp).collect(),
             model: m,
             layers: 0..ex.layouts[m].layers(),
             requests: (0..b as u64).collect(),
             ..ComputeOp::default()
         })?;
-        Ok((ex.wait_for_compute(key)? - t0).as_secs_f64())
-    };
-    // Warm-up: every shape once (kernels load lazily).
-    for &b in &opts.batches {
-        for m in 0..n {
-            pass(&mut ex, m, b)?;
-        }
+        Ok((ex.wait_for_compute(self.key)? - t0).as_secs_f64())
     }
-    // Back to back, the architectures taking turns.
-    let mut host = vec![vec![Vec::with_capacity(rounds); opts.batches.len()]; n];
-    for _ in 0..rounds {
-        for (bi, &b) in opts.batches.iter().enumerate() {
-            for (m, per_arch) in host.iter_mut().enumerate() {
-                per_arch[bi].push(pass(&mut ex, m, b)?);
+
+    /// Every shape once (kernels load lazily), then `rounds` rounds of
+    /// every batch size with the `n` models taking turns: the median pass
+    /// of each model at each batch size.
+    fn paced(
+        &mut self,
+        ex: &mut Executor,
+        n: usize,
+        batches: &[u32],
+        rounds: usize,
+    ) -> Result<Vec<Vec<f64>>> {
+        for &b in batches {
+            for m in 0..n {
+                self.pass(ex, m, b)?;
             }
         }
+        let mut host = vec![vec![Vec::with_capacity(rounds); batches.len()]; n];
+        for _ in 0..rounds {
+            for (bi, &b) in batches.iter().enumerate() {
+                for (m, per_arch) in host.iter_mut().enumerate() {
+                    per_arch[bi].push(self.pass(ex, m, b)?);
+                }
+            }
+        }
+        Ok(host
+            .iter_mut()
+            .map(|per_arch| per_arch.iter_mut().map(|v| median(v)).collect())
+            .collect())
     }
-    let paced: Vec<Vec<f64>> = host
-        .iter_mut()
-        .map(|per_arch| per_arch.iter_mut().map(|v| median(v)).collect())
-        .collect();
+}
+
+/// [`refine`]'s one-GPU step for the workload `models` entries, one per
+/// architecture of `opts.archs`, in that order; gives the device back.
+fn refine_models(
+    dev: Box<dyn Device>,
+    models: &str,
+    opts: &CalibrateOptions,
+    profile: &mut HardwareProfile,
+    report: &mut String,
+) -> Result<Box<dyn Device>> {
+    // Rounds per idle gap (3 at the default 5 repetitions).
+    let idle_rounds = opts.reps.max(1).div_ceil(2);
+    let (mut ex, n) = loaded(dev, models, profile, 1)?;
+    let mut passes = Passes::new(1);
+    let paced = passes.paced(&mut ex, n, &opts.batches, rounds(opts))?;
     // After idle gaps, at batch 1 and the largest.
     let ends: Vec<usize> = if opts.batches.len() > 1 {
         vec![0, opts.batches.len() - 1]
@@ -141,7 +194,7 @@ fn refine_models(
             for &bi in &ends {
                 for (m, per_arch) in paced.iter().enumerate() {
                     idle_until(Instant::now() + Duration::from_secs_f64(gap));
-                    extra.push(pass(&mut ex, m, opts.batches[bi])? - per_arch[bi]);
+                    extra.push(passes.pass(&mut ex, m, opts.batches[bi])? - per_arch[bi]);
                 }
             }
         }
@@ -173,6 +226,53 @@ fn refine_models(
         *report += &format!(" {:.1} ms: {:.1} us", gap * 1e3, extra * 1e6);
     }
     *report += "\n";
+    Ok(ex.dev)
+}
+
+/// [`refine`]'s tensor-parallel step: for each degree of `opts.tp`, every
+/// architecture (the workload `models` entries `entries(tp)`, in the order
+/// of `opts.archs`) split over GPUs `0..tp`, timed as the one-GPU passes are;
+/// each pass (less the per-request overhead) goes to
+/// `tensor_parallel_pass_s`.
+fn tensor_parallel(
+    mut dev: Box<dyn Device>,
+    entries: impl Fn(u32) -> String,
+    opts: &CalibrateOptions,
+    profile: &mut HardwareProfile,
+    report: &mut String,
+) -> Result<()> {
+    let overhead = profile.compute.request_overhead_s;
+    for &tp in opts.tp.iter().filter(|&&tp| tp > 1) {
+        if dev.gpus() < tp as usize {
+            bail!(
+                "--tp {tp} needs {tp} GPUs but the {} device has {}",
+                dev.kind(),
+                dev.gpus()
+            );
+        }
+        let (mut ex, n) = loaded(dev, &entries(tp), profile, tp)?;
+        let paced = Passes::new(tp).paced(&mut ex, n, &opts.batches, rounds(opts))?;
+        *report += &format!(
+            "passes split over {tp} GPUs (tensor parallel), architectures taking turns:\n"
+        );
+        for (m, a) in opts.archs.iter().enumerate() {
+            let Some(c) = profile.calibrated.get_mut(a) else {
+                bail!("architecture {a} was not calibrated before the tensor-parallel passes");
+            };
+            let times: Vec<f64> = paced[m].iter().map(|t| (t - overhead).max(1e-9)).collect();
+            for (bi, t) in times.iter().enumerate() {
+                let one: f64 = c.layer_s[bi].iter().sum();
+                *report += &format!(
+                    "{a} tp {tp} batch {}: {:.3} ms (one GPU: {:.3} ms)\n",
+                    opts.batches[bi],
+                    t * 1e3,
+                    one * 1e3
+                );
+            }
+            c.tensor_parallel_pass_s.insert(tp, times);
+        }
+        dev = ex.dev;
+    }
     Ok(())
 }
 
@@ -189,6 +289,7 @@ mod tests {
             base: "h200-pcie5".into(),
             name: "t".into(),
             reps: 1,
+            tp: vec![],
         };
         let mut profile = HardwareProfile::resolve("h200-pcie5", None).unwrap();
         profile.gpu_memory_bytes = 8 << 30;
@@ -198,6 +299,7 @@ mod tests {
                 batch_sizes: vec![1, 2],
                 layer_s: vec![vec![1.0, 3.0], vec![2.0, 6.0]],
                 items_per_request: 1,
+                tensor_parallel_pass_s: Default::default(),
             },
         );
         let mut report = String::new();
@@ -213,5 +315,51 @@ mod tests {
         }
         assert_eq!(profile.compute.idle_penalty.len(), IDLE_GAPS_S.len());
         assert!(report.contains("tiny batch 2 paced"), "{report}");
+    }
+
+    #[test]
+    fn cpu_tensor_parallel_passes_are_stored_per_degree() {
+        let mut opts = CalibrateOptions {
+            archs: vec!["tiny".into()],
+            batches: vec![1, 2],
+            base: "h200-pcie5".into(),
+            name: "t".into(),
+            reps: 1,
+            tp: vec![2],
+        };
+        let mut profile = HardwareProfile::resolve("h200-pcie5", None).unwrap();
+        profile.gpu_memory_bytes = 8 << 30;
+        profile.calibrated.insert(
+            "tiny".into(),
+            switchyard_core::hardware::CalibratedTimes {
+                batch_sizes: vec![1, 2],
+                layer_s: vec![vec![1.0, 3.0], vec![2.0, 6.0]],
+                items_per_request: 1,
+                tensor_parallel_pass_s: Default::default(),
+            },
+        );
+        let entries = |tp: u32| {
+            format!("  - {{ name: tiny, layers: 2, layer_mb: 1, layer_ms: 0.05, max_batch: 2, parallel: {{ tp: {tp}, pp: 1 }} }}\n")
+        };
+        let mut report = String::new();
+        let dev = Box::new(CpuDevice::new(2));
+        tensor_parallel(dev, entries, &opts, &mut profile, &mut report).unwrap();
+        let c = &profile.calibrated["tiny"];
+        assert_eq!(c.tensor_parallel_pass_s.len(), 1);
+        let passes = &c.tensor_parallel_pass_s[&2];
+        assert_eq!(passes.len(), 2);
+        assert!(passes.iter().all(|&t| t > 0.0 && t < 1.0), "{passes:?}");
+        assert!(report.contains("tiny tp 2 batch 2"), "{report}");
+        // More GPUs than the device has: a clear error.
+        opts.tp = vec![4];
+        let err = tensor_parallel(
+            Box::new(CpuDevice::new(2)),
+            entries,
+            &opts,
+            &mut profile,
+            &mut report,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--tp 4 needs 4 GPUs"), "{err}");
     }
 }

@@ -86,6 +86,10 @@ enum Cmd {
         /// Repetitions per measurement.
         #[arg(long, default_value_t = 5)]
         reps: usize,
+        /// Tensor-parallel degrees whose passes are also timed, split over
+        /// that many GPUs, comma-separated (e.g. `2`); needs as many GPUs.
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(2..))]
+        tp: Vec<u32>,
     },
     /// Check the forward pass against the f32 host reference.
     Selftest {
@@ -121,8 +125,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             base,
             name,
             reps,
+            tp,
         }) => {
-            let mut dev = device::open(&device, 1)?;
+            let gpus = tp.iter().copied().max().unwrap_or(1) as usize;
+            let mut dev = device::open(&device, gpus)?;
             let name = name.unwrap_or_else(|| {
                 out.file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -134,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 base,
                 name,
                 reps: reps.max(1),
+                tp,
             };
             let (mut profile, mut report) = calibrate(dev.as_mut(), &opts)?;
             let describe = dev.describe();

@@ -37,7 +37,10 @@ pub fn activation_bytes(shape: &ModelShape, batch: u32) -> u64 {
 ///   extrapolation past the largest), divided by `tp`; a model whose
 ///   requests hold another number of items (`seq_len`) than the calibration
 ///   is looked up at the batch holding the same number of items (below the
-///   smallest measured batch, that batch's time: launch-bound);
+///   smallest measured batch, that batch's time: launch-bound); with
+///   `tp > 1` and a measured `tensor_parallel_pass_s` for that `tp`, the
+///   layer keeps its share of the one-GPU pass, scaled to the measured
+///   tensor-parallel pass (collectives and launch costs included);
 /// - synthetic models: `layer_s * (1 + synthetic_batch_slope * (batch - 1)) / tp`;
 /// - otherwise a roofline: `launch_s + max(shard bytes / hbm, FLOPs / tp / rate)`.
 pub fn layer_compute_s(
@@ -56,13 +59,16 @@ pub fn layer_compute_s(
             n => n,
         };
         let items = (batch as u64 * shape.items_per_request) as f64;
-        if let Some(t) = calibrated(
-            &c.batch_sizes,
-            &c.layer_s,
-            layer,
-            items / measured_items as f64,
-        ) {
-            return t / tp;
+        let at = items / measured_items as f64;
+        let row = |i: usize| c.layer_s.get(i).and_then(|r| r.get(layer)).copied();
+        if let Some(t) = calibrated(&c.batch_sizes, row, at) {
+            let sizes = &c.batch_sizes;
+            let measured = c.tensor_parallel_pass_s.get(&(tp as u32)).and_then(|p| {
+                let pass_tp = calibrated(sizes, |i| p.get(i).copied(), at)?;
+                let pass_1 = calibrated(sizes, |i| c.layer_s.get(i).map(|r| r.iter().sum()), at)?;
+                (pass_1 > 0.0).then(|| t * pass_tp / pass_1)
+            });
+            return measured.unwrap_or(t / tp);
         }
     }
     match &shape.family {
@@ -78,10 +84,10 @@ pub fn layer_compute_s(
     }
 }
 
-/// Layer `layer`'s time at a (possibly fractional) `batch` of the measured
-/// request size: linear between measured sizes, extrapolated past the last.
-fn calibrated(sizes: &[u32], rows: &[Vec<f64>], layer: usize, batch: f64) -> Option<f64> {
-    let at = |i: usize| rows.get(i).and_then(|r| r.get(layer)).copied();
+/// A measured value (`at(i)`: at batch size `sizes[i]`) at a (possibly
+/// fractional) `batch` of the measured request size: linear between
+/// measured sizes, extrapolated past the last.
+fn calibrated(sizes: &[u32], at: impl Fn(usize) -> Option<f64>, batch: f64) -> Option<f64> {
     let n = sizes.len();
     if n == 0 {
         return None;
@@ -180,6 +186,7 @@ mod tests {
                 batch_sizes: vec![1, 4],
                 layer_s: vec![vec![0.001, 0.002], vec![0.004, 0.008]],
                 items_per_request: 0,
+                tensor_parallel_pass_s: Default::default(),
             },
         );
         assert_eq!(layer_compute_s(&h, &m, 0, 1, 1), 0.001);
@@ -202,6 +209,7 @@ mod tests {
                     vec![0.008; 14],
                 ],
                 items_per_request: 128,
+                tensor_parallel_pass_s: Default::default(),
             },
         );
         // Half the tokens per request: batch 8 costs what batch 4 was measured at.
@@ -213,6 +221,30 @@ mod tests {
         assert!((layer_compute_s(&h, &m, 3, 8, 1) - 0.004).abs() < 1e-15);
         m.items_per_request = 128;
         assert!((layer_compute_s(&h, &m, 3, 8, 1) - 0.008).abs() < 1e-15);
+    }
+
+    #[test]
+    fn measured_tensor_parallel_passes_replace_ideal_scaling() {
+        let mut h = hw();
+        let m = ModelShape::synthetic("cal", 2, 1000, 1.0);
+        h.calibrated.insert(
+            "cal".into(),
+            CalibratedTimes {
+                batch_sizes: vec![1, 4],
+                layer_s: vec![vec![0.001, 0.003], vec![0.002, 0.006]],
+                items_per_request: 0,
+                tensor_parallel_pass_s: [(2, vec![0.006, 0.010])].into(),
+            },
+        );
+        // Each layer keeps its one-GPU share of the measured tp = 2 pass.
+        assert!((layer_compute_s(&h, &m, 0, 1, 2) - 0.0015).abs() < 1e-15);
+        assert!((layer_compute_s(&h, &m, 1, 4, 2) - 0.0075).abs() < 1e-15);
+        // Between measured sizes both passes are interpolated.
+        let (pass_tp, pass_1) = (0.006 + 0.004 / 3.0, 0.004 + 0.004 / 3.0);
+        let want = (0.003 + 0.003 / 3.0) * pass_tp / pass_1;
+        assert!((layer_compute_s(&h, &m, 1, 2, 2) - want).abs() < 1e-15);
+        // A degree not measured scales ideally.
+        assert!((layer_compute_s(&h, &m, 1, 1, 4) - 0.003 / 4.0).abs() < 1e-15);
     }
 
     #[test]

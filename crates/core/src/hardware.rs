@@ -114,6 +114,14 @@ pub struct CalibratedTimes {
     /// `seq_len` is looked up at the batch holding as many items.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub items_per_request: u64,
+    /// Whole-pass seconds on each GPU of a `tp`-way tensor-parallel group
+    /// (the key), one per batch size of `batch_sizes`: the pass timed
+    /// through the executor on `tp` GPUs, collectives included, less the
+    /// per-request overhead. Each layer keeps its share of the one-GPU
+    /// pass. Without an entry for a model's `tp`, the one-GPU time is
+    /// divided by `tp` (ideal scaling).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tensor_parallel_pass_s: BTreeMap<u32, Vec<f64>>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -369,6 +377,19 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
                 "expected one layer_s row per batch size",
             ));
         }
+        for (tp, passes) in &c.tensor_parallel_pass_s {
+            let ok = *tp >= 2
+                && passes.len() == c.batch_sizes.len()
+                && passes.iter().all(|t| t.is_finite() && *t > 0.0);
+            if !ok {
+                return Err(InputError::new(
+                    file,
+                    None,
+                    format!("calibrated.{arch}.tensor_parallel_pass_s.{tp}"),
+                    "expected a tensor-parallel degree of at least 2 with one positive pass time per batch size",
+                ));
+            }
+        }
     }
     Ok(HardwareProfile {
         name: raw.name.clone(),
@@ -449,6 +470,27 @@ mod tests {
         let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
         assert!((q.compute.request_overhead_s - 80e-6).abs() < 1e-12);
         assert_eq!(q.jitter, p.jitter);
+    }
+
+    #[test]
+    fn tensor_parallel_passes_round_trip_and_are_checked() {
+        let mut p = HardwareProfile::resolve("a100-pcie4", None).unwrap();
+        p.calibrated.insert(
+            "opt-1.3b".into(),
+            CalibratedTimes {
+                batch_sizes: vec![1, 8],
+                layer_s: vec![vec![0.001; 3], vec![0.002; 3]],
+                items_per_request: 128,
+                tensor_parallel_pass_s: [(2, vec![0.004, 0.005])].into(),
+            },
+        );
+        let text = p.to_yaml();
+        assert_eq!(parse(Path::new("x.yaml"), &text).unwrap().calibrated, p.calibrated);
+        // One pass time short of the batch sizes.
+        let bad = text.replace("- 0.005\n", "");
+        assert_ne!(bad, text);
+        let err = parse(Path::new("x.yaml"), &bad).unwrap_err().to_string();
+        assert!(err.contains("calibrated.opt-1.3b.tensor_parallel_pass_s.2"), "{err}");
     }
 
     #[test]
