@@ -443,7 +443,8 @@ pub fn calibrate(
                 batch_sizes: opts.batches.clone(),
                 layer_s: rows,
                 items_per_request: layout.shape.items_per_request,
-                tensor_parallel_pass_s: BTreeMap::new(),
+                queued_pass_s: Vec::new(),
+                tensor_parallel: BTreeMap::new(),
             },
         );
         at += layout.total_bytes().div_ceil(256) * 256;

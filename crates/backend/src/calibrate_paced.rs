@@ -19,12 +19,12 @@
 use crate::calibrate::CalibrateOptions;
 use crate::calibrate_passes::{idle_until, median, IDLE_GAPS_S};
 use crate::device::Device;
-use crate::exec::{ComputeOp, CopyOp, Executor};
+use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
 use crate::host_store::WeightSource;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use switchyard_core::hardware::HardwareProfile;
+use switchyard_core::hardware::{HardwareProfile, ParallelPasses};
 use switchyard_core::Workload;
 
 /// Times passes through an executor holding every architecture of `opts`
@@ -59,111 +59,173 @@ fn rounds(opts: &CalibrateOptions) -> usize {
     2 * opts.reps.max(1) - 1
 }
 
-/// An executor on GPUs `0..tp` with every model of `models` loaded, split
-/// `tp` ways (`resident` when `tp` is 1, else `computron`), and the number
-/// of models.
-fn loaded(
-    dev: Box<dyn Device>,
-    models: &str,
-    profile: &HardwareProfile,
-    tp: u32,
-) -> Result<(Executor, usize)> {
-    let system = if tp > 1 { "computron" } else { "resident" };
-    let yaml = format!(
-        "name: calibrate-paced\nseed: 1\nduration_s: 1\n\
-         cluster: {{ hardware: h200-pcie5, gpus: {tp} }}\n\
-         arrivals: {{ process: poisson, rate: 1 }}\n\
-         policy: {{ system: {system} }}\nmodels:\n{models}"
-    );
-    let mut w = Workload::parse(Path::new("<replay calibrate>"), &yaml)
-        .context("the calibration workload")?;
-    let weights: u64 = w.models.iter().map(|m| m.shape.total_bytes()).sum();
-    let mut hw = profile.clone();
-    hw.gpu_memory_bytes = hw
-        .gpu_memory_bytes
-        .min(hw.reserved_bytes + weights + (256 << 20));
-    w.cluster.hardware = hw;
-    let mut ex = crate::replay::build_executor(dev, &w, &WeightSource::Random { seed: 7 })?;
-    let mut key = 0u64;
-    let mut offset = 0u64;
-    for m in 0..w.models.len() {
-        let (layers, bytes) = (ex.layouts[m].layers(), ex.shards[m].image_bytes());
-        for rank in 0..tp as usize {
-            key += 1;
-            ex.copy(CopyOp {
-                key,
+/// An executor on GPUs `0..tp` with every model of a calibration workload
+/// loaded, split `tp` ways, and the passes it times.
+struct Loaded {
+    ex: Executor,
+    /// Pool offset of each model (the same on every rank).
+    offsets: Vec<u64>,
+    tp: usize,
+    /// The last key queued.
+    key: u64,
+}
+
+/// Median seconds per model and batch size.
+struct PacedTimes {
+    /// From queueing a pass to the host seeing it done.
+    issued: Vec<Vec<f64>>,
+    /// From the first layer starting on the GPU to the host seeing the
+    /// pass done, for a pass queued behind a copy of the model's weights.
+    queued: Vec<Vec<f64>>,
+}
+
+impl Loaded {
+    /// Loads every model of `models` (workload `models` entries), split
+    /// `tp` ways (`resident` when `tp` is 1, else `computron`).
+    fn new(
+        dev: Box<dyn Device>,
+        models: &str,
+        profile: &HardwareProfile,
+        tp: u32,
+    ) -> Result<Loaded> {
+        let system = if tp > 1 { "computron" } else { "resident" };
+        let yaml = format!(
+            "name: calibrate-paced\nseed: 1\nduration_s: 1\n\
+             cluster: {{ hardware: h200-pcie5, gpus: {tp} }}\n\
+             arrivals: {{ process: poisson, rate: 1 }}\n\
+             policy: {{ system: {system} }}\nmodels:\n{models}"
+        );
+        let mut w = Workload::parse(Path::new("<replay calibrate>"), &yaml)
+            .context("the calibration workload")?;
+        let weights: u64 = w.models.iter().map(|m| m.shape.total_bytes()).sum();
+        let mut hw = profile.clone();
+        hw.gpu_memory_bytes = hw
+            .gpu_memory_bytes
+            .min(hw.reserved_bytes + weights + (256 << 20));
+        w.cluster.hardware = hw;
+        let ex = crate::replay::build_executor(dev, &w, &WeightSource::Random { seed: 7 })?;
+        let mut at = 0u64;
+        let offsets = (0..w.models.len())
+            .map(|m| {
+                let offset = at;
+                at += ex.shards[m].image_bytes().div_ceil(256) * 256;
+                offset
+            })
+            .collect();
+        let mut l = Loaded {
+            ex,
+            offsets,
+            tp: tp as usize,
+            key: 0,
+        };
+        for m in 0..w.models.len() {
+            l.copy(m)?;
+        }
+        l.ex.drain()?;
+        Ok(l)
+    }
+
+    /// Queues a pinned copy of model `m`'s every rank to its offset; the keys.
+    fn copy(&mut self, m: usize) -> Result<Vec<u64>> {
+        let layers = self.ex.layouts[m].layers();
+        let mut keys = Vec::with_capacity(self.tp);
+        for rank in 0..self.tp {
+            self.key += 1;
+            self.ex.copy(CopyOp {
+                key: self.key,
                 gpu: rank,
                 model: m,
                 stage: 0,
                 shard: rank,
                 layers: 0..layers,
-                pool_offset: offset,
+                pool_offset: self.offsets[m],
                 pinned: true,
             })?;
+            keys.push(self.key);
         }
-        offset += bytes.div_ceil(256) * 256;
+        Ok(keys)
     }
-    ex.drain()?;
-    Ok((ex, w.models.len()))
-}
 
-/// Keys of the passes [`pass`] queues (above every copy's).
-struct Passes {
-    key: u64,
-    tp: usize,
-}
-
-impl Passes {
-    fn new(tp: u32) -> Passes {
-        Passes {
-            key: 1 << 32,
-            tp: tp as usize,
-        }
+    /// Queues a pass of model `m` at batch `b`, waiting for `copies`.
+    fn queue_pass(&mut self, m: usize, b: u32, copies: &[u64]) -> Result<u64> {
+        let layers = self.ex.layouts[m].layers();
+        self.key += 1;
+        self.ex.compute(ComputeOp {
+            key: self.key,
+            gpus: (0..self.tp).collect(),
+            model: m,
+            layers: 0..layers,
+            requests: (0..b as u64).collect(),
+            waits: copies.iter().map(|&c| (0..layers, c)).collect(),
+            ..ComputeOp::default()
+        })?;
+        Ok(self.key)
     }
 
     /// Seconds from queueing a pass of model `m` at batch `b` to the host
     /// seeing it done.
-    fn pass(&mut self, ex: &mut Executor, m: usize, b: u32) -> Result<f64> {
-        self.key += 1;
+    fn pass(&mut self, m: usize, b: u32) -> Result<f64> {
         let t0 = Instant::now();
-        ex.compute(ComputeOp {
-            key: self.key,
-            gpus: (0..self.tp).collect(),
-            model: m,
-            layers: 0..ex.layouts[m].layers(),
-            requests: (0..b as u64).collect(),
-            ..ComputeOp::default()
-        })?;
-        Ok((ex.wait_for_compute(self.key)? - t0).as_secs_f64())
+        let key = self.queue_pass(m, b, &[])?;
+        Ok((self.ex.wait_for_compute(key)? - t0).as_secs_f64())
+    }
+
+    /// Model `m`'s weights copied again and a pass at batch `b` queued
+    /// behind the copy, so the host issues its layers ahead of the GPU (as
+    /// for a cold pass): seconds from its first layer starting on the GPU
+    /// to the host seeing it done.
+    fn queued(&mut self, m: usize, b: u32) -> Result<f64> {
+        let bytes = self.ex.shards[m].image_bytes();
+        for rank in 0..self.tp {
+            self.ex.evict(rank, m, self.offsets[m], bytes);
+        }
+        let copies = self.copy(m)?;
+        let key = self.queue_pass(m, b, &copies)?;
+        loop {
+            self.ex.pump()?;
+            for c in self.ex.poll()? {
+                if let Completion::Compute { key: k, start, at } = c {
+                    if k == key {
+                        self.ex.drain()?;
+                        return Ok((at - start).as_secs_f64());
+                    }
+                }
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Every shape once (kernels load lazily), then `rounds` rounds of
-    /// every batch size with the `n` models taking turns: the median pass
-    /// of each model at each batch size.
-    fn paced(
-        &mut self,
-        ex: &mut Executor,
-        n: usize,
-        batches: &[u32],
-        rounds: usize,
-    ) -> Result<Vec<Vec<f64>>> {
+    /// every batch size with the models taking turns, issued and queued.
+    fn paced(&mut self, batches: &[u32], rounds: usize) -> Result<PacedTimes> {
+        let n = self.offsets.len();
         for &b in batches {
             for m in 0..n {
-                self.pass(ex, m, b)?;
+                self.pass(m, b)?;
             }
         }
-        let mut host = vec![vec![Vec::with_capacity(rounds); batches.len()]; n];
-        for _ in 0..rounds {
+        let mut issued = vec![vec![Vec::with_capacity(rounds); batches.len()]; n];
+        let mut queued = issued.clone();
+        for round in 0..rounds {
             for (bi, &b) in batches.iter().enumerate() {
-                for (m, per_arch) in host.iter_mut().enumerate() {
-                    per_arch[bi].push(self.pass(ex, m, b)?);
+                for m in 0..n {
+                    issued[m][bi].push(self.pass(m, b)?);
+                    // Half as many queued passes: each copies the weights again.
+                    if round % 2 == 0 {
+                        queued[m][bi].push(self.queued(m, b)?);
+                    }
                 }
             }
         }
-        Ok(host
-            .iter_mut()
-            .map(|per_arch| per_arch.iter_mut().map(|v| median(v)).collect())
-            .collect())
+        let medians = |v: &mut Vec<Vec<Vec<f64>>>| -> Vec<Vec<f64>> {
+            v.iter_mut()
+                .map(|per_arch| per_arch.iter_mut().map(|v| median(v)).collect())
+                .collect()
+        };
+        Ok(PacedTimes {
+            issued: medians(&mut issued),
+            queued: medians(&mut queued),
+        })
     }
 }
 
@@ -178,9 +240,8 @@ fn refine_models(
 ) -> Result<Box<dyn Device>> {
     // Rounds per idle gap (3 at the default 5 repetitions).
     let idle_rounds = opts.reps.max(1).div_ceil(2);
-    let (mut ex, n) = loaded(dev, models, profile, 1)?;
-    let mut passes = Passes::new(1);
-    let paced = passes.paced(&mut ex, n, &opts.batches, rounds(opts))?;
+    let mut group = Loaded::new(dev, models, profile, 1)?;
+    let PacedTimes { issued, queued } = group.paced(&opts.batches, rounds(opts))?;
     // After idle gaps, at batch 1 and the largest.
     let ends: Vec<usize> = if opts.batches.len() > 1 {
         vec![0, opts.batches.len() - 1]
@@ -192,9 +253,9 @@ fn refine_models(
         let mut extra = Vec::new();
         for _ in 0..idle_rounds {
             for &bi in &ends {
-                for (m, per_arch) in paced.iter().enumerate() {
+                for (m, per_arch) in issued.iter().enumerate() {
                     idle_until(Instant::now() + Duration::from_secs_f64(gap));
-                    extra.push(passes.pass(&mut ex, m, opts.batches[bi])? - per_arch[bi]);
+                    extra.push(group.pass(m, opts.batches[bi])? - per_arch[bi]);
                 }
             }
         }
@@ -208,17 +269,19 @@ fn refine_models(
         };
         for (bi, row) in c.layer_s.iter_mut().enumerate() {
             let sum: f64 = row.iter().sum();
-            let want = (paced[m][bi] - overhead).max(0.0);
+            let want = (issued[m][bi] - overhead).max(0.0);
             if sum > 0.0 {
                 row.iter_mut().for_each(|t| *t *= want / sum);
             }
             *report += &format!(
-                "{a} batch {} paced: {:.3} ms (back to back alone: {:.3} ms)\n",
+                "{a} batch {} paced: {:.3} ms, queued behind a copy {:.3} ms (back to back alone: {:.3} ms)\n",
                 opts.batches[bi],
                 want * 1e3,
+                (queued[m][bi] - overhead).max(0.0) * 1e3,
                 sum * 1e3
             );
         }
+        c.queued_pass_s = queued[m].iter().map(|t| (t - overhead).max(1e-9)).collect();
     }
     profile.compute.idle_penalty = penalty;
     *report += "idle penalty through the executor (replaces the one above):";
@@ -226,14 +289,13 @@ fn refine_models(
         *report += &format!(" {:.1} ms: {:.1} us", gap * 1e3, extra * 1e6);
     }
     *report += "\n";
-    Ok(ex.dev)
+    Ok(group.ex.dev)
 }
 
 /// [`refine`]'s tensor-parallel step: for each degree of `opts.tp`, every
 /// architecture (the workload `models` entries `entries(tp)`, in the order
 /// of `opts.archs`) split over GPUs `0..tp`, timed as the one-GPU passes are;
-/// each pass (less the per-request overhead) goes to
-/// `tensor_parallel_pass_s`.
+/// each pass (less the per-request overhead) goes to `tensor_parallel`.
 fn tensor_parallel(
     mut dev: Box<dyn Device>,
     entries: impl Fn(u32) -> String,
@@ -250,8 +312,8 @@ fn tensor_parallel(
                 dev.gpus()
             );
         }
-        let (mut ex, n) = loaded(dev, &entries(tp), profile, tp)?;
-        let paced = Passes::new(tp).paced(&mut ex, n, &opts.batches, rounds(opts))?;
+        let mut group = Loaded::new(dev, &entries(tp), profile, tp)?;
+        let paced = group.paced(&opts.batches, rounds(opts))?;
         *report += &format!(
             "passes split over {tp} GPUs (tensor parallel), architectures taking turns:\n"
         );
@@ -259,19 +321,23 @@ fn tensor_parallel(
             let Some(c) = profile.calibrated.get_mut(a) else {
                 bail!("architecture {a} was not calibrated before the tensor-parallel passes");
             };
-            let times: Vec<f64> = paced[m].iter().map(|t| (t - overhead).max(1e-9)).collect();
-            for (bi, t) in times.iter().enumerate() {
-                let one: f64 = c.layer_s[bi].iter().sum();
+            let less_overhead =
+                |v: &[f64]| -> Vec<f64> { v.iter().map(|t| (t - overhead).max(1e-9)).collect() };
+            let passes = ParallelPasses {
+                pass_s: less_overhead(&paced.issued[m]),
+                queued_pass_s: less_overhead(&paced.queued[m]),
+            };
+            for (bi, b) in opts.batches.iter().enumerate() {
                 *report += &format!(
-                    "{a} tp {tp} batch {}: {:.3} ms (one GPU: {:.3} ms)\n",
-                    opts.batches[bi],
-                    t * 1e3,
-                    one * 1e3
+                    "{a} tp {tp} batch {b}: {:.3} ms, queued behind a copy {:.3} ms (one GPU: {:.3} ms)\n",
+                    passes.pass_s[bi] * 1e3,
+                    passes.queued_pass_s[bi] * 1e3,
+                    c.layer_s[bi].iter().sum::<f64>() * 1e3
                 );
             }
-            c.tensor_parallel_pass_s.insert(tp, times);
+            c.tensor_parallel.insert(tp, passes);
         }
-        dev = ex.dev;
+        dev = group.ex.dev;
     }
     Ok(())
 }
@@ -299,7 +365,8 @@ mod tests {
                 batch_sizes: vec![1, 2],
                 layer_s: vec![vec![1.0, 3.0], vec![2.0, 6.0]],
                 items_per_request: 1,
-                tensor_parallel_pass_s: Default::default(),
+                queued_pass_s: vec![],
+                tensor_parallel: Default::default(),
             },
         );
         let mut report = String::new();
@@ -313,6 +380,9 @@ mod tests {
             assert!(sum > 0.0 && sum < 1.0, "{row:?}");
             assert!((row[1] / row[0] - 3.0).abs() < 1e-9, "{row:?}");
         }
+        let queued = &profile.calibrated["tiny"].queued_pass_s;
+        assert_eq!(queued.len(), 2);
+        assert!(queued.iter().all(|&t| t > 0.0 && t < 1.0), "{queued:?}");
         assert_eq!(profile.compute.idle_penalty.len(), IDLE_GAPS_S.len());
         assert!(report.contains("tiny batch 2 paced"), "{report}");
     }
@@ -335,7 +405,8 @@ mod tests {
                 batch_sizes: vec![1, 2],
                 layer_s: vec![vec![1.0, 3.0], vec![2.0, 6.0]],
                 items_per_request: 1,
-                tensor_parallel_pass_s: Default::default(),
+                queued_pass_s: vec![],
+                tensor_parallel: Default::default(),
             },
         );
         let entries = |tp: u32| {
@@ -345,10 +416,12 @@ mod tests {
         let dev = Box::new(CpuDevice::new(2));
         tensor_parallel(dev, entries, &opts, &mut profile, &mut report).unwrap();
         let c = &profile.calibrated["tiny"];
-        assert_eq!(c.tensor_parallel_pass_s.len(), 1);
-        let passes = &c.tensor_parallel_pass_s[&2];
-        assert_eq!(passes.len(), 2);
-        assert!(passes.iter().all(|&t| t > 0.0 && t < 1.0), "{passes:?}");
+        assert_eq!(c.tensor_parallel.len(), 1);
+        let passes = &c.tensor_parallel[&2];
+        for v in [&passes.pass_s, &passes.queued_pass_s] {
+            assert_eq!(v.len(), 2);
+            assert!(v.iter().all(|&t| t > 0.0 && t < 1.0), "{v:?}");
+        }
         assert!(report.contains("tiny tp 2 batch 2"), "{report}");
         // More GPUs than the device has: a clear error.
         opts.tp = vec![4];

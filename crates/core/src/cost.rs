@@ -3,7 +3,7 @@
 //! `alpha + b / beta`, and a layer's compute time comes from calibrated
 //! times, the synthetic model's `layer_s`, or a roofline of the profile.
 
-use crate::hardware::{HardwareProfile, LinkCost};
+use crate::hardware::{CalibratedTimes, HardwareProfile, LinkCost};
 use crate::model::{Family, ModelShape, DTYPE_BYTES};
 use std::ops::Range;
 
@@ -50,27 +50,20 @@ pub fn layer_compute_s(
     batch: u32,
     tp: u32,
 ) -> f64 {
-    let tp = tp.max(1) as f64;
+    let tp = tp.max(1);
     let batch = batch.max(1);
-    if let Some(c) = hw.calibrated.get(&shape.arch) {
-        let measured_items = match c.items_per_request {
-            0 => crate::arch::builtin(&shape.arch)
-                .map_or(shape.items_per_request, |s| s.items_per_request),
-            n => n,
-        };
-        let items = (batch as u64 * shape.items_per_request) as f64;
-        let at = items / measured_items as f64;
+    if let Some((c, at)) = calibration(hw, shape, batch) {
         let row = |i: usize| c.layer_s.get(i).and_then(|r| r.get(layer)).copied();
         if let Some(t) = calibrated(&c.batch_sizes, row, at) {
-            let sizes = &c.batch_sizes;
-            let measured = c.tensor_parallel_pass_s.get(&(tp as u32)).and_then(|p| {
-                let pass_tp = calibrated(sizes, |i| p.get(i).copied(), at)?;
-                let pass_1 = calibrated(sizes, |i| c.layer_s.get(i).map(|r| r.iter().sum()), at)?;
+            let measured = c.tensor_parallel.get(&tp).and_then(|p| {
+                let pass_tp = calibrated(&c.batch_sizes, |i| p.pass_s.get(i).copied(), at)?;
+                let pass_1 = one_gpu_pass(c, at)?;
                 (pass_1 > 0.0).then(|| t * pass_tp / pass_1)
             });
-            return measured.unwrap_or(t / tp);
+            return measured.unwrap_or(t / tp as f64);
         }
     }
+    let tp = tp as f64;
     match &shape.family {
         Family::Synthetic { layer_s } => {
             layer_s * (1.0 + hw.compute.synthetic_batch_slope * (batch - 1) as f64) / tp
@@ -82,6 +75,66 @@ pub fn layer_compute_s(
             hw.compute.launch_s + read.max(flops / hw.compute.flops_per_s)
         }
     }
+}
+
+/// Seconds of layer `layer` as [`layer_compute_s`], for a pass whose
+/// launches were queued ahead of the GPU (it waited for a copy, as a cold
+/// pass does): the GPU's own time. The calibrated pass time is scaled by
+/// the measured ratio of queued to issued passes (`queued_pass_s`), never
+/// above 1; without a measurement, the same as [`layer_compute_s`].
+pub fn layer_queued_s(
+    hw: &HardwareProfile,
+    shape: &ModelShape,
+    layer: usize,
+    batch: u32,
+    tp: u32,
+) -> f64 {
+    let t = layer_compute_s(hw, shape, layer, batch, tp);
+    let Some((c, at)) = calibration(hw, shape, batch.max(1)) else {
+        return t;
+    };
+    let sizes = &c.batch_sizes;
+    let ratio = match c.tensor_parallel.get(&tp.max(1)) {
+        Some(p) if tp > 1 => (
+            calibrated(sizes, |i| p.queued_pass_s.get(i).copied(), at),
+            calibrated(sizes, |i| p.pass_s.get(i).copied(), at),
+        ),
+        _ => (
+            calibrated(sizes, |i| c.queued_pass_s.get(i).copied(), at),
+            one_gpu_pass(c, at),
+        ),
+    };
+    match ratio {
+        (Some(queued), Some(pass)) if pass > 0.0 => t * (queued / pass).clamp(0.0, 1.0),
+        _ => t,
+    }
+}
+
+/// The calibrated times of `shape`'s architecture, if the profile has them,
+/// and the (possibly fractional) batch of the measured request size that
+/// holds as many items as a batch of `batch` of `shape`'s.
+fn calibration<'a>(
+    hw: &'a HardwareProfile,
+    shape: &ModelShape,
+    batch: u32,
+) -> Option<(&'a CalibratedTimes, f64)> {
+    let c = hw.calibrated.get(&shape.arch)?;
+    let measured_items = match c.items_per_request {
+        0 => crate::arch::builtin(&shape.arch)
+            .map_or(shape.items_per_request, |s| s.items_per_request),
+        n => n,
+    };
+    let items = (batch as u64 * shape.items_per_request) as f64;
+    Some((c, items / measured_items as f64))
+}
+
+/// The calibrated one-GPU pass (every layer) at fractional batch `at`.
+fn one_gpu_pass(c: &CalibratedTimes, at: f64) -> Option<f64> {
+    calibrated(
+        &c.batch_sizes,
+        |i| c.layer_s.get(i).map(|r| r.iter().sum()),
+        at,
+    )
 }
 
 /// A measured value (`at(i)`: at batch size `sizes[i]`) at a (possibly
@@ -114,29 +167,50 @@ pub struct ComputeTable {
     layers: usize,
     /// `prefix[(batch - 1) * (layers + 1) + i]`: seconds of layers `0..i`.
     prefix: Vec<f64>,
+    /// The same for passes queued ahead of the GPU ([`layer_queued_s`]).
+    queued: Vec<f64>,
 }
 
 impl ComputeTable {
     /// Builds the table for `shape` on `hw` with `tp`-way tensor parallelism.
     pub fn new(hw: &HardwareProfile, shape: &ModelShape, tp: u32, max_batch: u32) -> ComputeTable {
         let layers = shape.layers.len();
-        let mut prefix = Vec::with_capacity(max_batch.max(1) as usize * (layers + 1));
+        let size = max_batch.max(1) as usize * (layers + 1);
+        let (mut prefix, mut queued) = (Vec::with_capacity(size), Vec::with_capacity(size));
         for b in 1..=max_batch.max(1) {
-            let mut acc = 0.0;
+            let (mut acc, mut acc_queued) = (0.0, 0.0);
             prefix.push(0.0);
+            queued.push(0.0);
             for l in 0..layers {
                 acc += layer_compute_s(hw, shape, l, b, tp);
+                acc_queued += layer_queued_s(hw, shape, l, b, tp);
                 prefix.push(acc);
+                queued.push(acc_queued);
             }
         }
-        ComputeTable { layers, prefix }
+        ComputeTable {
+            layers,
+            prefix,
+            queued,
+        }
     }
 
-    /// Seconds to run `layers` for a batch of `batch` (clamped to the table's range).
+    /// Seconds to run `layers` for a batch of `batch` (clamped to the
+    /// table's range), issued by the host as they run.
     pub fn time(&self, layers: Range<usize>, batch: u32) -> f64 {
-        let rows = self.prefix.len() / (self.layers + 1);
+        Self::span(&self.prefix, self.layers, layers, batch)
+    }
+
+    /// Seconds the GPU takes for `layers` at `batch` when their launches
+    /// were queued ahead of it ([`layer_queued_s`]); at most [`Self::time`].
+    pub fn queued_time(&self, layers: Range<usize>, batch: u32) -> f64 {
+        Self::span(&self.queued, self.layers, layers, batch)
+    }
+
+    fn span(prefix: &[f64], n: usize, layers: Range<usize>, batch: u32) -> f64 {
+        let rows = prefix.len() / (n + 1);
         let b = (batch.max(1) as usize).min(rows) - 1;
-        let row = &self.prefix[b * (self.layers + 1)..(b + 1) * (self.layers + 1)];
+        let row = &prefix[b * (n + 1)..(b + 1) * (n + 1)];
         row[layers.end] - row[layers.start]
     }
 }
@@ -144,7 +218,7 @@ impl ComputeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hardware::CalibratedTimes;
+    use crate::hardware::{CalibratedTimes, ParallelPasses};
 
     fn hw() -> HardwareProfile {
         HardwareProfile::resolve("h200-pcie5", None).unwrap()
@@ -186,7 +260,8 @@ mod tests {
                 batch_sizes: vec![1, 4],
                 layer_s: vec![vec![0.001, 0.002], vec![0.004, 0.008]],
                 items_per_request: 0,
-                tensor_parallel_pass_s: Default::default(),
+                queued_pass_s: vec![],
+                tensor_parallel: Default::default(),
             },
         );
         assert_eq!(layer_compute_s(&h, &m, 0, 1, 1), 0.001);
@@ -209,7 +284,8 @@ mod tests {
                     vec![0.008; 14],
                 ],
                 items_per_request: 128,
-                tensor_parallel_pass_s: Default::default(),
+                queued_pass_s: vec![],
+                tensor_parallel: Default::default(),
             },
         );
         // Half the tokens per request: batch 8 costs what batch 4 was measured at.
@@ -233,7 +309,15 @@ mod tests {
                 batch_sizes: vec![1, 4],
                 layer_s: vec![vec![0.001, 0.003], vec![0.002, 0.006]],
                 items_per_request: 0,
-                tensor_parallel_pass_s: [(2, vec![0.006, 0.010])].into(),
+                queued_pass_s: vec![0.002, 0.004],
+                tensor_parallel: [(
+                    2,
+                    ParallelPasses {
+                        pass_s: vec![0.006, 0.010],
+                        queued_pass_s: vec![0.003, 0.012],
+                    },
+                )]
+                .into(),
             },
         );
         // Each layer keeps its one-GPU share of the measured tp = 2 pass.
@@ -245,6 +329,14 @@ mod tests {
         assert!((layer_compute_s(&h, &m, 1, 2, 2) - want).abs() < 1e-15);
         // A degree not measured scales ideally.
         assert!((layer_compute_s(&h, &m, 1, 1, 4) - 0.003 / 4.0).abs() < 1e-15);
+        // Queued behind a copy: the measured share of the issued pass, at
+        // most all of it.
+        assert!((layer_queued_s(&h, &m, 1, 1, 1) - 0.0015).abs() < 1e-15);
+        assert!((layer_queued_s(&h, &m, 0, 1, 2) - 0.00075).abs() < 1e-15);
+        assert!((layer_queued_s(&h, &m, 1, 4, 2) - 0.0075).abs() < 1e-15);
+        let table = ComputeTable::new(&h, &m, 2, 4);
+        assert!((table.queued_time(0..2, 1) - 0.003).abs() < 1e-15);
+        assert!((table.time(0..2, 1) - 0.006).abs() < 1e-15);
     }
 
     #[test]

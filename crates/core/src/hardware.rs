@@ -114,14 +114,33 @@ pub struct CalibratedTimes {
     /// `seq_len` is looked up at the batch holding as many items.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub items_per_request: u64,
-    /// Whole-pass seconds on each GPU of a `tp`-way tensor-parallel group
-    /// (the key), one per batch size of `batch_sizes`: the pass timed
-    /// through the executor on `tp` GPUs, collectives included, less the
-    /// per-request overhead. Each layer keeps its share of the one-GPU
-    /// pass. Without an entry for a model's `tp`, the one-GPU time is
-    /// divided by `tp` (ideal scaling).
+    /// Whole-pass seconds, one per batch size, of a pass whose launches
+    /// were queued ahead of the GPU (it waited for a copy of its weights,
+    /// as a cold pass does): the GPU's own time, without the host's issue
+    /// time that `layer_s` holds for launch-bound passes. Empty: the same
+    /// as `layer_s`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued_pass_s: Vec<f64>,
+    /// Passes split over `tp` GPUs (the key), measured by `replay
+    /// calibrate --tp`. Each layer keeps its share of the one-GPU pass.
+    /// Without an entry for a model's `tp`, the one-GPU times are divided
+    /// by `tp` (ideal scaling).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tensor_parallel_pass_s: BTreeMap<u32, Vec<f64>>,
+    pub tensor_parallel: BTreeMap<u32, ParallelPasses>,
+}
+
+/// Whole-pass times of one tensor-parallel degree, per batch size of the
+/// architecture's `batch_sizes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelPasses {
+    /// Seconds on each GPU of the group from issuing the pass to the host
+    /// seeing it done, collectives included, less the per-request overhead.
+    pub pass_s: Vec<f64>,
+    /// The same pass queued behind a copy (see
+    /// [`CalibratedTimes::queued_pass_s`]); empty: the same as `pass_s`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued_pass_s: Vec<f64>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -377,17 +396,32 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
                 "expected one layer_s row per batch size",
             ));
         }
-        for (tp, passes) in &c.tensor_parallel_pass_s {
-            let ok = *tp >= 2
-                && passes.len() == c.batch_sizes.len()
-                && passes.iter().all(|t| t.is_finite() && *t > 0.0);
-            if !ok {
-                return Err(InputError::new(
-                    file,
-                    None,
-                    format!("calibrated.{arch}.tensor_parallel_pass_s.{tp}"),
-                    "expected a tensor-parallel degree of at least 2 with one positive pass time per batch size",
-                ));
+        let per_batch = |v: &[f64], optional: bool| {
+            (optional && v.is_empty())
+                || (v.len() == c.batch_sizes.len() && v.iter().all(|t| t.is_finite() && *t > 0.0))
+        };
+        let one_per_batch = "expected one positive time per batch size";
+        if !per_batch(&c.queued_pass_s, true) {
+            return Err(InputError::new(
+                file,
+                None,
+                format!("calibrated.{arch}.queued_pass_s"),
+                one_per_batch,
+            ));
+        }
+        for (tp, p) in &c.tensor_parallel {
+            for (v, field, optional) in [
+                (&p.pass_s, "pass_s", false),
+                (&p.queued_pass_s, "queued_pass_s", true),
+            ] {
+                if *tp < 2 || !per_batch(v, optional) {
+                    return Err(InputError::new(
+                        file,
+                        None,
+                        format!("calibrated.{arch}.tensor_parallel.{tp}.{field}"),
+                        format!("{one_per_batch}, for a tensor-parallel degree of at least 2"),
+                    ));
+                }
             }
         }
     }
@@ -481,16 +515,30 @@ mod tests {
                 batch_sizes: vec![1, 8],
                 layer_s: vec![vec![0.001; 3], vec![0.002; 3]],
                 items_per_request: 128,
-                tensor_parallel_pass_s: [(2, vec![0.004, 0.005])].into(),
+                queued_pass_s: vec![],
+                tensor_parallel: [(
+                    2,
+                    ParallelPasses {
+                        pass_s: vec![0.004, 0.005],
+                        queued_pass_s: vec![0.002, 0.0045],
+                    },
+                )]
+                .into(),
             },
         );
         let text = p.to_yaml();
-        assert_eq!(parse(Path::new("x.yaml"), &text).unwrap().calibrated, p.calibrated);
+        assert_eq!(
+            parse(Path::new("x.yaml"), &text).unwrap().calibrated,
+            p.calibrated
+        );
         // One pass time short of the batch sizes.
-        let bad = text.replace("- 0.005\n", "");
+        let bad = text.replace("- 0.0045\n", "");
         assert_ne!(bad, text);
         let err = parse(Path::new("x.yaml"), &bad).unwrap_err().to_string();
-        assert!(err.contains("calibrated.opt-1.3b.tensor_parallel_pass_s.2"), "{err}");
+        assert!(
+            err.contains("calibrated.opt-1.3b.tensor_parallel.2.queued_pass_s"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::sink::RecordSink;
 use crate::summary::{Latencies, ModelResult, SimResult};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::ops::Range;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::records::RequestRecord;
 use switchyard_core::timeline::{Span, Timeline, Track};
@@ -111,6 +112,7 @@ pub fn simulate_policy(
     // long before the start (replay's warm-up ends before its clock starts).
     let mut stream_free = vec![f64::NEG_INFINITY; n_gpus];
     let mut copy_done: Vec<f64> = Vec::new();
+    let mut copy_issued: Vec<f64> = Vec::new();
     let mut batch_start: Vec<f64> = Vec::new();
     let mut lat = Latencies::new(workload.models.len());
     let mut record = RequestRecord {
@@ -171,8 +173,15 @@ pub fn simulate_policy(
                     let id = c.id as usize;
                     if copy_done.len() <= id {
                         copy_done.resize(id + 1, 0.0);
+                        copy_issued.resize(id + 1, 0.0);
                     }
                     copy_done[id] = end;
+                    // Replay issues a pinned copy whole at once; a pageable
+                    // one in chunks that hold the host until the last.
+                    copy_issued[id] = match c.source {
+                        Source::Pinned => now,
+                        Source::Pageable => end,
+                    };
                     seq += 1;
                     heap.push(Pending {
                         t: end.to_bits(),
@@ -217,14 +226,28 @@ pub fn simulate_policy(
                     let layers = task.layers.start as usize..task.layers.end as usize;
                     let mut cursor = layers.start;
                     let mut first: Option<f64> = None;
+                    // Two clocks: `h`, the host issuing the layers (at the
+                    // calibrated, issue-bound rate; it starts once every
+                    // copy waited for is issued), and `t`, the GPU running
+                    // them: a layer ends no earlier than issued, and where
+                    // it waited for a copy the host was ahead, so it runs
+                    // at the GPU's own (queued) rate.
+                    let issued = task.waits.iter().map(|w| copy_issued[w.1 as usize]);
+                    let mut h = issued.fold(t, f64::max);
                     // The first layer starts at `t`; a GPU that sat idle
                     // before it pays the profile's idle penalty there (hidden
                     // when later layers wait on their copies anyway).
-                    let begin = |first: &mut Option<f64>, t: &mut f64| {
+                    let begin = |first: &mut Option<f64>, t: &mut f64, h: &mut f64| {
                         if first.is_none() {
                             *first = Some(*t);
-                            *t += hw.compute.idle_extra_s(*t - idle_since);
+                            let extra = hw.compute.idle_extra_s(*t - idle_since);
+                            *t += extra;
+                            *h += extra;
                         }
+                    };
+                    let run = |range: Range<usize>, t: &mut f64, h: &mut f64| {
+                        *h += table.time(range.clone(), b) * f;
+                        *t = (*t + table.queued_time(range, b) * f).max(*h);
                     };
                     let mut i = 0;
                     while i < task.waits.len() {
@@ -236,18 +259,18 @@ pub fn simulate_policy(
                         }
                         let (rs, re) = (range.start as usize, range.end as usize);
                         if rs > cursor {
-                            begin(&mut first, &mut t);
-                            t += table.time(cursor..rs, b) * f;
+                            begin(&mut first, &mut t, &mut h);
+                            run(cursor..rs, &mut t, &mut h);
                         }
                         t = t.max(ready);
-                        begin(&mut first, &mut t);
-                        t += table.time(rs..re, b) * f;
+                        begin(&mut first, &mut t, &mut h);
+                        run(rs..re, &mut t, &mut h);
                         cursor = re;
                     }
-                    begin(&mut first, &mut t);
+                    begin(&mut first, &mut t, &mut h);
                     let start = first.expect("set by begin");
                     if cursor < layers.end {
-                        t += table.time(cursor..layers.end, b) * f;
+                        run(cursor..layers.end, &mut t, &mut h);
                     }
                     for &g in &task.gpus {
                         stream_free[g as usize] = t;

@@ -302,3 +302,56 @@ fn idle_penalty_lengthens_passes_that_start_on_an_idle_gpu() {
         );
     }
 }
+
+#[test]
+fn cold_passes_run_at_the_queued_rate_once_the_host_is_ahead() {
+    // Calibrated as issue-bound: 20 x 1 ms issued, 4 ms in all when the
+    // launches are queued ahead of the GPU.
+    let calibrate = |w: &mut Workload| {
+        w.cluster.hardware.calibrated.insert(
+            "m".into(),
+            switchyard_core::hardware::CalibratedTimes {
+                batch_sizes: vec![1],
+                layer_s: vec![vec![1e-3; 20]],
+                items_per_request: 0,
+                queued_pass_s: vec![4e-3],
+                tensor_parallel: Default::default(),
+            },
+        );
+    };
+    for system in [System::Pipeswitch, System::StopAndStart] {
+        let (mut w, plain) = round_robin(system);
+        calibrate(&mut w);
+        let schedule = arrivals::generate(&w).unwrap();
+        let policy = PolicySpec {
+            system,
+            grouping: Grouping::Optimal,
+            ..w.policy
+        };
+        let mut queued: Vec<RequestRecord> = Vec::new();
+        simulate_policy(&w, &schedule, policy, &quiet(), &mut queued).unwrap();
+        let hw = &w.cluster.hardware;
+        let bytes = w.models[0].shape.total_bytes();
+        for (a, b) in plain.iter().zip(&queued) {
+            assert!(b.cold);
+            match system {
+                // Pinned copies are issued at once: the host issues every
+                // layer while the copies run, so what is left after the
+                // last copy runs at the GPU's rate, and the pass still
+                // takes its issue time of 20 ms at least.
+                System::Pipeswitch => {
+                    assert!(
+                        b.latency_s < a.latency_s - 5e-4,
+                        "{} vs {}",
+                        b.latency_s,
+                        a.latency_s
+                    );
+                    assert!(b.latency_s >= hw.pinned.time(bytes).max(20e-3) - 1e-9);
+                }
+                // A pageable copy holds the host until it is done: the
+                // pass is issued after it, at the issue rate.
+                _ => assert_eq!(a.latency_s, b.latency_s),
+            }
+        }
+    }
+}
