@@ -443,8 +443,7 @@ pub fn calibrate(
                 batch_sizes: opts.batches.clone(),
                 layer_s: rows,
                 items_per_request: layout.shape.items_per_request,
-                queued_pass_s: Vec::new(),
-                tensor_parallel: BTreeMap::new(),
+                ..Default::default()
             },
         );
         at += layout.total_bytes().div_ceil(256) * 256;

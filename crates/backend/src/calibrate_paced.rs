@@ -19,7 +19,7 @@
 use crate::calibrate::CalibrateOptions;
 use crate::calibrate_passes::{idle_until, median, IDLE_GAPS_S};
 use crate::device::Device;
-use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
+use crate::exec::{Completion, ComputeOp, CopyOp, Executor, IssueStats};
 use crate::host_store::WeightSource;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -77,6 +77,8 @@ struct PacedTimes {
     /// From the first layer starting on the GPU to the host seeing the
     /// pass done, for a pass queued behind a copy of the model's weights.
     queued: Vec<Vec<f64>>,
+    /// Host time spent issuing the pass.
+    issue: Vec<Vec<f64>>,
 }
 
 impl Loaded {
@@ -163,11 +165,17 @@ impl Loaded {
     }
 
     /// Seconds from queueing a pass of model `m` at batch `b` to the host
-    /// seeing it done.
-    fn pass(&mut self, m: usize, b: u32) -> Result<f64> {
+    /// seeing it done, and host seconds spent issuing it.
+    fn pass(&mut self, m: usize, b: u32) -> Result<(f64, f64)> {
+        let busy = |s: &IssueStats| s.layer_steps as f64 * s.mean_layer_step_s;
+        let before = busy(&self.ex.issue);
         let t0 = Instant::now();
         let key = self.queue_pass(m, b, &[])?;
-        Ok((self.ex.wait_for_compute(key)? - t0).as_secs_f64())
+        let seen = self.ex.wait_for_compute(key)?;
+        Ok((
+            (seen - t0).as_secs_f64(),
+            (busy(&self.ex.issue) - before).max(0.0),
+        ))
     }
 
     /// Model `m`'s weights copied again and a pass at batch `b` queued
@@ -205,11 +213,13 @@ impl Loaded {
             }
         }
         let mut issued = vec![vec![Vec::with_capacity(rounds); batches.len()]; n];
-        let mut queued = issued.clone();
+        let (mut queued, mut issue) = (issued.clone(), issued.clone());
         for round in 0..rounds {
             for (bi, &b) in batches.iter().enumerate() {
                 for m in 0..n {
-                    issued[m][bi].push(self.pass(m, b)?);
+                    let (pass, host) = self.pass(m, b)?;
+                    issued[m][bi].push(pass);
+                    issue[m][bi].push(host);
                     // Half as many queued passes: each copies the weights again.
                     if round % 2 == 0 {
                         queued[m][bi].push(self.queued(m, b)?);
@@ -225,6 +235,7 @@ impl Loaded {
         Ok(PacedTimes {
             issued: medians(&mut issued),
             queued: medians(&mut queued),
+            issue: medians(&mut issue),
         })
     }
 }
@@ -241,7 +252,11 @@ fn refine_models(
     // Rounds per idle gap (3 at the default 5 repetitions).
     let idle_rounds = opts.reps.max(1).div_ceil(2);
     let mut group = Loaded::new(dev, models, profile, 1)?;
-    let PacedTimes { issued, queued } = group.paced(&opts.batches, rounds(opts))?;
+    let PacedTimes {
+        issued,
+        queued,
+        issue,
+    } = group.paced(&opts.batches, rounds(opts))?;
     // After idle gaps, at batch 1 and the largest.
     let ends: Vec<usize> = if opts.batches.len() > 1 {
         vec![0, opts.batches.len() - 1]
@@ -255,7 +270,7 @@ fn refine_models(
             for &bi in &ends {
                 for (m, per_arch) in issued.iter().enumerate() {
                     idle_until(Instant::now() + Duration::from_secs_f64(gap));
-                    extra.push(group.pass(m, opts.batches[bi])? - per_arch[bi]);
+                    extra.push(group.pass(m, opts.batches[bi])?.0 - per_arch[bi]);
                 }
             }
         }
@@ -274,14 +289,16 @@ fn refine_models(
                 row.iter_mut().for_each(|t| *t *= want / sum);
             }
             *report += &format!(
-                "{a} batch {} paced: {:.3} ms, queued behind a copy {:.3} ms (back to back alone: {:.3} ms)\n",
+                "{a} batch {} paced: {:.3} ms, queued behind a copy {:.3} ms, host issuing {:.3} ms (back to back alone: {:.3} ms)\n",
                 opts.batches[bi],
                 want * 1e3,
                 (queued[m][bi] - overhead).max(0.0) * 1e3,
+                issue[m][bi] * 1e3,
                 sum * 1e3
             );
         }
         c.queued_pass_s = queued[m].iter().map(|t| (t - overhead).max(1e-9)).collect();
+        c.issue_pass_s = issue[m].iter().map(|t| t.max(1e-9)).collect();
     }
     profile.compute.idle_penalty = penalty;
     *report += "idle penalty through the executor (replaces the one above):";
@@ -326,12 +343,14 @@ fn tensor_parallel(
             let passes = ParallelPasses {
                 pass_s: less_overhead(&paced.issued[m]),
                 queued_pass_s: less_overhead(&paced.queued[m]),
+                issue_pass_s: paced.issue[m].iter().map(|t| t.max(1e-9)).collect(),
             };
             for (bi, b) in opts.batches.iter().enumerate() {
                 *report += &format!(
-                    "{a} tp {tp} batch {b}: {:.3} ms, queued behind a copy {:.3} ms (one GPU: {:.3} ms)\n",
+                    "{a} tp {tp} batch {b}: {:.3} ms, queued behind a copy {:.3} ms, host issuing {:.3} ms (one GPU: {:.3} ms)\n",
                     passes.pass_s[bi] * 1e3,
                     passes.queued_pass_s[bi] * 1e3,
+                    passes.issue_pass_s[bi] * 1e3,
                     c.layer_s[bi].iter().sum::<f64>() * 1e3
                 );
             }
@@ -365,8 +384,7 @@ mod tests {
                 batch_sizes: vec![1, 2],
                 layer_s: vec![vec![1.0, 3.0], vec![2.0, 6.0]],
                 items_per_request: 1,
-                queued_pass_s: vec![],
-                tensor_parallel: Default::default(),
+                ..Default::default()
             },
         );
         let mut report = String::new();
@@ -382,6 +400,7 @@ mod tests {
         }
         let queued = &profile.calibrated["tiny"].queued_pass_s;
         assert_eq!(queued.len(), 2);
+        assert_eq!(profile.calibrated["tiny"].issue_pass_s.len(), 2);
         assert!(queued.iter().all(|&t| t > 0.0 && t < 1.0), "{queued:?}");
         assert_eq!(profile.compute.idle_penalty.len(), IDLE_GAPS_S.len());
         assert!(report.contains("tiny batch 2 paced"), "{report}");
@@ -405,8 +424,7 @@ mod tests {
                 batch_sizes: vec![1, 2],
                 layer_s: vec![vec![1.0, 3.0], vec![2.0, 6.0]],
                 items_per_request: 1,
-                queued_pass_s: vec![],
-                tensor_parallel: Default::default(),
+                ..Default::default()
             },
         );
         let entries = |tp: u32| {

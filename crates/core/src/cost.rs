@@ -110,6 +110,39 @@ pub fn layer_queued_s(
     }
 }
 
+/// Host seconds replay spends issuing layer `layer` of a pass (the
+/// calibrated pass time scaled by the measured share the host spent
+/// issuing it, `issue_pass_s`, at most all of it); 0 without a
+/// measurement, so passes on different GPUs never wait for the host.
+pub fn layer_issue_s(
+    hw: &HardwareProfile,
+    shape: &ModelShape,
+    layer: usize,
+    batch: u32,
+    tp: u32,
+) -> f64 {
+    let Some((c, at)) = calibration(hw, shape, batch.max(1)) else {
+        return 0.0;
+    };
+    let sizes = &c.batch_sizes;
+    let ratio = match c.tensor_parallel.get(&tp.max(1)) {
+        Some(p) if tp > 1 => (
+            calibrated(sizes, |i| p.issue_pass_s.get(i).copied(), at),
+            calibrated(sizes, |i| p.pass_s.get(i).copied(), at),
+        ),
+        _ => (
+            calibrated(sizes, |i| c.issue_pass_s.get(i).copied(), at),
+            one_gpu_pass(c, at),
+        ),
+    };
+    match ratio {
+        (Some(issue), Some(pass)) if pass > 0.0 => {
+            layer_compute_s(hw, shape, layer, batch, tp) * (issue / pass).clamp(0.0, 1.0)
+        }
+        _ => 0.0,
+    }
+}
+
 /// The calibrated times of `shape`'s architecture, if the profile has them,
 /// and the (possibly fractional) batch of the measured request size that
 /// holds as many items as a batch of `batch` of `shape`'s.
@@ -169,6 +202,8 @@ pub struct ComputeTable {
     prefix: Vec<f64>,
     /// The same for passes queued ahead of the GPU ([`layer_queued_s`]).
     queued: Vec<f64>,
+    /// The same for the host's issuing ([`layer_issue_s`]).
+    issue: Vec<f64>,
 }
 
 impl ComputeTable {
@@ -176,23 +211,30 @@ impl ComputeTable {
     pub fn new(hw: &HardwareProfile, shape: &ModelShape, tp: u32, max_batch: u32) -> ComputeTable {
         let layers = shape.layers.len();
         let size = max_batch.max(1) as usize * (layers + 1);
-        let (mut prefix, mut queued) = (Vec::with_capacity(size), Vec::with_capacity(size));
+        let mut tables = [(); 3].map(|_| Vec::with_capacity(size));
+        let per_layer = [layer_compute_s, layer_queued_s, layer_issue_s];
         for b in 1..=max_batch.max(1) {
-            let (mut acc, mut acc_queued) = (0.0, 0.0);
-            prefix.push(0.0);
-            queued.push(0.0);
-            for l in 0..layers {
-                acc += layer_compute_s(hw, shape, l, b, tp);
-                acc_queued += layer_queued_s(hw, shape, l, b, tp);
-                prefix.push(acc);
-                queued.push(acc_queued);
+            for (table, time) in tables.iter_mut().zip(per_layer) {
+                let mut acc = 0.0;
+                table.push(0.0);
+                for l in 0..layers {
+                    acc += time(hw, shape, l, b, tp);
+                    table.push(acc);
+                }
             }
         }
+        let [prefix, queued, issue] = tables;
         ComputeTable {
             layers,
             prefix,
             queued,
+            issue,
         }
+    }
+
+    /// Host seconds spent issuing `layers` at `batch` ([`layer_issue_s`]).
+    pub fn issue_time(&self, layers: Range<usize>, batch: u32) -> f64 {
+        Self::span(&self.issue, self.layers, layers, batch)
     }
 
     /// Seconds to run `layers` for a batch of `batch` (clamped to the
@@ -260,8 +302,7 @@ mod tests {
                 batch_sizes: vec![1, 4],
                 layer_s: vec![vec![0.001, 0.002], vec![0.004, 0.008]],
                 items_per_request: 0,
-                queued_pass_s: vec![],
-                tensor_parallel: Default::default(),
+                ..Default::default()
             },
         );
         assert_eq!(layer_compute_s(&h, &m, 0, 1, 1), 0.001);
@@ -284,8 +325,7 @@ mod tests {
                     vec![0.008; 14],
                 ],
                 items_per_request: 128,
-                queued_pass_s: vec![],
-                tensor_parallel: Default::default(),
+                ..Default::default()
             },
         );
         // Half the tokens per request: batch 8 costs what batch 4 was measured at.
@@ -310,11 +350,13 @@ mod tests {
                 layer_s: vec![vec![0.001, 0.003], vec![0.002, 0.006]],
                 items_per_request: 0,
                 queued_pass_s: vec![0.002, 0.004],
+                issue_pass_s: vec![0.001, 0.002],
                 tensor_parallel: [(
                     2,
                     ParallelPasses {
                         pass_s: vec![0.006, 0.010],
                         queued_pass_s: vec![0.003, 0.012],
+                        issue_pass_s: vec![],
                     },
                 )]
                 .into(),
@@ -337,6 +379,10 @@ mod tests {
         let table = ComputeTable::new(&h, &m, 2, 4);
         assert!((table.queued_time(0..2, 1) - 0.003).abs() < 1e-15);
         assert!((table.time(0..2, 1) - 0.006).abs() < 1e-15);
+        // The host's issuing: a measured share of the pass, or nothing.
+        assert!((layer_issue_s(&h, &m, 1, 1, 1) - 0.00075).abs() < 1e-15);
+        assert_eq!(table.issue_time(0..2, 1), 0.0);
+        assert_eq!(layer_issue_s(&hw(), &m, 1, 1, 1), 0.0);
     }
 
     #[test]

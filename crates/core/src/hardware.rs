@@ -102,7 +102,7 @@ impl Jitter {
 }
 
 /// Measured per-layer compute times of one architecture, from `replay calibrate`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalibratedTimes {
     /// Batch sizes measured, ascending.
@@ -121,6 +121,12 @@ pub struct CalibratedTimes {
     /// as `layer_s`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queued_pass_s: Vec<f64>,
+    /// Host seconds spent issuing one pass, one per batch size: replay's
+    /// one host thread issues every GPU's passes, so while it issues one
+    /// pass the next (on another GPU) waits. Empty: not measured (issuing
+    /// never waits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issue_pass_s: Vec<f64>,
     /// Passes split over `tp` GPUs (the key), measured by `replay
     /// calibrate --tp`. Each layer keeps its share of the one-GPU pass.
     /// Without an entry for a model's `tp`, the one-GPU times are divided
@@ -131,7 +137,7 @@ pub struct CalibratedTimes {
 
 /// Whole-pass times of one tensor-parallel degree, per batch size of the
 /// architecture's `batch_sizes`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParallelPasses {
     /// Seconds on each GPU of the group from issuing the pass to the host
@@ -141,6 +147,10 @@ pub struct ParallelPasses {
     /// [`CalibratedTimes::queued_pass_s`]); empty: the same as `pass_s`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queued_pass_s: Vec<f64>,
+    /// Host seconds spent issuing the pass (see
+    /// [`CalibratedTimes::issue_pass_s`]); empty: not measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issue_pass_s: Vec<f64>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -401,18 +411,24 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
                 || (v.len() == c.batch_sizes.len() && v.iter().all(|t| t.is_finite() && *t > 0.0))
         };
         let one_per_batch = "expected one positive time per batch size";
-        if !per_batch(&c.queued_pass_s, true) {
-            return Err(InputError::new(
-                file,
-                None,
-                format!("calibrated.{arch}.queued_pass_s"),
-                one_per_batch,
-            ));
+        for (v, field) in [
+            (&c.queued_pass_s, "queued_pass_s"),
+            (&c.issue_pass_s, "issue_pass_s"),
+        ] {
+            if !per_batch(v, true) {
+                return Err(InputError::new(
+                    file,
+                    None,
+                    format!("calibrated.{arch}.{field}"),
+                    one_per_batch,
+                ));
+            }
         }
         for (tp, p) in &c.tensor_parallel {
             for (v, field, optional) in [
                 (&p.pass_s, "pass_s", false),
                 (&p.queued_pass_s, "queued_pass_s", true),
+                (&p.issue_pass_s, "issue_pass_s", true),
             ] {
                 if *tp < 2 || !per_batch(v, optional) {
                     return Err(InputError::new(
@@ -516,11 +532,13 @@ mod tests {
                 layer_s: vec![vec![0.001; 3], vec![0.002; 3]],
                 items_per_request: 128,
                 queued_pass_s: vec![],
+                issue_pass_s: vec![0.0005, 0.0006],
                 tensor_parallel: [(
                     2,
                     ParallelPasses {
                         pass_s: vec![0.004, 0.005],
                         queued_pass_s: vec![0.002, 0.0045],
+                        issue_pass_s: vec![0.001, 0.0011],
                     },
                 )]
                 .into(),
@@ -532,7 +550,11 @@ mod tests {
             p.calibrated
         );
         // One pass time short of the batch sizes.
-        let bad = text.replace("- 0.0045\n", "");
+        let bad: String = text
+            .lines()
+            .filter(|l| l.trim() != "- 0.0045")
+            .map(|l| format!("{l}\n"))
+            .collect();
         assert_ne!(bad, text);
         let err = parse(Path::new("x.yaml"), &bad).unwrap_err().to_string();
         assert!(

@@ -113,6 +113,8 @@ pub fn simulate_policy(
     let mut stream_free = vec![f64::NEG_INFINITY; n_gpus];
     let mut copy_done: Vec<f64> = Vec::new();
     let mut copy_issued: Vec<f64> = Vec::new();
+    // When the host issues the latest pass: from, to.
+    let mut host_issuing = (0.0f64, 0.0f64);
     let mut batch_start: Vec<f64> = Vec::new();
     let mut lat = Latencies::new(workload.models.len());
     let mut record = RequestRecord {
@@ -232,8 +234,15 @@ pub fn simulate_policy(
                     // them: a layer ends no earlier than issued, and where
                     // it waited for a copy the host was ahead, so it runs
                     // at the GPU's own (queued) rate.
+                    // Replay's one host thread issues every GPU's passes:
+                    // a pass on another GPU being issued now holds this one
+                    // back (never, unless the profile measured issuing).
+                    if (host_issuing.0..host_issuing.1).contains(&t) {
+                        t = host_issuing.1;
+                    }
                     let issued = task.waits.iter().map(|w| copy_issued[w.1 as usize]);
                     let mut h = issued.fold(t, f64::max);
+                    host_issuing = (h, h + table.issue_time(layers.clone(), b) * f);
                     // The first layer starts at `t`; a GPU that sat idle
                     // before it pays the profile's idle penalty there (hidden
                     // when later layers wait on their copies anyway).

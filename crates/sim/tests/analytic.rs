@@ -313,9 +313,8 @@ fn cold_passes_run_at_the_queued_rate_once_the_host_is_ahead() {
             switchyard_core::hardware::CalibratedTimes {
                 batch_sizes: vec![1],
                 layer_s: vec![vec![1e-3; 20]],
-                items_per_request: 0,
                 queued_pass_s: vec![4e-3],
-                tensor_parallel: Default::default(),
+                ..Default::default()
             },
         );
     };
@@ -354,4 +353,54 @@ fn cold_passes_run_at_the_queued_rate_once_the_host_is_ahead() {
             }
         }
     }
+}
+
+#[test]
+fn passes_on_two_gpus_share_the_host_that_issues_them() {
+    // Two resident models of 10 x 1 ms on two GPUs, both asked for at once.
+    let mut w = workload(
+        "name: host\nseed: 3\nduration_s: 10\n\
+         cluster: { hardware: h200-pcie5, gpus: 2 }\n\
+         models:\n  - { name: m, copies: 2, layers: 10, layer_mb: 10, layer_ms: 1.0 }\n\
+         arrivals: { process: round_robin, rate: 2 }\n\
+         policy: { system: resident }\n",
+    );
+    let schedule = switchyard_core::Schedule {
+        models: w.model_names(),
+        requests: (0..2)
+            .map(|m| switchyard_core::schedule::Request {
+                id: m,
+                arrival_s: 1.0,
+                model: m as u32,
+            })
+            .collect(),
+    };
+    let run = |w: &Workload| {
+        let mut recs: Vec<RequestRecord> = Vec::new();
+        simulate_policy(w, &schedule, w.policy, &quiet(), &mut recs).unwrap();
+        recs.sort_by_key(|r| r.id);
+        recs
+    };
+    let apart = run(&w);
+    assert!((apart[0].latency_s - 0.010).abs() < 1e-9);
+    assert!((apart[1].latency_s - 0.010).abs() < 1e-9, "{apart:?}");
+    // Issuing takes the host 4 ms of each 10 ms pass: the second pass
+    // starts once the first is issued.
+    w.cluster.hardware.calibrated.insert(
+        "m".into(),
+        switchyard_core::hardware::CalibratedTimes {
+            batch_sizes: vec![1],
+            layer_s: vec![vec![1e-3; 10]],
+            issue_pass_s: vec![4e-3],
+            ..Default::default()
+        },
+    );
+    let shared = run(&w);
+    let (first, second) = if shared[0].latency_s < shared[1].latency_s {
+        (&shared[0], &shared[1])
+    } else {
+        (&shared[1], &shared[0])
+    };
+    assert!((first.latency_s - 0.010).abs() < 1e-9, "{shared:?}");
+    assert!((second.latency_s - 0.014).abs() < 1e-9, "{shared:?}");
 }
