@@ -114,6 +114,8 @@ pub(super) fn validate_models(
         return Err(ctx.err(&raw.referenced, "models", "expected at least one model"));
     }
     let mut out: Vec<ModelSpec> = Vec::new();
+    // Names taken so far: a hash set, so parsing stays linear in models.
+    let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (i, entry) in raw.value.iter().enumerate() {
         let m = &entry.value;
         let f = |name: &str| format!("models[{i}].{name}");
@@ -223,7 +225,7 @@ pub(super) fn validate_models(
             } else {
                 format!("{base_name}-{c}")
             };
-            if out.iter().any(|o| o.name == name) {
+            if !names.insert(name.clone()) {
                 return Err(ctx.err(
                     &entry.referenced,
                     f("name"),
