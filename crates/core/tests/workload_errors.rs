@@ -144,7 +144,7 @@ fn synthetic_model_with_bad_layer_ms() {
 fn unknown_field_is_named_with_its_line() {
     let t = BURSTY.replace("  cv: 4 ", "  cvv: 4 ");
     let e = error_of(&t);
-    assert_eq!(e.field, "cvv");
+    assert_eq!(e.field, "arrivals.cvv");
     assert_eq!(e.line, Some(line_of(&t, "cvv: 4")));
 }
 
