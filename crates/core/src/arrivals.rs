@@ -15,6 +15,18 @@ pub fn generate(workload: &Workload) -> Result<Schedule> {
     let mut rng = StdRng::seed_from_u64(workload.seed);
     let names = workload.model_names();
     let arrivals = arrivals(&workload.arrivals, &names, workload.duration_s, &mut rng)?;
+    if arrivals.is_empty() {
+        return Err(crate::InputError::new(
+            &workload.source,
+            None,
+            "arrivals",
+            format!(
+                "no request arrives within duration_s ({} s): there is nothing to run; raise the rate or duration_s",
+                workload.duration_s
+            ),
+        )
+        .into());
+    }
     Ok(Schedule::from_arrivals(names, arrivals))
 }
 

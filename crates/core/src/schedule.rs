@@ -100,6 +100,11 @@ impl Schedule {
         let (c_id, c_t, c_m) = (col("id")?, col("arrival_s")?, col("model")?);
         let mut requests = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let index: std::collections::HashMap<&str, usize> = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.as_str(), i))
+            .collect();
         let mut last = f64::NEG_INFINITY;
         for rec in rdr.records() {
             let rec = rec.map_err(|e| {
@@ -128,7 +133,7 @@ impl Schedule {
                         ),
                     )
                 })?;
-            let model = models.iter().position(|m| m == &rec[c_m]).ok_or_else(|| {
+            let model = index.get(&rec[c_m]).copied().ok_or_else(|| {
                 bad(
                     line,
                     "model",
@@ -155,6 +160,13 @@ impl Schedule {
                 arrival_s: t,
                 model: model as u32,
             });
+        }
+        if requests.is_empty() {
+            return Err(bad(
+                1,
+                "",
+                "holds no requests: there is nothing to run".to_string(),
+            ));
         }
         Ok(Schedule {
             models: models.to_vec(),

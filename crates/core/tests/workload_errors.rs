@@ -187,3 +187,45 @@ fn memory_cap_forces_a_model_out() {
         "at most",
     );
 }
+
+#[test]
+fn model_name_that_is_not_one_csv_field_is_refused() {
+    for bad in ["\"a,b\"", "\"say \\\"hi\\\"\"", "\" padded\""] {
+        let t = BURSTY.replacen("name: tiny", &format!("name: {bad}"), 1);
+        assert_ne!(t, BURSTY);
+        check(
+            &t,
+            "models[1].name",
+            &format!("name: {bad}"),
+            "one CSV field",
+        );
+    }
+}
+
+#[test]
+fn workload_without_a_request_is_refused_before_anything_runs() {
+    let t = BURSTY
+        .replace("rate: 12 ", "rate: 0.000000001 ")
+        .replace("duration_s: 600", "duration_s: 10");
+    let w = switchyard_core::Workload::parse(std::path::Path::new("quiet.yaml"), &t).unwrap();
+    let e = switchyard_core::arrivals::generate(&w)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("quiet.yaml") && e.contains("`arrivals`") && e.contains("no request"),
+        "{e}"
+    );
+    // An empty schedule file is refused the same way.
+    let dir = std::env::temp_dir().join(format!("sy-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("schedule.csv");
+    std::fs::write(&csv, "id,arrival_s,model\n").unwrap();
+    let e = switchyard_core::Schedule::read_csv(&csv, &w.model_names())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("schedule.csv:1") && e.contains("no requests"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

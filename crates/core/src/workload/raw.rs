@@ -158,6 +158,19 @@ pub(super) fn validate_models(
                 return Err(ctx.err(&entry.referenced, f("arch"), "expected `arch` (a built-in architecture) or `layers` (a synthetic model)"))
             }
         };
+        if let Some(n) = &m.name {
+            let bad = |c: char| c == ',' || c == '"' || c.is_control();
+            if n.value.is_empty() || n.value.trim() != n.value || n.value.contains(bad) {
+                return Err(ctx.err(
+                    &n.referenced,
+                    f("name"),
+                    format!(
+                        "model name {:?} cannot be written as one CSV field: use no commas, quotes, line breaks or surrounding spaces",
+                        n.value
+                    ),
+                ));
+            }
+        }
         let copies = match &m.copies {
             Some(c) => ctx.at_least_one(c, &f("copies"))?,
             None => 1,
