@@ -192,6 +192,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             replay::check_supported(&w)?;
             let schedule = Schedule::read_csv(spath, &w.model_names())?;
             let seed = a.seed.unwrap_or(w.seed);
+            if let Some(dir) = a.weights.as_ref().filter(|d| !d.is_dir()) {
+                return Err(switchyard_core::InputError::new(
+                    dir,
+                    None,
+                    "--weights",
+                    "is not a folder (expected one holding <model or arch>.safetensors files)",
+                )
+                .into());
+            }
+            // Before any GPU work: a run can take minutes, and its results
+            // must have somewhere to go.
+            switchyard_core::output::check_writable(&a.out)?;
             let weights = match &a.weights {
                 Some(dir) => WeightSource::Safetensors {
                     dir: dir.clone(),

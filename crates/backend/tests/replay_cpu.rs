@@ -239,6 +239,48 @@ fn unknown_device_and_missing_workload_exit_2() {
 }
 
 #[test]
+fn bad_weights_folder_and_unwritable_out_fail_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let workload = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../experiments/validation/tune/poisson.yaml"
+    );
+    let schedule = dir.path().join("schedule.csv");
+    std::fs::write(&schedule, "id,arrival_s,model\n0,0.5,gpt2-0\n").unwrap();
+    let run = |extra: &[&str], out: &std::path::Path| {
+        let mut args = vec!["--device", "cpu", "-w", workload, "--schedule"];
+        args.push(schedule.to_str().unwrap());
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        let started = std::time::Instant::now();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_replay"))
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            started.elapsed(),
+        )
+    };
+    let out = dir.path().join("out");
+    let (code, err, _) = run(&["--weights", "/nonexistent/weights"], &out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--weights") && err.contains("/nonexistent/weights"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // An --out that cannot be a folder: refused at once, not after the run.
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let (code, err, took) = run(&[], &file.join("out"));
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("file/out"), "{err}");
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+}
+
+#[test]
 fn cuda_without_driver_fails_clearly() {
     if switchyard_backend::device::cuda::driver_present() {
         println!("skipped: a CUDA driver is present");

@@ -39,6 +39,15 @@ where
     }
 }
 
+/// Checks, before a long run, that `dir` can hold its outputs: creates it
+/// if needed and writes (then removes) a probe file there.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let probe = temp_sibling(&dir.join("probe"));
+    fs::write(&probe, b"").map_err(|e| Error::io(dir, e))?;
+    fs::remove_file(&probe).map_err(|e| Error::io(dir, e))
+}
+
 fn temp_sibling(path: &Path) -> PathBuf {
     let name = path
         .file_name()
@@ -50,6 +59,19 @@ fn temp_sibling(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writable_check_creates_the_folder_and_leaves_it_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a/b");
+        check_writable(&out).unwrap();
+        assert!(out.is_dir());
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+        // A file where the folder should be.
+        let file = dir.path().join("f");
+        fs::write(&file, b"x").unwrap();
+        assert!(check_writable(&file).is_err());
+    }
 
     #[test]
     fn failed_fill_leaves_nothing() {
