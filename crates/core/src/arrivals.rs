@@ -10,11 +10,64 @@ use rand::{Rng, SeedableRng};
 use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Exp, Gamma};
 
-/// Generates the schedule of `workload` from its own seed.
+/// Most requests a generated schedule may hold unless the caller raises it
+/// (`sim --max-requests`): a schedule costs about 50 bytes per request.
+pub const DEFAULT_MAX_REQUESTS: u64 = 50_000_000;
+
+/// Generates the schedule of `workload` from its own seed, refusing one of
+/// more than [`DEFAULT_MAX_REQUESTS`] requests.
 pub fn generate(workload: &Workload) -> Result<Schedule> {
+    generate_capped(workload, DEFAULT_MAX_REQUESTS)
+}
+
+/// [`generate`] with a limit of `max_requests`: refused before generating
+/// when the expected count (mean rate x duration) is above it, and while
+/// generating once the count passes it.
+pub fn generate_capped(workload: &Workload, max_requests: u64) -> Result<Schedule> {
     let mut rng = StdRng::seed_from_u64(workload.seed);
     let names = workload.model_names();
-    let arrivals = arrivals(&workload.arrivals, &names, workload.duration_s, &mut rng)?;
+    let too_many = |what: String| {
+        crate::InputError::new(
+            &workload.source,
+            None,
+            "arrivals",
+            format!("{what}, more than the limit of {max_requests} requests (sim --max-requests raises it)"),
+        )
+    };
+    if let Some(rate) = workload.arrivals.process.mean_rate() {
+        let expected = rate * workload.duration_s;
+        if expected > max_requests as f64 {
+            return Err(too_many(format!(
+                "rate x duration_s expects about {expected:.3e} requests"
+            ))
+            .into());
+        }
+    }
+    if let Process::OnOff {
+        mean_on_s,
+        mean_off_s,
+        ..
+    } = workload.arrivals.process
+    {
+        // Periods are drawn one by one, requests or not.
+        let periods = 2.0 * workload.duration_s / (mean_on_s + mean_off_s);
+        if periods > 10.0 * max_requests as f64 {
+            return Err(too_many(format!(
+                "on/off periods this short over duration_s draw about {periods:.3e} periods"
+            ))
+            .into());
+        }
+    }
+    let arrivals = arrivals_capped(
+        &workload.arrivals,
+        &names,
+        workload.duration_s,
+        &mut rng,
+        max_requests,
+    )?;
+    if arrivals.len() as u64 > max_requests {
+        return Err(too_many(format!("the arrivals hold {}", arrivals.len())).into());
+    }
     if arrivals.is_empty() {
         return Err(crate::InputError::new(
             &workload.source,
@@ -37,6 +90,19 @@ pub fn arrivals(
     duration_s: f64,
     rng: &mut StdRng,
 ) -> Result<Vec<(f64, u32)>> {
+    arrivals_capped(spec, models, duration_s, rng, u64::MAX)
+}
+
+/// [`arrivals`], stopping soon after `max_requests` (the caller refuses a
+/// result longer than that).
+fn arrivals_capped(
+    spec: &ArrivalSpec,
+    models: &[String],
+    duration_s: f64,
+    rng: &mut StdRng,
+    max_requests: u64,
+) -> Result<Vec<(f64, u32)>> {
+    let cap = usize::try_from(max_requests.saturating_add(1)).unwrap_or(usize::MAX);
     let n_models = models.len();
     let shares = spec.skew.shares(n_models);
     let mut out = match &spec.process {
@@ -52,7 +118,15 @@ pub fn arrivals(
             format,
             time_scale,
         } => {
-            let mut v = traces::load(path, *format, *time_scale, models, &shares, rng)?;
+            let mut v = traces::load(
+                path,
+                *format,
+                *time_scale,
+                models,
+                &shares,
+                rng,
+                max_requests,
+            )?;
             v.retain(|(t, _)| *t < duration_s);
             v
         }
@@ -63,13 +137,16 @@ pub fn arrivals(
                     continue;
                 }
                 let mut stream_rng = StdRng::seed_from_u64(rng.random());
-                let times = arrival_times(&process.scaled(*share), duration_s, &mut stream_rng);
+                let times = capped_times(&process.scaled(*share), duration_s, &mut stream_rng, cap);
                 v.extend(times.into_iter().map(|t| (t, m as u32)));
+                if v.len() >= cap {
+                    break;
+                }
             }
             v
         }
         process => {
-            let times = arrival_times(process, duration_s, rng);
+            let times = capped_times(process, duration_s, rng, cap);
             let pick = WeightedIndex::new(&shares).expect("shares are validated positive");
             times
                 .into_iter()
@@ -131,6 +208,11 @@ impl Process {
 ///
 /// Panics for `Trace` and `RoundRobin`, which are not random streams.
 pub fn arrival_times(process: &Process, duration_s: f64, rng: &mut StdRng) -> Vec<f64> {
+    capped_times(process, duration_s, rng, usize::MAX)
+}
+
+/// [`arrival_times`], stopping at `cap` times.
+fn capped_times(process: &Process, duration_s: f64, rng: &mut StdRng, cap: usize) -> Vec<f64> {
     let mut times = Vec::new();
     match *process {
         Process::Poisson { rate } => renewal(
@@ -138,10 +220,15 @@ pub fn arrival_times(process: &Process, duration_s: f64, rng: &mut StdRng) -> Ve
             duration_s,
             rng,
             &mut times,
+            cap,
         ),
-        Process::Gamma { rate, cv } => {
-            renewal(&gamma_interarrival(rate, cv), duration_s, rng, &mut times)
-        }
+        Process::Gamma { rate, cv } => renewal(
+            &gamma_interarrival(rate, cv),
+            duration_s,
+            rng,
+            &mut times,
+            cap,
+        ),
         Process::OnOff {
             rate_on,
             rate_off,
@@ -151,7 +238,7 @@ pub fn arrival_times(process: &Process, duration_s: f64, rng: &mut StdRng) -> Ve
             let on_len = Exp::new(1.0 / mean_on_s).expect("mean_on_s > 0");
             let off_len = Exp::new(1.0 / mean_off_s).expect("mean_off_s > 0");
             let (mut start, mut on) = (0.0, true);
-            while start < duration_s {
+            while start < duration_s && times.len() < cap {
                 let len = if on {
                     on_len.sample(rng)
                 } else {
@@ -162,7 +249,7 @@ pub fn arrival_times(process: &Process, duration_s: f64, rng: &mut StdRng) -> Ve
                 if rate > 0.0 {
                     let gap = Exp::new(rate).expect("rate > 0");
                     let mut t = start + gap.sample(rng);
-                    while t < end {
+                    while t < end && times.len() < cap {
                         times.push(t);
                         t += gap.sample(rng);
                     }
@@ -184,9 +271,15 @@ pub fn gamma_interarrival(rate: f64, cv: f64) -> Gamma<f64> {
     Gamma::new(1.0 / (cv * cv), cv * cv / rate).expect("rate > 0 and cv > 0")
 }
 
-fn renewal<D: Distribution<f64>>(gap: &D, duration_s: f64, rng: &mut StdRng, out: &mut Vec<f64>) {
+fn renewal<D: Distribution<f64>>(
+    gap: &D,
+    duration_s: f64,
+    rng: &mut StdRng,
+    out: &mut Vec<f64>,
+    cap: usize,
+) {
     let mut t = gap.sample(rng);
-    while t < duration_s {
+    while t < duration_s && out.len() < cap {
         out.push(t);
         t += gap.sample(rng);
     }

@@ -25,6 +25,7 @@ pub fn load(
     models: &[String],
     shares: &[f64],
     rng: &mut StdRng,
+    max_requests: u64,
 ) -> Result<Vec<(f64, u32)>> {
     let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path, e))?;
     let mut rdr = csv::ReaderBuilder::new()
@@ -94,6 +95,9 @@ pub fn load(
                     .position(|n| n == &m_cell)
                     .ok_or_else(|| bad(line, "model", format!("unknown model `{m_cell}`")))?;
                 out.push((t * time_scale, m as u32));
+                if out.len() as u64 > max_requests {
+                    return Err(bad(line, "", too_many(max_requests)));
+                }
             }
         }
         TraceFormat::AzureLlm => {
@@ -127,10 +131,14 @@ pub fn load(
                     ));
                 }
                 out.push((secs * time_scale, pick.sample(rng) as u32));
+                if out.len() as u64 > max_requests {
+                    return Err(bad(line, "", too_many(max_requests)));
+                }
             }
         }
         TraceFormat::AzureFunctions => {
             let first_minute = col("1")?;
+            let mut total = 0u64;
             for (row, rec) in rdr.records().enumerate() {
                 let rec = rec.map_err(|e| {
                     bad(
@@ -153,6 +161,17 @@ pub fn load(
                     if count == 0 {
                         continue;
                     }
+                    total = total.saturating_add(count);
+                    if total > max_requests {
+                        return Err(bad(
+                            line,
+                            headers.get(m).unwrap_or("?"),
+                            format!(
+                                "the counts so far add up to {total} requests: {}",
+                                too_many(max_requests)
+                            ),
+                        ));
+                    }
                     let gap = Exp::new(count as f64 / 60.0).expect("count > 0");
                     let mut t = gap.sample(rng);
                     while t < 60.0 {
@@ -167,6 +186,11 @@ pub fn load(
     }
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
     Ok(out)
+}
+
+/// The error of a trace holding more requests than `max`.
+fn too_many(max: u64) -> String {
+    format!("the trace holds more than the limit of {max} requests (sim --max-requests raises it)")
 }
 
 fn parse_time(s: &str) -> Option<f64> {
@@ -192,7 +216,16 @@ mod tests {
         let p = dir.path().join("t.csv");
         std::fs::write(&p, "arrival_s,model\n0.5,m0\n0.7\n").unwrap();
         let mut rng = StdRng::seed_from_u64(1);
-        let e = load(&p, TraceFormat::Csv, 1.0, &models(1), &[1.0], &mut rng).unwrap_err();
+        let e = load(
+            &p,
+            TraceFormat::Csv,
+            1.0,
+            &models(1),
+            &[1.0],
+            &mut rng,
+            u64::MAX,
+        )
+        .unwrap_err();
         let Error::Input(e) = e else { panic!("{e:?}") };
         assert_eq!((e.line, e.field.as_str()), (Some(3), "model"));
         assert!(e.message.contains("fewer than the header"), "{}", e.message);
@@ -218,6 +251,7 @@ mod tests {
             &models(2),
             &[0.5, 0.5],
             &mut rng,
+            u64::MAX,
         )
         .unwrap();
         assert_eq!(v.len(), 3);
@@ -236,9 +270,16 @@ mod tests {
         )
         .unwrap();
         let mut rng = StdRng::seed_from_u64(1);
-        let Error::Input(e) =
-            load(&p, TraceFormat::AzureLlm, 1.0, &models(1), &[1.0], &mut rng).unwrap_err()
-        else {
+        let Error::Input(e) = load(
+            &p,
+            TraceFormat::AzureLlm,
+            1.0,
+            &models(1),
+            &[1.0],
+            &mut rng,
+            u64::MAX,
+        )
+        .unwrap_err() else {
             panic!()
         };
         assert_eq!((e.line, e.field.as_str()), (Some(3), "TIMESTAMP"));
@@ -269,8 +310,22 @@ mod tests {
             &models(2),
             &[0.5, 0.5],
             &mut rng,
+            u64::MAX,
         )
         .unwrap();
+        // A limit below the counts: refused at the cell that passes it.
+        let e = load(
+            &p,
+            TraceFormat::AzureFunctions,
+            1.0,
+            &models(2),
+            &[0.5, 0.5],
+            &mut rng,
+            100,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(":2:") && e.contains("limit of 100"), "{e}");
         let f0: Vec<_> = v.iter().filter(|(_, m)| *m == 0).collect();
         let f1: Vec<_> = v.iter().filter(|(_, m)| *m == 1).collect();
         assert!(f0.iter().all(|(t, _)| *t < 60.0));

@@ -229,3 +229,41 @@ fn workload_without_a_request_is_refused_before_anything_runs() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn request_counts_and_periods_are_bounded_before_generating() {
+    use switchyard_core::arrivals::{generate, generate_capped};
+    let parse = |t: &str| switchyard_core::Workload::parse(std::path::Path::new("big.yaml"), t);
+    // Expected count over the limit: refused at once.
+    for rate in ["1e308", "1e6"] {
+        let t = BURSTY
+            .replace("rate: 12 ", &format!("rate: {rate} "))
+            .replace("duration_s: 600", "duration_s: 1e9");
+        let e = generate(&parse(&t).unwrap()).unwrap_err().to_string();
+        assert!(
+            e.contains("big.yaml") && e.contains("--max-requests"),
+            "{e}"
+        );
+    }
+    // Below the expected count, raised by the caller: generated.
+    let w = parse(&BURSTY.replace("duration_s: 600", "duration_s: 10")).unwrap();
+    assert!(generate_capped(&w, 10).is_err());
+    assert!(generate_capped(&w, 1_000).is_ok());
+    // A gamma law too bursty to sample, and on/off periods too short to draw.
+    check(
+        &BURSTY.replace("cv: 4 ", "cv: 1e6 "),
+        "arrivals.cv",
+        "cv: 1e6",
+        "at most 100",
+    );
+    let on_off = BURSTY.replace(
+        "process: gamma ",
+        "process: on_off\n  rate_on: 1\n  mean_on_s: 1e-300\n  mean_off_s: 1\n  #",
+    );
+    check(
+        &on_off,
+        "arrivals.mean_on_s",
+        "mean_on_s: 1e-300",
+        "at least",
+    );
+}

@@ -59,6 +59,10 @@ pub struct Args {
     /// Only write DIR/schedule.csv; simulate nothing.
     #[arg(long)]
     pub schedule_only: bool,
+    /// Most requests the generated schedule may hold (about 50 bytes of
+    /// memory each); a workload expecting more is refused before it runs.
+    #[arg(long, default_value_t = arrivals::DEFAULT_MAX_REQUESTS)]
+    pub max_requests: u64,
 }
 
 /// Runs `sim` and returns the process exit code.
@@ -80,7 +84,7 @@ fn execute(args: &Args) -> Result<(), Error> {
     }
     let schedule = match &args.schedule {
         Some(path) => Schedule::read_csv(path, &workload.model_names())?,
-        None => arrivals::generate(&workload)?,
+        None => arrivals::generate_capped(&workload, args.max_requests)?,
     };
     let policy = PolicySpec {
         system: args.system.unwrap_or(workload.policy.system),

@@ -7,6 +7,11 @@ use crate::error::InputError;
 use crate::yaml::Ctx;
 use serde_saphyr::Spanned;
 
+/// Largest gamma coefficient of variation accepted.
+pub const MAX_CV: f64 = 100.0;
+/// Shortest mean on or off period accepted, seconds.
+pub const MIN_PERIOD_S: f64 = 1e-6;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWorkload {
@@ -314,12 +319,33 @@ pub(super) fn validate_arrivals(
         ProcessName::Gamma => {
             let rate = rate("gamma")?;
             let cv = require(ctx, &a.cv, raw, "arrivals.cv", "`gamma` needs `cv`")?;
-            Process::Gamma {
-                rate,
-                cv: ctx.positive(cv, "arrivals.cv", "coefficient of variation")?,
+            let cv = ctx.positive(cv, "arrivals.cv", "coefficient of variation")?;
+            // Past this the gamma law's shape (1/cv^2) underflows: almost
+            // every gap is 0 and the schedule explodes.
+            if cv > MAX_CV {
+                return Err(ctx.err(
+                    &a.cv.as_ref().expect("required above").referenced,
+                    "arrivals.cv",
+                    format!("expected a coefficient of variation of at most {MAX_CV}, got {cv}"),
+                ));
             }
+            Process::Gamma { rate, cv }
         }
         ProcessName::OnOff => {
+            // Each period is drawn one by one: a microsecond at least.
+            let period = |secs: f64, v: &Option<Spanned<f64>>, field: &str| {
+                if secs >= MIN_PERIOD_S {
+                    Ok(secs)
+                } else {
+                    Err(ctx.err(
+                        &v.as_ref().expect("required above").referenced,
+                        field,
+                        format!(
+                            "expected a mean period of at least {MIN_PERIOD_S} s, got {secs:e}"
+                        ),
+                    ))
+                }
+            };
             let get = |v: &Option<Spanned<f64>>,
                        field: &str,
                        unit: &str,
@@ -344,8 +370,16 @@ pub(super) fn validate_arrivals(
                     Some(v) => ctx.non_negative(v, "arrivals.rate_off", "requests per second")?,
                     None => 0.0,
                 },
-                mean_on_s: get(&a.mean_on_s, "arrivals.mean_on_s", "seconds", true)?,
-                mean_off_s: get(&a.mean_off_s, "arrivals.mean_off_s", "seconds", true)?,
+                mean_on_s: period(
+                    get(&a.mean_on_s, "arrivals.mean_on_s", "seconds", true)?,
+                    &a.mean_on_s,
+                    "arrivals.mean_on_s",
+                )?,
+                mean_off_s: period(
+                    get(&a.mean_off_s, "arrivals.mean_off_s", "seconds", true)?,
+                    &a.mean_off_s,
+                    "arrivals.mean_off_s",
+                )?,
             }
         }
         ProcessName::Trace => {
