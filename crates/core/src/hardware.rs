@@ -205,7 +205,7 @@ impl HardwareProfile {
                 }
             }
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = crate::line_cap::read_text(&path).map_err(|e| Error::io(&path, e))?;
         Ok(parse(&path, &text)?)
     }
 

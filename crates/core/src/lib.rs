@@ -7,6 +7,7 @@ pub mod arrivals;
 pub mod cost;
 pub mod error;
 pub mod hardware;
+pub mod line_cap;
 pub mod model;
 pub mod output;
 pub mod records;

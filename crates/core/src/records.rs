@@ -99,10 +99,11 @@ impl Drop for RecordWriter {
 
 /// Reads a `requests.csv`; errors name the line and the column.
 pub fn read(path: &Path) -> Result<Vec<RequestRecord>> {
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| match e.into_kind() {
-        csv::ErrorKind::Io(io) => Error::io(path, io),
-        other => Error::Input(InputError::new(path, Some(1), "", format!("{other:?}"))),
-    })?;
+    let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path, e))?;
+    let mut rdr = csv::Reader::from_reader(crate::line_cap::LineCapped::new(
+        file,
+        crate::line_cap::MAX_LINE_BYTES,
+    ));
     let headers = rdr
         .headers()
         .map_err(|e| Error::Input(InputError::new(path, Some(1), "", e.to_string())))?

@@ -78,11 +78,17 @@ impl Schedule {
     /// Extra columns are ignored. Rows must be sorted by `arrival_s`; ids must be unique.
     pub fn read_csv(path: &Path, models: &[String]) -> Result<Schedule> {
         let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path, e))?;
+        let file = crate::line_cap::LineCapped::new(file, crate::line_cap::MAX_LINE_BYTES);
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .from_reader(file);
         let bad = |line: u64, field: &str, msg: String| {
-            Error::Input(InputError::new(path, Some(line), field, msg))
+            Error::Input(InputError::new(
+                path,
+                Some(line).filter(|&l| l > 0),
+                field,
+                msg,
+            ))
         };
         let headers = rdr
             .headers()

@@ -2,6 +2,7 @@
 //! inference trace 2023, and the Azure Functions 2019 per-minute counts.
 
 use crate::error::{Error, InputError, Result};
+use crate::line_cap::{LineCapped, MAX_LINE_BYTES};
 use crate::workload::TraceFormat;
 use chrono::NaiveDateTime;
 use rand::rngs::StdRng;
@@ -28,12 +29,18 @@ pub fn load(
     max_requests: u64,
 ) -> Result<Vec<(f64, u32)>> {
     let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path, e))?;
+    let file = LineCapped::new(file, MAX_LINE_BYTES);
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
         .from_reader(file);
     let bad = |line: u64, field: &str, msg: String| {
-        Error::Input(InputError::new(path, Some(line), field, msg))
+        Error::Input(InputError::new(
+            path,
+            Some(line).filter(|&l| l > 0),
+            field,
+            msg,
+        ))
     };
     let headers = rdr
         .headers()

@@ -267,3 +267,19 @@ fn request_counts_and_periods_are_bounded_before_generating() {
         "at least",
     );
 }
+
+#[test]
+fn model_and_gpu_counts_are_bounded() {
+    check(
+        &BURSTY.replace("copies: 8 ", "copies: 1000000000 "),
+        "models[0].copies",
+        "copies: 1000000000",
+        "more than 1000000 models",
+    );
+    check(
+        &BURSTY.replace("gpus: 4\n", "gpus: 1000000\n"),
+        "cluster.gpus",
+        "gpus: 1000000",
+        "at most 4096",
+    );
+}

@@ -130,7 +130,8 @@ pub fn validate_records(path: &Path, records: &[RequestRecord]) -> Result<()> {
 /// Reads `slo_attainment` (a number in 0..=1) from `summary.json`: top
 /// level, or inside a `summary` object; `None` when absent.
 fn read_summary_slo(path: &Path) -> Result<Option<f64>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::unreadable(path, e))?;
+    let text =
+        switchyard_core::line_cap::read_text(path).map_err(|e| Error::unreadable(path, e))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         Error::Input(InputError::new(
             path,

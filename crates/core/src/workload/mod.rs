@@ -317,7 +317,7 @@ impl Workload {
     /// Reads `path` like [`Workload::load`], with `cluster.hardware` replaced
     /// by `hardware` (a preset name or a profile path) when given.
     pub fn load_with_hardware(path: &Path, hardware: Option<&str>) -> Result<Workload> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::unreadable(path, e))?;
+        let text = crate::line_cap::read_text(path).map_err(|e| Error::unreadable(path, e))?;
         Workload::parse_with_hardware(path, &text, hardware)
     }
 
@@ -348,7 +348,17 @@ impl Workload {
         let ctx = Ctx::new(path);
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let duration_s = ctx.positive(&raw.duration_s, "duration_s", "seconds")?;
-        let gpus = ctx.at_least_one(&raw.cluster.gpus, "cluster.gpus")? as u32;
+        let gpus = ctx.at_least_one(&raw.cluster.gpus, "cluster.gpus")?;
+        if gpus > raw::MAX_GPUS {
+            return Err(ctx
+                .err(
+                    &raw.cluster.gpus.referenced,
+                    "cluster.gpus",
+                    format!("expected at most {} GPUs, got {gpus}", raw::MAX_GPUS),
+                )
+                .into());
+        }
+        let gpus = gpus as u32;
         let hardware = HardwareProfile::resolve(&raw.cluster.hardware.value, Some(&base)).map_err(
             |e| match e {
                 Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {

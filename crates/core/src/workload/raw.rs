@@ -9,6 +9,10 @@ use serde_saphyr::Spanned;
 
 /// Largest gamma coefficient of variation accepted.
 pub const MAX_CV: f64 = 100.0;
+/// Most models (copies expanded) a workload may serve.
+pub const MAX_MODELS: u64 = 1_000_000;
+/// Most GPUs a cluster may have.
+pub const MAX_GPUS: u64 = 4096;
 /// Shortest mean on or off period accepted, seconds.
 pub const MIN_PERIOD_S: f64 = 1e-6;
 
@@ -177,7 +181,17 @@ pub(super) fn validate_models(
             }
         }
         let copies = match &m.copies {
-            Some(c) => ctx.at_least_one(c, &f("copies"))?,
+            Some(c) => {
+                let n = ctx.at_least_one(c, &f("copies"))?;
+                if out.len() as u64 + n > MAX_MODELS {
+                    return Err(ctx.err(
+                        &c.referenced,
+                        f("copies"),
+                        format!("the workload would serve more than {MAX_MODELS} models"),
+                    ));
+                }
+                n
+            }
             None => 1,
         };
         let tp = match m.parallel.as_ref().and_then(|p| p.tp.as_ref()) {
