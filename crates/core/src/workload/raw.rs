@@ -9,6 +9,10 @@ use serde_saphyr::Spanned;
 
 /// Largest gamma coefficient of variation accepted.
 pub const MAX_CV: f64 = 100.0;
+/// Smallest gamma coefficient of variation accepted (near-deterministic).
+pub const MIN_CV: f64 = 1e-3;
+/// Largest arrival rate accepted, requests per second.
+pub const MAX_RATE: f64 = 1e9;
 /// Most models (copies expanded) a workload may serve.
 pub const MAX_MODELS: u64 = 1_000_000;
 /// Most GPUs a cluster may have.
@@ -313,6 +317,18 @@ pub(super) fn validate_arrivals(
     base: &Path,
 ) -> Result<ArrivalSpec, InputError> {
     let a = &raw.value;
+    // Rates past this are no workload, and their gaps underflow.
+    let at_most = |rate: f64, v: &Spanned<f64>, field: &str| {
+        if rate <= MAX_RATE {
+            Ok(rate)
+        } else {
+            Err(ctx.err(
+                &v.referenced,
+                field,
+                format!("expected at most {MAX_RATE:e} requests per second, got {rate:e}"),
+            ))
+        }
+    };
     let rate = |name: &str| -> Result<f64, InputError> {
         let v = require(
             ctx,
@@ -321,7 +337,11 @@ pub(super) fn validate_arrivals(
             "arrivals.rate",
             &format!("`{name}` needs `rate` (requests/s)"),
         )?;
-        ctx.positive(v, "arrivals.rate", "requests per second")
+        at_most(
+            ctx.positive(v, "arrivals.rate", "requests per second")?,
+            v,
+            "arrivals.rate",
+        )
     };
     let process = match a.process.value {
         ProcessName::Poisson => Process::Poisson {
@@ -336,11 +356,11 @@ pub(super) fn validate_arrivals(
             let cv = ctx.positive(cv, "arrivals.cv", "coefficient of variation")?;
             // Past this the gamma law's shape (1/cv^2) underflows: almost
             // every gap is 0 and the schedule explodes.
-            if cv > MAX_CV {
+            if !(MIN_CV..=MAX_CV).contains(&cv) {
                 return Err(ctx.err(
                     &a.cv.as_ref().expect("required above").referenced,
                     "arrivals.cv",
-                    format!("expected a coefficient of variation of at most {MAX_CV}, got {cv}"),
+                    format!("expected a coefficient of variation from {MIN_CV} to at most {MAX_CV}, got {cv}"),
                 ));
             }
             Process::Gamma { rate, cv }
@@ -379,9 +399,17 @@ pub(super) fn validate_arrivals(
                 }
             };
             Process::OnOff {
-                rate_on: get(&a.rate_on, "arrivals.rate_on", "requests per second", true)?,
+                rate_on: at_most(
+                    get(&a.rate_on, "arrivals.rate_on", "requests per second", true)?,
+                    a.rate_on.as_ref().expect("required above"),
+                    "arrivals.rate_on",
+                )?,
                 rate_off: match &a.rate_off {
-                    Some(v) => ctx.non_negative(v, "arrivals.rate_off", "requests per second")?,
+                    Some(v) => at_most(
+                        ctx.non_negative(v, "arrivals.rate_off", "requests per second")?,
+                        v,
+                        "arrivals.rate_off",
+                    )?,
                     None => 0.0,
                 },
                 mean_on_s: period(
