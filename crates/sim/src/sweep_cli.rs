@@ -18,7 +18,8 @@ use switchyard_sim::sweep::{self, Grid, SweepRow, VARIABLES};
 /// workload's value. Every point and seed is one simulation; they run in
 /// parallel on all cores (--jobs to limit) and the output is the same
 /// bytes whatever the core count. Writes into --out: sweep.csv (one row
-/// per point and seed) and sweep.svg/png.
+/// per point and seed), sweep.md (means over seeds per point) and
+/// sweep.svg/png.
 #[derive(Debug, Parser)]
 #[command(name = "sim sweep", version, long_about)]
 pub struct SweepArgs {
@@ -131,6 +132,10 @@ fn execute(args: &SweepArgs) -> Result<(), Error> {
     bar.finish_and_clear();
 
     write_atomic(&args.out.join("sweep.csv"), sweep::csv(&rows).as_bytes())?;
+    write_atomic(
+        &args.out.join("sweep.md"),
+        table(&rows, seeds.len()).as_bytes(),
+    )?;
     let x = args.x.clone().unwrap_or_else(|| default_x(&rows));
     let panels = panels(&rows, &x);
     let title = format!(
@@ -148,6 +153,38 @@ fn execute(args: &SweepArgs) -> Result<(), Error> {
     )?;
     eprintln!("wrote {}", args.out.join("sweep.csv").display());
     Ok(())
+}
+
+/// `sweep.md`: per point, the mean over seeds of SLO attainment, p50 and
+/// p99 (and SLO attainment's range), one row per point in grid order.
+fn table(rows: &[SweepRow], seeds: usize) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from(
+        "| point | seeds | SLO attainment (mean) | SLO min..max | p50 ms (mean) | p99 ms (mean) |\n|---|--:|--:|--:|--:|--:|\n",
+    );
+    for chunk in rows.chunks(seeds.max(1)) {
+        let n = chunk.len() as f64;
+        let mean = |f: &dyn Fn(&SweepRow) -> f64| chunk.iter().map(f).sum::<f64>() / n;
+        let slo: Vec<f64> = chunk
+            .iter()
+            .map(|r| r.result.summary.slo_attainment * 100.0)
+            .collect();
+        let (lo, hi) = slo
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2}% | {lo:.2}..{hi:.2}% | {:.1} | {:.1} |",
+            sweep::describe(&chunk[0].point),
+            chunk.len(),
+            slo.iter().sum::<f64>() / n,
+            mean(&|r| r.result.summary.p50_s * 1e3),
+            mean(&|r| r.result.summary.p99_s * 1e3),
+        );
+    }
+    s
 }
 
 fn progress_bar(n: u64) -> indicatif::ProgressBar {
