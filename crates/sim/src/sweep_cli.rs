@@ -214,6 +214,10 @@ fn default_x(rows: &[SweepRow]) -> String {
         .to_string()
 }
 
+fn tied(a: &str, b: &str) -> bool {
+    a == "rate_scale" && b == "time_scale"
+}
+
 /// A panel's name, whether its y axis is logarithmic, and its value of a row.
 type Metric = (&'static str, bool, fn(&SweepRow) -> f64);
 
@@ -223,6 +227,8 @@ fn panels(rows: &[SweepRow], x: &str) -> Vec<SweepPanel> {
     let varying: Vec<&str> = VARIABLES
         .iter()
         .copied()
+        // Rate and time scale move together (one is the other's inverse).
+        .filter(|v| !(tied(v, x) || tied(x, v)))
         .filter(|v| *v != x && (*v == "system" || distinct(rows, v) > 1))
         .collect();
     let metrics: [Metric; 3] = [

@@ -29,9 +29,15 @@ fn workload(requests: u64) -> Workload {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let out = PathBuf::from(args.get(1).map_or("results/sweep_speed.csv", String::as_str));
+    let out = PathBuf::from(
+        args.get(1)
+            .map_or("results/sweep_speed.csv", String::as_str),
+    );
     let points_n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
-    let requests: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let requests: u64 = args
+        .get(3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let base = workload(requests);
     let grid = Grid {
         rate_scale: (0..points_n)
@@ -61,8 +67,10 @@ fn main() {
         .open(&out)
         .expect("results file opens");
     if new {
-        f.write_all(b"threads,points,requests_served,wall_s,wall_s_per_point,wall_s_for_1000_points_here\n")
-            .expect("write");
+        f.write_all(
+            b"threads,points,requests_served,wall_s,wall_s_per_point,wall_s_for_1000_points_here\n",
+        )
+        .expect("write");
     }
     f.write_all(line.as_bytes()).expect("write");
     eprint!("threads,points,requests_served,wall_s,wall_s_per_point,wall_s_for_1000_points_here\n{line}");
