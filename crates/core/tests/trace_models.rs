@@ -140,3 +140,27 @@ fn without_models_or_trace_models_the_workload_is_refused() {
     let e = input_error(workload(dir.path(), ""));
     assert_eq!(e.field, "models", "{e}");
 }
+
+#[test]
+fn burstgpt_columns_give_times_and_model_names() {
+    // A hand-written fixture in BurstGPT's published column layout.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b.csv"),
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n\
+         5,ChatGPT,10,20,30,Conversation log\n\
+         7.5,GPT-4,10,20,30,API log\n\
+         9,ChatGPT,10,20,30,API log\n",
+    )
+    .unwrap();
+    let text = "name: b\nseed: 1\nduration_s: 100\ncluster: { hardware: a100-pcie4, gpus: 1 }\n\
+                trace_models:\n  classes: [{ arch: opt-125m }]\n\
+                arrivals: { process: trace, path: b.csv, format: burstgpt }\npolicy: { system: pipeswitch }\n";
+    let p = dir.path().join("w.yaml");
+    std::fs::write(&p, text).unwrap();
+    let w = Workload::load(&p).unwrap();
+    assert_eq!(w.model_names(), ["ChatGPT", "GPT-4"]);
+    let s = arrivals::generate(&w).unwrap();
+    let got: Vec<(f64, u32)> = s.requests.iter().map(|r| (r.arrival_s, r.model)).collect();
+    assert_eq!(got, [(5.0, 0), (7.5, 1), (9.0, 0)]);
+}
