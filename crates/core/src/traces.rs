@@ -1,5 +1,6 @@
 //! Real arrival traces: a plain `arrival_s,model` CSV, the Azure LLM
-//! inference trace 2023, and the Azure Functions 2019 per-minute counts.
+//! inference trace 2023, the Azure Functions 2019 per-minute counts, and
+//! BurstGPT (`Timestamp`, `Model` columns).
 
 use crate::error::{Error, InputError, Result};
 use crate::line_cap::{LineCapped, MAX_LINE_BYTES};
@@ -14,6 +15,7 @@ use std::path::Path;
 /// Reads `(arrival_s, model)` pairs from a trace, times multiplied by `time_scale`.
 ///
 /// - `Csv`: `arrival_s,model` with model names from `models`.
+/// - `Burstgpt`: the same from BurstGPT's `Timestamp` and `Model` columns.
 /// - `AzureLlm`: one request per row at `TIMESTAMP` (seconds after the first
 ///   row); the model is drawn by `shares` from `rng`.
 /// - `AzureFunctions`: row `i` (a function) serves model `i % models.len()`;
@@ -75,8 +77,18 @@ pub fn load(
     };
     let mut out = Vec::new();
     match format {
-        TraceFormat::Csv => {
-            let (c_t, c_m) = (col("arrival_s")?, col("model")?);
+        TraceFormat::Csv | TraceFormat::Burstgpt => {
+            let (t_name, m_name) = match format {
+                TraceFormat::Csv => ("arrival_s", "model"),
+                _ => ("Timestamp", "Model"),
+            };
+            let (c_t, c_m) = (col(t_name)?, col(m_name)?);
+            // Names looked up in a hash map: linear in rows whatever the model count.
+            let index: std::collections::HashMap<&str, u32> = models
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), i as u32))
+                .collect();
             for rec in rdr.records() {
                 let rec = rec.map_err(|e| {
                     bad(
@@ -87,21 +99,24 @@ pub fn load(
                 })?;
                 let line = rec.position().map(|p| p.line()).unwrap_or(0);
                 let (t_cell, m_cell) = (
-                    cell(&rec, c_t, "arrival_s", line)?,
-                    cell(&rec, c_m, "model", line)?,
+                    cell(&rec, c_t, t_name, line)?,
+                    cell(&rec, c_m, m_name, line)?,
                 );
                 let t = parse_time(&t_cell).ok_or_else(|| {
                     bad(
                         line,
-                        "arrival_s",
+                        t_name,
                         format!("expected seconds >= 0, got `{t_cell}`"),
                     )
                 })?;
-                let m = models
-                    .iter()
-                    .position(|n| n == &m_cell)
-                    .ok_or_else(|| bad(line, "model", format!("unknown model `{m_cell}`")))?;
-                out.push((t * time_scale, m as u32));
+                let m = *index.get(m_cell.as_str()).ok_or_else(|| {
+                    bad(
+                        line,
+                        m_name,
+                        format!("unknown model `{m_cell}`: list it in `models`, or serve every name of the trace with `trace_models`"),
+                    )
+                })?;
+                out.push((t * time_scale, m));
                 if out.len() as u64 > max_requests {
                     return Err(bad(line, "", too_many(max_requests)));
                 }

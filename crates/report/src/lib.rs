@@ -8,12 +8,14 @@ pub mod join;
 pub mod panels;
 pub mod render;
 pub mod runs;
+pub mod sweep;
 pub mod table;
 
 pub use cdf::cdf_figure;
 pub use join::{join, mean_abs_error_s};
 pub use panels::per_model_figure;
 pub use runs::Run;
+pub use sweep::{sweep_figure, SweepPanel, SweepSeries};
 pub use table::{compare, CompareOptions, Comparison, Row};
 
 use std::path::Path;

@@ -18,6 +18,7 @@ use switchyard_sim::{
 /// timeline.json (Chrome trace, opens in Perfetto) and latency_cdf.svg/png.
 /// With --compare-systems, one such folder per system plus compare.json,
 /// cdf.svg/png, per_model.svg/png and table.md/csv of all systems.
+/// `sim sweep --help`: a grid of variables and seeds, in parallel.
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, about, long_about)]
 pub struct Args {
@@ -67,6 +68,9 @@ pub struct Args {
 
 /// Runs `sim` and returns the process exit code.
 pub fn run() -> i32 {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "sweep") {
+        return crate::sweep_cli::run();
+    }
     let args = Args::parse();
     match execute(&args) {
         Ok(()) => 0,

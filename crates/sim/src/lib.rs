@@ -36,6 +36,7 @@ mod engine;
 mod jitter;
 mod sink;
 mod summary;
+pub mod sweep;
 
 pub use csv_out::RecordFile;
 pub use engine::{simulate, simulate_policy, SimOptions};

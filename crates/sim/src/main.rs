@@ -2,6 +2,7 @@
 //! A thin binary: argument parsing and output live in `cli.rs`.
 
 mod cli;
+mod sweep_cli;
 
 fn main() {
     std::process::exit(cli::run());

@@ -150,6 +150,9 @@ pub enum TraceFormat {
     /// Azure Functions 2019 invocations per minute:
     /// `HashOwner,HashApp,HashFunction,Trigger,1,..,1440`.
     AzureFunctions,
+    /// BurstGPT (ChatGPT and GPT-4 requests): `Timestamp` (seconds) and
+    /// `Model` (a model name) among its columns.
+    Burstgpt,
 }
 
 /// How the request rate is shared among models.
@@ -307,6 +310,9 @@ pub struct PolicySpec {
 }
 
 mod raw;
+mod trace_models;
+
+pub use trace_models::{assign_classes, name_hash, TraceModelRule};
 
 impl Workload {
     /// Reads and validates the workload file at `path`.
@@ -395,7 +401,30 @@ impl Workload {
             hardware.gpu_memory_bytes = bytes;
         }
         let cluster = Cluster { hardware, gpus };
-        let models = validate_models(&ctx, &raw.models, &cluster)?;
+        let mut models = match &raw.models {
+            Some(m) => validate_models(&ctx, m, &cluster)?,
+            None => Vec::new(),
+        };
+        if let Some(tm) = &raw.trace_models {
+            trace_models::expand(
+                &ctx,
+                tm,
+                &raw.arrivals,
+                &base,
+                &cluster,
+                raw.seed,
+                &mut models,
+            )?;
+        }
+        if models.is_empty() {
+            return Err(crate::InputError::new(
+                path,
+                None,
+                "models",
+                "missing: give `models` (a list) or `trace_models` (every model a trace names)",
+            )
+            .into());
+        }
         let arrivals = validate_arrivals(&ctx, &raw.arrivals, models.len(), &base)?;
         let policy = PolicySpec {
             system: raw.policy.system,

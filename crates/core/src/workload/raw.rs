@@ -27,7 +27,8 @@ pub(super) struct RawWorkload {
     pub(super) seed: u64,
     pub(super) duration_s: Spanned<f64>,
     pub(super) cluster: RawCluster,
-    pub(super) models: Spanned<Vec<Spanned<RawModel>>>,
+    pub(super) models: Option<Spanned<Vec<Spanned<RawModel>>>>,
+    pub(super) trace_models: Option<Spanned<super::trace_models::RawTraceModels>>,
     pub(super) arrivals: Spanned<RawArrivals>,
     pub(super) policy: RawPolicy,
 }
@@ -40,7 +41,7 @@ pub(super) struct RawCluster {
     pub(super) gpu_memory_gib: Option<Spanned<f64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawParallel {
     #[serde(default)]
@@ -123,15 +124,26 @@ pub(super) fn validate_models(
     raw: &Spanned<Vec<Spanned<RawModel>>>,
     cluster: &Cluster,
 ) -> Result<Vec<ModelSpec>, InputError> {
+    validate_models_at(ctx, raw, cluster, "models")
+}
+
+/// [`validate_models`] for a list found at key path `at` (errors name
+/// `{at}[i].field`).
+pub(super) fn validate_models_at(
+    ctx: &Ctx,
+    raw: &Spanned<Vec<Spanned<RawModel>>>,
+    cluster: &Cluster,
+    at: &str,
+) -> Result<Vec<ModelSpec>, InputError> {
     if raw.value.is_empty() {
-        return Err(ctx.err(&raw.referenced, "models", "expected at least one model"));
+        return Err(ctx.err(&raw.referenced, at, "expected at least one model"));
     }
     let mut out: Vec<ModelSpec> = Vec::new();
     // Names taken so far: a hash set, so parsing stays linear in models.
     let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (i, entry) in raw.value.iter().enumerate() {
         let m = &entry.value;
-        let f = |name: &str| format!("models[{i}].{name}");
+        let f = |name: &str| format!("{at}[{i}].{name}");
         let (shape, base_name) = match (&m.arch, &m.layers) {
             (Some(a), None) => {
                 let mut shape = arch::builtin(&a.value).ok_or_else(|| {

@@ -1,0 +1,129 @@
+//! `sim sweep`: grid semantics, the same bytes whatever the thread count,
+//! and bad flags refused before anything is written.
+
+use std::path::Path;
+use std::process::Command;
+use switchyard_core::workload::{PolicySpec, System};
+use switchyard_core::Workload;
+use switchyard_sim::sweep::{self, Grid};
+
+const BURSTY: &str = "../../experiments/bursty.yaml";
+
+fn sim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_same_bytes_on_one_thread_and_on_three() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outs = Vec::new();
+    for jobs in ["1", "3"] {
+        let out = dir.path().join(jobs);
+        let o = sim(&[
+            "sweep",
+            "-w",
+            BURSTY,
+            "-o",
+            out.to_str().unwrap(),
+            "--rate-scale",
+            "0.5,1",
+            "--system",
+            "computron,pipeswitch",
+            "--seeds",
+            "2",
+            "--jobs",
+            jobs,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(out.join("sweep.png").exists() && out.join("sweep.svg").exists());
+        outs.push(std::fs::read(out.join("sweep.csv")).unwrap());
+    }
+    assert_eq!(outs[0], outs[1]);
+    let text = String::from_utf8(outs[0].clone()).unwrap();
+    assert_eq!(text.lines().count(), 1 + 2 * 2 * 2);
+    assert!(text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .starts_with("0.5,,4,4,40,computron,lru,optimal,42,"));
+}
+
+#[test]
+fn bad_points_are_refused_with_exit_2_and_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    for (flags, says) in [
+        (vec!["--gpus", "2"], "--gpus"),
+        (vec!["--gpu-memory-gib", "0.5"], "--gpu-memory-gib"),
+        (vec!["--system", "resident"], "resident"),
+        (vec!["--time-scale", "0.5"], "no trace"),
+        (vec!["--seeds", "0"], "--seeds"),
+    ] {
+        let mut args = vec!["sweep", "-w", BURSTY, "-o", out.to_str().unwrap()];
+        args.extend(flags);
+        let o = sim(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!out.exists(), "{err}");
+    }
+}
+
+#[test]
+fn a_trace_rate_scale_keeps_the_requests_and_compresses_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("arrival_s,model\n");
+    for i in 0..200 {
+        text += &format!("{}.5,m{}\n", i, i % 3);
+    }
+    std::fs::write(dir.path().join("t.csv"), text).unwrap();
+    let w = "name: t\nseed: 1\nduration_s: 300\ncluster: { hardware: a100-pcie4, gpus: 1 }\n\
+             trace_models:\n  classes: [{ layers: 4, layer_mb: 10, layer_ms: 1 }]\n\
+             arrivals: { process: trace, path: t.csv }\npolicy: { system: pipeswitch }\n";
+    let base = Workload::parse(&dir.path().join("w.yaml"), w).unwrap();
+    let grid = Grid {
+        rate_scale: vec![0.5, 4.0],
+        ..Grid::default()
+    };
+    let points = sweep::points(&base, &grid).unwrap();
+    assert_eq!(points.len(), 2);
+    let rows = sweep::run(&base, &points, &[1], &|| {}).unwrap();
+    for r in &rows {
+        assert_eq!(r.result.summary.requests, 200);
+    }
+    assert!(rows[1].result.simulated_s < rows[0].result.simulated_s / 4.0);
+    assert!(sweep::apply(
+        &base,
+        &sweep::Point {
+            cv: Some(2.0),
+            ..points[0]
+        }
+    )
+    .is_err());
+}
+
+#[test]
+fn a_poisson_workload_swept_over_cv_becomes_gamma() {
+    let base = Workload::load(Path::new("../../experiments/poisson.yaml")).unwrap();
+    let grid = Grid {
+        cv: vec![1.0, 3.0],
+        system: vec![System::Pipeswitch],
+        ..Grid::default()
+    };
+    let points = sweep::points(&base, &grid).unwrap();
+    let w = sweep::apply(&base, &points[1]).unwrap();
+    assert!(matches!(
+        w.arrivals.process,
+        switchyard_core::workload::Process::Gamma { cv, .. } if cv == 3.0
+    ));
+    assert_eq!(
+        points[0].policy,
+        PolicySpec {
+            system: System::Pipeswitch,
+            ..base.policy
+        }
+    );
+}
