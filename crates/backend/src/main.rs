@@ -160,6 +160,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     dev.kind()
                 );
                 worst = worst.max(err);
+                if dev.graphs_supported() {
+                    let (err, g) = check::graph_check(dev.as_mut(), &arch, dims, seq, seed)?;
+                    println!(
+                        "{} {arch} warm passes through graphs at {} pool offsets: relative error {err:.2e}; {} launches, {} captures ({} updated in place)",
+                        dev.kind(),
+                        check::GRAPH_PLACEMENTS,
+                        g.launches,
+                        g.captures,
+                        g.updates
+                    );
+                    worst = worst.max(err);
+                }
             }
             anyhow::ensure!(
                 worst < 1e-2,
