@@ -411,7 +411,7 @@ impl Kernels for CpuDevice {
     }
 
     fn embed(&mut self, gpu: usize, e: &Embed) -> Result<()> {
-        if self.captured(gpu, || Op::Embed(*e)) {
+        if self.captured(gpu, || Op::Embed(Box::new(*e))) {
             return Ok(());
         }
         let h = e.hidden;

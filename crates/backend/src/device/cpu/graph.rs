@@ -10,10 +10,10 @@ use crate::device::{Act, DevPtr, Embed, Gemm, Kernels};
 use anyhow::{bail, Result};
 
 /// One recorded kernel with its arguments.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) enum Op {
     Gemm(Gemm),
-    Embed(Embed),
+    Embed(Box<Embed>),
     LayerNorm(DevPtr, DevPtr, DevPtr, DevPtr, usize, usize, f32),
     BiasAct(DevPtr, DevPtr, usize, usize, Act),
     Add(DevPtr, DevPtr, usize),
