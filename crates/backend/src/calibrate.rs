@@ -429,6 +429,11 @@ pub fn calibrate(
                 idle[i].push(x);
             }
         }
+        let g = passes.graphs;
+        report += &format!(
+            "{a} graphs: {} launches, {} captures ({} updated in place)\n",
+            g.launches, g.captures, g.updates
+        );
         let rows = passes.rows;
         for (b, row) in opts.batches.iter().zip(&rows) {
             report += &format!(

@@ -6,8 +6,9 @@
 //! what a request sees. For each batch size this module
 //! - warms the shape up with untimed passes;
 //! - times whole passes as `replay` issues them ([`LAYERS_PER_PUMP`] layers
-//!   at a time with an event poll between, then the output copied to host
-//!   memory) and scales the per-layer medians
+//!   at a time with an event poll between, or through a graph once the
+//!   placement is warm ([`forward::Graphs`]), then the output copied to
+//!   host memory) and scales the per-layer medians
 //!   so they sum to the median pass;
 //! - measures the host overhead: from issuing a pass to the host seeing its
 //!   last event by polling, as the replay loop does, less the pass's GPU time;
@@ -40,6 +41,8 @@ pub struct PassTimes {
     /// pass issued after the GPU sat idle that long, less the median of
     /// passes issued back to back, seconds (may be negative: noise).
     pub idle_extra_s: Vec<Vec<f64>>,
+    /// Graphs captured and launched for the warm passes.
+    pub graphs: forward::GraphStats,
 }
 
 /// Idle gaps before a pass at which the idle penalty is measured, seconds.
@@ -86,12 +89,43 @@ pub fn measure(
     reps: usize,
     gemm_rate: f64,
 ) -> Result<PassTimes> {
-    let n = layout.layers();
-    let addr = forward::whole_at(layout, at);
-    let shard = crate::model::shard::ShardLayout::single(layout);
     let max_b = batches.iter().copied().max().unwrap_or(1) as usize;
     let out = dev.alloc_host(forward::output_bytes(layout, max_b), true)?;
     let mut times = PassTimes::default();
+    let mut graphs = forward::Graphs::default();
+    let measured = measure_with(
+        dev,
+        layout,
+        at,
+        ws,
+        batches,
+        reps,
+        gemm_rate,
+        &out,
+        &mut graphs,
+        &mut times,
+    );
+    times.graphs = graphs.stats;
+    graphs.clear(dev);
+    measured.map(|_| times)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure_with(
+    dev: &mut dyn Device,
+    layout: &ModelLayout,
+    at: u64,
+    ws: u64,
+    batches: &[u32],
+    reps: usize,
+    gemm_rate: f64,
+    out: &crate::host_store::HostBuffer,
+    graphs: &mut forward::Graphs,
+    times: &mut PassTimes,
+) -> Result<()> {
+    let n = layout.layers();
+    let addr = forward::whole_at(layout, at);
+    let shard = crate::model::shard::ShardLayout::single(layout);
     for &b in batches {
         let requests: Vec<u64> = (0..b as u64).collect();
         let run = forward::Run {
@@ -104,7 +138,7 @@ pub fn measure(
             requests: &requests,
             ws,
             waits: &[],
-            out: Some((&out, 0)),
+            out: Some((out, 0)),
             gemm_rate,
             synthetic_slope: 0.1,
         };
@@ -115,10 +149,10 @@ pub fn measure(
             let e0 = dev.record(0, StreamKind::Compute)?;
             let t0 = Instant::now();
             // Issued as replay issues it: a layer per pump, the host
-            // polling between layers.
+            // polling between layers, or whole through a graph once warm.
             let mut pass = forward::Pass::new(&run)?;
             while !pass.issued_all(&run) {
-                pass.step(dev, &run, LAYERS_PER_PUMP)?;
+                graphs.step(dev, &mut pass, &run, LAYERS_PER_PUMP)?;
                 dev.query(e0)?;
             }
             let start = pass.finish(dev, &run)?;
@@ -143,7 +177,7 @@ pub fn measure(
             let mut at_gap = Vec::with_capacity(IDLE_PASSES);
             for _ in 0..IDLE_PASSES {
                 idle_until(Instant::now() + Duration::from_secs_f64(gap));
-                at_gap.push(host_pass(dev, &run)?);
+                at_gap.push(host_pass(dev, &run, graphs)?);
             }
             extra.push(median(&mut at_gap) - back_to_back);
         }
@@ -160,17 +194,21 @@ pub fn measure(
         times.rows.push(row.iter().map(|t| t * scale).collect());
         times.pass_s.push(pass);
     }
-    Ok(times)
+    Ok(())
 }
 
 /// Issues one pass as replay does (a layer per pump, an event poll between)
 /// and waits for the host to see it done; the host time it took, seconds.
-fn host_pass(dev: &mut dyn Device, run: &forward::Run) -> Result<f64> {
+fn host_pass(
+    dev: &mut dyn Device,
+    run: &forward::Run,
+    graphs: &mut forward::Graphs,
+) -> Result<f64> {
     let t0 = Instant::now();
     let mut pass = forward::Pass::new(run)?;
     let e0 = dev.record(0, StreamKind::Compute)?;
     while !pass.issued_all(run) {
-        pass.step(dev, run, LAYERS_PER_PUMP)?;
+        graphs.step(dev, &mut pass, run, LAYERS_PER_PUMP)?;
         dev.query(e0)?;
     }
     let start = pass.finish(dev, run)?;

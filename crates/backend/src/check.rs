@@ -121,6 +121,99 @@ pub fn forward_check(
     Ok((num / den).sqrt())
 }
 
+/// Placements [`graph_check`] moves a model through: one more than a shape
+/// keeps graphs for, so the last capture updates an old graph in place.
+pub const GRAPH_PLACEMENTS: usize = forward::PLACEMENTS_PER_SHAPE + 1;
+
+/// Warm passes through graphs ([`forward::Graphs`]) on GPU 0, as the
+/// executor issues them: a tiny model is loaded at [`GRAPH_PLACEMENTS`]
+/// pool offsets in turn, the region it left poisoned (a graph still
+/// reading there would show), and at each it runs warm passes until one
+/// launched a cached graph, each with other request ids (they must not be
+/// baked into the graph). Every output is checked against the f32
+/// reference; returns the worst `||out - ref|| / ||ref||` and what the
+/// cache did.
+pub fn graph_check(
+    dev: &mut dyn Device,
+    arch: &str,
+    dims: TransformerDims,
+    seq: u64,
+    seed: u64,
+) -> Result<(f64, forward::GraphStats)> {
+    let layout = ModelLayout::new(&transformer_shape(arch, dims, seq))?;
+    let mut host = dev.alloc_host(layout.total_bytes(), true)?;
+    crate::model::weights::fill_random(&layout, seed, host.as_mut_slice());
+    let slot = layout.total_bytes().div_ceil(256) * 256;
+    let b = 3u64;
+    let ws = GRAPH_PLACEMENTS as u64 * slot;
+    dev.init_arena(ws + forward::workspace_bytes(&layout, b as usize))?;
+    dev.fill_random(0, 0, (ws / 2) as usize, seed ^ 0xBAD, 1e4)?;
+    let out = dev.alloc_host(forward::output_bytes(&layout, b as usize), true)?;
+    let shard = crate::model::shard::ShardLayout::single(&layout);
+    let mut graphs = forward::Graphs::default();
+    let mut worst = 0f64;
+    let mut pass_no = 0u64;
+    let checked = (|| -> Result<()> {
+        for place in 0..GRAPH_PLACEMENTS as u64 {
+            let at = place * slot;
+            dev.copy_h2d(0, &host, 0, at, layout.total_bytes())?;
+            if place > 0 {
+                dev.fill_random(0, at - slot, (slot / 2) as usize, seed ^ place, 1e4)?;
+            }
+            let addr = forward::whole_at(&layout, at);
+            let launches = graphs.stats.launches;
+            while graphs.stats.launches < launches + 2 {
+                pass_no += 1;
+                let requests: Vec<u64> = (0..b).map(|i| pass_no * 31 + i * 7).collect();
+                let run = forward::Run {
+                    gpus: &[0],
+                    layout: &layout,
+                    shard: &shard,
+                    layers: 0..layout.layers(),
+                    addr: &addr,
+                    side: &forward::no_side,
+                    requests: &requests,
+                    ws,
+                    waits: &[],
+                    out: Some((&out, 0)),
+                    gemm_rate: 1e9,
+                    synthetic_slope: 0.0,
+                };
+                // The copy is done before a warm pass is issued.
+                let e = dev.record(0, StreamKind::Copy)?;
+                dev.synchronize(e)?;
+                dev.release(e);
+                let mut pass = forward::Pass::new(&run)?;
+                while !pass.issued_all(&run) {
+                    graphs.step(dev, &mut pass, &run, 1)?;
+                }
+                let start = pass.finish(dev, &run)?;
+                let done = dev.record(0, StreamKind::Compute)?;
+                dev.synchronize(done)?;
+                dev.release(start);
+                dev.release(done);
+                let got: Vec<f32> = out
+                    .as_slice()
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect();
+                let want: Vec<f32> = reference::forward(&layout, host.as_slice(), &requests)?
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                worst = worst.max(rel_err(&got, &want));
+                if pass_no > 20 * GRAPH_PLACEMENTS as u64 {
+                    anyhow::bail!("{arch}: warm passes never launched a graph");
+                }
+            }
+        }
+        Ok(())
+    })();
+    let stats = graphs.stats;
+    graphs.clear(dev);
+    checked.map(|_| (worst, stats))
+}
+
 /// A seed that differs on every call (fresh weights each run).
 pub fn fresh_seed() -> u64 {
     let t = std::time::SystemTime::now()

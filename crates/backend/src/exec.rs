@@ -11,7 +11,9 @@
 //! [`Executor::pump`], and the host keeps dispatching between chunks.
 //! Computes are issued the same way, [`LAYERS_PER_PUMP`] layers per pump: a
 //! forward pass is hundreds of launches, and issuing it whole would hold
-//! the dispatcher (arrivals, copies, completions) for milliseconds.
+//! the dispatcher (arrivals, copies, completions) for milliseconds. A warm
+//! pass (nothing left to wait for, one GPU) is issued in one pump instead,
+//! as a graph captured per placement ([`forward::Graphs`]).
 //!
 //! Model parallelism: a compute runs on a tensor-parallel group of GPUs in
 //! lockstep (collectives inside, [`forward`]); computes are issued in one
@@ -169,6 +171,8 @@ pub struct Executor {
     pub synthetic_slope: f64,
     /// Host time spent in single issuing calls.
     pub issue: IssueStats,
+    /// Warm passes' graphs ([`forward::Graphs`]).
+    pub graphs: forward::Graphs,
     copyq: Vec<VecDeque<PendingCopy>>,
     computeq: VecDeque<ComputeOp>,
     copies: HashMap<u64, CopyState>,
@@ -390,14 +394,22 @@ impl Executor {
                 slot: 0,
             },
         );
+        let mut graphs = std::mem::take(&mut self.graphs);
         let t = Instant::now();
         let done = self.with_run(&c.op, c.slot, |dev, r| {
-            c.pass.step(dev, r, max_layers)?;
-            Ok(c.pass.issued_all(r))
+            let how = graphs.step(dev, &mut c.pass, r, max_layers)?;
+            Ok((how, c.pass.issued_all(r)))
         });
-        self.issue.layer(t.elapsed().as_secs_f64());
+        let s = t.elapsed().as_secs_f64();
+        self.graphs = graphs;
         self.issuing[i] = c;
-        done
+        let (how, done) = done?;
+        match how {
+            forward::Issued::Layers => self.issue.layer(s),
+            forward::Issued::Graph => self.issue.graph(s),
+            forward::Issued::Captured(updated) => self.issue.capture(s, updated),
+        }
+        Ok(done)
     }
 
     /// Ends an issued compute: output copy, hand-over to the next stage,

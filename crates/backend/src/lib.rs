@@ -22,3 +22,4 @@ pub mod multi_bench;
 pub mod pool;
 pub mod replay;
 pub mod span_log;
+pub mod warm_bench;

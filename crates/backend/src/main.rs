@@ -91,6 +91,25 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(2..))]
         tp: Vec<u32>,
     },
+    /// Time warm forward passes layer by layer and through graphs; prints CSV.
+    Passes {
+        /// Device: `cuda` or `cpu`.
+        #[arg(long, default_value = "cuda", value_parser = ["cuda", "cpu"])]
+        device: String,
+        /// Architectures, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "bert-base,gpt2,opt-1.3b,opt-2.7b"
+        )]
+        arch: Vec<String>,
+        /// Batch sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        batches: Vec<u32>,
+        /// Timed passes per architecture, batch size and way.
+        #[arg(long, default_value_t = 50)]
+        reps: usize,
+    },
     /// Check the forward pass against the f32 host reference.
     Selftest {
         /// Device: `cuda` or `cpu`.
@@ -155,6 +174,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
+        Some(Cmd::Passes {
+            device,
+            arch,
+            batches,
+            reps,
+        }) => {
+            let mut dev = device::open(&device, 1)?;
+            eprintln!("{}", dev.describe());
+            println!("{}", switchyard_backend::warm_bench::CSV_HEADER);
+            for a in &arch {
+                for r in switchyard_backend::warm_bench::measure(
+                    dev.as_mut(),
+                    std::slice::from_ref(a),
+                    &batches,
+                    reps,
+                )? {
+                    println!("{}", r.csv());
+                    eprintln!("{}: {} graph launches", r.arch, r.graph_launches);
+                }
+            }
+            Ok(())
+        }
         Some(Cmd::Selftest { device }) => {
             let mut dev = device::open(&device, 1)?;
             let mut worst = 0f64;
@@ -167,6 +208,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     dev.kind()
                 );
                 worst = worst.max(err);
+                if dev.graphs_supported() {
+                    let (err, g) = check::graph_check(dev.as_mut(), &arch, dims, seq, seed)?;
+                    println!(
+                        "{} {arch} warm passes through graphs at {} pool offsets: relative error {err:.2e}; {} launches, {} captures ({} updated in place)",
+                        dev.kind(),
+                        check::GRAPH_PLACEMENTS,
+                        g.launches,
+                        g.captures,
+                        g.updates
+                    );
+                    worst = worst.max(err);
+                }
             }
             anyhow::ensure!(
                 worst < 1e-2,

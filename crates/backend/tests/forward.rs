@@ -2,7 +2,9 @@
 //! GPU is present) matches the f32 host reference on tiny transformers.
 
 mod common;
-use switchyard_backend::check::{forward_check, fresh_seed, tiny_models};
+use switchyard_backend::check::{
+    forward_check, fresh_seed, graph_check, tiny_models, GRAPH_PLACEMENTS,
+};
 use switchyard_backend::device::cpu::CpuDevice;
 
 #[test]
@@ -27,4 +29,36 @@ fn cuda_forward_matches_reference() {
         println!("cuda {arch}: relative error {err:.2e} (seed {seed})");
         assert!(err < 1e-2, "{arch}: relative error {err} (seed {seed})");
     }
+}
+
+fn check_graphs(dev: &mut dyn switchyard_backend::device::Device, kind: &str) {
+    for (arch, dims, seq) in tiny_models() {
+        let seed = fresh_seed();
+        let (err, g) = graph_check(dev, &arch, dims, seq, seed).unwrap();
+        println!("{kind} {arch} through graphs: relative error {err:.2e} {g:?} (seed {seed})");
+        assert!(err < 1e-2, "{arch}: relative error {err} (seed {seed})");
+        let n = GRAPH_PLACEMENTS as u64;
+        assert_eq!(g.captures, n, "{arch}: one capture per placement");
+        assert!(g.launches >= 2 * n, "{arch}: {g:?}");
+        // The last placement is one too many for the shape: its capture
+        // takes the oldest graph over, in place (CUDA may refuse, then
+        // instantiates anew).
+        assert!(
+            g.updates == 1 || (kind == "cuda" && g.updates == 0),
+            "{arch}: {g:?}"
+        );
+    }
+}
+
+#[test]
+fn cpu_warm_passes_through_graphs_match_reference() {
+    check_graphs(&mut CpuDevice::new(1), "cpu");
+}
+
+#[test]
+fn cuda_warm_passes_through_graphs_match_reference() {
+    let Some(mut dev) = common::cuda_or_skip() else {
+        return;
+    };
+    check_graphs(&mut dev, "cuda");
 }

@@ -4,7 +4,7 @@
 //! Every operation runs when issued, so events complete at once and carry
 //! the host time of their recording.
 
-use super::{Act, DevPtr, Device, Embed, Event, Gemm, Kernels, StreamKind};
+use super::{Act, DevPtr, Device, Embed, Event, Gemm, Graph, Kernels, StreamKind};
 use crate::host_store::HostBuffer;
 use anyhow::{bail, Result};
 use half::f16;
@@ -34,7 +34,11 @@ pub struct CpuDevice {
     gpus: usize,
     events: std::collections::HashMap<u64, Instant>,
     next_event: u64,
+    graph: graph::Graphs,
 }
+
+mod graph;
+use graph::Op;
 
 impl CpuDevice {
     /// A device of `gpus` emulated GPUs (no arena yet).
@@ -45,6 +49,7 @@ impl CpuDevice {
             gpus: gpus.max(1),
             events: Default::default(),
             next_event: 0,
+            graph: Default::default(),
         }
     }
 
@@ -169,12 +174,15 @@ impl Device for CpuDevice {
     fn copy_h2d_on(
         &mut self,
         gpu: usize,
-        _stream: StreamKind,
+        stream: StreamKind,
         src: &HostBuffer,
         src_off: u64,
         dst: DevPtr,
         bytes: u64,
     ) -> Result<()> {
+        if stream == StreamKind::Compute {
+            self.not_capturing(gpu, "a host-to-device copy")?;
+        }
         let Some(s) = src
             .as_slice()
             .get(src_off as usize..(src_off + bytes) as usize)
@@ -193,6 +201,9 @@ impl Device for CpuDevice {
     }
 
     fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> Result<()> {
+        for &g in gpus {
+            self.not_capturing(g, "an all-reduce")?;
+        }
         if gpus.len() != bufs.len() {
             bail!("all-reduce: {} GPUs but {} buffers", gpus.len(), bufs.len());
         }
@@ -215,6 +226,9 @@ impl Device for CpuDevice {
         recv: &[DevPtr],
         n: usize,
     ) -> Result<()> {
+        for &g in gpus {
+            self.not_capturing(g, "an all-gather")?;
+        }
         if gpus.len() != send.len() || gpus.len() != recv.len() {
             bail!(
                 "all-gather: {} GPUs, {} send and {} receive buffers",
@@ -241,6 +255,7 @@ impl Device for CpuDevice {
         dst_off: u64,
         bytes: u64,
     ) -> Result<()> {
+        self.not_capturing(gpu, "a device-to-host copy")?;
         if dst_off + bytes > dst.len() {
             bail!("cpu device: output copy past the end of its host buffer");
         }
@@ -264,16 +279,23 @@ impl Device for CpuDevice {
         src: DevPtr,
         bytes: u64,
     ) -> Result<()> {
+        self.not_capturing(dst_gpu, "a peer copy")?;
         let v = self.mem(src_gpu, src, bytes as usize)?.to_vec();
         self.mem(dst_gpu, dst, bytes as usize)?.copy_from_slice(&v);
         Ok(())
     }
 
-    fn record(&mut self, _gpu: usize, _stream: StreamKind) -> Result<Event> {
+    fn record(&mut self, gpu: usize, stream: StreamKind) -> Result<Event> {
+        if stream == StreamKind::Compute {
+            self.not_capturing(gpu, "an event record")?;
+        }
         Ok(self.event())
     }
 
-    fn wait(&mut self, _gpu: usize, _stream: StreamKind, _event: Event) -> Result<()> {
+    fn wait(&mut self, gpu: usize, stream: StreamKind, _event: Event) -> Result<()> {
+        if stream == StreamKind::Compute {
+            self.not_capturing(gpu, "an event wait")?;
+        }
         Ok(())
     }
 
@@ -301,12 +323,35 @@ impl Device for CpuDevice {
     fn synchronize_all(&mut self) -> Result<()> {
         Ok(())
     }
+
+    fn graphs_supported(&self) -> bool {
+        true
+    }
+
+    fn begin_capture(&mut self, gpu: usize) -> Result<()> {
+        self.begin(gpu)
+    }
+
+    fn end_capture(&mut self, gpu: usize, reuse: Option<Graph>, ok: bool) -> Result<Option<Graph>> {
+        Ok(self.end(gpu, reuse.map(|g| g.0), ok)?.map(Graph))
+    }
+
+    fn launch_graph(&mut self, graph: Graph) -> Result<()> {
+        self.launch(graph.0)
+    }
+
+    fn drop_graph(&mut self, graph: Graph) {
+        self.graph.graphs.remove(&graph.0);
+    }
 }
 
 /// The forward pass's operations on the host: f32 arithmetic on fp16 data,
 /// the same formulas as the CUDA kernels.
 impl Kernels for CpuDevice {
     fn gemm(&mut self, gpu: usize, g: &Gemm) -> Result<()> {
+        if self.captured(gpu, || Op::Gemm(*g)) {
+            return Ok(());
+        }
         let (ra, ca) = if g.ta { (g.k, g.m) } else { (g.m, g.k) };
         let (rb, cb) = if g.tb { (g.n, g.k) } else { (g.k, g.n) };
         for bi in 0..g.batch {
@@ -366,6 +411,9 @@ impl Kernels for CpuDevice {
     }
 
     fn embed(&mut self, gpu: usize, e: &Embed) -> Result<()> {
+        if self.captured(gpu, || Op::Embed(Box::new(*e))) {
+            return Ok(());
+        }
         let h = e.hidden;
         let typ = match e.typ {
             Some(t) => self.read_f16(gpu, t, h)?,
@@ -397,6 +445,9 @@ impl Kernels for CpuDevice {
         cols: usize,
         eps: f32,
     ) -> Result<()> {
+        if self.captured(gpu, || Op::LayerNorm(x, y, g, b, rows, cols, eps)) {
+            return Ok(());
+        }
         let xv = self.read_f16(gpu, x, rows * cols)?;
         let (gv, bv) = (self.read_f16(gpu, g, cols)?, self.read_f16(gpu, b, cols)?);
         let mut out = vec![0f32; rows * cols];
@@ -421,6 +472,9 @@ impl Kernels for CpuDevice {
         cols: usize,
         act: Act,
     ) -> Result<()> {
+        if self.captured(gpu, || Op::BiasAct(y, bias, rows, cols, act)) {
+            return Ok(());
+        }
         let mut v = self.read_f16(gpu, y, rows * cols)?;
         let bv = self.read_f16(gpu, bias, cols)?;
         for (i, x) in v.iter_mut().enumerate() {
@@ -430,6 +484,9 @@ impl Kernels for CpuDevice {
     }
 
     fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> Result<()> {
+        if self.captured(gpu, || Op::Add(x, y, n)) {
+            return Ok(());
+        }
         let mut xv = self.read_f16(gpu, x, n)?;
         let yv = self.read_f16(gpu, y, n)?;
         for (a, b) in xv.iter_mut().zip(yv) {
@@ -450,6 +507,9 @@ impl Kernels for CpuDevice {
         h: usize,
         dh: usize,
     ) -> Result<()> {
+        if self.captured(gpu, || Op::SplitHeads(qkv, q, k, v, b, s, h, dh)) {
+            return Ok(());
+        }
         let hid = h * dh;
         let src = self.read_f16(gpu, qkv, b * s * 3 * hid)?;
         let mut outs = [
@@ -483,6 +543,9 @@ impl Kernels for CpuDevice {
         causal: bool,
         scale: f32,
     ) -> Result<()> {
+        if self.captured(gpu, || Op::Softmax(scores, probs, rows, s, causal, scale)) {
+            return Ok(());
+        }
         let sc = self.read_f32(gpu, scores, rows * s)?;
         let mut p = vec![0f32; rows * s];
         for r in 0..rows {
@@ -508,6 +571,9 @@ impl Kernels for CpuDevice {
         h: usize,
         dh: usize,
     ) -> Result<()> {
+        if self.captured(gpu, || Op::MergeHeads(o, out, b, s, h, dh)) {
+            return Ok(());
+        }
         let src = self.read_f16(gpu, o, b * s * h * dh)?;
         let mut dst = vec![0f32; src.len()];
         for bb in 0..b {
@@ -531,6 +597,9 @@ impl Kernels for CpuDevice {
         seed: u64,
         scale: f32,
     ) -> Result<()> {
+        if self.captured(gpu, || Op::FillRandom(dst, n, seed, scale)) {
+            return Ok(());
+        }
         let v: Vec<f32> = (0..n as u64)
             .map(|i| crate::model::weights::uniform(seed, i) * scale)
             .collect();

@@ -7,7 +7,7 @@
 //! with its workspace allocated at start, and the NVRTC kernels of
 //! [`crate::kernels`].
 
-use super::{DevPtr, Device, Event, StreamKind};
+use super::{DevPtr, Device, Event, Graph, StreamKind};
 use crate::host_store::HostBuffer;
 use anyhow::{anyhow, bail, Result};
 use cudarc::cublas::sys as cb;
@@ -39,9 +39,13 @@ pub struct CudaDevice {
     names: Vec<String>,
     peer: Vec<Vec<bool>>,
     comms: HashMap<Vec<usize>, Vec<nccl::ncclComm_t>>,
+    graphs: HashMap<u64, (usize, sys::CUgraphExec)>,
+    next_graph: u64,
+    capturing: Option<usize>,
 }
 
 mod collective;
+mod graph;
 pub use collective::nccl_present;
 mod open;
 
@@ -160,6 +164,7 @@ impl Device for CudaDevice {
                 );
             }
             self.on(i)?;
+            self.drop_graphs_of(i);
             let g = &mut self.gpus[i];
             if g.base != 0 {
                 unsafe { dr::free_sync(g.base) }.map_err(|e| anyhow!("{e:?}"))?;
@@ -375,5 +380,25 @@ impl Device for CudaDevice {
             }
         }
         Ok(())
+    }
+
+    fn graphs_supported(&self) -> bool {
+        true
+    }
+
+    fn begin_capture(&mut self, gpu: usize) -> Result<()> {
+        self.capture_begin(gpu)
+    }
+
+    fn end_capture(&mut self, gpu: usize, reuse: Option<Graph>, ok: bool) -> Result<Option<Graph>> {
+        self.capture_end(gpu, reuse, ok)
+    }
+
+    fn launch_graph(&mut self, graph: Graph) -> Result<()> {
+        self.graph_launch(graph)
+    }
+
+    fn drop_graph(&mut self, graph: Graph) {
+        self.drop_exec(graph)
     }
 }

@@ -35,6 +35,11 @@ pub enum StreamKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Event(pub u64);
 
+/// A captured, instantiated graph of one GPU's compute-stream work
+/// ([`Device::begin_capture`]); drop it with [`Device::drop_graph`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Graph(pub u64);
+
 /// Elementwise activation fused after a bias add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
@@ -312,6 +317,41 @@ pub trait Device: Kernels {
     fn release(&mut self, event: Event);
     /// Waits for all work on every stream of every GPU.
     fn synchronize_all(&mut self) -> anyhow::Result<()>;
+
+    /// Whether [`Device::begin_capture`] works on this device.
+    fn graphs_supported(&self) -> bool {
+        false
+    }
+    /// Starts capturing `gpu`'s compute stream: the [`Kernels`] issued to
+    /// it are recorded into a graph, not run, until [`Device::end_capture`].
+    /// Only kernels and matrix products may be issued to it meanwhile.
+    fn begin_capture(&mut self, gpu: usize) -> anyhow::Result<()> {
+        anyhow::bail!("{} device: GPU {gpu} cannot capture graphs", self.kind())
+    }
+    /// Ends `gpu`'s capture and makes the graph launchable. With `reuse`
+    /// (a graph of the same GPU), its executable is updated in place when
+    /// the topology matches (cheaper than a new one) and `reuse` returned;
+    /// otherwise `reuse` is dropped and a new graph returned. With `ok`
+    /// false (issuing failed midway) the capture is discarded and `None`
+    /// returned.
+    fn end_capture(
+        &mut self,
+        gpu: usize,
+        reuse: Option<Graph>,
+        ok: bool,
+    ) -> anyhow::Result<Option<Graph>> {
+        let _ = (gpu, reuse, ok);
+        anyhow::bail!("{} device: no capture to end", self.kind())
+    }
+    /// Runs a graph on its GPU's compute stream, in issue order with the
+    /// stream's other work.
+    fn launch_graph(&mut self, graph: Graph) -> anyhow::Result<()> {
+        anyhow::bail!("{} device: unknown graph {}", self.kind(), graph.0)
+    }
+    /// Frees a graph (its launches already issued still run).
+    fn drop_graph(&mut self, graph: Graph) {
+        let _ = graph;
+    }
 }
 
 /// The operations of the forward pass, each on a GPU's compute stream:

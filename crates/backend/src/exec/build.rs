@@ -115,6 +115,7 @@ impl Executor {
             gemm_rate: 0.0,
             synthetic_slope,
             issue: super::IssueStats::default(),
+            graphs: Default::default(),
             copyq: (0..gpus).map(|_| VecDeque::new()).collect(),
             computeq: VecDeque::new(),
             copies: HashMap::new(),

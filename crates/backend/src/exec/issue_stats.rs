@@ -7,12 +7,27 @@ use serde::Serialize;
 /// Counts and longest durations of the executor's issuing calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct IssueStats {
-    /// Steps of compute issuing (each a few layers' launches).
+    /// Steps of compute issuing layer by layer (each a few layers' launches).
     pub layer_steps: u64,
     /// Longest single step, seconds.
     pub max_layer_step_s: f64,
     /// Mean step, seconds.
     pub mean_layer_step_s: f64,
+    /// Steps that issued a warm pass through a cached graph (the
+    /// embedding's launches, then one graph launch).
+    pub graph_steps: u64,
+    /// Longest such step, seconds.
+    pub max_graph_step_s: f64,
+    /// Mean such step, seconds.
+    pub mean_graph_step_s: f64,
+    /// Steps that captured a warm pass into a graph, then launched it.
+    pub capture_steps: u64,
+    /// Of these, captures that updated an old graph in place.
+    pub captures_updated: u64,
+    /// Longest capture step, seconds.
+    pub max_capture_step_s: f64,
+    /// Mean capture step, seconds.
+    pub mean_capture_step_s: f64,
     /// Host-to-device copy calls (a pinned copy, or one pageable chunk).
     pub copy_calls: u64,
     /// Longest single copy call, seconds.
@@ -27,6 +42,22 @@ impl IssueStats {
         self.layer_steps += 1;
         self.max_layer_step_s = self.max_layer_step_s.max(s);
         self.mean_layer_step_s += (s - self.mean_layer_step_s) / self.layer_steps as f64;
+    }
+
+    /// Notes one step that issued a whole warm pass through a cached graph.
+    pub fn graph(&mut self, s: f64) {
+        self.graph_steps += 1;
+        self.max_graph_step_s = self.max_graph_step_s.max(s);
+        self.mean_graph_step_s += (s - self.mean_graph_step_s) / self.graph_steps as f64;
+    }
+
+    /// Notes one step that captured a warm pass (`updated`: into an old
+    /// graph, in place) and launched it.
+    pub fn capture(&mut self, s: f64, updated: bool) {
+        self.capture_steps += 1;
+        self.captures_updated += updated as u64;
+        self.max_capture_step_s = self.max_capture_step_s.max(s);
+        self.mean_capture_step_s += (s - self.mean_capture_step_s) / self.capture_steps as f64;
     }
 
     /// Notes one copy call of `s` seconds.

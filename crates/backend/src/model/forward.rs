@@ -4,8 +4,8 @@
 //! BERT's embedding layer norm), blocks (fused QKV projection, per-head
 //! scaled-dot-product attention as two batched GEMMs around a masked
 //! softmax, output projection, MLP, layer norms pre- or post-residual) and the
-//! head (LM logits over every token through the tied token embedding, or
-//! BERT's pooler). The output copied to the host is the last token's logits
+//! head (LM logits of each request's last token through the tied token
+//! embedding, or BERT's pooler). The output copied to the host is the last token's logits
 //! (LM) or the pooled vector (BERT) of every request.
 //!
 //! GEMM-equivalent layers (convolutional and synthetic models): the layer's
@@ -16,6 +16,8 @@
 //! device's measured GEMM rate, so their time tracks the workload's numbers.
 
 mod block;
+mod graph;
+pub use graph::{GraphStats, Graphs, Issued, CAPTURE_AFTER, PLACEMENTS_PER_SHAPE};
 
 use super::shard::ShardLayout;
 use super::{generic_dims, Kind, ModelLayout, TransformerCfg};
@@ -61,7 +63,7 @@ fn plan(cfg: &TransformerCfg, b: usize, s: usize, base: DevPtr) -> Plan {
         p
     };
     let out_bytes = if cfg.lm_head {
-        t * d.vocab * 2
+        b as u64 * d.vocab * 2
     } else {
         b as u64 * h * 2
     };
@@ -381,16 +383,7 @@ fn copy_output(dev: &mut dyn Device, r: &Run, buf: &HostBuffer, off: u64) -> Res
     match r.layout.kind {
         Kind::Transformer(cfg) => {
             let p = plan(&cfg, b, r.layout.shape.items_per_request as usize, r.ws);
-            if cfg.lm_head {
-                let (v, s) = (cfg.dims.vocab, r.layout.shape.items_per_request);
-                for i in 0..b as u64 {
-                    let row = p.out + ((i * s + s - 1) * v * 2);
-                    dev.copy_d2h(g, row, buf, off + i * v * 2, v * 2)?;
-                }
-                Ok(())
-            } else {
-                dev.copy_d2h(g, p.out, buf, off, output_bytes(r.layout, b))
-            }
+            dev.copy_d2h(g, p.out, buf, off, output_bytes(r.layout, b))
         }
         Kind::Generic => {
             let (_, out, _) = generic_ws(r.ws);

@@ -108,6 +108,9 @@ impl CudaDevice {
             names,
             peer,
             comms: HashMap::new(),
+            graphs: HashMap::new(),
+            next_graph: 0,
+            capturing: None,
         })
     }
 }

@@ -111,20 +111,16 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                         )
                     })?,
                 };
-                let y = p.y + (rank * hp * 2) as u64;
+                // Logits of each request's last token only (the output):
+                // its rows of `p.y` lie `s * h` elements apart.
+                let y = p.y + (((s - 1) * h + rank * hp) * 2) as u64;
                 dev.gemm(
                     g,
-                    &Gemm::plain(true, false, v, t, hp, tok, hp, y, h, p.out, v),
+                    &Gemm::plain(true, false, v, b, hp, tok, hp, y, s * h, p.out, v),
                 )?;
             }
-            if tp > 1 {
-                // Partial logits over each rank's hidden columns: sum the
-                // rows that become outputs (each request's last token).
-                for i in 0..b {
-                    let row = p.out + ((i * s + s - 1) * v * 2) as u64;
-                    reduce(dev, r, row, v)?;
-                }
-            }
+            // Partial logits over each rank's hidden columns: sum them.
+            reduce(dev, r, p.out, b * v)?;
         }
         LayerKind::Head => {
             for (rank, &g) in r.gpus.iter().enumerate() {
