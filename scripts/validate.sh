@@ -10,6 +10,7 @@
 #
 # usage: scripts/validate.sh [--device cuda|cpu] [--bin DIR] [--out DIR]
 #                            [--profile FILE] [--batches LIST] [--floor]
+#                            [--graphs on|off]
 #                            [WORKLOAD.yaml | DIR ...]
 #   --device   replay device (default cuda)
 #   --bin      folder holding sim, replay and plot (default: build them with
@@ -19,6 +20,8 @@
 #   --batches  batch sizes to calibrate (default 1,2,3,4,5,6,7,8)
 #   --system   serve every workload with this system (sim and replay alike)
 #              instead of its `policy.system`
+#   --graphs   on|off: calibrate and replay warm passes through CUDA graphs
+#              (default off)
 #   --floor    replay each schedule a second time and compare the two
 #              hardware runs (the noise floor), in summary.md
 #   workloads  files, or folders meaning their *.yaml; default: both halves,
@@ -37,6 +40,7 @@ profile=""
 batches=1,2,3,4,5,6,7,8
 system=()
 floor=0
+graphs=off
 workloads=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -47,6 +51,7 @@ while [[ $# -gt 0 ]]; do
         --batches) batches="$2"; shift 2 ;;
         --system) system=(--system "$2"); shift 2 ;;
         --floor) floor=1; shift ;;
+        --graphs) graphs="$2"; shift 2 ;;
         -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         -*) echo "validate.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *)
@@ -81,7 +86,7 @@ if [[ -z "$profile" ]]; then
     profile="$out/profile.yaml"
     echo "== calibrate ($archs; batches $batches${tps:+; tp $tps})"
     "$bin/replay" calibrate --device "$device" --out "$profile" --arch "$archs" \
-        --batches "$batches" ${tps:+--tp "$tps"} --name validation 2>&1 | tee "$out/calibrate.txt"
+        --batches "$batches" ${tps:+--tp "$tps"} --graphs "$graphs" --name validation 2>&1 | tee "$out/calibrate.txt"
 fi
 
 status=0
@@ -94,7 +99,7 @@ for w in "${workloads[@]}"; do
     echo "== $name: sim"
     "$bin/sim" --workload "$w" --hardware "$profile" "${system[@]}" --out "$dir/sim" 2>&1 | tee "$dir/sim.txt"
     echo "== $name: replay on $device"
-    if ! "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" "${system[@]}" \
+    if ! "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" --graphs "$graphs" "${system[@]}" \
         --schedule "$dir/sim/schedule.csv" --out "$dir/replay" >"$dir/replay.txt" 2>&1; then
         cat "$dir/replay.txt"
         reason=$(grep -m1 '^error' "$dir/replay.txt" | cut -c1-160 | tr '|' '/')
@@ -115,7 +120,7 @@ for w in "${workloads[@]}"; do
     floor_cols="| | |"
     if [[ $floor -eq 1 ]]; then
         echo "== $name: replay again (noise floor)"
-        if "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" "${system[@]}" \
+        if "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" --graphs "$graphs" "${system[@]}" \
             --schedule "$dir/sim/schedule.csv" --out "$dir/replay2" >"$dir/replay2.txt" 2>&1; then
             "$bin/plot" compare "$dir/replay" "$dir/replay2" --labels hardware,hardware2 --join \
                 --title "$name: hardware against itself" --out "$dir/floor" >"$dir/floor.txt"

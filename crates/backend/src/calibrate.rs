@@ -45,6 +45,8 @@ pub struct CalibrateOptions {
     /// Tensor-parallel degrees (above 1) whose passes are timed on that
     /// many GPUs; empty for none.
     pub tp: Vec<u32>,
+    /// Warm passes through CUDA graphs, as `replay --graphs on` runs them.
+    pub graphs: bool,
 }
 
 /// One fitted link with its samples.
@@ -421,7 +423,18 @@ pub fn calibrate(
         let e = dev.record(0, StreamKind::Copy)?;
         dev.synchronize(e)?;
         dev.release(e);
-        let passes = passes::measure(dev, layout, at, ws_base, &opts.batches, opts.reps, rate)?;
+        let passes = passes::measure(
+            dev,
+            layout,
+            at,
+            ws_base,
+            &passes::Plan {
+                batches: &opts.batches,
+                reps: opts.reps,
+                gemm_rate: rate,
+                graphs: opts.graphs,
+            },
+        )?;
         overhead.extend_from_slice(&passes.overhead_s);
         relative.extend_from_slice(&passes.relative);
         for per_batch in &passes.idle_extra_s {
@@ -511,6 +524,7 @@ mod tests {
             name: "cpu-test".into(),
             reps: 1,
             tp: vec![],
+            graphs: false,
         };
         let (p, report) = calibrate(&mut dev, &opts).unwrap();
         assert!(report.contains("pinned"));

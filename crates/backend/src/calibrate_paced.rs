@@ -19,7 +19,7 @@
 use crate::calibrate::CalibrateOptions;
 use crate::calibrate_passes::{idle_until, median, IDLE_GAPS_S};
 use crate::device::Device;
-use crate::exec::{Completion, ComputeOp, CopyOp, Executor, IssueStats};
+use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
 use crate::host_store::WeightSource;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -89,6 +89,7 @@ impl Loaded {
         models: &str,
         profile: &HardwareProfile,
         tp: u32,
+        graphs: bool,
     ) -> Result<Loaded> {
         let system = if tp > 1 { "computron" } else { "resident" };
         let yaml = format!(
@@ -105,7 +106,8 @@ impl Loaded {
             .gpu_memory_bytes
             .min(hw.reserved_bytes + weights + (256 << 20));
         w.cluster.hardware = hw;
-        let ex = crate::replay::build_executor(dev, &w, &WeightSource::Random { seed: 7 })?;
+        let mut ex = crate::replay::build_executor(dev, &w, &WeightSource::Random { seed: 7 })?;
+        ex.graphs.off = !graphs;
         let mut at = 0u64;
         let offsets = (0..w.models.len())
             .map(|m| {
@@ -167,14 +169,13 @@ impl Loaded {
     /// Seconds from queueing a pass of model `m` at batch `b` to the host
     /// seeing it done, and host seconds spent issuing it.
     fn pass(&mut self, m: usize, b: u32) -> Result<(f64, f64)> {
-        let busy = |s: &IssueStats| s.layer_steps as f64 * s.mean_layer_step_s;
-        let before = busy(&self.ex.issue);
+        let before = self.ex.issue.busy_s();
         let t0 = Instant::now();
         let key = self.queue_pass(m, b, &[])?;
         let seen = self.ex.wait_for_compute(key)?;
         Ok((
             (seen - t0).as_secs_f64(),
-            (busy(&self.ex.issue) - before).max(0.0),
+            (self.ex.issue.busy_s() - before).max(0.0),
         ))
     }
 
@@ -251,7 +252,7 @@ fn refine_models(
 ) -> Result<Box<dyn Device>> {
     // Rounds per idle gap (3 at the default 5 repetitions).
     let idle_rounds = opts.reps.max(1).div_ceil(2);
-    let mut group = Loaded::new(dev, models, profile, 1)?;
+    let mut group = Loaded::new(dev, models, profile, 1, opts.graphs)?;
     let PacedTimes {
         issued,
         queued,
@@ -329,7 +330,7 @@ fn tensor_parallel(
                 dev.gpus()
             );
         }
-        let mut group = Loaded::new(dev, &entries(tp), profile, tp)?;
+        let mut group = Loaded::new(dev, &entries(tp), profile, tp, opts.graphs)?;
         let paced = group.paced(&opts.batches, rounds(opts))?;
         *report += &format!(
             "passes split over {tp} GPUs (tensor parallel), architectures taking turns:\n"
@@ -375,6 +376,7 @@ mod tests {
             name: "t".into(),
             reps: 1,
             tp: vec![],
+            graphs: false,
         };
         let mut profile = HardwareProfile::resolve("h200-pcie5", None).unwrap();
         profile.gpu_memory_bytes = 8 << 30;
@@ -415,6 +417,7 @@ mod tests {
             name: "t".into(),
             reps: 1,
             tp: vec![2],
+            graphs: false,
         };
         let mut profile = HardwareProfile::resolve("h200-pcie5", None).unwrap();
         profile.gpu_memory_bytes = 8 << 30;

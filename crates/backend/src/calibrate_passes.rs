@@ -79,20 +79,34 @@ pub fn robust_cv(relative: &[f64]) -> f64 {
     1.4826 * median(&mut dev)
 }
 
-/// Measures `layout` (weights at `at`, workspace at `ws`) at each batch size.
+/// What [`measure`] times.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    /// Batch sizes.
+    pub batches: &'a [u32],
+    /// Repetitions per measurement.
+    pub reps: usize,
+    /// The device's GEMM rate, FLOP/s (synthetic layers' work).
+    pub gemm_rate: f64,
+    /// Warm passes through CUDA graphs.
+    pub graphs: bool,
+}
+
+/// Measures `layout` (weights at `at`, workspace at `ws`) at each batch
+/// size of `plan`.
 pub fn measure(
     dev: &mut dyn Device,
     layout: &ModelLayout,
     at: u64,
     ws: u64,
-    batches: &[u32],
-    reps: usize,
-    gemm_rate: f64,
+    plan: &Plan,
 ) -> Result<PassTimes> {
+    let (batches, reps, gemm_rate, graphs_on) =
+        (plan.batches, plan.reps, plan.gemm_rate, plan.graphs);
     let max_b = batches.iter().copied().max().unwrap_or(1) as usize;
     let out = dev.alloc_host(forward::output_bytes(layout, max_b), true)?;
     let mut times = PassTimes::default();
-    let mut graphs = forward::Graphs::default();
+    let mut graphs = forward::Graphs::new(graphs_on);
     let measured = measure_with(
         dev,
         layout,
@@ -248,7 +262,13 @@ mod tests {
         dev.init_arena(ws + forward::workspace_bytes(&layout, 2) + (1 << 20))
             .unwrap();
         forward::init_workspace(&mut dev, 0, ws).unwrap();
-        let t = measure(&mut dev, &layout, 0, ws, &[1, 2], 2, 1e9).unwrap();
+        let plan = Plan {
+            batches: &[1, 2],
+            reps: 2,
+            gemm_rate: 1e9,
+            graphs: false,
+        };
+        let t = measure(&mut dev, &layout, 0, ws, &plan).unwrap();
         assert_eq!(t.rows.len(), 2);
         for (row, pass) in t.rows.iter().zip(&t.pass_s) {
             assert_eq!(row.len(), 3);

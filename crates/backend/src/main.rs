@@ -59,6 +59,11 @@ struct RunArgs {
     /// Override `policy.grouping` (optimal, per_layer, one_group).
     #[arg(long, value_parser = Grouping::from_name)]
     grouping: Option<Grouping>,
+    /// Warm one-GPU passes through CUDA graphs (`on`), captured per pool
+    /// placement, or every pass layer by layer (`off`, the default: the
+    /// simulator does not model the captures). Calibrate with the same.
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    graphs: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +91,10 @@ enum Cmd {
         /// Repetitions per measurement.
         #[arg(long, default_value_t = 5)]
         reps: usize,
+        /// Passes through CUDA graphs (`on`) or layer by layer (`off`), as
+        /// the replays this profile is for run them.
+        #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+        graphs: String,
         /// Tensor-parallel degrees whose passes are also timed, split over
         /// that many GPUs, comma-separated (e.g. `2`); needs as many GPUs.
         #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(2..))]
@@ -145,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             reps,
             tp,
+            graphs,
         }) => {
             let gpus = tp.iter().copied().max().unwrap_or(1) as usize;
             let mut dev = device::open(&device, gpus)?;
@@ -160,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 name,
                 reps: reps.max(1),
                 tp,
+                graphs: graphs == "on",
             };
             let (mut profile, mut report) = calibrate(dev.as_mut(), &opts)?;
             let describe = dev.describe();
@@ -265,7 +276,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => WeightSource::Random { seed },
             };
             let dev = device::open(&a.device, w.cluster.gpus as usize)?;
-            let ex = replay::build_executor(dev, &w, &weights)?;
+            let mut ex = replay::build_executor(dev, &w, &weights)?;
+            ex.graphs.off = a.graphs == "off";
             let r = replay::replay(ex, &w, &schedule, &a.out)?;
             eprintln!(
                 "{}: {} requests on {}; p50 {:.2} ms, p99 {:.2} ms; late dispatches: {} (max {:.2} ms); wrote {}",

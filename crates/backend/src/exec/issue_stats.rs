@@ -37,6 +37,14 @@ pub struct IssueStats {
 }
 
 impl IssueStats {
+    /// Host seconds spent issuing computes so far (layer steps, graph
+    /// launches and captures).
+    pub fn busy_s(&self) -> f64 {
+        self.layer_steps as f64 * self.mean_layer_step_s
+            + self.graph_steps as f64 * self.mean_graph_step_s
+            + self.capture_steps as f64 * self.mean_capture_step_s
+    }
+
     /// Notes one compute-issuing step of `s` seconds.
     pub fn layer(&mut self, s: f64) {
         self.layer_steps += 1;

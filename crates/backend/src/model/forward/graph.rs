@@ -78,6 +78,9 @@ pub struct GraphStats {
 /// The graphs of warm passes; lives no longer than the device's arena.
 #[derive(Debug, Default)]
 pub struct Graphs {
+    /// Never capture or launch graphs: every pass layer by layer (replay's
+    /// and calibration's `--graphs off`).
+    pub off: bool,
     cache: HashMap<Placement, (Graph, u64)>,
     warm: HashMap<Placement, u32>,
     tick: u64,
@@ -86,6 +89,14 @@ pub struct Graphs {
 }
 
 impl Graphs {
+    /// A cache that captures warm passes when `on`, else never.
+    pub fn new(on: bool) -> Graphs {
+        Graphs {
+            off: !on,
+            ..Graphs::default()
+        }
+    }
+
     /// Issues up to `max_layers` more layers of `pass`, or, when it has not
     /// started and nothing is left to wait for, the whole pass through a
     /// graph (its [`Pass::finish`] still follows).
@@ -96,7 +107,8 @@ impl Graphs {
         r: &Run,
         max_layers: usize,
     ) -> Result<Issued> {
-        let eager = pass.start.is_none()
+        let eager = !self.off
+            && pass.start.is_none()
             && pass.next == r.layers.start
             && !r.layers.is_empty()
             && r.gpus.len() == 1
