@@ -166,7 +166,8 @@ pub(super) fn summarize(
         handoffs: run.ex.handoff_stats(),
         host_path: run.ex.issue,
         parallel: run
-            .placed
+            .sched
+            .placements()
             .iter()
             .map(|p| format!("{}x{}", p.tp, p.pp))
             .collect(),
