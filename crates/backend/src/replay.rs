@@ -50,7 +50,7 @@ pub const SLEEP_SLACK: Duration = Duration::from_micros(1000);
 
 mod outputs;
 use outputs::{summarize, write_outputs};
-pub use outputs::{ModelResult, ReplayResult};
+pub use outputs::{ModelResult, ReplayResult, ReplayRun};
 
 /// The scheduler's placement of the workload's models under its policy
 /// ([`switchyard_scheduler::placements`]).

@@ -3,7 +3,7 @@
 
 use crate::jitter::Noise;
 use crate::sink::RecordSink;
-use crate::summary::{Latencies, ModelResult, SimResult};
+use crate::summary::{Latencies, ModelResult, SimResult, SimRun};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
@@ -350,9 +350,11 @@ pub fn simulate_policy(
         loads: stats.iter().map(|s| s.loads).sum(),
         bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
         events,
-        simulated_s: now,
+        run: SimRun {
+            simulated_s: now,
+            timeline,
+        },
         models,
-        timeline,
     })
 }
 
