@@ -536,7 +536,7 @@ impl Scheduler {
         let tp = p.tp as usize;
         let gs = p.groups_for(s, batch);
         for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
-            for r in 0..tp {
+            for (r, &region) in regions[..tp].iter().enumerate() {
                 let id = self.copies.alloc();
                 *self.copies.get_mut(id) = CopyMeta {
                     model: m,
@@ -552,7 +552,7 @@ impl Scheduler {
                     layers: range.clone(),
                     bytes: gbytes,
                     shard_offset: goff,
-                    pool_offset: regions[r] + goff,
+                    pool_offset: region + goff,
                     source: self.traits.source,
                     streamed,
                 }));

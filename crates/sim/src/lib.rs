@@ -36,7 +36,7 @@ mod jitter;
 mod sink;
 mod summary;
 
-pub use engine::{simulate, simulate_policy, SimOptions};
+pub use engine::{simulate, simulate_policy, Engine, SimOptions};
 pub use sink::{NullSink, RecordSink};
 pub use summary::{write_comparison, write_summary, ModelResult, SimResult, SimRun};
 pub use switchyard_core::records::{RecordWriter, RequestRecord};
