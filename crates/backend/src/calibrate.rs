@@ -27,7 +27,8 @@ use crate::model::{forward, ModelLayout};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use switchyard_core::hardware::{CalibratedTimes, HardwareProfile, LinkCost};
+use switchyard_core::hardware::{CalibratedTimes, HardwareProfile, LinkCost, GIB_BYTES};
+use switchyard_core::stats::median;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -89,11 +90,6 @@ pub fn fit(samples: &[(u64, f64)]) -> LinkCost {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Copy sizes of the sweep: 256 KiB to `max` by factors of 4.
 pub fn sweep_sizes(max: u64) -> Vec<u64> {
     let mut v = Vec::new();
@@ -143,7 +139,7 @@ pub fn measure_h2d(
                 times.push(t);
             }
         }
-        samples.push((s, median(times)));
+        samples.push((s, median(&mut times)));
     }
     Ok(LinkFit {
         cost: fit(&samples),
@@ -173,7 +169,7 @@ pub fn sustained_copies(dev: &mut dyn Device, bytes: u64, reps: usize) -> Result
     for e in events {
         dev.release(e);
     }
-    let mid = passes::median(&mut times.clone());
+    let mid = median(&mut times.clone());
     let relative: Vec<f64> = times.iter().map(|t| t / mid.max(1e-12)).collect();
     Ok((
         (bytes * times.len() as u64) as f64 / total.max(1e-12),
@@ -214,7 +210,7 @@ pub fn pageable_chunked(dev: &mut dyn Device, bytes: u64, chunk: u64, reps: usiz
             rates.push((bytes * gpus as u64) as f64 / t0.elapsed().as_secs_f64().max(1e-12));
         }
     }
-    Ok(median(rates))
+    Ok(median(&mut rates))
 }
 
 /// Times peer copies from GPU 1 to GPU 0.
@@ -238,7 +234,7 @@ pub fn measure_peer(
             dev.release(a);
             dev.release(b);
         }
-        samples.push((s, median(times)));
+        samples.push((s, median(&mut times)));
     }
     Ok(LinkFit {
         cost: fit(&samples),
@@ -308,7 +304,7 @@ pub fn layer_times(
                 dev.release(e);
             }
         }
-        rows.push(per_layer.into_iter().map(median).collect());
+        rows.push(per_layer.into_iter().map(|mut v| median(&mut v)).collect());
     }
     Ok(rows)
 }
@@ -337,7 +333,7 @@ pub fn calibrate(
         layouts.push(ModelLayout::new(&shape)?);
     }
     let cuda = dev.kind() == "cuda";
-    let max_copy: u64 = if cuda { 1 << 30 } else { 16 << 20 };
+    let max_copy: u64 = if cuda { GIB_BYTES } else { 16 << 20 };
     let weights: u64 = layouts
         .iter()
         .map(|l| l.total_bytes().div_ceil(256) * 256)
@@ -468,14 +464,14 @@ pub fn calibrate(
     }
     profile.calibrated = calibrated;
     if !overhead.is_empty() {
-        profile.compute.request_overhead_s = passes::median(&mut overhead);
+        profile.compute.request_overhead_s = median(&mut overhead);
         profile.jitter.compute_cv = passes::robust_cv(&relative);
     }
     if idle.iter().all(|v| !v.is_empty()) {
         profile.compute.idle_penalty = passes::IDLE_GAPS_S
             .iter()
             .zip(&mut idle)
-            .map(|(&gap, v)| (gap, passes::median(v).max(0.0)))
+            .map(|(&gap, v)| (gap, median(v).max(0.0)))
             .collect();
         report += "idle penalty (gap: extra, median over architectures and batch sizes):";
         for (gap, extra) in &profile.compute.idle_penalty {
@@ -499,7 +495,7 @@ mod tests {
     #[test]
     fn fit_recovers_alpha_and_beta() {
         let (alpha, beta) = (3e-6, 50e9);
-        let samples: Vec<(u64, f64)> = sweep_sizes(1 << 30)
+        let samples: Vec<(u64, f64)> = sweep_sizes(GIB_BYTES)
             .into_iter()
             .enumerate()
             .map(|(i, b)| {

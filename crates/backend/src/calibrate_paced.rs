@@ -17,7 +17,7 @@
 //!   idle penalty, over the interleaved back-to-back time.
 
 use crate::calibrate::CalibrateOptions;
-use crate::calibrate_passes::{idle_until, median, IDLE_GAPS_S};
+use crate::calibrate_passes::{idle_until, IDLE_GAPS_S};
 use crate::device::Device;
 use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
 use crate::host_store::WeightSource;
@@ -25,6 +25,7 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use switchyard_core::hardware::{HardwareProfile, ParallelPasses};
+use switchyard_core::stats::median;
 use switchyard_core::Workload;
 
 /// Times passes through an executor holding every architecture of `opts`

@@ -20,6 +20,7 @@ use crate::exec::LAYERS_PER_PUMP;
 use crate::model::{forward, ModelLayout};
 use anyhow::Result;
 use std::time::{Duration, Instant};
+use switchyard_core::stats::median;
 
 /// Untimed passes before measuring a batch size.
 const WARMUP_PASSES: usize = 3;
@@ -61,15 +62,6 @@ pub fn idle_until(due: Instant) {
     while Instant::now() < due {
         std::hint::spin_loop();
     }
-}
-
-/// Median of `v` (sorted in place); 0 for none.
-pub fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Coefficient of variation of values around 1 (robust to a few outliers:

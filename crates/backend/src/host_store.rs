@@ -14,6 +14,7 @@ use crate::device::Device;
 use crate::model::shard::ShardLayout;
 use crate::model::ModelLayout;
 use anyhow::{Context, Result};
+use switchyard_core::hardware::GIB;
 
 /// Where a buffer's memory came from.
 #[derive(Debug)]
@@ -43,7 +44,7 @@ impl HostBuffer {
         v.try_reserve_exact(len as usize).with_context(|| {
             format!(
                 "host memory is short: cannot allocate {:.2} GiB",
-                len as f64 / (1u64 << 30) as f64
+                len as f64 / GIB
             )
         })?;
         v.resize(len as usize, 0);
@@ -187,7 +188,7 @@ impl HostStore {
         source: &WeightSource,
     ) -> Result<HostStore> {
         let total: u64 = layouts.iter().map(|l| l.total_bytes()).sum();
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let gib = |b: u64| b as f64 / GIB;
         let mut models = Vec::with_capacity(layouts.len());
         for (i, (layout, shard)) in layouts.iter().zip(shards).enumerate() {
             let alloc = |dev: &mut dyn Device, bytes: u64, pin: bool, what: &str| {

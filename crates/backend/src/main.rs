@@ -283,11 +283,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}: {} requests on {}; p50 {:.2} ms, p99 {:.2} ms; late dispatches: {} (max {:.2} ms); wrote {}",
                 w.name,
                 r.summary.requests,
-                r.device,
+                r.run.device,
                 r.summary.p50_s * 1e3,
                 r.summary.p99_s * 1e3,
-                r.late_dispatches,
-                r.max_dispatch_delay_s * 1e3,
+                r.run.late_dispatches,
+                r.run.max_dispatch_delay_s * 1e3,
                 a.out.display()
             );
             Ok(())

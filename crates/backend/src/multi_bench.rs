@@ -21,6 +21,7 @@ use anyhow::{anyhow, Result};
 use serde::Serialize;
 use std::time::Instant;
 use switchyard_core::model::stage_partition;
+use switchyard_core::stats::median;
 
 /// One configuration's swap-in.
 #[derive(Debug, Clone, Serialize)]
@@ -59,11 +60,6 @@ pub struct MultiResult {
     pub limit_copy_bytes: u64,
     /// Configurations.
     pub rows: Vec<MultiRow>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// One host-to-device copy: GPU, source model (0: whole/pp, 1: tp), rank
@@ -156,11 +152,11 @@ pub fn multi_gpu(
     let mut alone = Vec::new();
     for g in 0..n {
         let v: Result<Vec<f64>> = (0..reps).map(|_| timed(dev, &[limit_job(g)])).collect();
-        alone.push(limit_bytes as f64 / median(v?) / 1e9);
+        alone.push(limit_bytes as f64 / median(&mut v?) / 1e9);
     }
     let all: Vec<Job> = (0..n).map(limit_job).collect();
     let v: Result<Vec<f64>> = (0..reps).map(|_| timed(dev, &all)).collect();
-    let together = (n as u64 * limit_bytes) as f64 / median(v?) / 1e9;
+    let together = (n as u64 * limit_bytes) as f64 / median(&mut v?) / 1e9;
 
     let mut configs: Vec<(String, Vec<Job>)> = vec![(
         "one GPU".into(),
@@ -218,7 +214,7 @@ pub fn multi_gpu(
     let mut rows: Vec<MultiRow> = Vec::new();
     for (config, jobs) in &configs {
         let v: Result<Vec<f64>> = (0..reps).map(|_| timed(dev, jobs)).collect();
-        let time_s = median(v?);
+        let time_s = median(&mut v?);
         let bytes: u64 = jobs.iter().map(|j| j.bytes).sum();
         let gpus = jobs.iter().map(|j| j.gpu).max().unwrap_or(0) + 1;
         let max_gpu_bytes = (0..gpus)

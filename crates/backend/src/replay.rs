@@ -36,10 +36,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use switchyard_core::records::RequestRecord;
-use switchyard_core::workload::System;
 use switchyard_core::{Schedule, Workload};
-use switchyard_scheduler::placement::{place, Placement};
-use switchyard_scheduler::{Action, Event, Scheduler, Source, PRELOAD_COPY};
+use switchyard_scheduler::placement::Placement;
+use switchyard_scheduler::{copy_source, Action, Event, Scheduler, Source, PRELOAD_COPY};
 
 /// Arrivals fed more than this late count as late dispatches, seconds.
 pub const LATE_S: f64 = 1e-3;
@@ -51,17 +50,12 @@ pub const SLEEP_SLACK: Duration = Duration::from_micros(1000);
 
 mod outputs;
 use outputs::{summarize, write_outputs};
-pub use outputs::{ModelResult, ReplayResult};
+pub use outputs::{ModelResult, ReplayResult, ReplayRun};
 
-/// The scheduler's placement of the workload's models.
+/// The scheduler's placement of the workload's models under its policy
+/// ([`switchyard_scheduler::placements`]).
 pub fn placements(w: &Workload) -> Vec<Placement> {
-    place(
-        &w.models,
-        w.cluster.gpus.max(1),
-        &w.cluster.hardware,
-        w.policy.system,
-        w.policy.grouping,
-    )
+    switchyard_scheduler::placements(w, w.policy)
 }
 
 /// Checks that `replay` can run the workload's models (batch size, and a
@@ -138,7 +132,8 @@ pub fn build_executor(
         .iter()
         .map(|p| p.gpus.iter().map(|&g| g as usize).collect())
         .collect();
-    let pageable = w.policy.system == System::StopAndStart;
+    // Weights are held in the host memory the scheduler's copies read from.
+    let pageable = copy_source(w.policy.system) == Source::Pageable;
     let host = HostStore::build(
         dev.as_mut(),
         &layouts,
@@ -163,11 +158,11 @@ pub fn build_executor(
 }
 
 /// Runs every model once at every batch size up to `max_batch`: a whole model
-/// (`tp = pp = 1`) on every GPU, a split model on its placed GPUs through
-/// all its stages; weights copied to offset 0 of each pool, given back after.
-pub fn warm_up(ex: &mut Executor, w: &Workload) -> Result<()> {
-    let pinned = w.policy.system != System::StopAndStart;
-    let placed = placements(w);
+/// (`tp = pp = 1`) on every GPU, a split model on its placed GPUs (`placed`,
+/// the scheduler's placements) through all its stages; weights copied from
+/// the system's host memory to offset 0 of each pool, given back after.
+pub fn warm_up(ex: &mut Executor, w: &Workload, placed: &[Placement]) -> Result<()> {
+    let pinned = copy_source(w.policy.system) == Source::Pinned;
     let mut key = u64::MAX / 2;
     for (m, spec) in w.models.iter().enumerate() {
         let p = &placed[m];
@@ -247,7 +242,6 @@ struct Run<'a> {
     copy_of_key: HashMap<u64, u32>,
     task_of_key: HashMap<u64, u32>,
     stage_key: HashMap<(u32, u32), u64>,
-    placed: Vec<Placement>,
     batch_start: HashMap<u32, Instant>,
     records: Vec<RequestRecord>,
     spans: SpanLog,
@@ -299,7 +293,7 @@ impl Run<'_> {
                     self.next_key += 1;
                     let key = self.next_key;
                     self.task_of_key.insert(key, *t);
-                    let p = &self.placed[task.model as usize];
+                    let p = self.sched.placement(task.model);
                     let input = match task.input_from {
                         Some(_) => Some(
                             self.stage_key
@@ -402,7 +396,7 @@ pub fn replay(
     out: &Path,
 ) -> Result<ReplayResult> {
     let mut sched = Scheduler::new(w, schedule)?;
-    warm_up(&mut ex, w)?;
+    warm_up(&mut ex, w, sched.placements())?;
     let mut actions = Vec::new();
     sched.preload(&mut actions);
     let device = format!("{}: {}", ex.dev.kind(), ex.dev.describe());
@@ -418,7 +412,6 @@ pub fn replay(
         copy_of_key: HashMap::new(),
         task_of_key: HashMap::new(),
         stage_key: HashMap::new(),
-        placed: placements(w),
         batch_start: HashMap::new(),
         records: Vec::new(),
         spans: SpanLog::new(w.cluster.gpus, w.model_names()),

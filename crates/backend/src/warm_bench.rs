@@ -7,11 +7,11 @@
 //! launch gaps count) and the median host time to issue it.
 //! `scripts/warm_pass_bench.sh` lays them beside PyTorch.
 
-use crate::calibrate_passes::median;
 use crate::device::{Device, StreamKind};
 use crate::model::{forward, ModelLayout};
 use anyhow::{bail, Result};
 use std::time::Instant;
+use switchyard_core::stats::median;
 
 /// Untimed passes first (the graph is captured in these).
 const WARMUP: usize = 5;

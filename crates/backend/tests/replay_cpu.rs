@@ -181,9 +181,9 @@ policy:
     let out = dir.path().join("out");
     let (r, _) = replay_turns_and_burst(&w, 4, 8, 0.25, &out);
     assert_eq!(r.summary.requests, 13);
-    assert_eq!(r.parallel[0], "2x2");
-    assert_eq!(r.parallel[3], "1x1");
-    assert!(r.handoffs.peer >= 2 * 7, "{:?}", r.handoffs);
+    assert_eq!(r.run.parallel[0], "2x2");
+    assert_eq!(r.run.parallel[3], "1x1");
+    assert!(r.run.handoffs.peer >= 2 * 7, "{:?}", r.run.handoffs);
     // Each split model's first load moved all 4 shards.
     assert!(r.models[0].loads >= 2, "{:?}", r.models[0]);
     let recs = records::read(&out.join("requests.csv")).unwrap();

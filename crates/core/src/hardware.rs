@@ -229,8 +229,11 @@ fn preset_text(name: &str) -> Option<&'static str> {
     })
 }
 
+/// Bytes in a GiB.
+pub const GIB_BYTES: u64 = 1 << 30;
+
 /// Bytes in a GiB, as a float for printing sizes.
-pub const GIB: f64 = (1u64 << 30) as f64;
+pub const GIB: f64 = GIB_BYTES as f64;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

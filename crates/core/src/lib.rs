@@ -13,6 +13,7 @@ pub mod output;
 pub mod records;
 pub mod schedule;
 pub mod stats;
+pub mod summary;
 pub mod timeline;
 pub mod traces;
 pub mod workload;

@@ -14,27 +14,87 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Streams into `path` atomically: `fill` writes into a buffered temporary
-/// file, which is renamed into place only if `fill` succeeds.
+/// file, which is synced and renamed into place only if `fill` succeeds.
 pub fn write_atomic_with<F>(path: &Path, fill: F) -> Result<()>
 where
     F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
 {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut file = AtomicFile::create(path)?;
+    fill(&mut file).map_err(|e| Error::io(path, e))?;
+    file.finish_synced()
+}
+
+/// A file written through a temporary sibling: [`AtomicFile::finish`]
+/// renames it into place; dropped unfinished (an error, a panic), it
+/// removes the temporary, so no partial file is ever left.
+pub struct AtomicFile {
+    w: std::io::BufWriter<fs::File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts writing `path` (its folder is created), through a 1 MiB buffer.
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let tmp = temp_sibling(path);
+        let file = fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
+        Ok(AtomicFile {
+            w: std::io::BufWriter::with_capacity(1 << 20, file),
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
-    let tmp = temp_sibling(path);
-    let result = (|| {
-        let file = fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(file);
-        fill(&mut w)?;
-        w.flush()?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()
-    })();
-    match result {
-        Ok(()) => fs::rename(&tmp, path).map_err(|e| Error::io(path, e)),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(Error::io(path, e))
+
+    /// Where the file will be once finished.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes and renames the file into place.
+    pub fn finish(self) -> Result<()> {
+        self.finish_inner(false)
+    }
+
+    /// Flushes, syncs to disk and renames the file into place.
+    pub fn finish_synced(self) -> Result<()> {
+        self.finish_inner(true)
+    }
+
+    fn finish_inner(mut self, sync: bool) -> Result<()> {
+        self.w.flush().map_err(|e| Error::io(&self.path, e))?;
+        if sync {
+            self.w
+                .get_ref()
+                .sync_all()
+                .map_err(|e| Error::io(&self.path, e))?;
+        }
+        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.w.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
         }
     }
 }

@@ -14,23 +14,54 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-/// Latency summary of a set of requests.
+/// The upper median of `v` (its element `len / 2` once sorted; `v` is
+/// sorted in place); 0 for none.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Latency summary of a set of requests. Undefined values (no requests)
+/// are `NaN`, written `null` in JSON and read back as `NaN`; a field left
+/// out reads as that of no requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     /// Number of requests.
     pub requests: u64,
     /// Mean latency, seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub mean_s: f64,
     /// Median latency, seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub p50_s: f64,
     /// 90th percentile, seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub p90_s: f64,
     /// 99th percentile, seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub p99_s: f64,
     /// Largest latency, seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub max_s: f64,
     /// Fraction of requests within their SLO (1.0 when none has an SLO).
+    #[serde(deserialize_with = "nan_if_null")]
     pub slo_attainment: f64,
+}
+
+/// Reads a number, or `null` (how JSON writes `NaN`) as `NaN`.
+pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+impl Default for Summary {
+    /// The summary of no requests.
+    fn default() -> Summary {
+        Summary::of_sorted(&[], 0)
+    }
 }
 
 impl Summary {
@@ -38,6 +69,11 @@ impl Summary {
     pub fn of(latencies: &[f64], within_slo: u64) -> Summary {
         let mut sorted = latencies.to_vec();
         sorted.sort_by(f64::total_cmp);
+        Summary::of_sorted(&sorted, within_slo)
+    }
+
+    /// [`Summary::of`] for latencies already in ascending order (no copy).
+    pub fn of_sorted(sorted: &[f64], within_slo: u64) -> Summary {
         let n = sorted.len();
         Summary {
             requests: n as u64,
@@ -46,9 +82,9 @@ impl Summary {
             } else {
                 sorted.iter().sum::<f64>() / n as f64
             },
-            p50_s: quantile(&sorted, 0.50),
-            p90_s: quantile(&sorted, 0.90),
-            p99_s: quantile(&sorted, 0.99),
+            p50_s: quantile(sorted, 0.50),
+            p90_s: quantile(sorted, 0.90),
+            p99_s: quantile(sorted, 0.99),
             max_s: sorted.last().copied().unwrap_or(f64::NAN),
             slo_attainment: if n == 0 {
                 f64::NAN
@@ -118,6 +154,25 @@ mod tests {
         assert_eq!(s.p50_s, 2.5);
         assert_eq!(s.max_s, 4.0);
         assert_eq!(s.slo_attainment, 0.75);
+    }
+
+    #[test]
+    fn upper_median() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 3.0);
+        assert_eq!(median(&mut []), 0.0);
+    }
+
+    #[test]
+    fn summary_json_round_trip_keeps_nan() {
+        let s = Summary::of(&[], 0);
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(text.contains("\"mean_s\":null"), "{text}");
+        let back: Summary = serde_json::from_str(&text).unwrap();
+        assert!(back.mean_s.is_nan() && back.requests == 0);
+        let one: Summary = serde_json::from_str(r#"{"slo_attainment": 0.5}"#).unwrap();
+        assert_eq!(one.slo_attainment, 0.5);
+        assert!(one.p99_s.is_nan());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use switchyard_core::records::{self, RequestRecord};
+use switchyard_core::summary;
 use switchyard_core::{Error, InputError, Result};
 
 /// One run loaded for comparison: its records and where they came from.
@@ -38,8 +39,7 @@ impl Run {
     /// the folder's name (for `DIR` or `DIR/requests.csv`) or the file stem.
     /// Records are checked (finite, non-negative latency and arrival; ids
     /// unique); a `summary.json` beside the CSV supplies
-    /// [`Run::summary_slo_attainment`] from its top-level `slo_attainment`
-    /// number (or `summary.slo_attainment`).
+    /// [`Run::summary_slo_attainment`] from its `slo_attainment`.
     pub fn load(path: &Path) -> Result<Run> {
         let csv = if path.is_dir() {
             path.join("requests.csv")
@@ -127,35 +127,22 @@ pub fn validate_records(path: &Path, records: &[RequestRecord]) -> Result<()> {
     Ok(())
 }
 
-/// Reads `slo_attainment` (a number in 0..=1) from `summary.json`: top
-/// level, or inside a `summary` object; `None` when absent.
+/// Reads `slo_attainment` (a number in 0..=1) from `summary.json`, the
+/// file `sim` and `replay` write ([`switchyard_core::summary`]); `None`
+/// when it is absent or undefined (`null`: no requests).
 fn read_summary_slo(path: &Path) -> Result<Option<f64>> {
-    let text =
-        switchyard_core::line_cap::read_text(path).map_err(|e| Error::unreadable(path, e))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Error::Input(InputError::new(
-            path,
-            Some(e.line() as u64),
-            "",
-            format!("not valid JSON: {e}"),
-        ))
-    })?;
-    let (field, value) = match (
-        json.get("slo_attainment"),
-        json.pointer("/summary/slo_attainment"),
-    ) {
-        (Some(v), _) => ("slo_attainment", v),
-        (None, Some(v)) => ("summary.slo_attainment", v),
-        (None, None) => return Ok(None),
-    };
-    match value.as_f64() {
-        Some(x) if (0.0..=1.0).contains(&x) => Ok(Some(x)),
-        _ => Err(Error::Input(InputError::new(
+    let x = summary::read(path)?.summary.slo_attainment;
+    if x.is_nan() {
+        Ok(None)
+    } else if (0.0..=1.0).contains(&x) {
+        Ok(Some(x))
+    } else {
+        Err(Error::Input(InputError::new(
             path,
             None,
-            field,
-            format!("expected a number in 0..=1, found {value}"),
-        ))),
+            "slo_attainment",
+            format!("expected a number in 0..=1, found {x}"),
+        )))
     }
 }
 

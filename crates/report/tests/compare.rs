@@ -84,11 +84,7 @@ fn known_errors_against_the_first_run() {
 fn slo_attainment_from_summary_json_or_unknown() {
     let dir = tempfile::tempdir().unwrap();
     let a = csv(dir.path(), "a", &SIM);
-    std::fs::write(
-        a.join("summary.json"),
-        r#"{"summary": {"slo_attainment": 0.9}}"#,
-    )
-    .unwrap();
+    std::fs::write(a.join("summary.json"), r#"{"slo_attainment": 0.9}"#).unwrap();
     let b = csv(dir.path(), "b", &REAL);
     let runs = [Run::load(&a).unwrap(), Run::load(&b).unwrap()];
     let cmp = compare(&runs, &CompareOptions::default()).unwrap();

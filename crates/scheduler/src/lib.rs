@@ -74,7 +74,8 @@
 //!   batch), LFU (fewest requests served), Belady (next request furthest
 //!   ahead in the schedule, counting queued requests first). Stages that a
 //!   formed batch still needs are evicted only as a last resort.
-//! - Systems: `computron` (pinned, whole stage shard per copy),
+//! - Systems ([`SystemTraits`], one table every per-system branch reads;
+//!   executors ask [`copy_source`] and [`placements`]): `computron` (pinned, whole stage shard per copy),
 //!   `pipeswitch` (pinned, layer groups: optimal DP / per layer / one group,
 //!   see [`grouping`]; the DP is fed the compute times of the batch the load
 //!   is for, [`Placement::groups_for`]), `stop-and-start` (pageable, whole shard),
@@ -87,9 +88,11 @@ pub mod memory;
 pub mod placement;
 mod sched;
 mod slab;
+pub mod traits;
 
 pub use placement::Placement;
 pub use sched::Scheduler;
+pub use traits::{copy_source, placements, SystemTraits};
 
 use std::ops::Range;
 

@@ -3,6 +3,8 @@
 //! each batch size a load can be for.
 
 use crate::grouping;
+use crate::traits::SystemTraits;
+use crate::Source;
 use std::ops::Range;
 use switchyard_core::cost::{layer_compute_s, shard_layer_bytes};
 use switchyard_core::hardware::HardwareProfile;
@@ -61,21 +63,21 @@ impl Placement {
 }
 
 /// The copy grouping `system` uses: PipeSwitch and streaming follow
-/// `grouping`; Computron, stop-and-start and resident copy a whole stage shard at once.
+/// `grouping`; Computron, stop-and-start and resident copy a whole stage
+/// shard at once ([`SystemTraits::grouped`]).
 pub fn effective_grouping(system: System, grouping: Grouping) -> Grouping {
-    match system {
-        System::Pipeswitch | System::Streaming => grouping,
-        _ => Grouping::OneGroup,
-    }
+    SystemTraits::of(system).grouping(grouping)
 }
 
 /// The `(tp, pp)` `system` runs model `m` with. Computron and resident use
 /// the model's `parallel` config; PipeSwitch, stop-and-start and streaming
-/// are one-GPU systems, as published: each model runs whole on one GPU.
+/// are one-GPU systems, as published: each model runs whole on one GPU
+/// ([`SystemTraits::model_parallel`]).
 pub fn parallelism(system: System, m: &ModelSpec) -> (u32, u32) {
-    match system {
-        System::Computron | System::Resident => (m.tp.max(1), m.pp.max(1)),
-        System::Pipeswitch | System::StopAndStart | System::Streaming => (1, 1),
+    if SystemTraits::of(system).model_parallel {
+        (m.tp.max(1), m.pp.max(1))
+    } else {
+        (1, 1)
     }
 }
 
@@ -91,11 +93,11 @@ pub fn place(
     grouping: Grouping,
 ) -> Vec<Placement> {
     let mut load = vec![0u64; gpus as usize];
-    let grouping = effective_grouping(system, grouping);
-    let link = if system == System::StopAndStart {
-        &hw.pageable
-    } else {
-        &hw.pinned
+    let traits = SystemTraits::of(system);
+    let grouping = traits.grouping(grouping);
+    let link = match traits.source {
+        Source::Pageable => &hw.pageable,
+        Source::Pinned => &hw.pinned,
     };
     models
         .iter()

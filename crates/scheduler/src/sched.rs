@@ -1,11 +1,11 @@
 //! The scheduler state machine (see the crate docs for the contract).
 
 use crate::memory::Pool;
-use crate::placement::{place, Placement};
+use crate::placement::Placement;
 use crate::slab::Slab;
+use crate::traits::SystemTraits;
 use crate::{
-    Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Source, Task, TaskId,
-    PRELOAD_COPY,
+    Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Task, TaskId, PRELOAD_COPY,
 };
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -55,6 +55,8 @@ struct CopyMeta {
 #[derive(Debug)]
 pub struct Scheduler {
     system: System,
+    /// What `system` means ([`SystemTraits::of`]): every per-system branch reads this.
+    traits: SystemTraits,
     eviction: Eviction,
     placements: Vec<Placement>,
     max_batch: Vec<u32>,
@@ -101,7 +103,7 @@ impl Scheduler {
     ) -> Result<Scheduler, InputError> {
         let hw = &workload.cluster.hardware;
         let n_gpus = workload.cluster.gpus.max(1);
-        let placements = place(&workload.models, n_gpus, hw, policy.system, policy.grouping);
+        let placements = crate::traits::placements(workload, policy);
         let capacity = hw.usable_bytes();
         let mut gpu_stages = vec![Vec::new(); n_gpus as usize];
         let mut gpu_entry = vec![Vec::new(); n_gpus as usize];
@@ -151,6 +153,7 @@ impl Scheduler {
         }
         let mut s = Scheduler {
             system: policy.system,
+            traits: SystemTraits::of(policy.system),
             eviction: policy.eviction,
             max_batch: workload.models.iter().map(|m| m.max_batch.max(1)).collect(),
             micro_batch: workload
@@ -177,7 +180,7 @@ impl Scheduler {
             preloaded: false,
             placements,
         };
-        if s.system == System::Resident {
+        if s.traits.preloads {
             s.reserve_all(workload)?;
         }
         Ok(s)
@@ -189,7 +192,7 @@ impl Scheduler {
             for st in 0..self.placements[m].pp {
                 if !self.allocate(m as u32, st, false, &mut sink) {
                     let p = &self.placements[m];
-                    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                    let gib = |b: u64| b as f64 / GIB;
                     let g = p.stage_gpus(st)[0] as usize;
                     return Err(InputError::new(
                         &workload.source,
@@ -215,7 +218,7 @@ impl Scheduler {
     /// run starts (id [`PRELOAD_COPY`]; they get no `CopyDone`). Emits nothing
     /// for other systems or when called twice.
     pub fn preload(&mut self, actions: &mut Vec<Action>) {
-        if self.system != System::Resident || self.preloaded {
+        if !self.traits.preloads || self.preloaded {
             return;
         }
         self.preloaded = true;
@@ -240,7 +243,7 @@ impl Scheduler {
                             bytes,
                             shard_offset: goff,
                             pool_offset: st.regions[r] + goff,
-                            source: Source::Pinned,
+                            source: self.traits.source,
                             streamed: false,
                         }));
                     }
@@ -370,8 +373,8 @@ impl Scheduler {
             batch
                 .requests
                 .extend(ms.queue.drain(..take).map(|(_, req)| req));
-            let mut cold = self.system == System::Streaming;
-            if self.system != System::Streaming {
+            let mut cold = !self.traits.caches;
+            if self.traits.caches {
                 for st in ms.stages.iter_mut() {
                     st.pending += 1;
                     cold |= !st.resident || !st.loading.is_empty();
@@ -380,7 +383,7 @@ impl Scheduler {
             batch.cold = cold;
             self.reach_or_defer(b, 0, actions);
         }
-        if !matches!(self.system, System::Streaming | System::Resident) {
+        if self.traits.loads_on_demand() {
             // These loads are for the batch just formed: the first compute
             // behind their copies is its first micro-batch, `per` requests.
             let first = per.max(1) as u32;
@@ -434,60 +437,26 @@ impl Scheduler {
         // requests waiting when they are formed (FCFS), so with one stage
         // this is the number waiting then, clamped to `1..=max_batch`.
         let batch_size = self.batches.get(b).requests.len() as u32;
-        let task_id = if self.system == System::Streaming {
-            let bytes = self.placements[mi].shard_bytes[si];
-            self.scratch.clear();
-            for r in 0..tp {
-                let g = self.placements[mi].gpus[si * tp + r] as usize;
-                match self.pools[g].alloc(bytes) {
-                    Some(o) => self.scratch.push(o),
-                    None => {
-                        for (r2, &o) in self.scratch.iter().enumerate() {
-                            let g2 = self.placements[mi].gpus[si * tp + r2] as usize;
-                            self.pools[g2].free(o, bytes);
-                        }
-                        return false;
-                    }
-                }
+        let task_id = if !self.traits.caches {
+            if !self.reserve(m, s, None, actions) {
+                return false;
             }
+            let bytes = self.placements[mi].shard_bytes[si];
             let t = self.tasks.alloc();
             let task = self.tasks.get_mut(t);
-            task.waits.clear();
             task.weights_offsets.clear();
             task.weights_offsets.extend_from_slice(&self.scratch);
             task.streamed = true;
+            let mut waits = std::mem::take(&mut task.waits);
+            waits.clear();
+            let scratch = std::mem::take(&mut self.scratch);
+            self.issue_copies(m, s, batch_size, &scratch, true, &mut waits, actions);
+            self.scratch = scratch;
+            self.tasks.get_mut(t).waits = waits;
             let p = &self.placements[mi];
-            let gs = p.groups_for(s, batch_size);
-            for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
-                for r in 0..tp {
-                    let id = self.copies.alloc();
-                    *self.copies.get_mut(id) = CopyMeta {
-                        model: m,
-                        stage: s,
-                        streamed: true,
-                    };
-                    let g = p.gpus[si * tp + r];
-                    actions.push(Action::Copy(CopyOp {
-                        id,
-                        model: m,
-                        stage: s,
-                        gpu: g,
-                        shard: r as u32,
-                        layers: range.clone(),
-                        bytes: gbytes,
-                        shard_offset: goff,
-                        pool_offset: self.scratch[r] + goff,
-                        source: Source::Pinned,
-                        streamed: true,
-                    }));
-                    task.waits.push((range.clone(), id));
-                    self.stats[mi].bytes += gbytes;
-                }
-            }
             for r in 0..tp {
                 self.temp_bytes[p.gpus[si * tp + r] as usize] += bytes;
             }
-            self.stats[mi].loads += 1;
             t
         } else {
             if !self.models[mi].stages[si].resident {
@@ -535,39 +504,59 @@ impl Scheduler {
     /// groups go into the stage's `loading` as issued, so every compute that
     /// waits on this load waits on exactly these copies.
     fn issue_load(&mut self, m: u32, s: u32, batch: u32, actions: &mut Vec<Action>) {
-        let (mi, si) = (m as usize, s as usize);
-        let source = if self.system == System::StopAndStart {
-            Source::Pageable
-        } else {
-            Source::Pinned
-        };
+        let st = &mut self.models[m as usize].stages[s as usize];
+        st.load_batch = batch;
+        let regions = std::mem::take(&mut st.regions);
+        let mut loading = std::mem::take(&mut st.loading);
+        self.issue_copies(m, s, batch, &regions, false, &mut loading, actions);
+        let st = &mut self.models[m as usize].stages[s as usize];
+        st.regions = regions;
+        st.loading = loading;
+    }
+
+    /// Issues one load of stage `s` of model `m`: a copy per group of its
+    /// grouping for a compute of `batch` requests, per tensor-parallel rank
+    /// `r` into pool offset `regions[r]` (plus the group's offset), from the
+    /// system's host memory; each copy is appended to `waits` as issued and
+    /// counted in the model's load stats. `streamed`: into a scratch region
+    /// of one batch (streaming), not the stage's cached region.
+    #[allow(clippy::too_many_arguments)]
+    fn issue_copies(
+        &mut self,
+        m: u32,
+        s: u32,
+        batch: u32,
+        regions: &[u64],
+        streamed: bool,
+        waits: &mut Vec<(Range<u32>, CopyId)>,
+        actions: &mut Vec<Action>,
+    ) {
+        let mi = m as usize;
         let p = &self.placements[mi];
         let tp = p.tp as usize;
-        let st = &mut self.models[mi].stages[si];
-        st.load_batch = batch;
         let gs = p.groups_for(s, batch);
         for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
-            for r in 0..tp {
+            for (r, &region) in regions[..tp].iter().enumerate() {
                 let id = self.copies.alloc();
                 *self.copies.get_mut(id) = CopyMeta {
                     model: m,
                     stage: s,
-                    streamed: false,
+                    streamed,
                 };
                 actions.push(Action::Copy(CopyOp {
                     id,
                     model: m,
                     stage: s,
-                    gpu: p.gpus[si * tp + r],
+                    gpu: p.gpus[s as usize * tp + r],
                     shard: r as u32,
                     layers: range.clone(),
                     bytes: gbytes,
                     shard_offset: goff,
-                    pool_offset: st.regions[r] + goff,
-                    source,
-                    streamed: false,
+                    pool_offset: region + goff,
+                    source: self.traits.source,
+                    streamed,
                 }));
-                st.loading.push((range.clone(), id));
+                waits.push((range.clone(), id));
                 self.stats[mi].bytes += gbytes;
             }
         }

@@ -8,7 +8,7 @@ use switchyard_core::{arrivals, Error, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
-    simulate_policy, write_comparison, write_summary, write_timeline, RecordFile, RecordSink,
+    simulate_policy, write_comparison, write_summary, write_timeline, RecordSink, RecordWriter,
     RequestRecord, SimOptions, SimResult,
 };
 
@@ -180,7 +180,7 @@ fn run_one(
     log_x: bool,
 ) -> Result<SimResult, Error> {
     let mut sink = LatencyTee {
-        file: RecordFile::create(&dir.join("requests.csv"))?,
+        file: RecordWriter::create(&dir.join("requests.csv"))?,
         latencies_s: Vec::with_capacity(schedule.requests.len()),
     };
     let result = simulate_policy(workload, schedule, policy, opts, &mut sink)?;
@@ -188,7 +188,7 @@ fn run_one(
     file.finish()?;
     write_summary(&dir.join("summary.json"), &result)?;
     if opts.timeline {
-        write_timeline(&dir.join("timeline.json"), &result.timeline)?;
+        write_timeline(&dir.join("timeline.json"), &result.run.timeline)?;
     }
     let label = policy.system.name();
     cdf_figure(
@@ -218,7 +218,7 @@ fn report(r: &SimResult, dir: &Path) {
 /// Streams records to `requests.csv` and keeps each latency for the CDF
 /// (8 bytes a request).
 struct LatencyTee {
-    file: RecordFile,
+    file: RecordWriter,
     latencies_s: Vec<f64>,
 }
 

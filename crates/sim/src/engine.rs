@@ -3,7 +3,7 @@
 
 use crate::jitter::Noise;
 use crate::sink::RecordSink;
-use crate::summary::{Latencies, ModelResult, SimResult};
+use crate::summary::{Latencies, ModelResult, SimResult, SimRun};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Range;
@@ -12,7 +12,7 @@ use switchyard_core::records::RequestRecord;
 use switchyard_core::timeline::{Span, Timeline, Track};
 use switchyard_core::workload::{PolicyName, PolicySpec};
 use switchyard_core::{Error, Schedule, Workload};
-use switchyard_scheduler::{Action, Event, Scheduler, Source};
+use switchyard_scheduler::{Action, BatchId, CopyOp, Event, Scheduler, Source, TaskId};
 
 /// How to run a simulation.
 #[derive(Debug, Clone)]
@@ -83,225 +83,212 @@ pub fn simulate_policy(
     opts: &SimOptions,
     out: &mut dyn RecordSink,
 ) -> Result<SimResult, Error> {
-    let mut sched = Scheduler::with_policy(workload, schedule, policy)?;
-    let hw = &workload.cluster.hardware;
-    let n_gpus = sched.gpus() as usize;
-    let tables: Vec<ComputeTable> = workload
-        .models
-        .iter()
-        .enumerate()
-        .map(|(i, m)| ComputeTable::new(hw, &m.shape, sched.placement(i as u32).tp, m.max_batch))
-        .collect();
-    let mut timeline = Timeline {
-        gpus: n_gpus as u32,
-        models: workload.model_names(),
-        ..Timeline::default()
-    };
-    let mut actions = Vec::with_capacity(64);
-    // Resident weights are in place before the clock starts.
-    sched.preload(&mut actions);
-    actions.clear();
+    Engine::new(workload, schedule, policy, opts)?.run(out)
+}
 
-    let progress = progress_bar(opts.progress, schedule.requests.len() as u64);
-    let mut heap: BinaryHeap<Pending> = BinaryHeap::with_capacity(1024);
-    let mut seq = 0u64;
-    // One lane per GPU link, and one more: the host path that pageable
-    // copies share when the profile says so.
-    let mut link_free = vec![0.0f64; n_gpus + 1];
-    // When each GPU's compute stream frees up; never used yet: idle since
-    // long before the start (replay's warm-up ends before its clock starts).
-    let mut stream_free = vec![f64::NEG_INFINITY; n_gpus];
-    let mut copy_done: Vec<f64> = Vec::new();
-    let mut copy_issued: Vec<f64> = Vec::new();
-    // When the host issues the latest pass: from, to.
-    let mut host_issuing = (0.0f64, 0.0f64);
-    let mut batch_start: Vec<f64> = Vec::new();
-    let mut lat = Latencies::new(workload.models.len());
-    let mut record = RequestRecord {
-        id: 0,
-        model: String::new(),
-        arrival_s: 0.0,
-        start_s: 0.0,
-        finish_s: 0.0,
-        latency_s: 0.0,
-        batch_size: 0,
-        cold: false,
-    };
-    let mut noise = Noise::new(hw.jitter, workload.seed);
-    let overhead_s = hw.compute.request_overhead_s;
-    let mut next = 0usize;
-    let mut events = 0u64;
-    let mut now = 0.0f64;
-    let mut finished = 0u64;
-    loop {
-        let from_heap = match (heap.peek(), schedule.requests.get(next)) {
+/// The simulator: the scheduler driven by a virtual clock. Each step takes
+/// the next event ([`Engine::next_event`]: completions and arrivals merged
+/// in time order), feeds it to the scheduler and carries out the actions:
+/// copies timed on their link ([`Engine::time_copy`]), computes on their
+/// GPUs' streams ([`Engine::time_compute`]), finished batches recorded
+/// ([`Engine::finish_batch`]).
+pub struct Engine<'a> {
+    workload: &'a Workload,
+    schedule: &'a Schedule,
+    policy: PolicySpec,
+    opts: &'a SimOptions,
+    sched: Scheduler,
+    /// Per model: compute times by batch size.
+    tables: Vec<ComputeTable>,
+    heap: BinaryHeap<Pending>,
+    /// Issue sequence of the last completion pushed (ties in time go in issue order).
+    seq: u64,
+    /// When each lane frees up: one per GPU link, and one more: the host
+    /// path that pageable copies share when the profile says so.
+    link_free: Vec<f64>,
+    /// When each GPU's compute stream frees up; never used yet: idle since
+    /// long before the start (replay's warm-up ends before its clock starts).
+    stream_free: Vec<f64>,
+    /// Per copy id: when it completes.
+    copy_done: Vec<f64>,
+    /// Per copy id: when the host has issued it (replay issues a pinned
+    /// copy at once, a pageable one in chunks that hold the host to the end).
+    copy_issued: Vec<f64>,
+    /// When the host issues the latest pass: from, to (replay's one host
+    /// thread issues every GPU's passes).
+    host_issuing: (f64, f64),
+    /// Per batch id: when its first stage started.
+    batch_start: Vec<f64>,
+    lat: Latencies,
+    /// The record written for each request (reused).
+    record: RequestRecord,
+    noise: Noise,
+    /// Next arrival of the schedule to feed.
+    next: usize,
+    events: u64,
+    /// The virtual clock, seconds.
+    now: f64,
+    finished: u64,
+    timeline: Timeline,
+    actions: Vec<Action>,
+    progress: indicatif::ProgressBar,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine at time 0 with `policy`'s scheduler for `workload` (resident
+    /// weights already in place) and nothing fed yet.
+    pub fn new(
+        workload: &'a Workload,
+        schedule: &'a Schedule,
+        policy: PolicySpec,
+        opts: &'a SimOptions,
+    ) -> Result<Engine<'a>, Error> {
+        let mut sched = Scheduler::with_policy(workload, schedule, policy)?;
+        let hw = &workload.cluster.hardware;
+        let n_gpus = sched.gpus() as usize;
+        let tables = workload
+            .models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                ComputeTable::new(hw, &m.shape, sched.placement(i as u32).tp, m.max_batch)
+            })
+            .collect();
+        let mut actions = Vec::with_capacity(64);
+        // Resident weights are in place before the clock starts.
+        sched.preload(&mut actions);
+        actions.clear();
+        Ok(Engine {
+            workload,
+            schedule,
+            policy,
+            opts,
+            sched,
+            tables,
+            heap: BinaryHeap::with_capacity(1024),
+            seq: 0,
+            link_free: vec![0.0; n_gpus + 1],
+            stream_free: vec![f64::NEG_INFINITY; n_gpus],
+            copy_done: Vec::new(),
+            copy_issued: Vec::new(),
+            host_issuing: (0.0, 0.0),
+            batch_start: Vec::new(),
+            lat: Latencies::new(workload.models.len()),
+            record: RequestRecord {
+                id: 0,
+                model: String::new(),
+                arrival_s: 0.0,
+                start_s: 0.0,
+                finish_s: 0.0,
+                latency_s: 0.0,
+                batch_size: 0,
+                cold: false,
+            },
+            noise: Noise::new(hw.jitter, workload.seed),
+            next: 0,
+            events: 0,
+            now: 0.0,
+            finished: 0,
+            timeline: Timeline {
+                gpus: n_gpus as u32,
+                models: workload.model_names(),
+                ..Timeline::default()
+            },
+            actions,
+            progress: progress_bar(opts.progress, schedule.requests.len() as u64),
+        })
+    }
+
+    /// Runs to the end: every event fed, every request recorded into `out`.
+    pub fn run(mut self, out: &mut dyn RecordSink) -> Result<SimResult, Error> {
+        while let Some(event) = self.next_event() {
+            self.step(event, out)?;
+        }
+        self.progress.finish_and_clear();
+        assert!(
+            !self.sched.busy(),
+            "the scheduler stalled with work left (a bug): {} of {} requests finished",
+            self.finished,
+            self.schedule.requests.len()
+        );
+        Ok(self.result())
+    }
+
+    /// The virtual clock, seconds.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// The scheduler being driven.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.sched
+    }
+
+    /// Arrival merge: the next event, earliest first (a completion before an
+    /// arrival at the same time; completions at one time in issue order),
+    /// with the clock moved to it. `None` once nothing is left.
+    pub fn next_event(&mut self) -> Option<Event> {
+        let from_heap = match (self.heap.peek(), self.schedule.requests.get(self.next)) {
             (Some(p), Some(r)) => f64::from_bits(p.t) <= r.arrival_s,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (None, None) => break,
+            (None, None) => return None,
         };
-        let event = if from_heap {
-            let p = heap.pop().expect("peeked");
-            now = f64::from_bits(p.t);
+        Some(if from_heap {
+            let p = self.heap.pop().expect("peeked");
+            self.now = f64::from_bits(p.t);
             if p.compute {
                 Event::ComputeDone { task: p.id }
             } else {
                 Event::CopyDone { copy: p.id }
             }
         } else {
-            let r = &schedule.requests[next];
-            now = now.max(r.arrival_s);
-            next += 1;
+            let r = &self.schedule.requests[self.next];
+            self.now = self.now.max(r.arrival_s);
+            self.next += 1;
             Event::Arrived {
-                request: (next - 1) as u64,
+                request: (self.next - 1) as u64,
                 model: r.model,
             }
-        };
-        events += 1;
+        })
+    }
+
+    /// Feeds `event` to the scheduler and carries out its actions at the
+    /// current time; finished requests go to `out`.
+    pub fn step(&mut self, event: Event, out: &mut dyn RecordSink) -> Result<(), Error> {
+        self.events += 1;
+        let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
-        sched.on_event(event, &mut actions);
+        self.sched.on_event(event, &mut actions);
+        let mut result = Ok(());
         for a in &actions {
             match a {
                 Action::Copy(c) => {
-                    let g = c.gpu as usize;
-                    let (link, lane) = match c.source {
-                        Source::Pinned => (&hw.pinned, g),
-                        Source::Pageable if hw.pageable_shared => (&hw.pageable, n_gpus),
-                        Source::Pageable => (&hw.pageable, g),
-                    };
-                    let start = link_free[lane].max(now);
-                    let end = start + link.time(c.bytes) * noise.copy();
-                    link_free[lane] = end;
-                    let id = c.id as usize;
-                    if copy_done.len() <= id {
-                        copy_done.resize(id + 1, 0.0);
-                        copy_issued.resize(id + 1, 0.0);
-                    }
-                    copy_done[id] = end;
-                    // Replay issues a pinned copy whole at once; a pageable
-                    // one in chunks that hold the host until the last.
-                    copy_issued[id] = match c.source {
-                        Source::Pinned => now,
-                        Source::Pageable => end,
-                    };
-                    seq += 1;
-                    heap.push(Pending {
-                        t: end.to_bits(),
-                        seq,
-                        compute: false,
-                        id: c.id,
-                    });
-                    if opts.timeline {
-                        timeline.push(
-                            opts.timeline_max_events,
-                            Span {
-                                gpu: c.gpu,
-                                track: Track::Copy,
-                                model: c.model,
-                                stage: c.stage,
-                                layers: (c.layers.start, c.layers.end),
-                                start_s: start,
-                                end_s: end,
-                                batch_size: 0,
-                                bytes: c.bytes,
-                                streamed: c.streamed,
-                            },
-                        );
+                    let (start, end) = self.time_copy(c);
+                    self.complete_at(end, false, c.id);
+                    if self.opts.timeline {
+                        self.span(Span {
+                            gpu: c.gpu,
+                            track: Track::Copy,
+                            model: c.model,
+                            stage: c.stage,
+                            layers: (c.layers.start, c.layers.end),
+                            start_s: start,
+                            end_s: end,
+                            batch_size: 0,
+                            bytes: c.bytes,
+                            streamed: c.streamed,
+                        });
                     }
                 }
                 Action::Compute(id) => {
-                    let task = sched.task(*id);
-                    let table = &tables[task.model as usize];
-                    let b = task.batch_size;
-                    let f = noise.compute();
-                    let mut t = now;
-                    if task.input_from.is_some() {
-                        let shape = &workload.models[task.model as usize].shape;
-                        t += hw.peer.time(activation_bytes(shape, b));
-                    }
-                    let idle_since = task
-                        .gpus
-                        .iter()
-                        .map(|&g| stream_free[g as usize])
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    t = t.max(idle_since);
-                    let layers = task.layers.start as usize..task.layers.end as usize;
-                    let mut cursor = layers.start;
-                    let mut first: Option<f64> = None;
-                    // Two clocks: `h`, the host issuing the layers (at the
-                    // calibrated, issue-bound rate; it starts once every
-                    // copy waited for is issued), and `t`, the GPU running
-                    // them: a layer ends no earlier than issued, and where
-                    // it waited for a copy the host was ahead, so it runs
-                    // at the GPU's own (queued) rate.
-                    // Replay's one host thread issues every GPU's passes:
-                    // a pass on another GPU being issued now holds this one
-                    // back (never, unless the profile measured issuing).
-                    if (host_issuing.0..host_issuing.1).contains(&t) {
-                        t = host_issuing.1;
-                    }
-                    let issued = task.waits.iter().map(|w| copy_issued[w.1 as usize]);
-                    let mut h = issued.fold(t, f64::max);
-                    host_issuing = (h, h + table.issue_time(layers.clone(), b) * f);
-                    // The first layer starts at `t`; a GPU that sat idle
-                    // before it pays the profile's idle penalty there (hidden
-                    // when later layers wait on their copies anyway).
-                    let begin = |first: &mut Option<f64>, t: &mut f64, h: &mut f64| {
-                        if first.is_none() {
-                            *first = Some(*t);
-                            let extra = hw.compute.idle_extra_s(*t - idle_since);
-                            *t += extra;
-                            *h += extra;
-                        }
-                    };
-                    let run = |range: Range<usize>, t: &mut f64, h: &mut f64| {
-                        *h += table.time(range.clone(), b) * f;
-                        *t = (*t + table.queued_time(range, b) * f).max(*h);
-                    };
-                    let mut i = 0;
-                    while i < task.waits.len() {
-                        let range = task.waits[i].0.clone();
-                        let mut ready = 0.0f64;
-                        while i < task.waits.len() && task.waits[i].0 == range {
-                            ready = ready.max(copy_done[task.waits[i].1 as usize]);
-                            i += 1;
-                        }
-                        let (rs, re) = (range.start as usize, range.end as usize);
-                        if rs > cursor {
-                            begin(&mut first, &mut t, &mut h);
-                            run(cursor..rs, &mut t, &mut h);
-                        }
-                        t = t.max(ready);
-                        begin(&mut first, &mut t, &mut h);
-                        run(rs..re, &mut t, &mut h);
-                        cursor = re;
-                    }
-                    begin(&mut first, &mut t, &mut h);
-                    let start = first.expect("set by begin");
-                    if cursor < layers.end {
-                        run(cursor..layers.end, &mut t, &mut h);
-                    }
-                    for &g in &task.gpus {
-                        stream_free[g as usize] = t;
-                    }
-                    if task.stage == 0 {
-                        let bi = task.batch as usize;
-                        if batch_start.len() <= bi {
-                            batch_start.resize(bi + 1, 0.0);
-                        }
-                        batch_start[bi] = start;
-                    }
-                    seq += 1;
-                    heap.push(Pending {
-                        t: t.to_bits(),
-                        seq,
-                        compute: true,
-                        id: *id,
-                    });
-                    if opts.timeline {
+                    let (start, end) = self.time_compute(*id);
+                    self.complete_at(end, true, *id);
+                    if self.opts.timeline {
+                        let task = self.sched.task(*id);
                         for &g in &task.gpus {
-                            timeline.push(
-                                opts.timeline_max_events,
+                            self.timeline.push(
+                                self.opts.timeline_max_events,
                                 Span {
                                     gpu: g,
                                     track: Track::Compute,
@@ -309,8 +296,8 @@ pub fn simulate_policy(
                                     stage: task.stage,
                                     layers: (task.layers.start, task.layers.end),
                                     start_s: start,
-                                    end_s: t,
-                                    batch_size: b,
+                                    end_s: end,
+                                    batch_size: task.batch_size,
                                     bytes: 0,
                                     streamed: task.streamed,
                                 },
@@ -320,72 +307,226 @@ pub fn simulate_policy(
                 }
                 Action::Evict(_) => {}
                 Action::Finish(bid) => {
-                    let batch = sched.batch(*bid);
-                    let m = batch.model as usize;
-                    let spec = &workload.models[m];
-                    record.model.clear();
-                    record.model.push_str(&spec.name);
-                    record.start_s = batch_start[*bid as usize];
-                    // The output reaches the host `overhead_s` after the last layer.
-                    record.finish_s = now + overhead_s;
-                    record.batch_size = batch.requests.len() as u32;
-                    record.cold = batch.cold;
-                    for &req in &batch.requests {
-                        let r = &schedule.requests[req as usize];
-                        record.id = r.id;
-                        record.arrival_s = r.arrival_s;
-                        record.latency_s = record.finish_s - r.arrival_s;
-                        out.record(&record)?;
-                        lat.per_model[m].push(record.latency_s);
-                        if spec.slo_s.is_none_or(|slo| record.latency_s <= slo) {
-                            lat.within_slo[m] += 1;
-                        }
-                    }
-                    finished += batch.requests.len() as u64;
-                    if finished & 0xffff < batch.requests.len() as u64 {
-                        progress.set_position(finished);
+                    result = self.finish_batch(*bid, out);
+                    if result.is_err() {
+                        break;
                     }
                 }
             }
         }
-        if opts.check_invariants {
-            if let Err(e) = sched.check_invariants() {
-                panic!("scheduler invariant broken at t={now}: {e}");
+        self.actions = actions;
+        result?;
+        if self.opts.check_invariants {
+            if let Err(e) = self.sched.check_invariants() {
+                panic!("scheduler invariant broken at t={}: {e}", self.now);
             }
         }
+        Ok(())
     }
-    progress.finish_and_clear();
-    assert!(
-        !sched.busy(),
-        "the scheduler stalled with work left (a bug): {finished} of {} requests finished",
-        schedule.requests.len()
-    );
-    let stats = sched.load_stats();
-    let models = workload
-        .models
-        .iter()
-        .enumerate()
-        .map(|(m, spec)| ModelResult {
-            model: spec.name.clone(),
-            summary: lat.model(m),
-            loads: stats[m].loads,
-            bytes_loaded: stats[m].bytes,
-        })
-        .collect();
-    let overall = lat.overall();
-    Ok(SimResult {
-        workload: workload.name.clone(),
-        system: policy.system.name().to_string(),
-        eviction: policy.eviction.name().to_string(),
-        grouping: policy.grouping.name().to_string(),
-        summary: overall,
-        loads: stats.iter().map(|s| s.loads).sum(),
-        bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
-        events,
-        simulated_s: now,
-        models,
-        timeline,
-    })
+
+    /// Copy timing: `(start, end)` of copy `c` issued now. It waits for its
+    /// lane (its GPU's link; pageable copies: the one shared host path when
+    /// the profile says `pageable_shared`) and takes `alpha + bytes / beta`
+    /// of the pinned or pageable link (times the jitter factor).
+    pub fn time_copy(&mut self, c: &CopyOp) -> (f64, f64) {
+        let hw = &self.workload.cluster.hardware;
+        let n_gpus = self.stream_free.len();
+        let g = c.gpu as usize;
+        let (link, lane) = match c.source {
+            Source::Pinned => (&hw.pinned, g),
+            Source::Pageable if hw.pageable_shared => (&hw.pageable, n_gpus),
+            Source::Pageable => (&hw.pageable, g),
+        };
+        let start = self.link_free[lane].max(self.now);
+        let end = start + link.time(c.bytes) * self.noise.copy();
+        self.link_free[lane] = end;
+        let id = c.id as usize;
+        if self.copy_done.len() <= id {
+            self.copy_done.resize(id + 1, 0.0);
+            self.copy_issued.resize(id + 1, 0.0);
+        }
+        self.copy_done[id] = end;
+        self.copy_issued[id] = match c.source {
+            Source::Pinned => self.now,
+            Source::Pageable => end,
+        };
+        (start, end)
+    }
+
+    /// Compute timing: `(start of its first layer, end)` of task `id` issued
+    /// now. It starts once the previous stage's activations have crossed the
+    /// peer link and every GPU of its group is free; a GPU that sat idle
+    /// pays the profile's idle penalty at the first layer (hidden when later
+    /// layers wait on their copies anyway); each layer range listed in the
+    /// task's waits starts no earlier than its copies are done.
+    pub fn time_compute(&mut self, id: TaskId) -> (f64, f64) {
+        let workload: &'a Workload = self.workload;
+        let hw = &workload.cluster.hardware;
+        let task = self.sched.task(id);
+        let table = &self.tables[task.model as usize];
+        let b = task.batch_size;
+        let f = self.noise.compute();
+        let mut t = self.now;
+        if task.input_from.is_some() {
+            let shape = &workload.models[task.model as usize].shape;
+            t += hw.peer.time(activation_bytes(shape, b));
+        }
+        let idle_since = task
+            .gpus
+            .iter()
+            .map(|&g| self.stream_free[g as usize])
+            .fold(f64::NEG_INFINITY, f64::max);
+        t = t.max(idle_since);
+        let layers = task.layers.start as usize..task.layers.end as usize;
+        let mut cursor = layers.start;
+        let mut first: Option<f64> = None;
+        // Replay's one host thread issues every GPU's passes: a pass on
+        // another GPU being issued now holds this one back (never, unless
+        // the profile measured issuing).
+        if (self.host_issuing.0..self.host_issuing.1).contains(&t) {
+            t = self.host_issuing.1;
+        }
+        // Two clocks: `h`, the host issuing the layers (at the calibrated,
+        // issue-bound rate; it starts once every copy waited for is
+        // issued), and `t`, the GPU running them: a layer ends no earlier
+        // than issued, and where it waited for a copy the host was ahead,
+        // so it runs at the GPU's own (queued) rate.
+        let issued = task.waits.iter().map(|w| self.copy_issued[w.1 as usize]);
+        let mut h = issued.fold(t, f64::max);
+        self.host_issuing = (h, h + table.issue_time(layers.clone(), b) * f);
+        // The first layer starts at `t`; a GPU that sat idle before it pays
+        // the profile's idle penalty there (hidden when later layers wait
+        // on their copies anyway).
+        let begin = |first: &mut Option<f64>, t: &mut f64, h: &mut f64| {
+            if first.is_none() {
+                *first = Some(*t);
+                let extra = hw.compute.idle_extra_s(*t - idle_since);
+                *t += extra;
+                *h += extra;
+            }
+        };
+        let run = |range: Range<usize>, t: &mut f64, h: &mut f64| {
+            *h += table.time(range.clone(), b) * f;
+            *t = (*t + table.queued_time(range, b) * f).max(*h);
+        };
+        let mut i = 0;
+        while i < task.waits.len() {
+            let range = task.waits[i].0.clone();
+            let mut ready = 0.0f64;
+            while i < task.waits.len() && task.waits[i].0 == range {
+                ready = ready.max(self.copy_done[task.waits[i].1 as usize]);
+                i += 1;
+            }
+            let (rs, re) = (range.start as usize, range.end as usize);
+            if rs > cursor {
+                begin(&mut first, &mut t, &mut h);
+                run(cursor..rs, &mut t, &mut h);
+            }
+            t = t.max(ready);
+            begin(&mut first, &mut t, &mut h);
+            run(rs..re, &mut t, &mut h);
+            cursor = re;
+        }
+        begin(&mut first, &mut t, &mut h);
+        let start = first.expect("set by begin");
+        if cursor < layers.end {
+            run(cursor..layers.end, &mut t, &mut h);
+        }
+        for &g in &task.gpus {
+            self.stream_free[g as usize] = t;
+        }
+        if task.stage == 0 {
+            let bi = task.batch as usize;
+            if self.batch_start.len() <= bi {
+                self.batch_start.resize(bi + 1, 0.0);
+            }
+            self.batch_start[bi] = start;
+        }
+        (start, t)
+    }
+
+    /// Batch finish: records every request of batch `bid` as finished now
+    /// plus the profile's request overhead (the output's trip to the host),
+    /// into `out` and the latency statistics.
+    pub fn finish_batch(&mut self, bid: BatchId, out: &mut dyn RecordSink) -> Result<(), Error> {
+        let batch = self.sched.batch(bid);
+        let m = batch.model as usize;
+        let spec = &self.workload.models[m];
+        let record = &mut self.record;
+        record.model.clear();
+        record.model.push_str(&spec.name);
+        record.start_s = self.batch_start[bid as usize];
+        // The output reaches the host `overhead_s` after the last layer.
+        record.finish_s = self.now + self.workload.cluster.hardware.compute.request_overhead_s;
+        record.batch_size = batch.requests.len() as u32;
+        record.cold = batch.cold;
+        for &req in &batch.requests {
+            let r = &self.schedule.requests[req as usize];
+            record.id = r.id;
+            record.arrival_s = r.arrival_s;
+            record.latency_s = record.finish_s - r.arrival_s;
+            out.record(record)?;
+            self.lat.per_model[m].push(record.latency_s);
+            if spec.slo_s.is_none_or(|slo| record.latency_s <= slo) {
+                self.lat.within_slo[m] += 1;
+            }
+        }
+        let n = batch.requests.len() as u64;
+        self.finished += n;
+        if self.finished & 0xffff < n {
+            self.progress.set_position(self.finished);
+        }
+        Ok(())
+    }
+
+    /// Schedules the completion of copy or compute `id` at time `t`.
+    fn complete_at(&mut self, t: f64, compute: bool, id: u32) {
+        self.seq += 1;
+        self.heap.push(Pending {
+            t: t.to_bits(),
+            seq: self.seq,
+            compute,
+            id,
+        });
+    }
+
+    fn span(&mut self, s: Span) {
+        self.timeline.push(self.opts.timeline_max_events, s);
+    }
+
+    /// The summary of the run so far (call when it is over).
+    fn result(mut self) -> SimResult {
+        let workload = self.workload;
+        let stats = self.sched.load_stats();
+        let models = workload
+            .models
+            .iter()
+            .enumerate()
+            .map(|(m, spec)| ModelResult {
+                model: spec.name.clone(),
+                summary: self.lat.model(m),
+                loads: stats[m].loads,
+                bytes_loaded: stats[m].bytes,
+            })
+            .collect();
+        let overall = self.lat.overall();
+        let policy = self.policy;
+        SimResult {
+            workload: workload.name.clone(),
+            system: policy.system.name().to_string(),
+            eviction: policy.eviction.name().to_string(),
+            grouping: policy.grouping.name().to_string(),
+            summary: overall,
+            loads: stats.iter().map(|s| s.loads).sum(),
+            bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
+            events: self.events,
+            run: SimRun {
+                simulated_s: self.now,
+                timeline: self.timeline,
+            },
+            models,
+        }
+    }
 }
 
 fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
@@ -400,4 +541,127 @@ fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use switchyard_scheduler::Source;
+
+    fn quiet() -> SimOptions {
+        SimOptions {
+            progress: false,
+            ..SimOptions::default()
+        }
+    }
+
+    fn workload(system: &str) -> Workload {
+        let text = format!(
+            "name: t\nseed: 1\nduration_s: 1\n\
+             cluster: {{ hardware: h200-pcie5, gpus: 2 }}\n\
+             models:\n  - {{ name: m, layers: 4, layer_mb: 10, layer_ms: 1.0, max_batch: 1 }}\n\
+             arrivals: {{ process: poisson, rate: 1 }}\n\
+             policy: {{ system: {system} }}\n"
+        );
+        Workload::parse(Path::new("t.yaml"), &text).unwrap()
+    }
+
+    fn copy(id: u32, gpu: u32, bytes: u64, source: Source) -> CopyOp {
+        CopyOp {
+            id,
+            model: 0,
+            stage: 0,
+            gpu,
+            shard: 0,
+            layers: 0..1,
+            bytes,
+            shard_offset: 0,
+            pool_offset: 0,
+            source,
+            streamed: false,
+        }
+    }
+
+    #[test]
+    fn copies_queue_on_their_link_and_overlap_across_links() {
+        let w = workload("pipeswitch");
+        let s = Schedule::from_arrivals(w.model_names(), vec![]);
+        let opts = quiet();
+        let mut e = Engine::new(&w, &s, w.policy, &opts).unwrap();
+        let link = w.cluster.hardware.pinned;
+        let one = link.time(1 << 20);
+        assert_eq!(
+            e.time_copy(&copy(0, 0, 1 << 20, Source::Pinned)),
+            (0.0, one)
+        );
+        // Same link: queued behind the first.
+        assert_eq!(
+            e.time_copy(&copy(1, 0, 1 << 20, Source::Pinned)),
+            (one, one + link.time(1 << 20))
+        );
+        // Another GPU's link: at once.
+        assert_eq!(
+            e.time_copy(&copy(2, 1, 1 << 20, Source::Pinned)),
+            (0.0, one)
+        );
+        let pageable = w.cluster.hardware.pageable.time(1 << 20);
+        let (start, end) = e.time_copy(&copy(3, 1, 1 << 20, Source::Pageable));
+        assert_eq!(end - start, pageable);
+        assert_eq!(e.copy_done, vec![one, one + one, one, end]);
+    }
+
+    #[test]
+    fn completions_go_before_arrivals_at_the_same_time() {
+        // Resident: the first request's compute is the only completion.
+        let w = workload("resident");
+        let opts = quiet();
+        let first = Schedule::from_arrivals(w.model_names(), vec![(0.5, 0)]);
+        let mut e = Engine::new(&w, &first, w.policy, &opts).unwrap();
+        let ev = e.next_event().unwrap();
+        assert_eq!(
+            ev,
+            Event::Arrived {
+                request: 0,
+                model: 0
+            }
+        );
+        assert_eq!(e.now(), 0.5);
+        let mut records = Vec::new();
+        e.step(ev, &mut records).unwrap();
+        let done = f64::from_bits(e.heap.peek().unwrap().t);
+        assert!(done > 0.5);
+        // A second arrival exactly when the first compute completes.
+        let both = Schedule::from_arrivals(w.model_names(), vec![(0.5, 0), (done, 0)]);
+        let mut e = Engine::new(&w, &both, w.policy, &opts).unwrap();
+        let ev = e.next_event().unwrap();
+        e.step(ev, &mut records).unwrap();
+        assert!(matches!(e.next_event(), Some(Event::ComputeDone { .. })));
+        assert_eq!(e.now(), done);
+        assert!(matches!(
+            e.next_event(),
+            Some(Event::Arrived { request: 1, .. })
+        ));
+        assert!(e.scheduler().busy());
+    }
+
+    #[test]
+    fn a_finished_batch_is_recorded_with_the_request_overhead() {
+        let w = workload("resident");
+        let opts = quiet();
+        let s = Schedule::from_arrivals(w.model_names(), vec![(0.25, 0)]);
+        let mut e = Engine::new(&w, &s, w.policy, &opts).unwrap();
+        let mut records: Vec<RequestRecord> = Vec::new();
+        let ev = e.next_event().unwrap();
+        e.step(ev, &mut records).unwrap();
+        let (start, end) = (e.batch_start[0], f64::from_bits(e.heap.peek().unwrap().t));
+        let ev = e.next_event().unwrap();
+        e.step(ev, &mut records).unwrap();
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        let overhead = w.cluster.hardware.compute.request_overhead_s;
+        assert_eq!((r.start_s, r.finish_s), (start, end + overhead));
+        assert_eq!(r.latency_s, end + overhead - 0.25);
+        assert!(e.next_event().is_none());
+    }
 }

@@ -4,9 +4,9 @@
 //!
 //! - [`simulate`] / [`simulate_policy`]: run one serving system on a schedule,
 //!   streaming one [`RequestRecord`] per request into a [`RecordSink`]
-//!   ([`RecordFile`] writes `requests.csv`: the bytes of
-//!   [`switchyard_core::records::RecordWriter`], several times faster).
-//! - [`write_summary`]: `summary.json`; [`write_comparison`]: several systems
+//!   ([`RecordWriter`], shared with `replay`, writes `requests.csv`).
+//! - [`write_summary`]: `summary.json` ([`switchyard_core::summary`], the
+//!   type `replay` writes too); [`write_comparison`]: several systems
 //!   in one file; [`write_timeline`]: `timeline.json` (Chrome trace events,
 //!   opens in Perfetto; one process per GPU with a compute track and a copy
 //!   track for its link).
@@ -31,16 +31,14 @@
 //! copy's and each compute task's time is multiplied by a seeded log-normal
 //! factor of mean 1 (drawn in event order: same seed, same times).
 
-mod csv_out;
 mod engine;
 mod jitter;
 mod sink;
 mod summary;
 pub mod sweep;
 
-pub use csv_out::RecordFile;
-pub use engine::{simulate, simulate_policy, SimOptions};
+pub use engine::{simulate, simulate_policy, Engine, SimOptions};
 pub use sink::{NullSink, RecordSink};
-pub use summary::{write_comparison, write_summary, ModelResult, SimResult};
-pub use switchyard_core::records::RequestRecord;
+pub use summary::{write_comparison, write_summary, ModelResult, SimResult, SimRun};
+pub use switchyard_core::records::{RecordWriter, RequestRecord};
 pub use switchyard_core::timeline::{self, write_timeline, Span, Timeline, Track};

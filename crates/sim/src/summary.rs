@@ -3,48 +3,22 @@
 use crate::timeline::Timeline;
 use serde::Serialize;
 use std::path::Path;
-use switchyard_core::output::write_atomic;
 use switchyard_core::stats::Summary;
+use switchyard_core::summary::{self, ModelSummary, RunSummary};
 use switchyard_core::Error;
 
-/// Latency summary and loads of one model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ModelResult {
-    /// Model name.
-    pub model: String,
-    /// Its latency summary.
-    #[serde(flatten)]
-    pub summary: Summary,
-    /// Stage loads of the model (streaming: stage passes).
-    pub loads: u64,
-    /// Bytes copied host-to-device for the model.
-    pub bytes_loaded: u64,
-}
+/// Latency summary and loads of one model (`summary.json`'s `models`).
+pub type ModelResult = ModelSummary;
 
-/// Everything a run produced except the per-request records.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SimResult {
-    /// Workload name.
-    pub workload: String,
-    /// Serving system.
-    pub system: String,
-    /// Eviction policy.
-    pub eviction: String,
-    /// Layer grouping (PipeSwitch, streaming).
-    pub grouping: String,
-    /// Latency summary over all requests.
-    #[serde(flatten)]
-    pub summary: Summary,
-    /// Stage loads over all models.
-    pub loads: u64,
-    /// Bytes copied host-to-device.
-    pub bytes_loaded: u64,
-    /// Scheduler events processed (arrivals, copy and compute completions).
-    pub events: u64,
+/// Everything a run produced except the per-request records: `summary.json`
+/// ([`RunSummary`], shared with `replay`) with the simulator's own fields.
+pub type SimResult = RunSummary<SimRun>;
+
+/// What only a simulated run reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SimRun {
     /// Virtual time when the last request finished, seconds.
     pub simulated_s: f64,
-    /// Per model, in workload order.
-    pub models: Vec<ModelResult>,
     /// Spans for `timeline.json` (empty unless asked for).
     #[serde(skip)]
     pub timeline: Timeline,
@@ -52,16 +26,12 @@ pub struct SimResult {
 
 /// Writes `summary.json` (pretty JSON, atomically).
 pub fn write_summary(path: &Path, result: &SimResult) -> Result<(), Error> {
-    let mut bytes = serde_json::to_vec_pretty(result).expect("summaries always serialise");
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    summary::write(path, result)
 }
 
 /// Writes several runs' summaries (e.g. `--compare-systems`) as one JSON array.
 pub fn write_comparison(path: &Path, results: &[SimResult]) -> Result<(), Error> {
-    let mut bytes = serde_json::to_vec_pretty(results).expect("summaries always serialise");
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    summary::write(path, results)
 }
 
 /// Per-model latencies, kept to compute exact percentiles at the end.
@@ -83,7 +53,7 @@ impl Latencies {
     pub(crate) fn model(&mut self, m: usize) -> Summary {
         let v = &mut self.per_model[m];
         v.sort_by(f64::total_cmp);
-        sorted_summary(v, self.within_slo[m])
+        Summary::of_sorted(v, self.within_slo[m])
     }
 
     /// Summary over every model; consumes the latencies (call after [`Latencies::model`]).
@@ -95,30 +65,7 @@ impl Latencies {
             v.shrink_to_fit();
         }
         all.sort_by(f64::total_cmp);
-        sorted_summary(&all, self.within_slo.iter().sum())
-    }
-}
-
-/// `Summary::of` for latencies already in ascending order (no copy).
-fn sorted_summary(sorted: &[f64], within_slo: u64) -> Summary {
-    use switchyard_core::stats::quantile;
-    let n = sorted.len();
-    Summary {
-        requests: n as u64,
-        mean_s: if n == 0 {
-            f64::NAN
-        } else {
-            sorted.iter().sum::<f64>() / n as f64
-        },
-        p50_s: quantile(sorted, 0.50),
-        p90_s: quantile(sorted, 0.90),
-        p99_s: quantile(sorted, 0.99),
-        max_s: sorted.last().copied().unwrap_or(f64::NAN),
-        slo_attainment: if n == 0 {
-            f64::NAN
-        } else {
-            within_slo as f64 / n as f64
-        },
+        Summary::of_sorted(&all, self.within_slo.iter().sum())
     }
 }
 

@@ -363,7 +363,7 @@ pub fn csv(rows: &[SweepRow]) -> String {
             m.slo_attainment,
             r.result.loads,
             r.result.bytes_loaded,
-            r.result.simulated_s
+            r.result.run.simulated_s
         );
     }
     s

@@ -153,7 +153,7 @@ proptest! {
         // Models of 4 x 100 MB; the pool holds `fit` of them (< n).
         let fit = fit.min(n - 1);
         let usable = fit as f64 * 400e6 + 50e6;
-        let mem = 4.0 + usable / (1u64 << 30) as f64;
+        let mem = 4.0 + usable / switchyard_core::hardware::GIB;
         let text = format!(
             "name: belady\nseed: {seed}\nduration_s: 6\n\
              cluster: {{ hardware: h200-pcie5, gpus: {gpus}, gpu_memory_gib: {mem} }}\n\

@@ -94,7 +94,7 @@ fn a_trace_rate_scale_keeps_the_requests_and_compresses_time() {
     for r in &rows {
         assert_eq!(r.result.summary.requests, 200);
     }
-    assert!(rows[1].result.simulated_s < rows[0].result.simulated_s / 4.0);
+    assert!(rows[1].result.run.simulated_s < rows[0].result.run.simulated_s / 4.0);
     assert!(sweep::apply(
         &base,
         &sweep::Point {

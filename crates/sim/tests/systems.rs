@@ -70,7 +70,7 @@ fn run_to(dir: &Path, w: &Workload) {
     let r = switchyard_sim::simulate(w, &schedule, &quiet(), &mut out).unwrap();
     out.finish().unwrap();
     write_summary(&dir.join("summary.json"), &r).unwrap();
-    write_timeline(&dir.join("timeline.json"), &r.timeline).unwrap();
+    write_timeline(&dir.join("timeline.json"), &r.run.timeline).unwrap();
 }
 
 #[test]
@@ -129,11 +129,11 @@ fn timeline_is_capped() {
         ..quiet()
     };
     let r = switchyard_sim::simulate(&w, &schedule, &opts, &mut switchyard_sim::NullSink).unwrap();
-    assert_eq!(r.timeline.spans.len(), 10);
-    assert!(r.timeline.dropped > 0);
+    assert_eq!(r.run.timeline.spans.len(), 10);
+    assert!(r.run.timeline.dropped > 0);
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("timeline.json");
-    write_timeline(&p, &r.timeline).unwrap();
+    write_timeline(&p, &r.run.timeline).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    assert_eq!(v["otherData"]["dropped_spans"], r.timeline.dropped);
+    assert_eq!(v["otherData"]["dropped_spans"], r.run.timeline.dropped);
 }

@@ -24,6 +24,8 @@ use switchyard_backend::exec::{ComputeOp, CopyOp, Executor};
 use switchyard_backend::host_store::{HostStore, WeightSource};
 use switchyard_backend::model::shard::ShardLayout;
 use switchyard_backend::model::ModelLayout;
+use switchyard_core::hardware::GIB_BYTES;
+use switchyard_core::stats::median;
 use switchyard_core::workload::{Grouping, ModelSpec, System};
 use switchyard_core::HardwareProfile;
 
@@ -62,11 +64,6 @@ struct Args {
     /// Model of the multi-GPU mode.
     #[arg(long, default_value = "opt-13b")]
     multi_model: String,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Issues `copies` (ranges, pinned) and one compute waiting on them; returns
@@ -117,7 +114,7 @@ fn main() -> Result<()> {
     if let Some(n) = a.multi_gpu {
         let mut dev = device::open(&a.device, n)?;
         let limit = if dev.kind() == "cuda" {
-            1 << 30
+            GIB_BYTES
         } else {
             16 << 20
         };
@@ -159,7 +156,7 @@ fn main() -> Result<()> {
     )?;
     let big_bytes = big.total_bytes();
     dev.init_arena(big_bytes.div_ceil(256) * 256 + (64 << 20))?;
-    let limit_size: u64 = if cuda { 1 << 30 } else { 16 << 20 };
+    let limit_size: u64 = if cuda { GIB_BYTES } else { 16 << 20 };
     let limit = measure_h2d(dev.as_mut(), true, &[limit_size], a.reps)?;
     let limit_bw = limit_size as f64 / limit.samples[0].1;
     let t = Instant::now();
@@ -198,8 +195,8 @@ fn main() -> Result<()> {
         }
     }
     let (bw_whole, bw_layers) = (
-        big_bytes as f64 / median(whole),
-        big_bytes as f64 / median(per_layer),
+        big_bytes as f64 / median(&mut whole),
+        big_bytes as f64 / median(&mut per_layer),
     );
     drop(host);
     let mut csv = String::from("what,bytes,gb_per_s,fraction_of_pinned_limit\n");
@@ -333,7 +330,7 @@ fn main() -> Result<()> {
                 ex.evict(0, m, 0, layouts[m].total_bytes());
             }
             v.remove(0);
-            Ok(median(v))
+            Ok(median(&mut v))
         };
         let sas = res(&[0..n], false, &mut ex, &mut key)?;
         let per_layer = res(
@@ -372,7 +369,7 @@ fn main() -> Result<()> {
             warm.push((ex.wait_for_compute(key)? - t0).as_secs_f64());
         }
         warm.remove(0);
-        let warm = median(warm);
+        let warm = median(&mut warm);
         // Pure copy time of the whole model and of the optimal first group.
         let time_copy = |ex: &mut Executor, r: std::ops::Range<usize>| -> Result<f64> {
             let mut v = Vec::new();
@@ -390,7 +387,7 @@ fn main() -> Result<()> {
                 ex.dev.release(e0);
                 ex.dev.release(e1);
             }
-            Ok(median(v))
+            Ok(median(&mut v))
         };
         let copy_all = time_copy(&mut ex, 0..n)?;
         let first = time_copy(&mut ex, optimal[0].clone())?;

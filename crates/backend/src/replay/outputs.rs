@@ -8,44 +8,21 @@ use serde::Serialize;
 use std::path::Path;
 use switchyard_core::records::RecordWriter;
 use switchyard_core::stats::Summary;
+use switchyard_core::summary::{self, ModelSummary, RunSummary};
 use switchyard_core::timeline::write_timeline;
 use switchyard_core::workload::PolicyName;
 use switchyard_core::Workload;
 
-/// Latency summary and loads of one model.
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelResult {
-    /// Model name.
-    pub model: String,
-    /// Its latency summary.
-    #[serde(flatten)]
-    pub summary: Summary,
-    /// Stage loads.
-    pub loads: u64,
-    /// Bytes copied host-to-device.
-    pub bytes_loaded: u64,
-}
+/// Latency summary and loads of one model (`summary.json`'s `models`).
+pub type ModelResult = ModelSummary;
 
-/// `summary.json` of a replay: `sim`'s fields plus what only a real run has.
+/// `summary.json` of a replay ([`RunSummary`], shared with `sim`) with what
+/// only a real run has.
+pub type ReplayResult = RunSummary<ReplayRun>;
+
+/// What only a replay reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct ReplayResult {
-    /// Workload name.
-    pub workload: String,
-    /// Serving system.
-    pub system: String,
-    /// Eviction policy.
-    pub eviction: String,
-    /// Layer grouping.
-    pub grouping: String,
-    /// Latency summary over all requests.
-    #[serde(flatten)]
-    pub summary: Summary,
-    /// Stage loads over all models.
-    pub loads: u64,
-    /// Bytes copied host-to-device.
-    pub bytes_loaded: u64,
-    /// Scheduler events processed.
-    pub events: u64,
+pub struct ReplayRun {
     /// Wall time from `t0` to the last finish, seconds.
     pub wall_s: f64,
     /// The device (`cuda`/`cpu`) and what it ran on.
@@ -67,8 +44,6 @@ pub struct ReplayResult {
     pub host_path: crate::exec::IssueStats,
     /// `tp x pp` of each model as placed, in workload order.
     pub parallel: Vec<String>,
-    /// Per model, in workload order.
-    pub models: Vec<ModelResult>,
 }
 
 /// Writes every output of `run` into `out`.
@@ -83,9 +58,7 @@ pub(super) fn write_outputs(
         writer.write(r)?;
     }
     writer.finish()?;
-    let mut bytes = serde_json::to_vec_pretty(result)?;
-    bytes.push(b'\n');
-    switchyard_core::output::write_atomic(&out.join("summary.json"), &bytes)?;
+    summary::write(&out.join("summary.json"), result)?;
     write_timeline(&out.join("timeline.json"), run.spans.timeline())?;
     let mut lines: Vec<(String, Vec<f64>)> = vec![(
         "all".into(),
@@ -105,7 +78,7 @@ pub(super) fn write_outputs(
     }
     switchyard_report::cdf_figure(
         &lines,
-        &format!("replay: {} ({})", w.name, result.device),
+        &format!("replay: {} ({})", w.name, result.run.device),
         true,
         &out.join("latency_cdf.svg"),
         &out.join("latency_cdf.png"),
@@ -156,20 +129,23 @@ pub(super) fn summarize(
         loads: stats.iter().map(|s| s.loads).sum(),
         bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
         events: run.events,
-        wall_s,
-        device,
-        gemm_tflops,
-        late_dispatches: late,
-        late_threshold_s: LATE_S,
-        max_dispatch_delay_s: max_delay,
-        mean_dispatch_delay_s: mean_delay,
-        handoffs: run.ex.handoff_stats(),
-        host_path: run.ex.issue,
-        parallel: run
-            .placed
-            .iter()
-            .map(|p| format!("{}x{}", p.tp, p.pp))
-            .collect(),
+        run: ReplayRun {
+            wall_s,
+            device,
+            gemm_tflops,
+            late_dispatches: late,
+            late_threshold_s: LATE_S,
+            max_dispatch_delay_s: max_delay,
+            mean_dispatch_delay_s: mean_delay,
+            handoffs: run.ex.handoff_stats(),
+            host_path: run.ex.issue,
+            parallel: run
+                .sched
+                .placements()
+                .iter()
+                .map(|p| format!("{}x{}", p.tp, p.pp))
+                .collect(),
+        },
         models,
     }
 }

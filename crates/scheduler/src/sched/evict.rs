@@ -3,7 +3,7 @@
 
 use super::{Scheduler, VictimKey};
 use crate::{Action, EvictOp};
-use switchyard_core::workload::{Eviction, System};
+use switchyard_core::workload::Eviction;
 
 impl Scheduler {
     /// Reserves a region for stage `s` of `m` on each of its GPUs, evicting
@@ -17,6 +17,29 @@ impl Scheduler {
         allow_pending: bool,
         actions: &mut Vec<Action>,
     ) -> bool {
+        if !self.reserve(m, s, Some(allow_pending), actions) {
+            return false;
+        }
+        let st = &mut self.models[m as usize].stages[s as usize];
+        st.regions.clear();
+        st.regions.extend_from_slice(&self.scratch);
+        st.resident = true;
+        true
+    }
+
+    /// Takes a region of stage `s` of `m`'s shard bytes from the pool of
+    /// each of its GPUs (rank order, offsets left in `scratch`). When a pool
+    /// is full: with `evict` = `Some(allow_pending)`, idle stages are
+    /// evicted by policy (those other batches still need only if
+    /// `allow_pending`); with `None`, or no victim left, every region taken
+    /// is given back and the answer is false.
+    pub(super) fn reserve(
+        &mut self,
+        m: u32,
+        s: u32,
+        evict: Option<bool>,
+        actions: &mut Vec<Action>,
+    ) -> bool {
         let (mi, si) = (m as usize, s as usize);
         let tp = self.placements[mi].tp as usize;
         let bytes = self.placements[mi].shard_bytes[si];
@@ -28,7 +51,7 @@ impl Scheduler {
                     self.scratch.push(o);
                     break;
                 }
-                match self.victim(g, m, allow_pending) {
+                match evict.and_then(|allow_pending| self.victim(g, m, allow_pending)) {
                     Some((vm, vs)) => self.evict(vm, vs, actions),
                     None => {
                         for (r2, &o) in self.scratch.iter().enumerate() {
@@ -40,16 +63,12 @@ impl Scheduler {
                 }
             }
         }
-        let st = &mut self.models[mi].stages[si];
-        st.regions.clear();
-        st.regions.extend_from_slice(&self.scratch);
-        st.resident = true;
         true
     }
 
     /// The stage on GPU `g` to evict (not of model `exclude`), by policy.
     fn victim(&self, g: u32, exclude: u32, allow_pending: bool) -> Option<(u32, u32)> {
-        if self.system == System::Resident {
+        if self.traits.preloads {
             return None;
         }
         let mut best: Option<(VictimKey, (u32, u32))> = None;

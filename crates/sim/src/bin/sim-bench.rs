@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use switchyard_core::workload::{Eviction, Grouping, PolicySpec, System};
 use switchyard_core::{arrivals, Workload};
-use switchyard_sim::RecordFile;
+use switchyard_sim::RecordWriter;
 use switchyard_sim::{simulate_policy, NullSink, SimOptions};
 
 fn workload(requests: u64) -> Workload {
@@ -128,7 +128,7 @@ fn run_one(
         reset_peak();
         let t0 = Instant::now();
         let r = if csv {
-            let mut sink = RecordFile::create(&tmp.join("requests.csv")).expect("temp file");
+            let mut sink = RecordWriter::create(&tmp.join("requests.csv")).expect("temp file");
             let r = simulate_policy(&w, &schedule, policy, opts, &mut sink).expect("simulation");
             sink.finish().expect("records");
             r
@@ -153,7 +153,7 @@ fn run_one(
         r.events,
         best,
         r.events as f64 / best,
-        r.simulated_s,
+        r.run.simulated_s,
         r.summary.mean_s,
         r.summary.p99_s,
         r.loads,
