@@ -368,15 +368,16 @@ mod tests {
     use super::*;
     use crate::device::cpu::CpuDevice;
 
-    #[test]
-    fn cpu_paced_passes_rescale_every_calibrated_row() {
+    /// Options calibrating the synthetic `tiny` (batches 1 and 2, tensor
+    /// parallelism `tp`) and a profile holding its one-GPU layer times.
+    fn tiny(tp: Vec<u32>) -> (CalibrateOptions, HardwareProfile) {
         let opts = CalibrateOptions {
             archs: vec!["tiny".into()],
             batches: vec![1, 2],
             base: "h200-pcie5".into(),
             name: "t".into(),
             reps: 1,
-            tp: vec![],
+            tp,
             graphs: false,
         };
         let mut profile = HardwareProfile::resolve("h200-pcie5", None).unwrap();
@@ -390,6 +391,12 @@ mod tests {
                 ..Default::default()
             },
         );
+        (opts, profile)
+    }
+
+    #[test]
+    fn cpu_paced_passes_rescale_every_calibrated_row() {
+        let (opts, mut profile) = tiny(vec![]);
         let mut report = String::new();
         let models = "  - { name: tiny, layers: 2, layer_mb: 1, layer_ms: 0.05, max_batch: 2 }\n";
         let dev = Box::new(CpuDevice::new(1));
@@ -411,26 +418,7 @@ mod tests {
 
     #[test]
     fn cpu_tensor_parallel_passes_are_stored_per_degree() {
-        let mut opts = CalibrateOptions {
-            archs: vec!["tiny".into()],
-            batches: vec![1, 2],
-            base: "h200-pcie5".into(),
-            name: "t".into(),
-            reps: 1,
-            tp: vec![2],
-            graphs: false,
-        };
-        let mut profile = HardwareProfile::resolve("h200-pcie5", None).unwrap();
-        profile.gpu_memory_bytes = 8 << 30;
-        profile.calibrated.insert(
-            "tiny".into(),
-            switchyard_core::hardware::CalibratedTimes {
-                batch_sizes: vec![1, 2],
-                layer_s: vec![vec![1.0, 3.0], vec![2.0, 6.0]],
-                items_per_request: 1,
-                ..Default::default()
-            },
-        );
+        let (mut opts, mut profile) = tiny(vec![2]);
         let entries = |tp: u32| {
             format!("  - {{ name: tiny, layers: 2, layer_mb: 1, layer_ms: 0.05, max_batch: 2, parallel: {{ tp: {tp}, pp: 1 }} }}\n")
         };

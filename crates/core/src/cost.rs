@@ -3,7 +3,7 @@
 //! `alpha + b / beta`, and a layer's compute time comes from calibrated
 //! times, the synthetic model's `layer_s`, or a roofline of the profile.
 
-use crate::hardware::{CalibratedTimes, HardwareProfile, LinkCost};
+use crate::hardware::{CalibratedTimes, HardwareProfile, LinkCost, ParallelPasses};
 use crate::model::{Family, ModelShape, DTYPE_BYTES};
 use std::ops::Range;
 
@@ -89,25 +89,14 @@ pub fn layer_queued_s(
     batch: u32,
     tp: u32,
 ) -> f64 {
-    let t = layer_compute_s(hw, shape, layer, batch, tp);
-    let Some((c, at)) = calibration(hw, shape, batch.max(1)) else {
-        return t;
-    };
-    let sizes = &c.batch_sizes;
-    let ratio = match c.tensor_parallel.get(&tp.max(1)) {
-        Some(p) if tp > 1 => (
-            calibrated(sizes, |i| p.queued_pass_s.get(i).copied(), at),
-            calibrated(sizes, |i| p.pass_s.get(i).copied(), at),
-        ),
-        _ => (
-            calibrated(sizes, |i| c.queued_pass_s.get(i).copied(), at),
-            one_gpu_pass(c, at),
-        ),
-    };
-    match ratio {
-        (Some(queued), Some(pass)) if pass > 0.0 => t * (queued / pass).clamp(0.0, 1.0),
-        _ => t,
+    fn queued(c: &CalibratedTimes) -> &[f64] {
+        &c.queued_pass_s
     }
+    fn queued_tp(p: &ParallelPasses) -> &[f64] {
+        &p.queued_pass_s
+    }
+    measured_share(hw, shape, layer, batch, tp, queued, queued_tp)
+        .unwrap_or_else(|| layer_compute_s(hw, shape, layer, batch, tp))
 }
 
 /// Host seconds replay spends issuing layer `layer` of a pass (the
@@ -121,26 +110,42 @@ pub fn layer_issue_s(
     batch: u32,
     tp: u32,
 ) -> f64 {
-    let Some((c, at)) = calibration(hw, shape, batch.max(1)) else {
-        return 0.0;
-    };
+    fn issue(c: &CalibratedTimes) -> &[f64] {
+        &c.issue_pass_s
+    }
+    fn issue_tp(p: &ParallelPasses) -> &[f64] {
+        &p.issue_pass_s
+    }
+    measured_share(hw, shape, layer, batch, tp, issue, issue_tp).unwrap_or(0.0)
+}
+
+/// [`layer_compute_s`] scaled by the share of the issued pass that a
+/// measured part of it (per batch size: `one_gpu` of the one-GPU times, or
+/// `parallel` of the `tp` entry) makes, at most all of it; `None` without
+/// that measurement.
+fn measured_share(
+    hw: &HardwareProfile,
+    shape: &ModelShape,
+    layer: usize,
+    batch: u32,
+    tp: u32,
+    one_gpu: fn(&CalibratedTimes) -> &[f64],
+    parallel: fn(&ParallelPasses) -> &[f64],
+) -> Option<f64> {
+    let (c, at) = calibration(hw, shape, batch.max(1))?;
     let sizes = &c.batch_sizes;
-    let ratio = match c.tensor_parallel.get(&tp.max(1)) {
+    let (part, pass) = match c.tensor_parallel.get(&tp.max(1)) {
         Some(p) if tp > 1 => (
-            calibrated(sizes, |i| p.issue_pass_s.get(i).copied(), at),
-            calibrated(sizes, |i| p.pass_s.get(i).copied(), at),
+            calibrated(sizes, |i| parallel(p).get(i).copied(), at)?,
+            calibrated(sizes, |i| p.pass_s.get(i).copied(), at)?,
         ),
         _ => (
-            calibrated(sizes, |i| c.issue_pass_s.get(i).copied(), at),
-            one_gpu_pass(c, at),
+            calibrated(sizes, |i| one_gpu(c).get(i).copied(), at)?,
+            one_gpu_pass(c, at)?,
         ),
     };
-    match ratio {
-        (Some(issue), Some(pass)) if pass > 0.0 => {
-            layer_compute_s(hw, shape, layer, batch, tp) * (issue / pass).clamp(0.0, 1.0)
-        }
-        _ => 0.0,
-    }
+    (pass > 0.0)
+        .then(|| layer_compute_s(hw, shape, layer, batch, tp) * (part / pass).clamp(0.0, 1.0))
 }
 
 /// The calibrated times of `shape`'s architecture, if the profile has them,
