@@ -266,8 +266,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into());
             }
             // Before any GPU work: a run can take minutes, and its results
-            // must have somewhere to go.
-            switchyard_core::output::check_writable(&a.out)?;
+            // must have somewhere to go (a fresh folder swapped in at the
+            // end, so `--out` holds one run's files, all new or all old).
+            let set = switchyard_core::output_set::OutputSet::begin(&a.out)?;
             let weights = match &a.weights {
                 Some(dir) => WeightSource::Safetensors {
                     dir: dir.clone(),
@@ -278,7 +279,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dev = device::open(&a.device, w.cluster.gpus as usize)?;
             let mut ex = replay::build_executor(dev, &w, &weights)?;
             ex.graphs.off = a.graphs == "off";
-            let r = replay::replay(ex, &w, &schedule, &a.out)?;
+            let r = replay::replay(ex, &w, &schedule, set.path())?;
+            set.commit()?;
             eprintln!(
                 "{}: {} requests on {}; p50 {:.2} ms, p99 {:.2} ms; late dispatches: {} (max {:.2} ms); wrote {}",
                 w.name,

@@ -10,6 +10,7 @@ pub mod hardware;
 pub mod line_cap;
 pub mod model;
 pub mod output;
+pub mod output_set;
 pub mod records;
 pub mod schedule;
 pub mod stats;

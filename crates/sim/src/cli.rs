@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use std::path::{Path, PathBuf};
+use switchyard_core::output_set::OutputSet;
 use switchyard_core::workload::{Eviction, Grouping, PolicyName, PolicySpec, System};
 use switchyard_core::{arrivals, Error, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
@@ -105,7 +106,11 @@ fn execute(args: &Args) -> Result<(), Error> {
         vec![policy]
     };
 
-    schedule.write_csv(&args.out.join("schedule.csv"))?;
+    // Every output goes into a fresh folder swapped in at the end, so the
+    // folder holds one run's files, all new or all old.
+    let set = OutputSet::begin(&args.out)?;
+    let out = set.path().to_path_buf();
+    schedule.write_csv(&out.join("schedule.csv"))?;
     eprintln!(
         "{}: {} requests over {} models, {:.1} s",
         workload.name,
@@ -114,37 +119,39 @@ fn execute(args: &Args) -> Result<(), Error> {
         schedule.span_s()
     );
     if args.schedule_only {
-        return Ok(());
+        return set.commit();
     }
     let opts = SimOptions {
         timeline: !args.no_timeline,
         ..SimOptions::default()
     };
     if !args.compare_systems {
-        let result = run_one(&workload, &schedule, policy, &opts, &args.out, args.log_x)?;
+        let result = run_one(&workload, &schedule, policy, &opts, &out, args.log_x)?;
+        set.commit()?;
         report(&result, &args.out);
         return Ok(());
     }
     let mut results = Vec::new();
     let mut runs = Vec::new();
     for p in systems {
-        let dir = args.out.join(p.system.name());
+        let dir = out.join(p.system.name());
         let result = run_one(&workload, &schedule, p, &opts, &dir, args.log_x)?;
-        report(&result, &dir);
+        report(&result, &args.out.join(p.system.name()));
         let mut run = Run::load(&dir.join("requests.csv"))?;
         run.label = p.system.name().to_string();
         results.push(result);
         runs.push(run);
     }
-    write_comparison(&args.out.join("compare.json"), &results)?;
+    write_comparison(&out.join("compare.json"), &results)?;
     let title = format!("{}: every system on one schedule", workload.name);
     let table = switchyard_report::write_comparison(
         &runs,
-        &args.out,
+        &out,
         &title,
         args.log_x,
         &CompareOptions::default(),
     )?;
+    set.commit()?;
     println!("{}", table.to_markdown());
     Ok(())
 }
