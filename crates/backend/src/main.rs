@@ -279,8 +279,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dev = device::open(&a.device, w.cluster.gpus as usize)?;
             let mut ex = replay::build_executor(dev, &w, &weights)?;
             ex.graphs.off = a.graphs == "off";
-            let r = replay::replay(ex, &w, &schedule, set.path())?;
+            // Ctrl-C ends the run early with what it measured (a second
+            // one ends the process at once).
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            ctrlc::set_handler(move || {
+                if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("cannot catch Ctrl-C: {e}"))?;
+            let r = replay::replay_until(ex, &w, &schedule, set.path(), &stop)?;
             set.commit()?;
+            if r.run.partial {
+                eprintln!(
+                    "interrupted: {} of {} requests finished; wrote them to {} (summary.json: \"partial\": true)",
+                    r.summary.requests,
+                    schedule.requests.len(),
+                    a.out.display()
+                );
+                std::process::exit(130);
+            }
             eprintln!(
                 "{}: {} requests on {}; p50 {:.2} ms, p99 {:.2} ms; late dispatches: {} (max {:.2} ms); wrote {}",
                 w.name,

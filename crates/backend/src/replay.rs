@@ -34,6 +34,7 @@ use crate::span_log::SpanLog;
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use switchyard_core::records::RequestRecord;
 use switchyard_core::{Schedule, Workload};
@@ -389,11 +390,19 @@ impl Run<'_> {
 
 /// Replays `schedule` on `ex` in real time; writes `requests.csv`,
 /// `summary.json`, `timeline.json` and `latency_cdf.svg`/`.png` into `out`.
-pub fn replay(
+pub fn replay(ex: Executor, w: &Workload, schedule: &Schedule, out: &Path) -> Result<ReplayResult> {
+    replay_until(ex, w, schedule, out, &AtomicBool::new(false))
+}
+
+/// [`replay`], ending early once `stop` is set (Ctrl-C): no arrival is fed
+/// after it, and the outputs hold the requests finished by then, the
+/// summary marked `partial`.
+pub fn replay_until(
     mut ex: Executor,
     w: &Workload,
     schedule: &Schedule,
     out: &Path,
+    stop: &AtomicBool,
 ) -> Result<ReplayResult> {
     let mut sched = Scheduler::new(w, schedule)?;
     warm_up(&mut ex, w, sched.placements())?;
@@ -427,7 +436,12 @@ pub fn replay(
     run.spans.start(run.t0);
     run.ex.issue = Default::default();
     let t0 = run.t0;
+    let mut partial = false;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            partial = true;
+            break;
+        }
         run.ex.pump()?;
         let mut done = run.ex.poll()?;
         done.sort_by_key(|c| match c {
@@ -468,7 +482,10 @@ pub fn replay(
         std::hint::spin_loop();
     }
     let wall_s = t0.elapsed().as_secs_f64();
-    if run.records.len() != n {
+    if partial {
+        // Let what is in flight finish on the device; nothing more is fed.
+        run.ex.drain()?;
+    } else if run.records.len() != n {
         bail!("{} of {} requests finished", run.records.len(), n);
     }
     run.records.sort_by_key(|r| r.id);
@@ -480,7 +497,12 @@ pub fn replay(
         wall_s,
         late,
         max_delay,
-        if n > 0 { sum_delay / n as f64 } else { 0.0 },
+        if next > 0 {
+            sum_delay / next as f64
+        } else {
+            0.0
+        },
+        partial,
     );
     write_outputs(&run, w, &result, out)?;
     Ok(result)

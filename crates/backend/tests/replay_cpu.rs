@@ -291,3 +291,25 @@ fn cuda_without_driver_fails_clearly() {
         .expect("no driver, no device");
     assert!(format!("{e}").contains("no CUDA driver"), "{e}");
 }
+
+#[test]
+fn an_interrupted_replay_writes_what_it_measured_marked_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload(dir.path(), "pipeswitch", "");
+    let s = Schedule::from_arrivals(w.model_names(), vec![(0.0, 0), (0.5, 1), (1.0, 2)]);
+    let ex = replay::build_executor(
+        Box::new(CpuDevice::new(1)),
+        &w,
+        &WeightSource::Random { seed: 1 },
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    // Stopped before the first arrival is fed: nothing finished.
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let r = replay::replay_until(ex, &w, &s, &out, &stop).unwrap();
+    assert!(r.run.partial);
+    assert_eq!(r.summary.requests, 0);
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"partial\": true"), "{summary}");
+    assert!(records::read(&out.join("requests.csv")).unwrap().is_empty());
+}

@@ -44,6 +44,9 @@ pub struct ReplayRun {
     pub host_path: crate::exec::IssueStats,
     /// `tp x pp` of each model as placed, in workload order.
     pub parallel: Vec<String>,
+    /// The run was interrupted (Ctrl-C): only the requests finished by then
+    /// are recorded and summarised.
+    pub partial: bool,
 }
 
 /// Writes every output of `run` into `out`.
@@ -96,6 +99,7 @@ pub(super) fn summarize(
     late: u64,
     max_delay: f64,
     mean_delay: f64,
+    partial: bool,
 ) -> ReplayResult {
     let stats = run.sched.load_stats();
     let mut models = Vec::new();
@@ -145,6 +149,7 @@ pub(super) fn summarize(
                 .iter()
                 .map(|p| format!("{}x{}", p.tp, p.pp))
                 .collect(),
+            partial,
         },
         models,
     }
