@@ -24,6 +24,15 @@ pub fn generate(workload: &Workload) -> Result<Schedule> {
 /// when the expected count (mean rate x duration) is above it, and while
 /// generating once the count passes it.
 pub fn generate_capped(workload: &Workload, max_requests: u64) -> Result<Schedule> {
+    generate_with_notes(workload, max_requests).map(|(schedule, _)| schedule)
+}
+
+/// [`generate_capped`], with notes for the user on what was left out (a
+/// trace's arrivals at or past `duration_s`).
+pub fn generate_with_notes(
+    workload: &Workload,
+    max_requests: u64,
+) -> Result<(Schedule, Vec<String>)> {
     let mut rng = StdRng::seed_from_u64(workload.seed);
     let names = workload.model_names();
     let too_many = |what: String| {
@@ -58,13 +67,24 @@ pub fn generate_capped(workload: &Workload, max_requests: u64) -> Result<Schedul
             .into());
         }
     }
-    let arrivals = arrivals_capped(
+    let mut arrivals = arrivals_capped(
         &workload.arrivals,
         &names,
         workload.duration_s,
         &mut rng,
         max_requests,
     )?;
+    let mut notes = Vec::new();
+    let before = arrivals.len();
+    arrivals.retain(|(t, _)| *t < workload.duration_s);
+    if arrivals.len() < before {
+        notes.push(format!(
+            "{}: {} of the trace's {before} arrivals are at or past duration_s ({} s) and were left out",
+            workload.source.display(),
+            before - arrivals.len(),
+            workload.duration_s
+        ));
+    }
     if arrivals.len() as u64 > max_requests {
         return Err(too_many(format!("the arrivals hold {}", arrivals.len())).into());
     }
@@ -80,7 +100,7 @@ pub fn generate_capped(workload: &Workload, max_requests: u64) -> Result<Schedul
         )
         .into());
     }
-    Ok(Schedule::from_arrivals(names, arrivals))
+    Ok((Schedule::from_arrivals(names, arrivals), notes))
 }
 
 /// `(arrival_s, model)` pairs in `[0, duration_s)` for the named models.
@@ -90,7 +110,9 @@ pub fn arrivals(
     duration_s: f64,
     rng: &mut StdRng,
 ) -> Result<Vec<(f64, u32)>> {
-    arrivals_capped(spec, models, duration_s, rng, u64::MAX)
+    let mut v = arrivals_capped(spec, models, duration_s, rng, u64::MAX)?;
+    v.retain(|(t, _)| *t < duration_s);
+    Ok(v)
 }
 
 /// [`arrivals`], stopping soon after `max_requests` (the caller refuses a
@@ -118,7 +140,7 @@ fn arrivals_capped(
             format,
             time_scale,
         } => {
-            let mut v = traces::load(
+            let v = traces::load(
                 path,
                 *format,
                 *time_scale,
@@ -127,7 +149,7 @@ fn arrivals_capped(
                 rng,
                 max_requests,
             )?;
-            v.retain(|(t, _)| *t < duration_s);
+            // Arrivals at or past `duration_s` are left out by the caller.
             v
         }
         process if spec.per_model => {

@@ -283,3 +283,26 @@ fn model_and_gpu_counts_are_bounded() {
         "at most 4096",
     );
 }
+
+#[test]
+fn trace_arrivals_past_the_duration_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.csv"),
+        "arrival_s,model\n0.5,a\n1.5,a\n2.5,a\n",
+    )
+    .unwrap();
+    let text = "name: t\nseed: 1\nduration_s: 1\ncluster: { hardware: h200-pcie5, gpus: 1 }\n\
+                models:\n  - { name: a, layers: 2, layer_mb: 1, layer_ms: 0.1 }\n\
+                arrivals: { process: trace, path: t.csv, format: csv }\npolicy: { system: pipeswitch }\n";
+    let path = dir.path().join("w.yaml");
+    std::fs::write(&path, text).unwrap();
+    let w = switchyard_core::Workload::load(&path).unwrap();
+    let (s, notes) = switchyard_core::arrivals::generate_with_notes(&w, 1000).unwrap();
+    assert_eq!(s.requests.len(), 1);
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].contains("2 of the trace's 3 arrivals"),
+        "{notes:?}"
+    );
+}

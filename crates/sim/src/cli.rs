@@ -89,7 +89,13 @@ fn execute(args: &Args) -> Result<(), Error> {
     }
     let schedule = match &args.schedule {
         Some(path) => Schedule::read_csv(path, &workload.model_names())?,
-        None => arrivals::generate_capped(&workload, args.max_requests)?,
+        None => {
+            let (schedule, notes) = arrivals::generate_with_notes(&workload, args.max_requests)?;
+            for note in notes {
+                eprintln!("note: {note}");
+            }
+            schedule
+        }
     };
     let policy = PolicySpec {
         system: args.system.unwrap_or(workload.policy.system),
