@@ -8,7 +8,8 @@
 //! into the same folder while one is writing.
 //!
 //! The folder replaced must be new, empty, or a run's (it holds a
-//! `schedule.csv`, a `summary.json` or a `compare.json`), so a mistyped
+//! `schedule.csv`, `summary.json` or `compare.json` of `sim` or `replay`,
+//! or a `table.csv` or `cdf.svg` of `plot`), so a mistyped
 //! `--out` never swaps away a folder of other files.
 
 use crate::error::{Error, InputError, Result};
@@ -16,7 +17,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Files whose presence marks a folder as a run's outputs.
-const RUN_FILES: &[&str] = &["schedule.csv", "summary.json", "compare.json"];
+const RUN_FILES: &[&str] = &[
+    "schedule.csv",
+    "summary.json",
+    "compare.json",
+    "table.csv",
+    "cdf.svg",
+];
 
 /// A run's output folder being written; see the module docs.
 #[derive(Debug)]
@@ -65,7 +72,7 @@ impl OutputSet {
                     target,
                     None,
                     "--out",
-                    "exists and holds no run's outputs (schedule.csv, summary.json or compare.json): choose a new or empty folder",
+                    "exists and holds no run's outputs (schedule.csv, summary.json, compare.json, table.csv or cdf.svg): choose a new or empty folder",
                 )));
             }
         }

@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use switchyard_core::output_set::OutputSet;
 use switchyard_core::{Error, InputError, Result};
 use switchyard_report::join::DEFAULT_ARRIVAL_TOL_S;
 use switchyard_report::{write_cdf, write_comparison, CompareOptions, Run};
@@ -131,7 +132,9 @@ fn run(cli: Cli) -> Result<()> {
                 require_join: join,
                 arrival_tol_s: arrival_tol_ms / 1e3,
             };
-            let cmp = write_comparison(&runs, &common.out, &common.title, common.log_x, &opts)?;
+            let set = OutputSet::begin(&common.out)?;
+            let cmp = write_comparison(&runs, set.path(), &common.title, common.log_x, &opts)?;
+            set.commit()?;
             for note in &cmp.notes {
                 eprintln!("note: {note}");
             }
@@ -140,7 +143,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Cdf { runs, common } => {
             let runs = load(&runs, common.labels)?;
-            write_cdf(&runs, &common.out, &common.title, common.log_x)
+            let set = OutputSet::begin(&common.out)?;
+            write_cdf(&runs, set.path(), &common.title, common.log_x)?;
+            set.commit()
         }
     }
 }
