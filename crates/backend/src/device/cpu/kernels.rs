@@ -1,0 +1,267 @@
+//! The forward pass's operations on the host: GEMMs in f32 over fp16
+//! inputs, and the small kernels, on the emulated GPUs' arenas.
+
+use super::graph::Op;
+use super::*;
+
+/// The forward pass's operations on the host: f32 arithmetic on fp16 data,
+/// the same formulas as the CUDA kernels.
+impl Kernels for CpuDevice {
+    fn gemm(&mut self, gpu: usize, g: &Gemm) -> Result<()> {
+        if self.captured(gpu, || Op::Gemm(*g)) {
+            return Ok(());
+        }
+        let (ra, ca) = if g.ta { (g.k, g.m) } else { (g.m, g.k) };
+        let (rb, cb) = if g.tb { (g.n, g.k) } else { (g.k, g.n) };
+        for bi in 0..g.batch {
+            let a = self.read_f16(
+                gpu,
+                g.a + (bi * g.stride_a * 2) as u64,
+                extent(ra, ca, g.lda),
+            )?;
+            let b = self.read_f16(
+                gpu,
+                g.b + (bi * g.stride_b * 2) as u64,
+                extent(rb, cb, g.ldb),
+            )?;
+            // Row i of op(A) and column j of op(B), contiguous over p.
+            let mut at = vec![0f32; g.m * g.k];
+            for i in 0..g.m {
+                for p in 0..g.k {
+                    at[i * g.k + p] = if g.ta {
+                        a[p + i * g.lda]
+                    } else {
+                        a[i + p * g.lda]
+                    };
+                }
+            }
+            let mut bt = vec![0f32; g.n * g.k];
+            for j in 0..g.n {
+                for p in 0..g.k {
+                    bt[j * g.k + p] = if g.tb {
+                        b[j + p * g.ldb]
+                    } else {
+                        b[p + j * g.ldb]
+                    };
+                }
+            }
+            let c_at = g.c + (bi * g.stride_c * if g.c_f32 { 4 } else { 2 }) as u64;
+            let n_c = extent(g.m, g.n, g.ldc);
+            let mut c = if g.c_f32 {
+                self.read_f32(gpu, c_at, n_c)?
+            } else {
+                self.read_f16(gpu, c_at, n_c)?
+            };
+            for j in 0..g.n {
+                let bj = &bt[j * g.k..(j + 1) * g.k];
+                for i in 0..g.m {
+                    let ai = &at[i * g.k..(i + 1) * g.k];
+                    let s: f32 = ai.iter().zip(bj).map(|(x, y)| x * y).sum();
+                    c[i + j * g.ldc] = g.alpha * s;
+                }
+            }
+            if g.c_f32 {
+                self.write_f32(gpu, c_at, &c)?;
+            } else {
+                self.write_f16(gpu, c_at, &c)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn embed(&mut self, gpu: usize, e: &Embed) -> Result<()> {
+        if self.captured(gpu, || Op::Embed(Box::new(*e))) {
+            return Ok(());
+        }
+        let h = e.hidden;
+        let typ = match e.typ {
+            Some(t) => self.read_f16(gpu, t, h)?,
+            None => vec![0.0; h],
+        };
+        let mut out = vec![0f32; e.batch * e.seq * h];
+        for b in 0..e.batch {
+            for s in 0..e.seq {
+                let id = crate::device::token_id(e.ids[b], s as u32, e.vocab as u32) as u64;
+                let tok = self.read_f16(gpu, e.tok + id * h as u64 * 2, h)?;
+                let pos = self.read_f16(gpu, e.pos + ((s + e.pos_offset) * h * 2) as u64, h)?;
+                let row = &mut out[(b * e.seq + s) * h..][..h];
+                for c in 0..h {
+                    row[c] = tok[c] + pos[c] + typ[c];
+                }
+            }
+        }
+        self.write_f16(gpu, e.out, &out)
+    }
+
+    fn layer_norm(
+        &mut self,
+        gpu: usize,
+        x: DevPtr,
+        y: DevPtr,
+        g: DevPtr,
+        b: DevPtr,
+        rows: usize,
+        cols: usize,
+        eps: f32,
+    ) -> Result<()> {
+        if self.captured(gpu, || Op::LayerNorm(x, y, g, b, rows, cols, eps)) {
+            return Ok(());
+        }
+        let xv = self.read_f16(gpu, x, rows * cols)?;
+        let (gv, bv) = (self.read_f16(gpu, g, cols)?, self.read_f16(gpu, b, cols)?);
+        let mut out = vec![0f32; rows * cols];
+        for r in 0..rows {
+            let row = &xv[r * cols..(r + 1) * cols];
+            let mean = row.iter().sum::<f32>() / cols as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / cols as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for c in 0..cols {
+                out[r * cols + c] = (row[c] - mean) * inv * gv[c] + bv[c];
+            }
+        }
+        self.write_f16(gpu, y, &out)
+    }
+
+    fn bias_act(
+        &mut self,
+        gpu: usize,
+        y: DevPtr,
+        bias: DevPtr,
+        rows: usize,
+        cols: usize,
+        act: Act,
+    ) -> Result<()> {
+        if self.captured(gpu, || Op::BiasAct(y, bias, rows, cols, act)) {
+            return Ok(());
+        }
+        let mut v = self.read_f16(gpu, y, rows * cols)?;
+        let bv = self.read_f16(gpu, bias, cols)?;
+        for (i, x) in v.iter_mut().enumerate() {
+            *x = act.apply(*x + bv[i % cols]);
+        }
+        self.write_f16(gpu, y, &v)
+    }
+
+    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> Result<()> {
+        if self.captured(gpu, || Op::Add(x, y, n)) {
+            return Ok(());
+        }
+        let mut xv = self.read_f16(gpu, x, n)?;
+        let yv = self.read_f16(gpu, y, n)?;
+        for (a, b) in xv.iter_mut().zip(yv) {
+            *a += b;
+        }
+        self.write_f16(gpu, x, &xv)
+    }
+
+    fn split_heads(
+        &mut self,
+        gpu: usize,
+        qkv: DevPtr,
+        q: DevPtr,
+        k: DevPtr,
+        v: DevPtr,
+        b: usize,
+        s: usize,
+        h: usize,
+        dh: usize,
+    ) -> Result<()> {
+        if self.captured(gpu, || Op::SplitHeads(qkv, q, k, v, b, s, h, dh)) {
+            return Ok(());
+        }
+        let hid = h * dh;
+        let src = self.read_f16(gpu, qkv, b * s * 3 * hid)?;
+        let mut outs = [
+            vec![0f32; b * s * hid],
+            vec![0f32; b * s * hid],
+            vec![0f32; b * s * hid],
+        ];
+        for t in 0..b * s {
+            let (bb, ss) = (t / s, t % s);
+            for j in 0..h {
+                for d in 0..dh {
+                    let dst = ((bb * h + j) * s + ss) * dh + d;
+                    for (w, o) in outs.iter_mut().enumerate() {
+                        o[dst] = src[t * 3 * hid + w * hid + j * dh + d];
+                    }
+                }
+            }
+        }
+        self.write_f16(gpu, q, &outs[0])?;
+        self.write_f16(gpu, k, &outs[1])?;
+        self.write_f16(gpu, v, &outs[2])
+    }
+
+    fn softmax(
+        &mut self,
+        gpu: usize,
+        scores: DevPtr,
+        probs: DevPtr,
+        rows: usize,
+        s: usize,
+        causal: bool,
+        scale: f32,
+    ) -> Result<()> {
+        if self.captured(gpu, || Op::Softmax(scores, probs, rows, s, causal, scale)) {
+            return Ok(());
+        }
+        let sc = self.read_f32(gpu, scores, rows * s)?;
+        let mut p = vec![0f32; rows * s];
+        for r in 0..rows {
+            let i = r % s;
+            let lim = if causal { i + 1 } else { s };
+            let row = &sc[r * s..r * s + lim];
+            let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b * scale));
+            let sum: f32 = row.iter().map(|x| (x * scale - m).exp()).sum();
+            for j in 0..lim {
+                p[r * s + j] = (row[j] * scale - m).exp() / sum;
+            }
+        }
+        self.write_f16(gpu, probs, &p)
+    }
+
+    fn merge_heads(
+        &mut self,
+        gpu: usize,
+        o: DevPtr,
+        out: DevPtr,
+        b: usize,
+        s: usize,
+        h: usize,
+        dh: usize,
+    ) -> Result<()> {
+        if self.captured(gpu, || Op::MergeHeads(o, out, b, s, h, dh)) {
+            return Ok(());
+        }
+        let src = self.read_f16(gpu, o, b * s * h * dh)?;
+        let mut dst = vec![0f32; src.len()];
+        for bb in 0..b {
+            for j in 0..h {
+                for ss in 0..s {
+                    for d in 0..dh {
+                        dst[(bb * s + ss) * h * dh + j * dh + d] =
+                            src[((bb * h + j) * s + ss) * dh + d];
+                    }
+                }
+            }
+        }
+        self.write_f16(gpu, out, &dst)
+    }
+
+    fn fill_random(
+        &mut self,
+        gpu: usize,
+        dst: DevPtr,
+        n: usize,
+        seed: u64,
+        scale: f32,
+    ) -> Result<()> {
+        if self.captured(gpu, || Op::FillRandom(dst, n, seed, scale)) {
+            return Ok(());
+        }
+        let v: Vec<f32> = (0..n as u64)
+            .map(|i| crate::model::weights::uniform(seed, i) * scale)
+            .collect();
+        self.write_f16(gpu, dst, &v)
+    }
+}

@@ -1,0 +1,125 @@
+use super::*;
+
+#[test]
+fn every_preset_parses() {
+    for name in PRESETS {
+        let p = HardwareProfile::resolve(name, None).unwrap();
+        assert_eq!(&p.name, name);
+        assert!(p.usable_bytes() > 0);
+    }
+}
+
+#[test]
+fn h200_matches_architecture_figures() {
+    let p = HardwareProfile::resolve("h200-pcie5", None).unwrap();
+    assert!((p.pinned.beta_bytes_per_s - 55.5e9).abs() < 1e6);
+    assert!((p.pinned.alpha_s - 2.6e-6).abs() < 1e-9);
+}
+
+#[test]
+fn round_trips_through_yaml() {
+    let mut p = HardwareProfile::resolve("a100-pcie4", None).unwrap();
+    let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
+    assert_eq!(p.pinned, q.pinned);
+    assert_eq!(p.compute, q.compute);
+    assert!(!p.to_yaml().contains("jitter"));
+    p.compute.request_overhead_s = 80e-6;
+    p.jitter = Jitter {
+        copy_cv: 0.01,
+        compute_cv: 0.05,
+    };
+    let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
+    assert!((q.compute.request_overhead_s - 80e-6).abs() < 1e-12);
+    assert_eq!(q.jitter, p.jitter);
+}
+
+#[test]
+fn tensor_parallel_passes_round_trip_and_are_checked() {
+    let mut p = HardwareProfile::resolve("a100-pcie4", None).unwrap();
+    p.calibrated.insert(
+        "opt-1.3b".into(),
+        CalibratedTimes {
+            batch_sizes: vec![1, 8],
+            layer_s: vec![vec![0.001; 3], vec![0.002; 3]],
+            items_per_request: 128,
+            queued_pass_s: vec![],
+            issue_pass_s: vec![0.0005, 0.0006],
+            tensor_parallel: [(
+                2,
+                ParallelPasses {
+                    pass_s: vec![0.004, 0.005],
+                    queued_pass_s: vec![0.002, 0.0045],
+                    issue_pass_s: vec![0.001, 0.0011],
+                },
+            )]
+            .into(),
+        },
+    );
+    let text = p.to_yaml();
+    assert_eq!(
+        parse(Path::new("x.yaml"), &text).unwrap().calibrated,
+        p.calibrated
+    );
+    // One pass time short of the batch sizes.
+    let bad: String = text
+        .lines()
+        .filter(|l| l.trim() != "- 0.0045")
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(bad, text);
+    let err = parse(Path::new("x.yaml"), &bad).unwrap_err().to_string();
+    assert!(
+        err.contains("calibrated.opt-1.3b.tensor_parallel.2.queued_pass_s"),
+        "{err}"
+    );
+}
+
+#[test]
+fn idle_penalty_interpolates_and_round_trips() {
+    let mut p = HardwareProfile::resolve("a100-pcie4", None).unwrap();
+    assert_eq!(p.compute.idle_extra_s(1.0), 0.0);
+    p.compute.idle_penalty = vec![(1e-3, 100e-6), (3e-3, 300e-6)];
+    let c = &p.compute;
+    assert!((c.idle_extra_s(0.5e-3) - 50e-6).abs() < 1e-12);
+    assert!((c.idle_extra_s(2e-3) - 200e-6).abs() < 1e-12);
+    assert!((c.idle_extra_s(1.0) - 300e-6).abs() < 1e-12);
+    assert_eq!(c.idle_extra_s(0.0), 0.0);
+    let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
+    assert_eq!(q.compute.idle_penalty.len(), 2);
+    assert!((q.compute.idle_extra_s(2e-3) - 200e-6).abs() < 1e-12);
+}
+
+#[test]
+fn idle_penalty_gaps_must_ascend() {
+    let text = include_str!("../../../../profiles/t4-pcie3x8.yaml").replace(
+        "compute:\n",
+        "compute:\n  idle_penalty_us: [[100, 5], [50, 9]]\n",
+    );
+    let e = parse(Path::new("p.yaml"), &text).unwrap_err();
+    assert_eq!(e.field, "compute.idle_penalty_us[1]");
+    assert!(e.line.is_some());
+}
+
+#[test]
+fn jitter_must_be_a_small_cv() {
+    let text = format!(
+        "{}jitter: {{ copy_cv: 1.5 }}\n",
+        include_str!("../../../../profiles/t4-pcie3x8.yaml")
+    );
+    let e = parse(Path::new("p.yaml"), &text).unwrap_err();
+    assert_eq!(e.field, "jitter.copy_cv");
+}
+
+#[test]
+fn negative_bandwidth_names_line_and_field() {
+    let text = include_str!("../../../../profiles/t4-pcie3x8.yaml")
+        .replace("beta_gbps: 6.3", "beta_gbps: -1");
+    let e = parse(Path::new("p.yaml"), &text).unwrap_err();
+    assert_eq!(e.field, "links.pinned.beta_gbps");
+    let line = text
+        .lines()
+        .position(|l| l.contains("beta_gbps: -1"))
+        .unwrap() as u64
+        + 1;
+    assert_eq!(e.line, Some(line));
+}
