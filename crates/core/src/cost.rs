@@ -89,12 +89,6 @@ pub fn layer_queued_s(
     batch: u32,
     tp: u32,
 ) -> f64 {
-    fn queued(c: &CalibratedTimes) -> &[f64] {
-        &c.queued_pass_s
-    }
-    fn queued_tp(p: &ParallelPasses) -> &[f64] {
-        &p.queued_pass_s
-    }
     measured_share(hw, shape, layer, batch, tp, queued, queued_tp)
         .unwrap_or_else(|| layer_compute_s(hw, shape, layer, batch, tp))
 }
@@ -110,23 +104,31 @@ pub fn layer_issue_s(
     batch: u32,
     tp: u32,
 ) -> f64 {
-    fn issue(c: &CalibratedTimes) -> &[f64] {
-        &c.issue_pass_s
-    }
-    fn issue_tp(p: &ParallelPasses) -> &[f64] {
-        &p.issue_pass_s
-    }
     measured_share(hw, shape, layer, batch, tp, issue, issue_tp).unwrap_or(0.0)
 }
 
-/// [`layer_compute_s`] scaled by the share of the issued pass that a
-/// measured part of it (per batch size: `one_gpu` of the one-GPU times, or
-/// `parallel` of the `tp` entry) makes, at most all of it; `None` without
-/// that measurement.
+/// [`layer_compute_s`] scaled by [`pass_share`]; `None` without that
+/// measurement.
 fn measured_share(
     hw: &HardwareProfile,
     shape: &ModelShape,
     layer: usize,
+    batch: u32,
+    tp: u32,
+    one_gpu: fn(&CalibratedTimes) -> &[f64],
+    parallel: fn(&ParallelPasses) -> &[f64],
+) -> Option<f64> {
+    pass_share(hw, shape, batch, tp, one_gpu, parallel)
+        .map(|share| layer_compute_s(hw, shape, layer, batch, tp) * share)
+}
+
+/// The share of the issued pass at `batch` that a measured part of it (per
+/// batch size: `one_gpu` of the one-GPU times, or `parallel` of the `tp`
+/// entry) makes, at most 1; the same for every layer. `None` without that
+/// measurement.
+fn pass_share(
+    hw: &HardwareProfile,
+    shape: &ModelShape,
     batch: u32,
     tp: u32,
     one_gpu: fn(&CalibratedTimes) -> &[f64],
@@ -144,8 +146,23 @@ fn measured_share(
             one_gpu_pass(c, at)?,
         ),
     };
-    (pass > 0.0)
-        .then(|| layer_compute_s(hw, shape, layer, batch, tp) * (part / pass).clamp(0.0, 1.0))
+    (pass > 0.0).then(|| (part / pass).clamp(0.0, 1.0))
+}
+
+fn queued(c: &CalibratedTimes) -> &[f64] {
+    &c.queued_pass_s
+}
+
+fn queued_tp(p: &ParallelPasses) -> &[f64] {
+    &p.queued_pass_s
+}
+
+fn issue(c: &CalibratedTimes) -> &[f64] {
+    &c.issue_pass_s
+}
+
+fn issue_tp(p: &ParallelPasses) -> &[f64] {
+    &p.issue_pass_s
 }
 
 /// The calibrated times of `shape`'s architecture, if the profile has them,
@@ -216,19 +233,31 @@ impl ComputeTable {
     pub fn new(hw: &HardwareProfile, shape: &ModelShape, tp: u32, max_batch: u32) -> ComputeTable {
         let layers = shape.layers.len();
         let size = max_batch.max(1) as usize * (layers + 1);
-        let mut tables = [(); 3].map(|_| Vec::with_capacity(size));
-        let per_layer = [layer_compute_s, layer_queued_s, layer_issue_s];
+        let (mut prefix, mut queued, mut issued) = (
+            Vec::with_capacity(size),
+            Vec::with_capacity(size),
+            Vec::with_capacity(size),
+        );
         for b in 1..=max_batch.max(1) {
-            for (table, time) in tables.iter_mut().zip(per_layer) {
-                let mut acc = 0.0;
-                table.push(0.0);
-                for l in 0..layers {
-                    acc += time(hw, shape, l, b, tp);
-                    table.push(acc);
-                }
+            // The measured shares are per pass: once per batch size (as
+            // layer_queued_s and layer_issue_s give them per layer).
+            let queued_share = pass_share(hw, shape, b, tp, self::queued, queued_tp);
+            let issue_share = pass_share(hw, shape, b, tp, self::issue, issue_tp);
+            let (mut acc, mut acc_queued, mut acc_issue) = (0.0, 0.0, 0.0);
+            prefix.push(0.0);
+            queued.push(0.0);
+            issued.push(0.0);
+            for l in 0..layers {
+                let t = layer_compute_s(hw, shape, l, b, tp);
+                acc += t;
+                acc_queued += queued_share.map_or(t, |share| t * share);
+                acc_issue += issue_share.map_or(0.0, |share| t * share);
+                prefix.push(acc);
+                queued.push(acc_queued);
+                issued.push(acc_issue);
             }
         }
-        let [prefix, queued, issue] = tables;
+        let issue = issued;
         ComputeTable {
             layers,
             prefix,
