@@ -7,6 +7,7 @@ use crate::traits::SystemTraits;
 use crate::{
     Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Task, TaskId, PRELOAD_COPY,
 };
+use index::GpuIndex;
 use std::collections::VecDeque;
 use std::ops::Range;
 use switchyard_core::hardware::GIB;
@@ -29,6 +30,9 @@ struct StageState {
     in_use: u32,
     /// Formed batches that will still run this stage.
     pending: u32,
+    /// Victim key under which the stage sits in its GPUs' eviction sets
+    /// (`None`: not there); see `index.rs`.
+    indexed: Option<VictimKey>,
 }
 
 #[derive(Debug, Default)]
@@ -66,10 +70,10 @@ pub struct Scheduler {
     pools: Vec<Pool>,
     /// Per GPU: computes issued and not done, plus stage tasks waiting for memory.
     busy: Vec<u32>,
-    /// Per GPU: `(model, stage)` shards placed there.
-    gpu_stages: Vec<Vec<(u32, u32)>>,
-    /// Per GPU: models whose first stage uses it.
-    gpu_entry: Vec<Vec<u32>>,
+    /// Per GPU: models ready to batch and stages that may be evicted, in order.
+    gpus: Vec<GpuIndex>,
+    /// Requests queued, all models.
+    queued: u64,
     tasks: Slab<Task>,
     batches: Slab<Batch>,
     copies: Slab<CopyMeta>,
@@ -105,8 +109,6 @@ impl Scheduler {
         let n_gpus = workload.cluster.gpus.max(1);
         let placements = crate::traits::placements(workload, policy);
         let capacity = hw.usable_bytes();
-        let mut gpu_stages = vec![Vec::new(); n_gpus as usize];
-        let mut gpu_entry = vec![Vec::new(); n_gpus as usize];
         let mut models = Vec::with_capacity(placements.len());
         for (m, p) in placements.iter().enumerate() {
             for s in 0..p.pp {
@@ -129,13 +131,6 @@ impl Scheduler {
                         ),
                     ));
                 }
-                for &g in p.stage_gpus(s) {
-                    gpu_stages[g as usize].push((m as u32, s));
-                }
-            }
-            gpu_entry[p.stage_gpus(0)[0] as usize].push(m as u32);
-            for &g in &p.stage_gpus(0)[1..] {
-                gpu_entry[g as usize].push(m as u32);
             }
             models.push(ModelState {
                 stages: (0..p.pp).map(|_| StageState::default()).collect(),
@@ -164,8 +159,8 @@ impl Scheduler {
             models,
             pools: (0..n_gpus).map(|_| Pool::new(capacity)).collect(),
             busy: vec![0; n_gpus as usize],
-            gpu_stages,
-            gpu_entry,
+            gpus: (0..n_gpus).map(|_| GpuIndex::default()).collect(),
+            queued: 0,
             tasks: Slab::default(),
             batches: Slab::default(),
             copies: Slab::default(),
@@ -264,6 +259,13 @@ impl Scheduler {
                 let ms = &mut self.models[model as usize];
                 ms.queue.push_back((seq, request));
                 ms.arrived += 1;
+                self.queued += 1;
+                if ms.queue.len() == 1 {
+                    self.mark_ready(model, seq);
+                }
+                if self.eviction == Eviction::Belady {
+                    self.reindex_model(model);
+                }
                 let g = self.placements[model as usize].gpus[0];
                 self.try_dispatch(g, actions);
             }
@@ -273,7 +275,9 @@ impl Scheduler {
                 if !meta.streamed {
                     let st = &mut self.models[meta.model as usize].stages[meta.stage as usize];
                     st.loading.retain(|(_, c)| *c != copy);
-                    if st.loading.is_empty() && !self.deferred.is_empty() {
+                    let done = st.loading.is_empty();
+                    self.reindex_stage(meta.model, meta.stage);
+                    if done && !self.deferred.is_empty() {
                         self.retry_deferred(actions);
                     }
                 }
@@ -306,6 +310,7 @@ impl Scheduler {
         }
         if !streamed {
             self.models[m].stages[s as usize].in_use -= 1;
+            self.reindex_stage(m as u32, s);
         }
         self.tasks.release(task);
         self.retry_deferred(actions);
@@ -327,20 +332,7 @@ impl Scheduler {
         if self.busy[g as usize] != 0 {
             return;
         }
-        let mut best: Option<(u64, u32)> = None;
-        for &m in &self.gpu_entry[g as usize] {
-            if let Some(&(seq, _)) = self.models[m as usize].queue.front() {
-                if best.is_none_or(|(b, _)| seq < b)
-                    && self.placements[m as usize]
-                        .stage_gpus(0)
-                        .iter()
-                        .all(|&h| self.busy[h as usize] == 0)
-                {
-                    best = Some((seq, m));
-                }
-            }
-        }
-        if let Some((_, m)) = best {
+        if let Some(m) = self.ready_model(g) {
             self.dispatch(m, actions);
         }
     }
@@ -361,6 +353,10 @@ impl Scheduler {
         let ms = &mut self.models[mi];
         ms.last_use = self.tick;
         ms.served += n as u64;
+        self.queued -= n as u64;
+        if let Some(&(head, _)) = ms.queue.front() {
+            self.unmark_ready(m, head);
+        }
         let mut left = n;
         while left > 0 {
             let take = left.min(per);
@@ -383,6 +379,10 @@ impl Scheduler {
             batch.cold = cold;
             self.reach_or_defer(b, 0, actions);
         }
+        if let Some(&(head, _)) = self.models[mi].queue.front() {
+            self.mark_ready(m, head);
+        }
+        self.reindex_model(m);
         if self.traits.loads_on_demand() {
             // These loads are for the batch just formed: the first compute
             // behind their copies is its first micro-batch, `per` requests.
@@ -476,6 +476,7 @@ impl Scheduler {
             task.weights_offsets.clear();
             task.weights_offsets.extend_from_slice(&st.regions);
             task.streamed = false;
+            self.reindex_stage(m, s);
             t
         };
         let p = &self.placements[mi];
@@ -512,6 +513,7 @@ impl Scheduler {
         let st = &mut self.models[m as usize].stages[s as usize];
         st.regions = regions;
         st.loading = loading;
+        self.reindex_stage(m, s);
     }
 
     /// Issues one load of stage `s` of model `m`: a copy per group of its
@@ -566,3 +568,4 @@ impl Scheduler {
 
 mod access;
 mod evict;
+mod index;

@@ -1,9 +1,8 @@
 //! Memory for stages: reserving pool regions, and choosing and evicting
 //! victims by policy (LRU, LFU, Belady).
 
-use super::{Scheduler, VictimKey};
+use super::Scheduler;
 use crate::{Action, EvictOp};
-use switchyard_core::workload::Eviction;
 
 impl Scheduler {
     /// Reserves a region for stage `s` of `m` on each of its GPUs, evicting
@@ -24,6 +23,7 @@ impl Scheduler {
         st.regions.clear();
         st.regions.extend_from_slice(&self.scratch);
         st.resident = true;
+        self.reindex_stage(m, s);
         true
     }
 
@@ -66,48 +66,6 @@ impl Scheduler {
         true
     }
 
-    /// The stage on GPU `g` to evict (not of model `exclude`), by policy.
-    fn victim(&self, g: u32, exclude: u32, allow_pending: bool) -> Option<(u32, u32)> {
-        if self.traits.preloads {
-            return None;
-        }
-        let mut best: Option<(VictimKey, (u32, u32))> = None;
-        for &(m, s) in &self.gpu_stages[g as usize] {
-            if m == exclude {
-                continue;
-            }
-            let ms = &self.models[m as usize];
-            let st = &ms.stages[s as usize];
-            if !st.resident || !st.loading.is_empty() || st.in_use > 0 {
-                continue;
-            }
-            if st.pending > 0 && !allow_pending {
-                continue;
-            }
-            let tier = (st.pending > 0) as u64;
-            let key = match self.eviction {
-                Eviction::Lru => (tier, ms.last_use, 0),
-                Eviction::Lfu => (tier, ms.served, ms.last_use),
-                Eviction::Belady => (tier, u64::MAX - self.next_use(m), 0),
-            };
-            if best.is_none_or(|(k, _)| key < k) {
-                best = Some((key, (m, s)));
-            }
-        }
-        best.map(|(_, v)| v)
-    }
-
-    /// Belady: schedule position of the next request `m` will serve.
-    fn next_use(&self, m: u32) -> u64 {
-        let ms = &self.models[m as usize];
-        if let Some(&(seq, _)) = ms.queue.front() {
-            return seq;
-        }
-        self.future[m as usize]
-            .get(ms.arrived as usize)
-            .map_or(u64::MAX, |&p| p as u64)
-    }
-
     fn evict(&mut self, m: u32, s: u32, actions: &mut Vec<Action>) {
         let (mi, si) = (m as usize, s as usize);
         let p = &self.placements[mi];
@@ -127,5 +85,6 @@ impl Scheduler {
         }
         st.regions.clear();
         st.resident = false;
+        self.reindex_stage(m, s);
     }
 }
