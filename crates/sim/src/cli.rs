@@ -20,7 +20,8 @@ use switchyard_sim::{
 /// timeline.json (Chrome trace, opens in Perfetto) and latency_cdf.svg/png.
 /// With --compare-systems, one such folder per system plus compare.json,
 /// cdf.svg/png, per_model.svg/png and table.md/csv of all systems.
-/// `sim sweep --help`: a grid of variables and seeds, in parallel.
+/// `sim sweep --help`: a grid of variables and seeds, in parallel (one
+/// slice of it with --shard I/N; `sim sweep-merge --help` joins slices).
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, about, long_about)]
 pub struct Args {
@@ -84,6 +85,12 @@ pub struct Args {
 pub fn run() -> i32 {
     if std::env::args_os().nth(1).is_some_and(|a| a == "sweep") {
         return crate::sweep_cli::run();
+    }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "sweep-merge")
+    {
+        return crate::sweep_cli::run_merge();
     }
     let args = Args::parse();
     if args.timeline_to.is_some_and(|to| to <= args.timeline_from) {

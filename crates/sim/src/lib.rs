@@ -36,6 +36,7 @@ mod jitter;
 mod sink;
 mod summary;
 pub mod sweep;
+pub mod sweep_shard;
 
 pub use engine::{simulate, simulate_policy, Engine, SimOptions, DEFAULT_TIMELINE_SPANS};
 pub use sink::{NullSink, RecordSink};

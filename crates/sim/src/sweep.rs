@@ -304,13 +304,27 @@ pub fn run(
     seeds: &[u64],
     tick: &(dyn Fn() + Sync),
 ) -> Result<Vec<SweepRow>, Error> {
+    let all: Vec<usize> = (0..points.len() * seeds.len()).collect();
+    run_jobs(base, points, seeds, &all, tick)
+}
+
+/// Like [`run`] for the jobs `jobs` only: job `j` is point `j / seeds.len()`
+/// with seed `seeds[j % seeds.len()]` (the order of [`run`]'s rows); rows
+/// come back in the order of `jobs` (a shard of the sweep,
+/// [`crate::sweep_shard`]).
+pub fn run_jobs(
+    base: &Workload,
+    points: &[Point],
+    seeds: &[u64],
+    jobs: &[usize],
+    tick: &(dyn Fn() + Sync),
+) -> Result<Vec<SweepRow>, Error> {
     let workloads: Vec<Workload> = points
         .iter()
         .map(|p| apply(base, p))
         .collect::<Result<_, _>>()?;
-    let jobs: Vec<(usize, u64)> = (0..points.len())
-        .flat_map(|i| seeds.iter().map(move |&s| (i, s)))
-        .collect();
+    let k = seeds.len().max(1);
+    let jobs: Vec<(usize, u64)> = jobs.iter().map(|&j| (j / k, seeds[j % k])).collect();
     let opts = SimOptions {
         timeline: false,
         progress: false,

@@ -127,3 +127,104 @@ fn a_poisson_workload_swept_over_cv_becomes_gamma() {
         }
     );
 }
+
+/// `sim sweep` over a small grid of bursty.yaml, with `extra` flags, into `out`.
+fn small_sweep(out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "sweep",
+        "-w",
+        BURSTY,
+        "-o",
+        out.to_str().unwrap(),
+        "--rate-scale",
+        "0.5,1",
+        "--system",
+        "computron,pipeswitch",
+        "--seeds",
+        "2",
+        "--jobs",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    sim(&args)
+}
+
+#[test]
+fn shards_merged_are_the_unsharded_sweep_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let o = small_sweep(&full, &["--x", "rate_scale", "--log-x"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // 8 jobs: 3 slices of 3, 3 and 2 jobs; 10 slices, two of them empty.
+    for n in [3, 10] {
+        let shards = dir.path().join(format!("shards{n}"));
+        for i in 0..n {
+            let o = small_sweep(
+                &shards,
+                &[
+                    "--x",
+                    "rate_scale",
+                    "--log-x",
+                    "--shard",
+                    &format!("{i}/{n}"),
+                ],
+            );
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert!(
+                !shards.join("sweep.csv").exists(),
+                "a shard writes only its slice"
+            );
+        }
+        let merged = dir.path().join(format!("merged{n}"));
+        let o = sim(&[
+            "sweep-merge",
+            "-o",
+            merged.to_str().unwrap(),
+            shards.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for f in ["sweep.csv", "sweep.md", "sweep.svg", "sweep.png"] {
+            assert_eq!(
+                std::fs::read(full.join(f)).unwrap(),
+                std::fs::read(merged.join(f)).unwrap(),
+                "{f} of {n} shards differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_merge_refuses_missing_doubled_or_foreign_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for i in 0..2 {
+        let shard = format!("{i}/2");
+        assert!(small_sweep(&a, &["--shard", &shard]).status.success());
+    }
+    assert!(small_sweep(&b, &["--shard", "1/2", "--seed", "7"])
+        .status
+        .success());
+    let file = |d: &Path, i: u32| d.join(format!("shard-{i}-of-2.json"));
+    for (shards, says) in [
+        (vec![file(&a, 0)], "shard 1/2 is missing"),
+        (vec![file(&a, 0), file(&a, 0), file(&a, 1)], "given twice"),
+        (vec![file(&a, 0), file(&b, 1)], "another sweep"),
+        (vec![BURSTY.into()], "not a sweep shard file"),
+    ] {
+        let out = dir.path().join("merged");
+        let mut args = vec![
+            "sweep-merge".to_string(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        args.extend(shards.iter().map(|p| p.display().to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = sim(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{shards:?}: {err}");
+        assert!(err.contains(says), "{shards:?}: {err}");
+        assert!(!out.exists(), "{shards:?} wrote {}", out.display());
+    }
+    let o = small_sweep(&a, &["--shard", "2/2"]);
+    assert_eq!(o.status.code(), Some(2));
+}
