@@ -7,6 +7,7 @@ use crate::traits::SystemTraits;
 use crate::{
     Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Task, TaskId, PRELOAD_COPY,
 };
+use deferred::Deferred;
 use index::GpuIndex;
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -77,7 +78,8 @@ pub struct Scheduler {
     tasks: Slab<Task>,
     batches: Slab<Batch>,
     copies: Slab<CopyMeta>,
-    deferred: Vec<(BatchId, u32)>,
+    /// Batches waiting for memory at a stage.
+    deferred: Deferred,
     retired: Vec<BatchId>,
     temp_bytes: Vec<u64>,
     tick: u64,
@@ -164,7 +166,7 @@ impl Scheduler {
             tasks: Slab::default(),
             batches: Slab::default(),
             copies: Slab::default(),
-            deferred: Vec::new(),
+            deferred: Deferred::new(n_gpus as usize),
             retired: Vec::new(),
             temp_bytes: vec![0; n_gpus as usize],
             tick: 0,
@@ -289,15 +291,14 @@ impl Scheduler {
     fn compute_done(&mut self, task: TaskId, actions: &mut Vec<Action>) {
         let t = self.tasks.get(task);
         let (b, m, s, streamed) = (t.batch, t.model as usize, t.stage, t.streamed);
-        let p = &self.placements[m];
-        let tp = p.tp as usize;
-        let bytes = p.shard_bytes[s as usize];
+        let tp = self.placements[m].tp as usize;
+        let bytes = self.placements[m].shard_bytes[s as usize];
         for r in 0..tp {
-            let g = p.gpus[s as usize * tp + r];
+            let g = self.placements[m].gpus[s as usize * tp + r];
             self.busy[g as usize] -= 1;
             if streamed {
-                let off = t.weights_offsets[r];
-                self.pools[g as usize].free(off, bytes);
+                let off = self.tasks.get(task).weights_offsets[r];
+                self.pool_free(g, off, bytes);
                 self.temp_bytes[g as usize] -= bytes;
                 actions.push(Action::Evict(EvictOp {
                     model: m as u32,
@@ -403,26 +404,7 @@ impl Scheduler {
             for &g in self.placements[m].stage_gpus(s) {
                 self.busy[g as usize] += 1;
             }
-            self.deferred.push((b, s));
-        }
-    }
-
-    fn retry_deferred(&mut self, actions: &mut Vec<Action>) {
-        let mut i = 0;
-        while i < self.deferred.len() {
-            let (b, s) = self.deferred[i];
-            let m = self.batches.get(b).model as usize;
-            for &g in self.placements[m].stage_gpus(s) {
-                self.busy[g as usize] -= 1;
-            }
-            if self.reach(b, s, actions) {
-                self.deferred.remove(i);
-            } else {
-                for &g in self.placements[m].stage_gpus(s) {
-                    self.busy[g as usize] += 1;
-                }
-                i += 1;
-            }
+            self.defer(b, s);
         }
     }
 
@@ -567,5 +549,6 @@ impl Scheduler {
 }
 
 mod access;
+mod deferred;
 mod evict;
 mod index;

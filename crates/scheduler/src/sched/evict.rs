@@ -47,16 +47,16 @@ impl Scheduler {
         for r in 0..tp {
             let g = self.placements[mi].gpus[si * tp + r];
             loop {
-                if let Some(o) = self.pools[g as usize].alloc(bytes) {
+                if let Some(o) = self.pool_alloc(g, bytes) {
                     self.scratch.push(o);
                     break;
                 }
                 match evict.and_then(|allow_pending| self.victim(g, m, allow_pending)) {
                     Some((vm, vs)) => self.evict(vm, vs, actions),
                     None => {
-                        for (r2, &o) in self.scratch.iter().enumerate() {
+                        for r2 in 0..self.scratch.len() {
                             let g2 = self.placements[mi].gpus[si * tp + r2];
-                            self.pools[g2 as usize].free(o, bytes);
+                            self.pool_free(g2, self.scratch[r2], bytes);
                         }
                         return false;
                     }
@@ -68,21 +68,22 @@ impl Scheduler {
 
     fn evict(&mut self, m: u32, s: u32, actions: &mut Vec<Action>) {
         let (mi, si) = (m as usize, s as usize);
-        let p = &self.placements[mi];
-        let tp = p.tp as usize;
-        let bytes = p.shard_bytes[si];
-        let st = &mut self.models[mi].stages[si];
-        for r in 0..tp {
-            let g = p.gpus[si * tp + r];
-            self.pools[g as usize].free(st.regions[r], bytes);
+        let tp = self.placements[mi].tp as usize;
+        let bytes = self.placements[mi].shard_bytes[si];
+        let regions = std::mem::take(&mut self.models[mi].stages[si].regions);
+        for (r, &pool_offset) in regions.iter().enumerate().take(tp) {
+            let g = self.placements[mi].gpus[si * tp + r];
+            self.pool_free(g, pool_offset, bytes);
             actions.push(Action::Evict(EvictOp {
                 model: m,
                 stage: s,
                 gpu: g,
-                pool_offset: st.regions[r],
+                pool_offset,
                 bytes,
             }));
         }
+        let st = &mut self.models[mi].stages[si];
+        st.regions = regions;
         st.regions.clear();
         st.resident = false;
         self.reindex_stage(m, s);

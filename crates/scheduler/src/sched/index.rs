@@ -93,7 +93,9 @@ impl Scheduler {
             return;
         }
         let old = std::mem::replace(&mut st.indexed, new);
-        for &g in self.placements[m as usize].stage_gpus(s) {
+        let (mi, tp) = (m as usize, self.placements[m as usize].tp as usize);
+        for r in 0..tp {
+            let g = self.placements[mi].gpus[s as usize * tp + r];
             let set = &mut self.gpus[g as usize].evictable;
             if let Some(k) = old {
                 set.remove(&(k, m, s));
@@ -101,6 +103,7 @@ impl Scheduler {
             if let Some(k) = new {
                 set.insert((k, m, s));
             }
+            self.touch(g);
         }
     }
 
