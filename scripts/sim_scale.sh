@@ -11,7 +11,9 @@
 #
 # Environment: SIM=path runs that binary instead of building target/release/sim;
 # AXES="requests models gpus target" picks the axes (default all);
-# LABEL=text names the binary in the output (default: git describe).
+# LABEL=text names the binary in the output (default: git describe);
+# MODELS="..." and MODELS_REQUESTS=n change the models axis (default
+# 10 .. 100000 models, 1e6 requests), e.g. to time an older, slower binary.
 #
 # Workload of every row: one model template copied MODELS times (4 layers of
 # 10 MB, 0.05 ms per layer, max batch 8), GPUs of 6 GiB (2 GiB for weights, about 50
@@ -93,7 +95,7 @@ EOF
 for axis in $axes; do
     case $axis in
     requests) for r in 1000000 10000000 100000000; do row requests "$r" 1000 8; done ;;
-    models) for m in 10 100 1000 10000 100000; do row models 1000000 "$m" 8; done ;;
+    models) for m in ${MODELS:-10 100 1000 10000 100000}; do row models "${MODELS_REQUESTS:-1000000}" "$m" 8; done ;;
     gpus) for g in 1 16 256 4096; do row gpus 1000000 10000 "$g"; done ;;
     target) row target "$target_requests" 100000 1024 ;;
     *) echo "unknown axis $axis" >&2; exit 2 ;;
@@ -137,7 +139,7 @@ targets() {
 {
     echo "# Simulator scale (\`scripts/sim_scale.sh\`)"
     echo
-    echo "Command: \`$(printf '%s ' ${SIM:+SIM=$SIM} ${AXES:+AXES=\"$AXES\"} ${TARGET_REQUESTS:+TARGET_REQUESTS=$TARGET_REQUESTS} bash scripts/sim_scale.sh "$out" | sed 's/ $//')\`"
+    echo "Command: \`$(printf '%s ' ${SIM:+SIM=$SIM} ${AXES:+AXES=\"$AXES\"} ${MODELS:+MODELS=\"$MODELS\"} ${MODELS_REQUESTS:+MODELS_REQUESTS=$MODELS_REQUESTS} ${TARGET_REQUESTS:+TARGET_REQUESTS=$TARGET_REQUESTS} bash scripts/sim_scale.sh "$out" | sed 's/ $//')\`"
     echo "(binary: $label)."
     echo
     echo "Machine: $(nproc)-vCPU $(uname -s) $(uname -r), \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\","
