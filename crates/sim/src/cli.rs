@@ -177,6 +177,9 @@ fn execute(args: &Args) -> Result<(), Error> {
         report(&result, &args.out.join(p.system.name()));
         let mut run = Run::load(&dir.join("requests.csv"))?;
         run.label = p.system.name().to_string();
+        // Named where it will be, not in the staging folder (table.csv's
+        // `source`: the same bytes on every run).
+        run.source = args.out.join(p.system.name()).join("requests.csv");
         results.push(result);
         runs.push(run);
     }
