@@ -83,6 +83,10 @@ pub struct Scheduler {
     stats: Vec<LoadStats>,
     scratch: Vec<u64>,
     preloaded: bool,
+    /// Most stages a GPU may hold at once (`policy.max_loaded`), besides memory.
+    max_loaded: Option<u32>,
+    /// Per GPU: stages holding a region there (cached, not streamed).
+    loaded: Vec<u32>,
 }
 
 impl Scheduler {
@@ -178,6 +182,8 @@ impl Scheduler {
             stats: vec![LoadStats::default(); placements.len()],
             scratch: Vec::new(),
             preloaded: false,
+            max_loaded: policy.max_loaded,
+            loaded: vec![0; n_gpus as usize],
             placements,
         };
         if s.traits.preloads {
@@ -201,11 +207,15 @@ impl Scheduler {
                         format!(
                             "`resident` keeps every model in GPU memory, but model `{}` (stage {st}, {:.2} GiB \
                              per GPU) does not fit on GPU {g}: {:.2} of its {:.2} GiB are already taken by \
-                             earlier models; use a swapping system (computron, pipeswitch, ...) or more GPUs",
+                             earlier models{}; use a swapping system (computron, pipeswitch, ...) or more GPUs",
                             workload.models[m].name,
                             gib(p.shard_bytes[st as usize]),
                             gib(self.pools[g].used()),
                             gib(self.pools[g].capacity()),
+                            match self.max_loaded {
+                                Some(n) => format!(", or GPU {g} already holds policy.max_loaded = {n} models"),
+                                None => String::new(),
+                            },
                         ),
                     ));
                 }

@@ -101,6 +101,7 @@ fn execute(args: &Args) -> Result<(), Error> {
         system: args.system.unwrap_or(workload.policy.system),
         eviction: args.eviction.unwrap_or(workload.policy.eviction),
         grouping: args.grouping.unwrap_or(workload.policy.grouping),
+        max_loaded: workload.policy.max_loaded,
     };
     // Every check that can fail on the input runs before the first write.
     let systems = if args.schedule_only {

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::hardware::HardwareProfile;
-use crate::model::{stage_partition, ModelShape};
+use crate::model::{stage_partition, Dtype, ModelShape};
 use crate::yaml::{self, Ctx};
 use raw::{validate_arrivals, validate_models, RawWorkload};
 use serde::Deserialize;
@@ -23,6 +23,11 @@ pub struct Workload {
     pub cluster: Cluster,
     /// Models served, copies expanded (`opt-13b-0` .. `opt-13b-7`).
     pub models: Vec<ModelSpec>,
+    /// Weight type of each model, in `models` order (their shapes' bytes
+    /// are already of this type). Kept beside `models`, not in
+    /// [`ModelSpec`], so code that builds a `ModelSpec` itself is
+    /// unchanged; read it through [`Workload::dtype`].
+    pub dtypes: Vec<Dtype>,
     /// How requests arrive.
     pub arrivals: ArrivalSpec,
     /// Which serving system and eviction policy.
@@ -307,6 +312,9 @@ pub struct PolicySpec {
     pub eviction: Eviction,
     /// Layer grouping for pipelined loads.
     pub grouping: Grouping,
+    /// Most models that may hold weights on one GPU at once, besides the
+    /// memory limit (Computron's `max_loaded`); `None`: memory alone.
+    pub max_loaded: Option<u32>,
 }
 
 mod raw;
@@ -401,8 +409,9 @@ impl Workload {
             hardware.gpu_memory_bytes = bytes;
         }
         let cluster = Cluster { hardware, gpus };
+        let mut dtypes = Vec::new();
         let mut models = match &raw.models {
-            Some(m) => validate_models(&ctx, m, &cluster)?,
+            Some(m) => validate_models(&ctx, m, &cluster, &mut dtypes)?,
             None => Vec::new(),
         };
         if let Some(tm) = &raw.trace_models {
@@ -425,11 +434,18 @@ impl Workload {
             )
             .into());
         }
+        // Models a trace adds (`trace_models`) hold fp16 weights.
+        dtypes.resize(models.len(), Dtype::Fp16);
         let arrivals = validate_arrivals(&ctx, &raw.arrivals, models.len(), &base)?;
+        let max_loaded = match &raw.policy.max_loaded {
+            Some(v) => Some(ctx.at_least_one(v, "policy.max_loaded")?.min(u32::MAX as u64) as u32),
+            None => None,
+        };
         let policy = PolicySpec {
             system: raw.policy.system,
             eviction: raw.policy.eviction,
             grouping: raw.policy.grouping,
+            max_loaded,
         };
         Ok(Workload {
             name: raw.name,
@@ -437,10 +453,16 @@ impl Workload {
             duration_s,
             cluster,
             models,
+            dtypes,
             arrivals,
             policy,
             source: path.to_path_buf(),
         })
+    }
+
+    /// Weight type of model `i` (fp16 for a model `dtypes` does not cover).
+    pub fn dtype(&self, i: usize) -> Dtype {
+        self.dtypes.get(i).copied().unwrap_or_default()
     }
 
     /// Index of the model called `name`.
