@@ -387,7 +387,11 @@ fn host_topology(ctx: &Ctx, raw: &Option<RawHost>) -> Result<HostTopology, Input
     for (i, u) in h.upstream.iter().enumerate() {
         let field = format!("host.upstream[{i}]");
         if u.gpus.value.is_empty() {
-            return Err(ctx.err(&u.gpus.referenced, format!("{field}.gpus"), "expected at least one GPU"));
+            return Err(ctx.err(
+                &u.gpus.referenced,
+                format!("{field}.gpus"),
+                "expected at least one GPU",
+            ));
         }
         for &g in &u.gpus.value {
             if !seen.insert(g) {

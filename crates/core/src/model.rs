@@ -46,10 +46,16 @@ impl Dtype {
 
     /// The weight type called `s`, or an error listing every name.
     pub fn from_name(s: &str) -> Result<Dtype, String> {
-        Dtype::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Dtype::ALL.iter().map(|d| d.name()).collect();
-            format!("`{s}` is not a weight type; expected one of {}", names.join(", "))
-        })
+        Dtype::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Dtype::ALL.iter().map(|d| d.name()).collect();
+                format!(
+                    "`{s}` is not a weight type; expected one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -246,7 +252,9 @@ mod tests {
         assert_eq!(f.flops_per_request(), m.flops_per_request());
         assert_eq!(m.clone().with_dtype(Dtype::Bf16), m);
         assert_eq!(Dtype::from_name("fp32"), Ok(Dtype::Fp32));
-        assert!(Dtype::from_name("int8").unwrap_err().contains("fp16, fp32, bf16"));
+        assert!(Dtype::from_name("int8")
+            .unwrap_err()
+            .contains("fp16, fp32, bf16"));
     }
 
     #[test]

@@ -306,3 +306,46 @@ fn trace_arrivals_past_the_duration_are_noted() {
         "{notes:?}"
     );
 }
+
+#[test]
+fn unknown_dtype() {
+    let t = BURSTY.replace("    max_batch: 8\n", "    max_batch: 8\n    dtype: int8\n");
+    check(
+        &t,
+        "models[0].dtype",
+        "dtype: int8",
+        "expected one of fp16, fp32, bf16",
+    );
+}
+
+#[test]
+fn fp32_weights_double_the_bytes_and_the_fit() {
+    let w = Workload::parse(Path::new("b.yaml"), BURSTY).unwrap();
+    let t = BURSTY.replace("    max_batch: 8\n", "    max_batch: 8\n    dtype: fp32\n");
+    let f = Workload::parse(Path::new("b.yaml"), &t).unwrap();
+    assert_eq!(f.dtype(0), switchyard_core::model::Dtype::Fp32);
+    assert_eq!(w.dtype(0), switchyard_core::model::Dtype::Fp16);
+    assert_eq!(
+        f.models[0].shape.total_bytes(),
+        2 * w.models[0].shape.total_bytes()
+    );
+    // OPT-13B in fp32 (51 GB) on one 40 GB A100: its shard no longer fits.
+    let one = t.replace("parallel: { tp: 1, pp: 4 }", "parallel: { tp: 1, pp: 1 }");
+    let e = error_of(&one);
+    assert_eq!(e.field, "models[0].parallel", "{e}");
+    assert!(e.message.contains("(fp32 weights)"), "{e}");
+}
+
+#[test]
+fn max_loaded_is_at_least_one() {
+    let t = BURSTY.replace("policy:\n", "policy:\n  max_loaded: 0\n");
+    check(
+        &t,
+        "policy.max_loaded",
+        "max_loaded: 0",
+        "expected an integer >= 1",
+    );
+    let t = BURSTY.replace("policy:\n", "policy:\n  max_loaded: 2\n");
+    let w = Workload::parse(Path::new("b.yaml"), &t).unwrap();
+    assert_eq!(w.policy.max_loaded, Some(2));
+}

@@ -438,7 +438,10 @@ impl Workload {
         dtypes.resize(models.len(), Dtype::Fp16);
         let arrivals = validate_arrivals(&ctx, &raw.arrivals, models.len(), &base)?;
         let max_loaded = match &raw.policy.max_loaded {
-            Some(v) => Some(ctx.at_least_one(v, "policy.max_loaded")?.min(u32::MAX as u64) as u32),
+            Some(v) => Some(
+                ctx.at_least_one(v, "policy.max_loaded")?
+                    .min(u32::MAX as u64) as u32,
+            ),
             None => None,
         };
         let policy = PolicySpec {

@@ -53,7 +53,9 @@ impl Scheduler {
             let g = self.placements[mi].gpus[si * tp + r];
             loop {
                 let full = evict.is_some()
-                    && self.max_loaded.is_some_and(|n| self.loaded[g as usize] >= n);
+                    && self
+                        .max_loaded
+                        .is_some_and(|n| self.loaded[g as usize] >= n);
                 if full {
                     // Falls through to evicting a victim below.
                 } else if let Some(o) = self.pools[g as usize].alloc(bytes) {

@@ -1,0 +1,151 @@
+//! The language additions of the papers' experiments, with known answers:
+//! a fixed number of loaded models (`policy.max_loaded`), weight types
+//! (`dtype`), and host bandwidth shared by GPUs copying at once (`host`).
+
+use std::path::Path;
+use switchyard_core::cost::ComputeTable;
+use switchyard_core::hardware::HostTopology;
+use switchyard_core::model::Dtype;
+use switchyard_core::{arrivals, Workload};
+use switchyard_sim::{simulate, RequestRecord, SimOptions, SimResult};
+
+fn quiet() -> SimOptions {
+    SimOptions {
+        progress: false,
+        timeline: false,
+        check_invariants: true,
+        ..SimOptions::default()
+    }
+}
+
+fn run(w: &Workload) -> (SimResult, Vec<RequestRecord>) {
+    let schedule = arrivals::generate(w).unwrap();
+    let mut recs = Vec::new();
+    let r = simulate(w, &schedule, &quiet(), &mut recs).unwrap();
+    assert_eq!(recs.len(), schedule.requests.len());
+    (r, recs)
+}
+
+/// Two models of 20 x 100 MB that fit one H200 together, taking turns.
+fn two_models(policy: &str) -> Workload {
+    let text = format!(
+        "name: ml\nseed: 3\nduration_s: 10\n\
+         cluster: {{ hardware: h200-pcie5, gpus: 1 }}\n\
+         models:\n  - {{ name: m, copies: 2, layers: 20, layer_mb: 100, layer_ms: 1.0 }}\n\
+         arrivals: {{ process: round_robin, rate: 2 }}\n\
+         policy: {policy}\n"
+    );
+    Workload::parse(Path::new("ml.yaml"), &text).unwrap()
+}
+
+#[test]
+fn max_loaded_one_swaps_models_that_would_fit_together() {
+    let (free, _) = run(&two_models("{ system: computron }"));
+    assert_eq!(free.loads, 2, "both stay loaded when memory alone decides");
+    let (one, recs) = run(&two_models("{ system: computron, max_loaded: 1 }"));
+    assert_eq!(
+        one.loads,
+        recs.len() as u64,
+        "every request finds its model out"
+    );
+    assert!(recs.iter().all(|r| r.cold));
+    let (two, _) = run(&two_models("{ system: pipeswitch, max_loaded: 2 }"));
+    assert_eq!(two.loads, 2);
+}
+
+#[test]
+fn resident_refuses_more_models_than_max_loaded() {
+    let w = two_models("{ system: resident, max_loaded: 1 }");
+    let schedule = arrivals::generate(&w).unwrap();
+    let e = simulate(&w, &schedule, &quiet(), &mut Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("policy.max_loaded = 1"), "{e}");
+}
+
+/// BERT-base on one H200 with stop-and-start: each request is a pageable
+/// copy of the whole model, then its pass.
+fn bert(dtype: &str) -> Workload {
+    let text = format!(
+        "name: dt\nseed: 3\nduration_s: 10\n\
+         cluster: {{ hardware: h200-pcie5, gpus: 1 }}\n\
+         models:\n  - {{ arch: bert-base, copies: 2, dtype: {dtype} }}\n\
+         arrivals: {{ process: round_robin, rate: 2 }}\n\
+         policy: {{ system: stop-and-start, max_loaded: 1 }}\n"
+    );
+    Workload::parse(Path::new("dt.yaml"), &text).unwrap()
+}
+
+#[test]
+fn fp32_weights_copy_twice_the_bytes_and_run_at_the_fp32_rate() {
+    let mut w = bert("fp32");
+    w.cluster.hardware.compute.fp32_flops_per_s =
+        Some(w.cluster.hardware.compute.flops_per_s / 8.0);
+    let hw = &w.cluster.hardware;
+    let m = &w.models[0];
+    let fp16 = bert("fp16");
+    assert_eq!(
+        m.shape.total_bytes(),
+        2 * fp16.models[0].shape.total_bytes()
+    );
+    let load = hw.pageable.time(m.shape.total_bytes());
+    let n = m.shape.layers.len();
+    let compute = ComputeTable::new(&hw.for_dtype(Dtype::Fp32), &m.shape, 1, 1).time(0..n, 1);
+    let fp16_compute = ComputeTable::new(hw, &m.shape, 1, 1).time(0..n, 1);
+    assert!(compute > fp16_compute, "the fp32 rate is slower");
+    let (_, recs) = run(&w);
+    for r in &recs {
+        let want = load + compute + hw.compute.request_overhead_s;
+        assert!(
+            (r.latency_s - want).abs() < 1e-9,
+            "{} vs {want}",
+            r.latency_s
+        );
+    }
+}
+
+/// OPT-1.3B at tp 4 on four H200s: every GPU copies its quarter at once.
+fn tp4(host: HostTopology) -> (Workload, Vec<RequestRecord>) {
+    let mut w = Workload::parse(
+        Path::new("tp.yaml"),
+        "name: tp\nseed: 3\nduration_s: 10\n\
+         cluster: { hardware: h200-pcie5, gpus: 4 }\n\
+         models:\n  - { arch: opt-1.3b, copies: 2, parallel: { tp: 4 } }\n\
+         arrivals: { process: round_robin, rate: 2 }\n\
+         policy: { system: computron, max_loaded: 1 }\n",
+    )
+    .unwrap();
+    w.cluster.hardware.host = host;
+    let (_, recs) = run(&w);
+    (w, recs)
+}
+
+#[test]
+fn host_memory_is_split_among_the_gpus_copying_at_once() {
+    let (_, alone) = tp4(HostTopology::default());
+    let (w, shared) = tp4(HostTopology {
+        memory_bytes_per_s: Some(40e9),
+        upstream: Vec::new(),
+    });
+    let hw = &w.cluster.hardware;
+    let shard = w.models[0].largest_shard_bytes();
+    // Each of the four links gets 40 / 4 = 10 GB/s, below its own 55.5.
+    let extra = shard as f64 / 10e9 - shard as f64 / hw.pinned.beta_bytes_per_s;
+    for (a, s) in alone.iter().zip(&shared) {
+        assert!(s.cold);
+        let d = s.latency_s - a.latency_s;
+        assert!((d - extra).abs() < 1e-6 * extra, "{d} vs {extra}");
+    }
+    // Host memory above four links' worth changes nothing.
+    let (_, wide) = tp4(HostTopology {
+        memory_bytes_per_s: Some(400e9),
+        upstream: Vec::new(),
+    });
+    assert_eq!(
+        wide.iter()
+            .map(|r| r.latency_s.to_bits())
+            .collect::<Vec<_>>(),
+        alone
+            .iter()
+            .map(|r| r.latency_s.to_bits())
+            .collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The papers' own experiments (issue 14), simulated: Computron's swap-in
+# and random workloads, PipeSwitch's Fig. 5 and Fig. 7, each on the bundled
+# preset a new user would pick and on the profile of the paper's testbed
+# (profiles/computron-perlmutter.yaml, profiles/pipeswitch-p3.yaml, whose
+# fitted figures are documented in them and in results/papers/README.md).
+# Ends with tables.md (published | simulated | ratio, per paper), written by
+# scripts/papers_tables.py from the runs.
+#
+# usage: scripts/papers.sh [--bin DIR] [--out DIR] [--seeds N]
+#   --bin    folder holding `sim` (default: cargo build --release -p switchyard-sim)
+#   --out    output folder (default results/papers)
+#   --seeds  seeds per point of Computron's random workloads (default 5)
+#
+# Deterministic: the same inputs give the same bytes. Standard tools and
+# python3 (standard library) only.
+set -euo pipefail
+
+bin=""
+out=results/papers
+seeds=5
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --bin) bin="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --seeds) seeds="$2"; shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "papers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+cd "$(dirname "$0")/.."
+if [[ -z "$bin" ]]; then
+    cargo build --release -q -p switchyard-sim
+    bin=target/release
+fi
+sim="$bin/sim"
+exp=experiments/papers
+mkdir -p "$out"
+
+# One run: sim, then drop the figures (the tables are what this study reads).
+run() {
+    local dir="$1"; shift
+    "$sim" "$@" -o "$dir" >/dev/null 2>"$dir.log.tmp" || { cat "$dir.log.tmp" >&2; exit 1; }
+    mv "$dir.log.tmp" "$dir.log"
+    rm -f "$dir"/latency_cdf.svg "$dir"/latency_cdf.png
+}
+
+# hardware label -> profile (bundled preset, then the paper's testbed).
+computron_hw=("preset=a100-pcie4" "testbed=profiles/computron-perlmutter.yaml")
+pipeswitch_hw=("preset=v100-pcie3" "testbed=profiles/pipeswitch-p3.yaml")
+
+for hw in "${computron_hw[@]}"; do
+    label=${hw%%=*}; profile=${hw#*=}
+    mkdir -p "$out/computron/$label"
+    for w in "$exp"/computron/swap_*.yaml; do
+        run "$out/computron/$label/$(basename "$w" .yaml)" -w "$w" --hardware "$profile"
+    done
+    for w in "$exp"/computron/random_*.yaml; do
+        d="$out/computron/$label/$(basename "$w" .yaml)"
+        "$sim" sweep -w "$w" --hardware "$profile" --cv 0.25,1,4 --seeds "$seeds" \
+            --jobs 2 -o "$d" >/dev/null 2>&1
+        rm -f "$d"/sweep.svg "$d"/sweep.png
+    done
+done
+
+for hw in "${pipeswitch_hw[@]}"; do
+    label=${hw%%=*}; profile=${hw#*=}
+    d="$out/pipeswitch/$label"
+    mkdir -p "$d"
+    run "$d/ready" -w "$exp/pipeswitch/fig5_ready.yaml" --hardware "$profile"
+    run "$d/pipeswitch" -w "$exp/pipeswitch/fig5_switch.yaml" --hardware "$profile"
+    run "$d/stop_and_start" -w "$exp/pipeswitch/fig5_switch.yaml" --hardware "$profile" \
+        --system stop-and-start
+    run "$d/per_layer" -w "$exp/pipeswitch/fig5_switch.yaml" --hardware "$profile" \
+        --grouping per_layer
+    run "$d/one_group" -w "$exp/pipeswitch/fig5_switch.yaml" --hardware "$profile" \
+        --grouping one_group
+done
+
+{
+    echo "machine: $(nproc) vCPU, $(uname -m), no GPU; sim $("$sim" --version)"
+    echo "command: scripts/papers.sh --out $out --seeds $seeds"
+} >"$out/machine.txt"
+python3 scripts/papers_tables.py "$out" >"$out/tables.md"
+echo "wrote $out/tables.md"
