@@ -75,6 +75,7 @@ for hw in "${pipeswitch_hw[@]}"; do
         --grouping per_layer
     run "$d/one_group" -w "$exp/pipeswitch/fig5_switch.yaml" --hardware "$profile" \
         --grouping one_group
+    run "$d/preempt_training" -w "$exp/pipeswitch/preempt_training.yaml" --hardware "$profile"
 done
 
 {

@@ -173,6 +173,18 @@ def pipeswitch(out):
                               f"{s[0]:.2f}", ratio(s[0], pub),
                               f"{s[1]:.2f}", ratio(s[1], pub), NOT_MEASURED]))
     lines.append("")
+    lines += ["### Inference beside a training job (not a published number)", "",
+              row(["profile", "ResNet-152 mean latency ms", "its ready latency ms",
+                   "training iterations", "training share of the GPU"]),
+              row(["---"] + ["--:"] * 4)]
+    for hw in HW:
+        run = os.path.join(base, hw, "preempt_training")
+        with open(os.path.join(run, "summary.json")) as f:
+            bg = json.load(f)["background"][0]
+        ready = mean_latency(os.path.join(base, hw, "ready"), "resnet-152")
+        lines.append(row([hw, f"{mean_latency(run) * 1e3:.1f}", f"{ready * 1e3:.1f}",
+                          str(bg["iterations"]), f"{bg['share']:.3f}"]))
+    lines.append("")
     return lines
 
 

@@ -349,3 +349,44 @@ fn max_loaded_is_at_least_one() {
     let w = Workload::parse(Path::new("b.yaml"), &t).unwrap();
     assert_eq!(w.policy.max_loaded, Some(2));
 }
+
+#[test]
+fn background_jobs_are_checked() {
+    let with = |b: &str| format!("{BURSTY}background:\n{b}");
+    let t = with("  - { gpu: 4, iteration_ms: 100 }\n");
+    check(
+        &t,
+        "background[0].gpu",
+        "gpu: 4",
+        "below cluster.gpus (4), got 4",
+    );
+    let t = with("  - { gpu: 1, iteration_ms: 100 }\n  - { gpu: 1, iteration_ms: 50 }\n");
+    check(
+        &t,
+        "background[1].gpu",
+        "iteration_ms: 50",
+        "already runs a background job",
+    );
+    let t = with("  - { gpu: 0, iteration_ms: 0 }\n");
+    check(
+        &t,
+        "background[0].iteration_ms",
+        "iteration_ms: 0",
+        "expected a number > 0",
+    );
+    let t = with("  - { gpu: 0, iteration_ms: 10, memory_gib: 39 }\n");
+    check(
+        &t,
+        "background[0].memory_gib",
+        "memory_gib: 39",
+        "expected less than",
+    );
+    let w = Workload::parse(
+        Path::new("b.yaml"),
+        &with("  - { gpu: 2, iteration_ms: 100, memory_gib: 1 }\n"),
+    )
+    .unwrap();
+    assert_eq!(w.background_on(2).unwrap().name, "background-2");
+    assert_eq!(w.background_on(2).unwrap().memory_bytes, 1 << 30);
+    assert!(w.background_on(0).is_none());
+}

@@ -1,6 +1,7 @@
 //! The event loop: a virtual clock, a binary heap of completions, and the
 //! schedule's arrivals merged in.
 
+use crate::background::Background;
 use crate::jitter::Noise;
 use crate::sink::RecordSink;
 use crate::summary::{Latencies, ModelResult, SimResult, SimRun};
@@ -9,10 +10,10 @@ use std::collections::BinaryHeap;
 use std::ops::Range;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::model::Dtype;
-use switchyard_core::HardwareProfile;
 use switchyard_core::records::RequestRecord;
 use switchyard_core::timeline::{Span, Timeline, Track};
 use switchyard_core::workload::{PolicyName, PolicySpec};
+use switchyard_core::HardwareProfile;
 use switchyard_core::{Error, Schedule, Workload};
 use switchyard_scheduler::{Action, BatchId, CopyOp, Event, Scheduler, Source, TaskId};
 
@@ -131,6 +132,8 @@ pub struct Engine<'a> {
     /// The record written for each request (reused).
     record: RequestRecord,
     noise: Noise,
+    /// The workload's background jobs, per GPU.
+    background: Background,
     /// Next arrival of the schedule to feed.
     next: usize,
     events: u64,
@@ -203,6 +206,7 @@ impl<'a> Engine<'a> {
                 cold: false,
             },
             noise: Noise::new(hw.jitter, workload.seed),
+            background: Background::new(workload, n_gpus),
             next: 0,
             events: 0,
             now: 0.0,
@@ -385,9 +389,7 @@ impl<'a> Engine<'a> {
         };
         let start = self.link_free[lane].max(self.now);
         let cost = match hw.host.share_bytes_per_s(c.gpu, &self.copying) {
-            Some(share) if share < link.beta_bytes_per_s => {
-                link.alpha_s + c.bytes as f64 / share
-            }
+            Some(share) if share < link.beta_bytes_per_s => link.alpha_s + c.bytes as f64 / share,
             _ => link.time(c.bytes),
         };
         let end = start + cost * self.noise.copy();
@@ -430,6 +432,14 @@ impl<'a> Engine<'a> {
             .map(|&g| self.stream_free[g as usize])
             .fold(f64::NEG_INFINITY, f64::max);
         t = t.max(idle_since);
+        // A background job on these GPUs yields them at its iteration's
+        // end; the GPU was busy with it until then, never idle.
+        let stream_free = &self.stream_free;
+        let handed = self
+            .background
+            .preempt(&task.gpus, |g| stream_free[g as usize], t);
+        let idle_since = if handed > t { handed } else { idle_since };
+        t = handed;
         let layers = task.layers.start as usize..task.layers.end as usize;
         let mut cursor = layers.start;
         let mut first: Option<f64> = None;
@@ -575,6 +585,11 @@ impl<'a> Engine<'a> {
             events: self.events,
             run: SimRun {
                 simulated_s: self.now,
+                background: self.background.results(
+                    workload,
+                    |g| self.stream_free[g as usize],
+                    self.now.max(workload.duration_s),
+                ),
                 timeline: self.timeline,
             },
             models,

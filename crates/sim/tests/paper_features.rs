@@ -149,3 +149,75 @@ fn host_memory_is_split_among_the_gpus_copying_at_once() {
             .collect::<Vec<_>>()
     );
 }
+
+/// One synthetic model (10 x 1 ms) resident on one GPU beside a training
+/// loop of 100 ms iterations; requests at `rate` per second.
+fn with_training(rate: f64, background: &str) -> Workload {
+    let text = format!(
+        "name: bg\nseed: 3\nduration_s: 10\n\
+         cluster: {{ hardware: h200-pcie5, gpus: 1 }}\n\
+         models:\n  - {{ name: m, layers: 10, layer_mb: 10, layer_ms: 1.0 }}\n\
+         arrivals: {{ process: round_robin, rate: {rate} }}\n\
+         policy: {{ system: resident }}\n{background}"
+    );
+    Workload::parse(Path::new("bg.yaml"), &text).unwrap()
+}
+
+#[test]
+fn requests_wait_for_the_training_iteration_in_progress() {
+    let job = "background:\n  - { name: train, gpu: 0, iteration_ms: 100, memory_gib: 8 }\n";
+    // Requests every 0.25 s: the loop resumes when a request is done, and
+    // the next request starts at the end of the iteration it finds.
+    let (r, recs) = run(&with_training(4.0, job));
+    let (alone, plain) = run(&with_training(4.0, ""));
+    let pass = plain[0].latency_s;
+    let mut resume = 0.0f64;
+    let mut delays = Vec::new();
+    for (a, b) in recs.iter().zip(&plain) {
+        let k = ((a.arrival_s - resume) / 0.1).ceil().max(0.0);
+        let start = (resume + k * 0.1).max(a.arrival_s);
+        assert!(
+            (a.start_s - start).abs() < 1e-9,
+            "request {}: {} vs {start}",
+            a.id,
+            a.start_s
+        );
+        assert!((a.latency_s - b.latency_s - (start - a.arrival_s)).abs() < 1e-9);
+        delays.push(start - a.arrival_s);
+        resume = a.finish_s;
+    }
+    assert!(
+        (recs[0].latency_s - pass).abs() < 1e-12,
+        "time 0 is an iteration boundary"
+    );
+    assert!(delays.iter().any(|&d| d > 0.05), "{delays:?}");
+    let bg = &r.run.background;
+    assert_eq!(bg.len(), 1);
+    assert_eq!(bg[0].name, "train");
+    assert!(bg[0].share > 0.5 && bg[0].share < 1.0, "{:?}", bg[0]);
+    assert!(alone.run.background.is_empty());
+    // Its memory is held: a model larger than what it leaves is refused.
+    let w = with_training(
+        4.0,
+        "background:\n  - { gpu: 0, iteration_ms: 100, memory_gib: 136.39 }\n",
+    );
+    let schedule = arrivals::generate(&w).unwrap();
+    let e = simulate(&w, &schedule, &quiet(), &mut Vec::new()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("background job `background-0` leaves"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_idle_gpu_gives_the_job_all_its_iterations() {
+    let job = "background:\n  - { gpu: 0, iteration_ms: 100 }\n";
+    let (r, recs) = run(&with_training(0.1, job));
+    let span = r.run.simulated_s.max(10.0);
+    let bg = &r.run.background[0];
+    // One request (10 ms, plus up to one iteration's wait) in 10 s.
+    assert_eq!(recs.len(), 1);
+    assert!(bg.iterations >= 98 && bg.iterations <= 100, "{bg:?}");
+    assert!((bg.iterations_per_s - bg.iterations as f64 / span).abs() < 1e-12);
+}

@@ -32,6 +32,8 @@ pub struct Workload {
     pub arrivals: ArrivalSpec,
     /// Which serving system and eviction policy.
     pub policy: PolicySpec,
+    /// Best-effort jobs sharing GPUs with the served models (at most one per GPU).
+    pub background: Vec<BackgroundJob>,
     /// The file it came from (for errors and relative paths).
     pub source: PathBuf,
 }
@@ -317,8 +319,11 @@ pub struct PolicySpec {
     pub max_loaded: Option<u32>,
 }
 
+mod background;
 mod raw;
 mod trace_models;
+
+pub use background::BackgroundJob;
 
 pub use trace_models::{assign_classes, name_hash, TraceModelRule};
 
@@ -444,6 +449,10 @@ impl Workload {
             ),
             None => None,
         };
+        let background = match &raw.background {
+            Some(b) => background::validate(&ctx, b, &cluster)?,
+            None => Vec::new(),
+        };
         let policy = PolicySpec {
             system: raw.policy.system,
             eviction: raw.policy.eviction,
@@ -459,6 +468,7 @@ impl Workload {
             dtypes,
             arrivals,
             policy,
+            background,
             source: path.to_path_buf(),
         })
     }
@@ -466,6 +476,11 @@ impl Workload {
     /// Weight type of model `i` (fp16 for a model `dtypes` does not cover).
     pub fn dtype(&self, i: usize) -> Dtype {
         self.dtypes.get(i).copied().unwrap_or_default()
+    }
+
+    /// The background job on GPU `gpu`, if any.
+    pub fn background_on(&self, gpu: u32) -> Option<&BackgroundJob> {
+        self.background.iter().find(|b| b.gpu == gpu)
     }
 
     /// Index of the model called `name`.

@@ -32,6 +32,8 @@ pub(super) struct RawWorkload {
     pub(super) trace_models: Option<Spanned<super::trace_models::RawTraceModels>>,
     pub(super) arrivals: Spanned<RawArrivals>,
     pub(super) policy: RawPolicy,
+    #[serde(default)]
+    pub(super) background: Option<Spanned<Vec<Spanned<super::background::RawBackground>>>>,
 }
 
 #[derive(Debug, Deserialize)]
