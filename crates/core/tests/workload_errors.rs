@@ -390,3 +390,19 @@ fn background_jobs_are_checked() {
     assert_eq!(w.background_on(2).unwrap().memory_bytes, 1 << 30);
     assert!(w.background_on(0).is_none());
 }
+
+#[test]
+fn preload_names_served_models_once() {
+    let t = BURSTY.replace("policy:\n", "policy:\n  preload: [opt-13b-9]\n");
+    check(
+        &t,
+        "policy.preload",
+        "preload:",
+        "no model is called `opt-13b-9`",
+    );
+    let t = BURSTY.replace("policy:\n", "policy:\n  preload: [tiny, tiny]\n");
+    check(&t, "policy.preload", "preload:", "`tiny` is listed twice");
+    let t = BURSTY.replace("policy:\n", "policy:\n  preload: [opt-13b-7, tiny]\n");
+    let w = Workload::parse(Path::new("b.yaml"), &t).unwrap();
+    assert_eq!(w.preload, vec![7, 8]);
+}

@@ -211,6 +211,8 @@ impl Scheduler {
         };
         if s.traits.preloads {
             s.reserve_all(workload)?;
+        } else {
+            s.warm_start(workload)?;
         }
         Ok(s)
     }
@@ -247,16 +249,20 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Resident system only: the copies that bring every model in before the
-    /// run starts (id [`PRELOAD_COPY`]; they get no `CopyDone`). Emits nothing
-    /// for other systems or when called twice.
+    /// The copies that bring in, before the run starts, every model of the
+    /// resident system and the workload's `policy.preload` models of the
+    /// others (id [`PRELOAD_COPY`]; they get no `CopyDone`). Emits nothing
+    /// when no model starts in memory, or when called twice.
     pub fn preload(&mut self, actions: &mut Vec<Action>) {
-        if !self.traits.preloads || self.preloaded {
+        if self.preloaded {
             return;
         }
         self.preloaded = true;
         for (m, p) in self.placements.iter().enumerate() {
             for s in 0..p.pp as usize {
+                if !self.models[m].stages[s].resident {
+                    continue;
+                }
                 // Batch 1: preload copies finish before time 0 and no compute
                 // runs behind them, so no batch's compute times matter; batch
                 // 1 is the grouping of a load for a lone request. (`resident`
@@ -599,3 +605,4 @@ impl Scheduler {
 
 mod access;
 mod evict;
+mod warm;

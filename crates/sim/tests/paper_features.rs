@@ -221,3 +221,36 @@ fn an_idle_gpu_gives_the_job_all_its_iterations() {
     assert!(bg.iterations >= 98 && bg.iterations <= 100, "{bg:?}");
     assert!((bg.iterations_per_s - bg.iterations as f64 / span).abs() < 1e-12);
 }
+
+#[test]
+fn preloaded_models_start_warm() {
+    let (cold, _) = run(&two_models("{ system: pipeswitch }"));
+    assert_eq!(cold.loads, 2);
+    let (warm, recs) = run(&two_models("{ system: pipeswitch, preload: [m-0, m-1] }"));
+    assert_eq!(warm.loads, 0);
+    assert!(recs.iter().all(|r| !r.cold));
+    // One of two: the other model's first request loads it.
+    let (half, recs) = run(&two_models("{ system: computron, preload: [m-1] }"));
+    assert_eq!(half.loads, 1);
+    assert!(recs[0].cold && !recs[1].cold);
+}
+
+#[test]
+fn preloads_that_cannot_start_in_memory_are_refused() {
+    for (policy, says) in [
+        (
+            "{ system: streaming, preload: [m-0] }",
+            "`streaming` keeps no model",
+        ),
+        (
+            "{ system: computron, max_loaded: 1, preload: [m-0, m-1] }",
+            "at most 1 models per GPU",
+        ),
+    ] {
+        let w = two_models(policy);
+        let schedule = arrivals::generate(&w).unwrap();
+        let e = simulate(&w, &schedule, &quiet(), &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("policy.preload"), "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}

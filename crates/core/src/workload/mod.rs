@@ -34,6 +34,9 @@ pub struct Workload {
     pub policy: PolicySpec,
     /// Best-effort jobs sharing GPUs with the served models (at most one per GPU).
     pub background: Vec<BackgroundJob>,
+    /// Models (indices into `models`) whose weights are in GPU memory when
+    /// the clock starts, loaded in this order (`policy.preload`).
+    pub preload: Vec<u32>,
     /// The file it came from (for errors and relative paths).
     pub source: PathBuf,
 }
@@ -449,6 +452,30 @@ impl Workload {
             ),
             None => None,
         };
+        let mut preload: Vec<u32> = Vec::new();
+        if let Some(p) = &raw.policy.preload {
+            for name in &p.value {
+                let i = models.iter().position(|m| &m.name == name).ok_or_else(|| {
+                    ctx.err(
+                        &p.referenced,
+                        "policy.preload",
+                        format!(
+                            "no model is called `{name}` (copies are named NAME-0, NAME-1, ...)"
+                        ),
+                    )
+                })? as u32;
+                if preload.contains(&i) {
+                    return Err(ctx
+                        .err(
+                            &p.referenced,
+                            "policy.preload",
+                            format!("`{name}` is listed twice"),
+                        )
+                        .into());
+                }
+                preload.push(i);
+            }
+        }
         let background = match &raw.background {
             Some(b) => background::validate(&ctx, b, &cluster)?,
             None => Vec::new(),
@@ -469,6 +496,7 @@ impl Workload {
             arrivals,
             policy,
             background,
+            preload,
             source: path.to_path_buf(),
         })
     }

@@ -118,6 +118,9 @@ pub(super) struct RawPolicy {
     /// Most models loaded on one GPU at once (Computron's `max_loaded`).
     #[serde(default)]
     pub(super) max_loaded: Option<Spanned<u64>>,
+    /// Models in GPU memory when the clock starts (a warm start).
+    #[serde(default)]
+    pub(super) preload: Option<Spanned<Vec<String>>>,
 }
 
 fn default_eviction() -> Eviction {
