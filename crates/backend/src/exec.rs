@@ -24,10 +24,12 @@
 //! next stage's ranks pull them peer to peer, or through pinned host memory
 //! where the GPUs have no peer access.
 
+use crate::device::HostBuffer;
 use crate::device::{DevPtr, Device, Event, StreamKind};
-use crate::host_store::{HostBuffer, HostStore};
+use crate::forward;
+use crate::host_store::HostStore;
 use crate::model::shard::ShardLayout;
-use crate::model::{forward, ModelLayout};
+use crate::model::ModelLayout;
 use crate::pool::Pool;
 use anyhow::{anyhow, bail, Result};
 use std::collections::{HashMap, VecDeque};
@@ -51,6 +53,7 @@ pub const LAYERS_PER_PUMP: usize = 1;
 mod build;
 mod handoff;
 mod issue_stats;
+pub mod workload;
 pub use handoff::{HandoffStats, OUTBOX_SLOTS};
 pub use issue_stats::IssueStats;
 

@@ -174,7 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (mut profile, mut report) = calibrate(dev.as_mut(), &opts)?;
             let describe = dev.describe();
-            switchyard_backend::calibrate_paced::refine(dev, &opts, &mut profile, &mut report)?;
+            switchyard_backend::calibrate::paced::refine(dev, &opts, &mut profile, &mut report)?;
             eprint!("{report}");
             let mut text = format!("# Written by `replay calibrate` on {describe}.\n");
             for line in report.lines() {
@@ -210,7 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Selftest { device }) => {
             let mut dev = device::open(&device, 1)?;
             let mut worst = 0f64;
-            for (arch, dims, seq) in check::tiny_models() {
+            for (arch, dims, seq) in switchyard_backend::model::tiny::tiny_models() {
                 let seed = check::fresh_seed();
                 let err =
                     check::forward_check(dev.as_mut(), &arch, dims, seq, &[1, 2, 3, 77], seed)?;

@@ -4,8 +4,9 @@
 //! weights, on the CPU device (always) and on CUDA (when it has the GPUs).
 
 mod common;
-use switchyard_backend::check::{fresh_seed, parallel_forward, rel_err, tiny_models};
+use switchyard_backend::check::{fresh_seed, parallel_forward, rel_err};
 use switchyard_backend::device::{cpu::CpuDevice, cuda, Device, Kernels};
+use switchyard_backend::model::tiny::tiny_models;
 
 const CONFIGS: [(usize, usize); 3] = [(2, 1), (1, 2), (2, 2)];
 

@@ -4,8 +4,8 @@
 //! Every operation runs when issued, so events complete at once and carry
 //! the host time of their recording.
 
+use super::HostBuffer;
 use super::{Act, DevPtr, Device, Embed, Event, Gemm, Graph, Kernels, StreamKind};
-use crate::host_store::HostBuffer;
 use anyhow::{bail, Result};
 use half::f16;
 use std::time::Instant;

@@ -5,10 +5,10 @@
 //! Per GPU: one arena from `cuMemAlloc` (allocated once), a compute stream
 //! and a copy stream (non-blocking), one cuBLAS handle on the compute stream
 //! with its workspace allocated at start, and the NVRTC kernels of
-//! [`crate::kernels`].
+//! [`source`].
 
+use super::HostBuffer;
 use super::{DevPtr, Device, Event, Graph, StreamKind};
-use crate::host_store::HostBuffer;
 use anyhow::{anyhow, bail, Result};
 use cudarc::cublas::sys as cb;
 use cudarc::driver::{result as dr, sys, CudaContext};
@@ -48,6 +48,7 @@ mod collective;
 mod graph;
 pub use collective::nccl_present;
 mod open;
+pub mod source;
 
 fn ck(r: sys::CUresult, what: &str) -> Result<()> {
     r.result().map_err(|e| anyhow!("{what}: {e:?}"))
@@ -106,7 +107,7 @@ impl CudaDevice {
 }
 
 fn grid_for(n: u64) -> u32 {
-    n.div_ceil(crate::kernels::BLOCK as u64).clamp(1, 8192) as u32
+    n.div_ceil(source::BLOCK as u64).clamp(1, 8192) as u32
 }
 
 macro_rules! args {

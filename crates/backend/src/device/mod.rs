@@ -16,8 +16,10 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod host_buffer;
+pub mod seeded;
 
-use crate::host_store::HostBuffer;
+pub use host_buffer::HostBuffer;
 
 /// A byte offset into one GPU's arena (pool first, then workspace).
 pub type DevPtr = u64;

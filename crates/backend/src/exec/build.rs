@@ -4,9 +4,10 @@
 
 use super::{handoff, Executor, OUTBOX_SLOTS, OUT_SLOTS};
 use crate::device::{gemm_rate_of, Device, Gemm};
+use crate::forward;
 use crate::host_store::HostStore;
 use crate::model::shard::ShardLayout;
-use crate::model::{forward, ModelLayout};
+use crate::model::ModelLayout;
 use crate::pool::Pool;
 use anyhow::{bail, Result};
 use std::collections::{HashMap, VecDeque};

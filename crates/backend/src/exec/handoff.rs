@@ -14,8 +14,8 @@
 //! stages by up to [`OUTBOX_SLOTS`] batches).
 
 use super::ComputeOp;
+use crate::device::HostBuffer;
 use crate::device::{DevPtr, Device, Event, StreamKind};
-use crate::host_store::HostBuffer;
 use crate::pool::Pool;
 use anyhow::{anyhow, Result};
 use serde::Serialize;

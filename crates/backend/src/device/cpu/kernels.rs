@@ -260,7 +260,7 @@ impl Kernels for CpuDevice {
             return Ok(());
         }
         let v: Vec<f32> = (0..n as u64)
-            .map(|i| crate::model::weights::uniform(seed, i) * scale)
+            .map(|i| crate::device::seeded::uniform(seed, i) * scale)
             .collect();
         self.write_f16(gpu, dst, &v)
     }

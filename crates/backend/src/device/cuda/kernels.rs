@@ -1,6 +1,6 @@
 //! The forward pass's operations on CUDA: GEMMs through cuBLAS
 //! (`cublasGemmStridedBatchedEx`, fp16 in, f32 accumulation) and the NVRTC
-//! kernels of [`crate::kernels`], each bounds-checked against the arena.
+//! kernels of [`super::source`], each bounds-checked against the arena.
 
 use super::{ckb, grid_for, CudaDevice};
 use crate::device::{Act, DevPtr, Embed, Gemm, Kernels};
@@ -90,7 +90,7 @@ impl Kernels for CudaDevice {
             gpu,
             "embed",
             t as u32,
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![out, tok, pos, typ, ids, seq, hid, voc, po],
         )
     }
@@ -118,7 +118,7 @@ impl Kernels for CudaDevice {
             gpu,
             "layer_norm",
             rows as u32,
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![x, y, gm, b, c, eps],
         )
     }
@@ -140,7 +140,7 @@ impl Kernels for CudaDevice {
             gpu,
             "bias_act",
             grid_for(r * c as u64),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![y, bias, r, c, a],
         )
     }
@@ -156,7 +156,7 @@ impl Kernels for CudaDevice {
             gpu,
             "add",
             grid_for(n),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![x, y, n],
         )
     }
@@ -186,7 +186,7 @@ impl Kernels for CudaDevice {
             gpu,
             "split_heads",
             grid_for(n),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![qkv, q, k, v, b, s, h, dh],
         )
     }
@@ -232,7 +232,7 @@ impl Kernels for CudaDevice {
             gpu,
             "merge_heads",
             grid_for(n),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![o, out, b, s, h, dh],
         )
     }
@@ -252,7 +252,7 @@ impl Kernels for CudaDevice {
             gpu,
             "fill_random",
             grid_for(n),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![d, n, seed, scale],
         )
         .context("fill_random")

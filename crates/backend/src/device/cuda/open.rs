@@ -25,7 +25,7 @@ impl CudaDevice {
         if !unsafe { cb::is_culib_present() } {
             bail!("cuBLAS (libcublas.so) cannot be loaded: add CUDA's lib64 folder to LD_LIBRARY_PATH");
         }
-        let ptx = cudarc::nvrtc::compile_ptx(crate::kernels::SOURCE)
+        let ptx = cudarc::nvrtc::compile_ptx(super::source::SOURCE)
             .map_err(|e| anyhow!("NVRTC failed to compile the kernels: {e:?}"))?;
         let ptx = CString::new(ptx.to_src()).unwrap();
         let mut gpus = Vec::new();
@@ -54,7 +54,7 @@ impl CudaDevice {
             let module = unsafe { dr::module::load_data(ptx.as_ptr() as *const c_void) }
                 .map_err(|e| anyhow!("loading the kernels: {e:?}"))?;
             let mut funcs = HashMap::new();
-            for name in crate::kernels::NAMES {
+            for name in super::source::NAMES {
                 let f = unsafe { dr::module::get_function(module, CString::new(*name).unwrap()) }
                     .map_err(|e| anyhow!("kernel {name}: {e:?}"))?;
                 funcs.insert(*name, f);

@@ -1,7 +1,7 @@
 //! Whole passes timed through the executor, as `replay` runs them: the last
 //! step of `replay calibrate`.
 //!
-//! The per-architecture passes of [`crate::calibrate_passes`] repeat one
+//! The per-architecture passes of [`crate::calibrate::passes`] repeat one
 //! model back to back, so the host's caches and the driver stay warm for
 //! that one pass. Replay interleaves many models and its dispatcher loop
 //! (pump, poll) runs between layers; on an H100 that made warm BERT-base
@@ -16,11 +16,13 @@
 //! - after each idle gap of [`IDLE_GAPS_S`] (batch 1 and the largest): the
 //!   idle penalty, over the interleaved back-to-back time.
 
-use crate::calibrate::CalibrateOptions;
-use crate::calibrate_passes::{idle_until, IDLE_GAPS_S};
+use super::options::CalibrateOptions;
+use super::passes::IDLE_GAPS_S;
 use crate::device::Device;
+use crate::exec::workload::build_executor;
 use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
 use crate::host_store::WeightSource;
+use crate::pace::idle_until;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -107,7 +109,7 @@ impl Loaded {
             .gpu_memory_bytes
             .min(hw.reserved_bytes + weights + (256 << 20));
         w.cluster.hardware = hw;
-        let mut ex = crate::replay::build_executor(dev, &w, &WeightSource::Random { seed: 7 })?;
+        let mut ex = build_executor(dev, &w, &WeightSource::Random { seed: 7 })?;
         ex.graphs.off = !graphs;
         let mut at = 0u64;
         let offsets = (0..w.models.len())

@@ -14,10 +14,12 @@
 //!   last event by polling, as the replay loop does, less the pass's GPU time;
 //! - keeps each pass relative to its batch's median, for the jitter CV.
 
-use crate::calibrate::layer_times;
+use super::layer_times::layer_times;
 use crate::device::{Device, StreamKind};
 use crate::exec::LAYERS_PER_PUMP;
-use crate::model::{forward, ModelLayout};
+use crate::forward;
+use crate::model::ModelLayout;
+use crate::pace::idle_until;
 use anyhow::Result;
 use std::time::{Duration, Instant};
 use switchyard_core::stats::median;
@@ -50,19 +52,6 @@ pub struct PassTimes {
 pub const IDLE_GAPS_S: [f64; 6] = [1e-4, 5e-4, 2e-3, 8e-3, 24e-3, 64e-3];
 /// Passes per idle gap.
 const IDLE_PASSES: usize = 7;
-
-/// Waits until `due` as replay's dispatcher does when it has nothing in
-/// flight: sleeps until [`crate::replay::SLEEP_SLACK`] before it (when at
-/// least [`crate::replay::SLEEP_MIN`] away), then spins.
-pub fn idle_until(due: Instant) {
-    let wait = due.saturating_duration_since(Instant::now());
-    if wait > crate::replay::SLEEP_MIN {
-        std::thread::sleep(wait - crate::replay::SLEEP_SLACK);
-    }
-    while Instant::now() < due {
-        std::hint::spin_loop();
-    }
-}
 
 /// Coefficient of variation of values around 1 (robust to a few outliers:
 /// the scaled median absolute deviation, as a normal law's sigma).
@@ -125,7 +114,7 @@ fn measure_with(
     batches: &[u32],
     reps: usize,
     gemm_rate: f64,
-    out: &crate::host_store::HostBuffer,
+    out: &crate::device::HostBuffer,
     graphs: &mut forward::Graphs,
     times: &mut PassTimes,
 ) -> Result<()> {

@@ -9,7 +9,7 @@
 //! (LM) or the pooled vector (BERT) of every request.
 //!
 //! GEMM-equivalent layers (convolutional and synthetic models): the layer's
-//! weights, viewed as a `[k, n]` matrix ([`super::generic_dims`]), multiply
+//! weights, viewed as a `[k, n]` matrix ([`crate::model::generic_dims`]), multiply
 //! an `[M, k]` activation block, repeated until the layer's work is done.
 //! The work is the layer's FLOPs for the batch (convolutional) or, for
 //! synthetic models, `layer_s * (1 + slope * (batch - 1))` seconds at the
@@ -19,10 +19,10 @@ mod block;
 mod graph;
 pub use graph::{GraphStats, Graphs, Issued, CAPTURE_AFTER, PLACEMENTS_PER_SHAPE};
 
-use super::shard::ShardLayout;
-use super::{generic_dims, Kind, ModelLayout, TransformerCfg};
+use crate::device::HostBuffer;
 use crate::device::{DevPtr, Device, Event, Gemm, StreamKind, MAX_BATCH};
-use crate::host_store::HostBuffer;
+use crate::model::layout::{generic_dims, Kind, ModelLayout, TransformerCfg};
+use crate::model::shard::ShardLayout;
 use anyhow::{bail, Result};
 use std::ops::Range;
 use switchyard_core::model::Family;
