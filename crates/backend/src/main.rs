@@ -5,10 +5,12 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use switchyard_backend::calibrate::{calibrate, CalibrateOptions};
+use switchyard_backend::device::DeviceError;
 use switchyard_backend::host_store::WeightSource;
 use switchyard_backend::{check, device, replay};
+use switchyard_core::hardware::HardwareProfile;
 use switchyard_core::workload::{Eviction, Grouping, PolicyName, System};
-use switchyard_core::{Error, Schedule, Workload, EXIT_BAD_INPUT};
+use switchyard_core::{Error, InputError, Schedule, Workload, EXIT_BAD_INPUT};
 
 /// Replay a request schedule on a device, driven by the simulator's scheduler.
 #[derive(Debug, Parser)]
@@ -127,23 +129,59 @@ enum Cmd {
     },
 }
 
+/// Why `replay` failed: the variant gives the exit status, so nothing is
+/// recovered by downcasting.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// Bad input (workload, schedule, profile, flags): exit 2.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Bad input or a failed read/write ([`Error::exit_code`]).
+    #[error(transparent)]
+    Core(#[from] Error),
+    /// The device failed: exit 1.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The run failed: exit 1.
+    #[error(transparent)]
+    Run(#[from] anyhow::Error),
+}
+
+impl CliError {
+    /// The process exit status.
+    fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Input(_) => EXIT_BAD_INPUT,
+            CliError::Core(e) => e.exit_code(),
+            CliError::Device(_) | CliError::Run(_) => 1,
+        }
+    }
+}
+
+/// `e` and its sources, `: `-separated.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text += &format!(": {s}");
+        source = s.source();
+    }
+    text
+}
+
 fn main() {
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            match e.downcast_ref::<Error>() {
-                Some(err) => err.exit_code(),
-                None if e.downcast_ref::<switchyard_core::InputError>().is_some() => EXIT_BAD_INPUT,
-                None => 1,
-            }
+            eprintln!("error: {}", chain(&e));
+            e.exit_code()
         }
     };
     std::process::exit(code);
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> Result<(), CliError> {
     match cli.cmd {
         Some(Cmd::Calibrate {
             device,
@@ -156,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tp,
             graphs,
         }) => {
+            let base = HardwareProfile::resolve(&base, None)?;
             let gpus = tp.iter().copied().max().unwrap_or(1) as usize;
             let mut dev = device::open(&device, gpus)?;
             let name = name.unwrap_or_else(|| {
@@ -232,16 +271,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     worst = worst.max(err);
                 }
             }
-            anyhow::ensure!(
-                worst < 1e-2,
-                "forward pass differs from the reference (relative error {worst:.2e})"
-            );
+            if worst >= 1e-2 {
+                return Err(anyhow::anyhow!(
+                    "forward pass differs from the reference (relative error {worst:.2e})"
+                )
+                .into());
+            }
             Ok(())
         }
         None => {
             let a = cli.run;
             let (Some(wpath), Some(spath)) = (&a.workload, &a.schedule) else {
-                return Err(switchyard_core::InputError::new(
+                return Err(InputError::new(
                     "<flags>",
                     None,
                     "--workload/--schedule",
@@ -257,7 +298,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let schedule = Schedule::read_csv(spath, &w.model_names())?;
             let seed = a.seed.unwrap_or(w.seed);
             if let Some(dir) = a.weights.as_ref().filter(|d| !d.is_dir()) {
-                return Err(switchyard_core::InputError::new(
+                return Err(InputError::new(
                     dir,
                     None,
                     "--weights",

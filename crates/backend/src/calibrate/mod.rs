@@ -28,7 +28,7 @@ pub mod passes;
 
 pub use options::CalibrateOptions;
 
-use crate::device::{Device, Gemm, StreamKind};
+use crate::device::{Device, Gemm, Mat, StreamKind};
 use crate::forward;
 use crate::model::ModelLayout;
 use anyhow::{bail, Result};
@@ -235,8 +235,8 @@ pub fn gemm_rate(dev: &mut dyn Device, n: usize, reps: usize) -> Result<f64> {
     for i in 0..3u64 {
         dev.fill_random(0, i * el, n * n, 11 + i, 0.05)?;
     }
-    let g = Gemm::plain(false, false, n, n, n, 0, n, el, n, 2 * el, n);
-    crate::device::gemm_rate_of(dev, 0, &g, reps)
+    let g = Gemm::plain(n, n, n, Mat::n(0, n), Mat::n(el, n), Mat::n(2 * el, n));
+    Ok(crate::device::gemm_rate_of(dev, 0, &g, reps)?)
 }
 
 /// Measures `dev` and returns the profile (plus a report of the samples).
@@ -244,7 +244,7 @@ pub fn calibrate(
     dev: &mut dyn Device,
     opts: &CalibrateOptions,
 ) -> Result<(HardwareProfile, String)> {
-    let mut profile = HardwareProfile::resolve(&opts.base, None)?;
+    let mut profile = opts.base.clone();
     profile.name = opts.name.clone();
     if let Some(t) = dev.total_memory(0) {
         profile.gpu_memory_bytes = t;
@@ -446,7 +446,7 @@ mod tests {
         let opts = CalibrateOptions {
             archs: vec![],
             batches: vec![1],
-            base: "h200-pcie5".into(),
+            base: HardwareProfile::resolve("h200-pcie5", None).unwrap(),
             name: "cpu-test".into(),
             reps: 1,
             tp: vec![],

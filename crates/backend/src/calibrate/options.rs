@@ -1,5 +1,7 @@
 //! What `replay calibrate` measures (shared by every calibration step).
 
+use switchyard_core::hardware::HardwareProfile;
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct CalibrateOptions {
@@ -7,8 +9,9 @@ pub struct CalibrateOptions {
     pub archs: Vec<String>,
     /// Batch sizes measured.
     pub batches: Vec<u32>,
-    /// Base profile (preset or file) for the fields not measured.
-    pub base: String,
+    /// Base profile for the fields not measured (the caller resolves the
+    /// preset or file, so a bad one is reported as bad input).
+    pub base: HardwareProfile,
     /// Name of the new profile.
     pub name: String,
     /// Repetitions per measurement.

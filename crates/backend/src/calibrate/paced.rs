@@ -376,7 +376,7 @@ mod tests {
         let opts = CalibrateOptions {
             archs: vec!["tiny".into()],
             batches: vec![1, 2],
-            base: "h200-pcie5".into(),
+            base: HardwareProfile::resolve("h200-pcie5", None).unwrap(),
             name: "t".into(),
             reps: 1,
             tp,

@@ -2,7 +2,7 @@
 //! `cuMemHostAlloc` (freed in `Drop`) or a plain heap allocation (pageable,
 //! and the CPU device's "pinned" too).
 
-use anyhow::{Context, Result};
+use super::error::{DeviceError, DeviceResult};
 use switchyard_core::hardware::GIB;
 
 /// Where a buffer's memory came from.
@@ -28,13 +28,13 @@ unsafe impl Send for HostBuffer {}
 
 impl HostBuffer {
     /// A pageable buffer of `len` zero bytes (lazily committed by the OS).
-    pub fn heap(len: u64, pinned: bool) -> Result<HostBuffer> {
+    pub fn heap(len: u64, pinned: bool) -> DeviceResult<HostBuffer> {
         let mut v: Vec<u8> = Vec::new();
-        v.try_reserve_exact(len as usize).with_context(|| {
-            format!(
-                "host memory is short: cannot allocate {:.2} GiB",
+        v.try_reserve_exact(len as usize).map_err(|e| {
+            DeviceError::OutOfMemory(format!(
+                "host memory is short: cannot allocate {:.2} GiB: {e}",
                 len as f64 / GIB
-            )
+            ))
         })?;
         v.resize(len as usize, 0);
         let ptr = v.as_mut_ptr();
@@ -76,6 +76,13 @@ impl HostBuffer {
 
     /// Start address.
     pub fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    /// Start address for a write the host does not see until it is known
+    /// to be complete (an asynchronous device-to-host copy, whose event the
+    /// host waits for before reading the buffer).
+    pub fn as_write_ptr(&self) -> *mut u8 {
         self.ptr
     }
 

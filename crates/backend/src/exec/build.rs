@@ -3,7 +3,7 @@
 //! the GEMM rate that sizes GEMM-equivalent layers. Start-up only.
 
 use super::{handoff, Executor, OUTBOX_SLOTS, OUT_SLOTS};
-use crate::device::{gemm_rate_of, Device, Gemm};
+use crate::device::{gemm_rate_of, Device, Gemm, Mat};
 use crate::forward;
 use crate::host_store::HostStore;
 use crate::model::shard::ShardLayout;
@@ -145,8 +145,8 @@ impl Executor {
         // Weights: the output chunk region filled as a random `[k, m]` matrix.
         let (inp, w, scratch) = forward::gen_regions(ws);
         self.dev.fill_random(0, w, m * k, 0xC0FFEE, 0.03)?;
-        let g = Gemm::plain(false, false, m, n, k, w, m, inp, k, scratch, m);
+        let g = Gemm::plain(m, n, k, Mat::n(w, m), Mat::n(inp, k), Mat::n(scratch, m));
         let reps = if self.dev.kind() == "cuda" { 20 } else { 2 };
-        gemm_rate_of(self.dev.as_mut(), 0, &g, reps)
+        Ok(gemm_rate_of(self.dev.as_mut(), 0, &g, reps)?)
     }
 }
