@@ -213,18 +213,14 @@ pub struct ParallelOutput {
 /// stages on GPUs `0 .. tp * pp` of `dev` (stage `s`, rank `r` on GPU
 /// `s * tp + r`), through the executor: every shard copied over its own
 /// GPU's link, the stages handing whole batches over.
-#[allow(clippy::too_many_arguments)]
 pub fn parallel_forward(
     mut dev: Box<dyn Device>,
-    arch: &str,
-    dims: TransformerDims,
-    seq: u64,
+    (arch, dims, seq): (&str, TransformerDims, u64),
     requests: &[u64],
     seed: u64,
-    tp: usize,
-    pp: usize,
+    (tp, pp): (usize, usize),
 ) -> Result<ParallelOutput> {
-    use crate::exec::{ComputeOp, CopyOp, Executor};
+    use crate::exec::{ComputeOp, CopyOp, Executor, Split};
     use crate::host_store::{HostStore, WeightSource};
     use crate::model::shard::ShardLayout;
     let layout = ModelLayout::new(&transformer_shape(arch, dims, seq))?;
@@ -251,8 +247,10 @@ pub fn parallel_forward(
         dev,
         host,
         vec![layout.clone()],
-        vec![shard.clone()],
-        &[(0..tp * pp).collect()],
+        Split {
+            shards: vec![shard.clone()],
+            homes: vec![(0..tp * pp).collect()],
+        },
         &[requests.len()],
         pool,
         0.0,

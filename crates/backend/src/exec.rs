@@ -51,6 +51,7 @@ const OUT_SLOTS: usize = 128;
 pub const LAYERS_PER_PUMP: usize = 1;
 
 mod build;
+pub use build::Split;
 mod handoff;
 mod issue_stats;
 pub mod workload;
@@ -427,15 +428,14 @@ impl Executor {
                 op.requests.len(),
                 self.pool.ws_base,
             );
-            self.hand.push(
-                self.dev.as_mut(),
-                &self.pool,
-                op.key,
-                g,
-                &op.handoff_to,
+            let out = handoff::Outgoing {
+                key: op.key,
+                gpu: g,
+                to: &op.handoff_to,
                 x,
                 bytes,
-            )?;
+            };
+            self.hand.push(self.dev.as_mut(), &self.pool, out)?;
         }
         let mut done = Vec::with_capacity(op.gpus.len());
         for &gg in &op.gpus {

@@ -44,7 +44,7 @@ pub const LATE_S: f64 = 1e-3;
 
 mod outputs;
 pub use crate::exec::workload::{build_executor, placements, shard_layout};
-use outputs::{summarize, write_outputs};
+use outputs::{summarize, write_outputs, Dispatch};
 pub use outputs::{ModelResult, ReplayResult, ReplayRun};
 
 /// Checks that `replay` can run the workload's models (batch size, and a
@@ -417,12 +417,14 @@ pub fn replay_until(
         device,
         gemm_tflops,
         wall_s,
-        late,
-        max_delay,
-        if next > 0 {
-            sum_delay / next as f64
-        } else {
-            0.0
+        Dispatch {
+            late,
+            max_delay_s: max_delay,
+            mean_delay_s: if next > 0 {
+                sum_delay / next as f64
+            } else {
+                0.0
+            },
         },
         partial,
     );

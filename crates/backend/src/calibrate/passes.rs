@@ -82,42 +82,28 @@ pub fn measure(
     ws: u64,
     plan: &Plan,
 ) -> Result<PassTimes> {
-    let (batches, reps, gemm_rate, graphs_on) =
-        (plan.batches, plan.reps, plan.gemm_rate, plan.graphs);
-    let max_b = batches.iter().copied().max().unwrap_or(1) as usize;
+    let max_b = plan.batches.iter().copied().max().unwrap_or(1) as usize;
     let out = dev.alloc_host(forward::output_bytes(layout, max_b), true)?;
     let mut times = PassTimes::default();
-    let mut graphs = forward::Graphs::new(graphs_on);
-    let measured = measure_with(
-        dev,
-        layout,
-        at,
-        ws,
-        batches,
-        reps,
-        gemm_rate,
-        &out,
-        &mut graphs,
-        &mut times,
-    );
+    let mut graphs = forward::Graphs::new(plan.graphs);
+    let measured = measure_with(dev, layout, (at, ws), plan, &out, &mut graphs, &mut times);
     times.graphs = graphs.stats;
     graphs.clear(dev);
     measured.map(|_| times)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// [`measure`] with its output buffer, graphs and results: weights at
+/// `at`, workspace at `ws`.
 fn measure_with(
     dev: &mut dyn Device,
     layout: &ModelLayout,
-    at: u64,
-    ws: u64,
-    batches: &[u32],
-    reps: usize,
-    gemm_rate: f64,
+    (at, ws): (u64, u64),
+    plan: &Plan,
     out: &crate::device::HostBuffer,
     graphs: &mut forward::Graphs,
     times: &mut PassTimes,
 ) -> Result<()> {
+    let (batches, reps, gemm_rate) = (plan.batches, plan.reps, plan.gemm_rate);
     let n = layout.layers();
     let addr = forward::whole_at(layout, at);
     let shard = crate::model::shard::ShardLayout::single(layout);

@@ -12,6 +12,16 @@ use crate::pool::Pool;
 use anyhow::{bail, Result};
 use std::collections::{HashMap, VecDeque};
 
+/// How an executor's models are split over GPUs.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// Model `m`'s shard layout.
+    pub shards: Vec<ShardLayout>,
+    /// Model `m`'s GPUs (`[stage * tp + rank]`, the scheduler's placement),
+    /// which get side slots for its replicated tensors.
+    pub homes: Vec<Vec<usize>>,
+}
+
 impl Executor {
     /// Allocates each GPU's arena (pool of `pool_bytes` plus the workspace
     /// the models need at `max_batch[i]`) and the output buffers, measures
@@ -25,34 +35,32 @@ impl Executor {
         pool_bytes: u64,
         synthetic_slope: f64,
     ) -> Result<Executor> {
-        let shards = layouts.iter().map(ShardLayout::single).collect();
-        let homes = vec![Vec::new(); layouts.len()];
+        let split = Split {
+            shards: layouts.iter().map(ShardLayout::single).collect(),
+            homes: vec![Vec::new(); layouts.len()],
+        };
         Executor::with_shards(
             dev,
             host,
             layouts,
-            shards,
-            &homes,
+            split,
             max_batch,
             pool_bytes,
             synthetic_slope,
         )
     }
 
-    /// Like [`Executor::new`] for models split by `shards`; `homes[m]`
-    /// lists model `m`'s GPUs (`[stage * tp + rank]`, the scheduler's
-    /// placement), which get side slots for its replicated tensors.
-    #[allow(clippy::too_many_arguments)]
+    /// Like [`Executor::new`] for models split as `split` says.
     pub fn with_shards(
         mut dev: Box<dyn Device>,
         host: HostStore,
         layouts: Vec<ModelLayout>,
-        shards: Vec<ShardLayout>,
-        homes: &[Vec<usize>],
+        split: Split,
         max_batch: &[usize],
         pool_bytes: u64,
         synthetic_slope: f64,
     ) -> Result<Executor> {
+        let Split { shards, homes } = split;
         let gpus = dev.gpus();
         let ws = layouts
             .iter()

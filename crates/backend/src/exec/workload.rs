@@ -2,7 +2,7 @@
 //! scheduler places them, with weights held in the host memory the
 //! scheduler's copies read from (used by `replay` and `replay calibrate`).
 
-use super::Executor;
+use super::{Executor, Split};
 use crate::device::Device;
 use crate::host_store::{HostStore, WeightSource};
 use crate::model::shard::ShardLayout;
@@ -76,8 +76,7 @@ pub fn build_executor(
         dev,
         host,
         layouts,
-        shards,
-        &homes,
+        Split { shards, homes },
         &max_batch,
         hw.usable_bytes(),
         hw.compute.synthetic_batch_slope,
