@@ -19,6 +19,8 @@ struct Arena {
 impl Drop for Arena {
     fn drop(&mut self) {
         if self.len > 0 {
+            // SAFETY: `ptr` and `len` are the mapping `mmap` returned in
+            // `init_arena`, unmapped only here; no view of it outlives `self`.
             unsafe {
                 libc::munmap(self.ptr as *mut _, self.len as usize);
             }
@@ -164,6 +166,8 @@ impl Device for CpuDevice {
     fn init_arena(&mut self, arena_bytes: u64) -> DeviceResult<()> {
         self.arenas.clear();
         for g in 0..self.gpus {
+            // SAFETY: a fresh anonymous private mapping (no address hint, no
+            // file); the result is checked before use and owned by `Arena`.
             let ptr = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
@@ -280,7 +284,10 @@ impl Device for CpuDevice {
             invalid!("cpu device: output copy past the end of its host buffer");
         }
         let s = self.mem(gpu, src, bytes as usize)?;
-        // The host buffer is only read after the event of this copy.
+        // SAFETY: `s` lies in the arena (checked by `mem`), the destination
+        // range inside `dst` (checked above); the two never overlap (arena
+        // and host buffer are separate allocations), and the host buffer is
+        // only read after the event of this copy.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 s.as_ptr(),

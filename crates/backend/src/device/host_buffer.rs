@@ -23,7 +23,8 @@ pub struct HostBuffer {
     backing: Backing,
 }
 
-// The buffer owns its memory; raw pointers are only handed to copy engines.
+// SAFETY: the buffer owns its memory (nothing else frees or aliases it);
+// raw pointers to it are only handed to copy engines, for the buffer's life.
 unsafe impl Send for HostBuffer {}
 
 impl HostBuffer {
@@ -91,6 +92,8 @@ impl HostBuffer {
         if self.len == 0 {
             return &[];
         }
+        // SAFETY: `ptr` points to `len` initialised bytes owned by `self`
+        // (zeroed heap memory, or pinned memory filled before it is read).
         unsafe { std::slice::from_raw_parts(self.ptr, self.len as usize) }
     }
 
@@ -99,6 +102,7 @@ impl HostBuffer {
         if self.len == 0 {
             return &mut [];
         }
+        // SAFETY: as `as_slice`, and `&mut self` makes this the only view.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len as usize) }
     }
 }
@@ -106,6 +110,8 @@ impl HostBuffer {
 impl Drop for HostBuffer {
     fn drop(&mut self) {
         if let Backing::CudaPinned = self.backing {
+            // SAFETY: `ptr` came from `cuMemHostAlloc` (`from_cuda_pinned`)
+            // and is freed only here.
             unsafe {
                 let _ = cudarc::driver::result::free_host(self.ptr as *mut _);
             }

@@ -55,7 +55,10 @@ pub fn fill_random(layout: &ModelLayout, seed: u64, buf: &mut [u8]) {
                 let t = &layout.tensors[ti];
                 let n = (t.numel() - e0).min(CHUNK);
                 let off = (layout.layer_offsets[t.layer] + t.offset) as usize + e0 * 2;
-                // Chunks are disjoint ranges of `buf`.
+                // SAFETY: `off + 2n` is within `buf` (the layout's tensors lie
+                // inside its total bytes, asserted above) and chunks are
+                // disjoint ranges of it, so no two threads write one byte;
+                // `buf` outlives the scope.
                 let out = unsafe { std::slice::from_raw_parts_mut((base + off) as *mut u8, n * 2) };
                 fill_tensor_chunk(t, tensor_seed(seed, ti), e0, out);
             });
