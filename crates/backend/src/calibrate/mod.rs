@@ -7,7 +7,9 @@
 //!   `time = alpha + bytes / beta`. Pinned beta is then replaced by the
 //!   rate of back-to-back copies (what a swap of many groups sees) and
 //!   pageable beta by the rate of a large copy moved in replay's pageable
-//!   chunks (what stop-and-start's whole-model copies see). Pageable copies
+//!   chunks (what stop-and-start's whole-model copies see), and at the end
+//!   by the rate of whole-model pageable loads through the executor
+//!   ([`crate::calibrate_paced`]), which is what replay sees. Pageable copies
 //!   of all GPUs are marked as sharing one host path (`pageable_shared`):
 //!   replay's one host thread stages them one at a time.
 //! - Compute: the fp16 GEMM rate (8192^3 through cuBLAS), and per-layer
