@@ -20,7 +20,7 @@
 //! global order, so every GPU's stream sees them, and their collectives, in
 //! the same order. A copy moves one rank's shard over that GPU's own link.
 //! Between pipeline stages a whole batch's activations are handed over
-//! ([`handoff`]): the producing stage writes them to an outbox slot, the
+//! (`exec/handoff.rs`): the producing stage writes them to an outbox slot, the
 //! next stage's ranks pull them peer to peer, or through pinned host memory
 //! where the GPUs have no peer access.
 

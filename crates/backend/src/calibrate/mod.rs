@@ -9,7 +9,7 @@
 //!   pageable beta by the rate of a large copy moved in replay's pageable
 //!   chunks (what stop-and-start's whole-model copies see), and at the end
 //!   by the rate of whole-model pageable loads through the executor
-//!   ([`crate::calibrate_paced`]), which is what replay sees. Pageable copies
+//!   ([`paced`]), which is what replay sees. Pageable copies
 //!   of all GPUs are marked as sharing one host path (`pageable_shared`):
 //!   replay's one host thread stages them one at a time.
 //! - Compute: the fp16 GEMM rate (8192^3 through cuBLAS), and per-layer

@@ -13,7 +13,7 @@
 //!
 //! This layer holds no device code: [`layout`] (tensors and offsets),
 //! [`weights`] (seeded fill, safetensors), [`shard`] (tensor-parallel
-//! slices) and [`reference`] (the f32 host forward pass the devices are
+//! slices) and [`reference`](mod@reference) (the f32 host forward pass the devices are
 //! checked against); [`tiny`] holds the tiny transformers the checks use.
 
 pub mod layout;
