@@ -12,7 +12,6 @@ use super::{
     Context, DevPtr, Device, DeviceError, DeviceResult, Event, Graph, HostBuffer, StreamKind,
 };
 use cudarc::cublas::sys as cb;
-use cudarc::cublas::CudaBlas;
 use cudarc::driver::{result as dr, sys, CudaContext, CudaEvent, CudaFunction, CudaStream};
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -65,12 +64,35 @@ impl Drop for DeviceAlloc {
     }
 }
 
+/// A cuBLAS handle bound to one stream, destroyed on drop. (cudarc's
+/// `CudaBlas` panics when destroying fails, which after a sticky CUDA error
+/// would hide the error being reported.)
+struct BlasHandle(cb::cublasHandle_t);
+
+impl BlasHandle {
+    /// A handle in the bound context, issuing on `stream`.
+    fn new(stream: &CudaStream) -> DeviceResult<BlasHandle> {
+        let h = BlasHandle(cudarc::cublas::result::create_handle()?);
+        // SAFETY: the handle is live (owned by `h`) and the stream is live
+        // for the handle's life (both belong to the same `Gpu`).
+        unsafe { cudarc::cublas::result::set_stream(h.0, stream.cu_stream() as _) }?;
+        Ok(h)
+    }
+}
+
+impl Drop for BlasHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `cublasCreate` and is destroyed only here.
+        let _ = unsafe { cudarc::cublas::result::destroy_handle(self.0) };
+    }
+}
+
 struct Gpu {
     ctx: Arc<CudaContext>,
     compute: Arc<CudaStream>,
     copy: Arc<CudaStream>,
     /// Dropped before its workspace (fields drop in order).
-    blas: CudaBlas,
+    blas: BlasHandle,
     _blas_workspace: DeviceAlloc,
     funcs: HashMap<&'static str, CudaFunction>,
     arena: Option<DeviceAlloc>,

@@ -46,7 +46,7 @@ impl Kernels for CudaDevice {
         // as CUBLAS_COMPUTE_32F expects.
         let st = unsafe {
             cb::cublasGemmStridedBatchedEx(
-                *g.blas.handle(),
+                g.blas.0,
                 op(m.ta),
                 op(m.tb),
                 m.m as i32,

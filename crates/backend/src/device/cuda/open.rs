@@ -38,17 +38,13 @@ impl CudaDevice {
             names.push(ctx.name().unwrap_or_else(|_| "unknown GPU".into()));
             let compute = ctx.new_stream()?;
             let copy = ctx.new_stream()?;
-            let blas = CudaBlas::new(compute.clone()).context("cuBLAS")?;
+            let blas = BlasHandle::new(&compute).context("cuBLAS")?;
             let workspace = DeviceAlloc::new(&ctx, CUBLAS_WORKSPACE as u64)?;
             // SAFETY: the handle is live (owned by `blas`), and the
             // workspace, allocated in this context, outlives it (it is
             // dropped after `blas`: see `Gpu`).
             unsafe {
-                cb::cublasSetWorkspace_v2(
-                    *blas.handle(),
-                    workspace.base as *mut c_void,
-                    CUBLAS_WORKSPACE,
-                )
+                cb::cublasSetWorkspace_v2(blas.0, workspace.base as *mut c_void, CUBLAS_WORKSPACE)
             }
             .result()
             .context("cublasSetWorkspace")?;
