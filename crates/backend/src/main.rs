@@ -66,6 +66,12 @@ struct RunArgs {
     /// simulator does not model the captures). Calibrate with the same.
     #[arg(long, default_value = "off", value_parser = ["on", "off"])]
     graphs: String,
+    /// Most models (copies and trace names expanded) a workload may serve.
+    #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_MODELS)]
+    max_models: u64,
+    /// Most GPUs a cluster may have.
+    #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_GPUS)]
+    max_gpus: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -290,7 +296,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 )
                 .into());
             };
-            let mut w = Workload::load_with_hardware(wpath, a.hardware.as_deref())?;
+            let limits = switchyard_core::workload::Limits {
+                max_models: a.max_models,
+                max_gpus: a.max_gpus,
+            };
+            let mut w = Workload::load_with(wpath, a.hardware.as_deref(), &limits)?;
             w.policy.system = a.system.unwrap_or(w.policy.system);
             w.policy.eviction = a.eviction.unwrap_or(w.policy.eviction);
             w.policy.grouping = a.grouping.unwrap_or(w.policy.grouping);

@@ -195,7 +195,7 @@ pub(super) fn expand(
         })
         .collect();
     let list = Spanned::new(as_models, classes.referenced, classes.defined);
-    let templates = validate_models_at(ctx, &list, cluster, "trace_models.classes")?;
+    let templates = validate_models_at(ctx, &list, cluster, "trace_models.classes", u64::MAX)?;
     let mut shares = Vec::with_capacity(templates.len());
     for (k, c) in classes.value.iter().enumerate() {
         let field = format!("trace_models.classes[{k}].share");
