@@ -285,6 +285,57 @@ fn model_and_gpu_counts_are_bounded() {
 }
 
 #[test]
+fn raised_limits_admit_what_the_defaults_refuse() {
+    use switchyard_core::workload::Limits;
+    let path = Path::new("bad.yaml");
+    // bursty: 9 models on 4 GPUs.
+    let tight = Limits {
+        max_models: 8,
+        max_gpus: 3,
+    };
+    let e = Workload::parse_with(path, BURSTY, None, &tight).unwrap_err();
+    let Error::Input(e) = e else {
+        panic!("expected an input error, got {e}")
+    };
+    assert_eq!(e.field, "cluster.gpus", "{e}");
+    assert!(e.message.contains("--max-gpus"), "{e}");
+    let e = Workload::parse_with(
+        path,
+        BURSTY,
+        None,
+        &Limits {
+            max_gpus: 4,
+            ..tight
+        },
+    )
+    .unwrap_err();
+    let Error::Input(e) = e else {
+        panic!("expected an input error, got {e}")
+    };
+    // Eight copies fit; the ninth model (one without `copies`) does not.
+    assert_eq!(e.field, "models[1]", "{e}");
+    assert!(e.message.contains("more than 8 models"), "{e}");
+    let seven = Limits {
+        max_models: 7,
+        max_gpus: 4,
+    };
+    let Err(Error::Input(e)) = Workload::parse_with(path, BURSTY, None, &seven) else {
+        panic!("expected an input error")
+    };
+    assert_eq!(e.field, "models[0].copies", "{e}");
+    // Over the defaults' GPU cap, within raised ones.
+    let raised = Limits {
+        max_models: 9,
+        max_gpus: 8192,
+    };
+    let big = BURSTY.replace("gpus: 4\n", "gpus: 5000\n");
+    assert!(Workload::parse(path, &big).is_err());
+    let w = Workload::parse_with(path, &big, None, &raised).unwrap();
+    assert_eq!(w.cluster.gpus, 5000);
+    assert_eq!(w.models.len(), 9);
+}
+
+#[test]
 fn trace_arrivals_past_the_duration_are_noted() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -405,4 +456,42 @@ fn preload_names_served_models_once() {
     let t = BURSTY.replace("policy:\n", "policy:\n  preload: [opt-13b-7, tiny]\n");
     let w = Workload::parse(Path::new("b.yaml"), &t).unwrap();
     assert_eq!(w.preload, vec![7, 8]);
+}
+
+#[test]
+fn trace_names_count_against_the_model_cap() {
+    use switchyard_core::workload::Limits;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.csv"),
+        "arrival_s,model\n0.1,a\n0.2,b\n0.3,c\n",
+    )
+    .unwrap();
+    let text = "name: t\nseed: 1\nduration_s: 1\ncluster: { hardware: h200-pcie5, gpus: 1 }\n\
+                trace_models:\n  classes: [{ layers: 2, layer_mb: 1, layer_ms: 0.1 }]\n\
+                arrivals: { process: trace, path: t.csv }\npolicy: { system: pipeswitch }\n";
+    let path = dir.path().join("w.yaml");
+    std::fs::write(&path, text).unwrap();
+    let two = Limits {
+        max_models: 2,
+        ..Limits::default()
+    };
+    let Err(Error::Input(e)) = Workload::load_with(&path, None, &two) else {
+        panic!("expected an input error")
+    };
+    assert_eq!(e.field, "trace_models", "{e}");
+    // The line where `trace_models`' mapping starts.
+    assert_eq!(e.line, Some(6), "{e}");
+    assert!(e.message.contains("more than 2 models"), "{e}");
+    let three = Limits {
+        max_models: 3,
+        ..Limits::default()
+    };
+    assert_eq!(
+        Workload::load_with(&path, None, &three)
+            .unwrap()
+            .models
+            .len(),
+        3
+    );
 }

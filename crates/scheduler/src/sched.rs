@@ -89,6 +89,21 @@ pub struct Scheduler {
     loaded: Vec<u32>,
 }
 
+/// One load of a stage, as [`Scheduler::issue_copies`] issues it.
+struct StageLoad<'a> {
+    /// The model.
+    model: u32,
+    /// Its stage.
+    stage: u32,
+    /// The batch size whose grouping is copied.
+    batch: u32,
+    /// Per tensor-parallel rank, the pool offset copied into.
+    regions: &'a [u64],
+    /// Into a scratch region of one batch (streaming), not the stage's
+    /// cached region.
+    streamed: bool,
+}
+
 impl Scheduler {
     /// A scheduler for `workload` with its own policy; `schedule` gives Belady
     /// its knowledge of the future (online policies never read it).
@@ -489,7 +504,14 @@ impl Scheduler {
             let mut waits = std::mem::take(&mut task.waits);
             waits.clear();
             let scratch = std::mem::take(&mut self.scratch);
-            self.issue_copies(m, s, batch_size, &scratch, true, &mut waits, actions);
+            let load = StageLoad {
+                model: m,
+                stage: s,
+                batch: batch_size,
+                regions: &scratch,
+                streamed: true,
+            };
+            self.issue_copies(load, &mut waits, actions);
             self.scratch = scratch;
             self.tasks.get_mut(t).waits = waits;
             let p = &self.placements[mi];
@@ -547,29 +569,37 @@ impl Scheduler {
         st.load_batch = batch;
         let regions = std::mem::take(&mut st.regions);
         let mut loading = std::mem::take(&mut st.loading);
-        self.issue_copies(m, s, batch, &regions, false, &mut loading, actions);
+        let load = StageLoad {
+            model: m,
+            stage: s,
+            batch,
+            regions: &regions,
+            streamed: false,
+        };
+        self.issue_copies(load, &mut loading, actions);
         let st = &mut self.models[m as usize].stages[s as usize];
         st.regions = regions;
         st.loading = loading;
     }
 
-    /// Issues one load of stage `s` of model `m`: a copy per group of its
-    /// grouping for a compute of `batch` requests, per tensor-parallel rank
-    /// `r` into pool offset `regions[r]` (plus the group's offset), from the
-    /// system's host memory; each copy is appended to `waits` as issued and
-    /// counted in the model's load stats. `streamed`: into a scratch region
-    /// of one batch (streaming), not the stage's cached region.
-    #[allow(clippy::too_many_arguments)]
+    /// Issues one load ([`StageLoad`]) of stage `s` of model `m`: a copy per
+    /// group of its grouping for a compute of `batch` requests, per
+    /// tensor-parallel rank `r` into pool offset `regions[r]` (plus the
+    /// group's offset), from the system's host memory; each copy is appended
+    /// to `waits` as issued and counted in the model's load stats.
     fn issue_copies(
         &mut self,
-        m: u32,
-        s: u32,
-        batch: u32,
-        regions: &[u64],
-        streamed: bool,
+        load: StageLoad,
         waits: &mut Vec<(Range<u32>, CopyId)>,
         actions: &mut Vec<Action>,
     ) {
+        let StageLoad {
+            model: m,
+            stage: s,
+            batch,
+            regions,
+            streamed,
+        } = load;
         let mi = m as usize;
         let p = &self.placements[mi];
         let tp = p.tp as usize;

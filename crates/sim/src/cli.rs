@@ -65,6 +65,30 @@ pub struct Args {
     /// memory each); a workload expecting more is refused before it runs.
     #[arg(long, default_value_t = arrivals::DEFAULT_MAX_REQUESTS)]
     pub max_requests: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Flags raising the caps on a workload's size (`core::workload::Limits`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most models (copies and trace names expanded) a workload may serve;
+    /// a larger one is refused while it is parsed.
+    #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_MODELS)]
+    pub max_models: u64,
+    /// Most GPUs a cluster may have.
+    #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_GPUS)]
+    pub max_gpus: u64,
+}
+
+impl LimitArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> switchyard_core::workload::Limits {
+        switchyard_core::workload::Limits {
+            max_models: self.max_models,
+            max_gpus: self.max_gpus,
+        }
+    }
 }
 
 /// Runs `sim` and returns the process exit code.
@@ -83,7 +107,11 @@ pub fn run() -> i32 {
 }
 
 fn execute(args: &Args) -> Result<(), Error> {
-    let mut workload = Workload::load_with_hardware(&args.workload, args.hardware.as_deref())?;
+    let mut workload = Workload::load_with(
+        &args.workload,
+        args.hardware.as_deref(),
+        &args.limits.limits(),
+    )?;
     if let Some(seed) = args.seed {
         workload.seed = seed;
     }

@@ -73,6 +73,8 @@ pub struct SweepArgs {
     /// Threads (default: every core). The output does not depend on it.
     #[arg(long)]
     pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub limits: crate::cli::LimitArgs,
 }
 
 /// Runs `sim sweep` (arguments after `sweep`) and returns the exit code.
@@ -88,7 +90,8 @@ pub fn run() -> i32 {
 }
 
 fn execute(args: &SweepArgs) -> Result<(), Error> {
-    let mut base = Workload::load_with_hardware(&args.workload, args.hardware.as_deref())?;
+    let limits = args.limits.limits();
+    let mut base = Workload::load_with(&args.workload, args.hardware.as_deref(), &limits)?;
     if let Some(s) = args.seed {
         base.seed = s;
     }
@@ -108,6 +111,18 @@ fn execute(args: &SweepArgs) -> Result<(), Error> {
     let points = sweep::points(&base, &grid)?;
     // Every point is checked before anything is written.
     for p in &points {
+        if u64::from(p.gpus) > limits.max_gpus {
+            return Err(InputError::new(
+                "<flags>",
+                None,
+                "--gpus",
+                format!(
+                    "expected at most {} GPUs, got {} (--max-gpus raises the limit)",
+                    limits.max_gpus, p.gpus
+                ),
+            )
+            .into());
+        }
         sweep::apply(&base, p)?;
     }
     check_writable(&args.out)?;

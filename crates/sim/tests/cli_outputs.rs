@@ -274,3 +274,29 @@ fn bundled_workloads_load_and_validation_ones_are_large_enough() {
     }
     assert!(seen >= 16, "{seen} workloads");
 }
+
+#[test]
+fn size_caps_are_refused_before_any_write_and_raised_by_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = small_workload(dir.path(), "");
+    let out = dir.path().join("o");
+    let o = sim_on(&w, &out, &["--max-models", "4", "--no-timeline"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("small.yaml:") && err.contains("models[0].copies"),
+        "{err}"
+    );
+    assert!(err.contains("more than 4 models"), "{err}");
+    assert!(!out.exists(), "{err}");
+    let o = sim_on(&w, &out, &["--max-gpus", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cluster.gpus") && err.contains("--max-gpus"),
+        "{err}"
+    );
+    assert!(!out.exists(), "{err}");
+    // Exactly at the caps: accepted.
+    ok(&sim_on(&w, &out, &["--max-models", "5", "--max-gpus", "2"]));
+}

@@ -327,6 +327,35 @@ mod raw;
 mod trace_models;
 
 pub use background::BackgroundJob;
+/// Default of [`Limits::max_models`].
+pub const DEFAULT_MAX_MODELS: u64 = 1_000_000;
+/// Default of [`Limits::max_gpus`].
+pub const DEFAULT_MAX_GPUS: u64 = 4096;
+
+/// Caps on a workload's size, checked while it is parsed, before any
+/// memory grows with them; `sim` and `replay` raise them with
+/// `--max-models` and `--max-gpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most models (copies and trace names expanded) a workload may serve.
+    pub max_models: u64,
+    /// Most GPUs a cluster may have.
+    pub max_gpus: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_models: DEFAULT_MAX_MODELS,
+            max_gpus: DEFAULT_MAX_GPUS,
+        }
+    }
+}
+
+/// The message of a workload over [`Limits::max_models`].
+fn too_many_models(max: u64) -> String {
+    format!("the workload would serve more than {max} models (--max-models raises the limit)")
+}
 
 pub use trace_models::{assign_classes, name_hash, TraceModelRule};
 
@@ -339,8 +368,13 @@ impl Workload {
     /// Reads `path` like [`Workload::load`], with `cluster.hardware` replaced
     /// by `hardware` (a preset name or a profile path) when given.
     pub fn load_with_hardware(path: &Path, hardware: Option<&str>) -> Result<Workload> {
+        Workload::load_with(path, hardware, &Limits::default())
+    }
+
+    /// Reads `path` like [`Workload::load_with_hardware`], under `limits`.
+    pub fn load_with(path: &Path, hardware: Option<&str>, limits: &Limits) -> Result<Workload> {
         let text = crate::line_cap::read_text(path).map_err(|e| Error::unreadable(path, e))?;
-        Workload::parse_with_hardware(path, &text, hardware)
+        Workload::parse_with(path, &text, hardware, limits)
     }
 
     /// Parses and validates workload YAML `text`; `path` names it in errors
@@ -357,6 +391,17 @@ impl Workload {
         text: &str,
         hardware: Option<&str>,
     ) -> Result<Workload> {
+        Workload::parse_with(path, text, hardware, &Limits::default())
+    }
+
+    /// Parses like [`Workload::parse_with_hardware`], refusing a workload
+    /// over `limits` with an error naming the field.
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        hardware: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Workload> {
         let mut raw: RawWorkload = yaml::parse(path, text)?;
         if let Some(h) = hardware {
             let abs = std::path::absolute(h).map(|p| p.to_string_lossy().into_owned());
@@ -371,12 +416,15 @@ impl Workload {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let duration_s = ctx.positive(&raw.duration_s, "duration_s", "seconds")?;
         let gpus = ctx.at_least_one(&raw.cluster.gpus, "cluster.gpus")?;
-        if gpus > raw::MAX_GPUS {
+        if gpus > limits.max_gpus {
             return Err(ctx
                 .err(
                     &raw.cluster.gpus.referenced,
                     "cluster.gpus",
-                    format!("expected at most {} GPUs, got {gpus}", raw::MAX_GPUS),
+                    format!(
+                        "expected at most {} GPUs, got {gpus} (--max-gpus raises the limit)",
+                        limits.max_gpus
+                    ),
                 )
                 .into());
         }
@@ -419,7 +467,7 @@ impl Workload {
         let cluster = Cluster { hardware, gpus };
         let mut dtypes = Vec::new();
         let mut models = match &raw.models {
-            Some(m) => validate_models(&ctx, m, &cluster, &mut dtypes)?,
+            Some(m) => validate_models(&ctx, m, &cluster, limits.max_models, &mut dtypes)?,
             None => Vec::new(),
         };
         if let Some(tm) = &raw.trace_models {
@@ -432,6 +480,16 @@ impl Workload {
                 raw.seed,
                 &mut models,
             )?;
+            // The trace is bounded by the file-size cap, so its names are too.
+            if models.len() as u64 > limits.max_models {
+                return Err(ctx
+                    .err(
+                        &tm.referenced,
+                        "trace_models",
+                        too_many_models(limits.max_models),
+                    )
+                    .into());
+            }
         }
         if models.is_empty() {
             return Err(crate::InputError::new(

@@ -14,10 +14,6 @@ pub const MAX_CV: f64 = 100.0;
 pub const MIN_CV: f64 = 1e-3;
 /// Largest arrival rate accepted, requests per second.
 pub const MAX_RATE: f64 = 1e9;
-/// Most models (copies expanded) a workload may serve.
-pub const MAX_MODELS: u64 = 1_000_000;
-/// Most GPUs a cluster may have.
-pub const MAX_GPUS: u64 = 4096;
 /// Shortest mean on or off period accepted, seconds.
 pub const MIN_PERIOD_S: f64 = 1e-6;
 
@@ -135,9 +131,10 @@ pub(super) fn validate_models(
     ctx: &Ctx,
     raw: &Spanned<Vec<Spanned<RawModel>>>,
     cluster: &Cluster,
+    max_models: u64,
     dtypes: &mut Vec<Dtype>,
 ) -> Result<Vec<ModelSpec>, InputError> {
-    validate_models_at(ctx, raw, cluster, "models", dtypes)
+    validate_models_at(ctx, raw, cluster, "models", max_models, dtypes)
 }
 
 /// [`validate_models`] for a list found at key path `at` (errors name
@@ -148,6 +145,7 @@ pub(super) fn validate_models_at(
     raw: &Spanned<Vec<Spanned<RawModel>>>,
     cluster: &Cluster,
     at: &str,
+    max_models: u64,
     dtypes: &mut Vec<Dtype>,
 ) -> Result<Vec<ModelSpec>, InputError> {
     if raw.value.is_empty() {
@@ -221,14 +219,21 @@ pub(super) fn validate_models_at(
         let copies = match &m.copies {
             Some(c) => {
                 let n = ctx.at_least_one(c, &f("copies"))?;
-                if out.len() as u64 + n > MAX_MODELS {
+                if out.len() as u64 + n > max_models {
                     return Err(ctx.err(
                         &c.referenced,
                         f("copies"),
-                        format!("the workload would serve more than {MAX_MODELS} models"),
+                        super::too_many_models(max_models),
                     ));
                 }
                 n
+            }
+            None if out.len() as u64 >= max_models => {
+                return Err(ctx.err(
+                    &entry.referenced,
+                    format!("{at}[{i}]"),
+                    super::too_many_models(max_models),
+                ));
             }
             None => 1,
         };

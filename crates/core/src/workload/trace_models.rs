@@ -204,6 +204,7 @@ pub(super) fn expand(
         &list,
         cluster,
         "trace_models.classes",
+        u64::MAX,
         &mut class_dtypes,
     )?;
     let mut shares = Vec::with_capacity(templates.len());

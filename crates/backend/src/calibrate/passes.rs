@@ -14,10 +14,12 @@
 //!   last event by polling, as the replay loop does, less the pass's GPU time;
 //! - keeps each pass relative to its batch's median, for the jitter CV.
 
-use crate::calibrate::layer_times;
+use super::layer_times::layer_times;
 use crate::device::{Device, StreamKind};
 use crate::exec::LAYERS_PER_PUMP;
-use crate::model::{forward, ModelLayout};
+use crate::forward;
+use crate::model::ModelLayout;
+use crate::pace::idle_until;
 use anyhow::Result;
 use std::time::{Duration, Instant};
 use switchyard_core::stats::median;
@@ -51,19 +53,6 @@ pub const IDLE_GAPS_S: [f64; 6] = [1e-4, 5e-4, 2e-3, 8e-3, 24e-3, 64e-3];
 /// Passes per idle gap.
 const IDLE_PASSES: usize = 7;
 
-/// Waits until `due` as replay's dispatcher does when it has nothing in
-/// flight: sleeps until [`crate::replay::SLEEP_SLACK`] before it (when at
-/// least [`crate::replay::SLEEP_MIN`] away), then spins.
-pub fn idle_until(due: Instant) {
-    let wait = due.saturating_duration_since(Instant::now());
-    if wait > crate::replay::SLEEP_MIN {
-        std::thread::sleep(wait - crate::replay::SLEEP_SLACK);
-    }
-    while Instant::now() < due {
-        std::hint::spin_loop();
-    }
-}
-
 /// Coefficient of variation of values around 1 (robust to a few outliers:
 /// the scaled median absolute deviation, as a normal law's sigma).
 pub fn robust_cv(relative: &[f64]) -> f64 {
@@ -93,42 +82,28 @@ pub fn measure(
     ws: u64,
     plan: &Plan,
 ) -> Result<PassTimes> {
-    let (batches, reps, gemm_rate, graphs_on) =
-        (plan.batches, plan.reps, plan.gemm_rate, plan.graphs);
-    let max_b = batches.iter().copied().max().unwrap_or(1) as usize;
+    let max_b = plan.batches.iter().copied().max().unwrap_or(1) as usize;
     let out = dev.alloc_host(forward::output_bytes(layout, max_b), true)?;
     let mut times = PassTimes::default();
-    let mut graphs = forward::Graphs::new(graphs_on);
-    let measured = measure_with(
-        dev,
-        layout,
-        at,
-        ws,
-        batches,
-        reps,
-        gemm_rate,
-        &out,
-        &mut graphs,
-        &mut times,
-    );
+    let mut graphs = forward::Graphs::new(plan.graphs);
+    let measured = measure_with(dev, layout, (at, ws), plan, &out, &mut graphs, &mut times);
     times.graphs = graphs.stats;
     graphs.clear(dev);
     measured.map(|_| times)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// [`measure`] with its output buffer, graphs and results: weights at
+/// `at`, workspace at `ws`.
 fn measure_with(
     dev: &mut dyn Device,
     layout: &ModelLayout,
-    at: u64,
-    ws: u64,
-    batches: &[u32],
-    reps: usize,
-    gemm_rate: f64,
-    out: &crate::host_store::HostBuffer,
+    (at, ws): (u64, u64),
+    plan: &Plan,
+    out: &crate::device::HostBuffer,
     graphs: &mut forward::Graphs,
     times: &mut PassTimes,
 ) -> Result<()> {
+    let (batches, reps, gemm_rate) = (plan.batches, plan.reps, plan.gemm_rate);
     let n = layout.layers();
     let addr = forward::whole_at(layout, at);
     let shard = crate::model::shard::ShardLayout::single(layout);

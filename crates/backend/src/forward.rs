@@ -9,7 +9,7 @@
 //! (LM) or the pooled vector (BERT) of every request.
 //!
 //! GEMM-equivalent layers (convolutional and synthetic models): the layer's
-//! weights, viewed as a `[k, n]` matrix ([`super::generic_dims`]), multiply
+//! weights, viewed as a `[k, n]` matrix ([`crate::model::generic_dims`]), multiply
 //! an `[M, k]` activation block, repeated until the layer's work is done.
 //! The work is the layer's FLOPs for the batch (convolutional) or, for
 //! synthetic models, `layer_s * (1 + slope * (batch - 1))` seconds at the
@@ -19,10 +19,10 @@ mod block;
 mod graph;
 pub use graph::{GraphStats, Graphs, Issued, CAPTURE_AFTER, PLACEMENTS_PER_SHAPE};
 
-use super::shard::ShardLayout;
-use super::{generic_dims, Kind, ModelLayout, TransformerCfg};
-use crate::device::{DevPtr, Device, Event, Gemm, StreamKind, MAX_BATCH};
-use crate::host_store::HostBuffer;
+use crate::device::HostBuffer;
+use crate::device::{DevPtr, Device, Event, Gemm, Mat, StreamKind, MAX_BATCH};
+use crate::model::layout::{generic_dims, Kind, ModelLayout, TransformerCfg};
+use crate::model::shard::ShardLayout;
 use anyhow::{bail, Result};
 use std::ops::Range;
 use switchyard_core::model::Family;
@@ -110,7 +110,7 @@ pub fn gen_regions(ws: DevPtr) -> (DevPtr, DevPtr, DevPtr) {
 
 /// Fills the GEMM-equivalent input block with seeded values (once, at start).
 pub fn init_workspace(dev: &mut dyn Device, gpu: usize, ws: DevPtr) -> Result<()> {
-    dev.fill_random(gpu, generic_ws(ws).0, GEN_M * 1024, 0x5EED, 1.0)
+    Ok(dev.fill_random(gpu, generic_ws(ws).0, GEN_M * 1024, 0x5EED, 1.0)?)
 }
 
 /// Bytes of output a batch of `batch` requests copies to the host.
@@ -276,7 +276,7 @@ impl Pass {
         }
         match self.start {
             Some(s) => Ok(s),
-            None => dev.record(r.gpus[0], StreamKind::Compute),
+            None => Ok(dev.record(r.gpus[0], StreamKind::Compute)?),
         }
     }
 }
@@ -353,17 +353,12 @@ fn generic_layer(dev: &mut dyn Device, r: &Run, l: usize) -> Result<()> {
                 dev.gemm(
                     g,
                     &Gemm::plain(
-                        false,
-                        false,
                         cw,
                         m,
                         k,
-                        w + (c0 * 2) as u64,
-                        n,
-                        inp,
-                        k,
-                        out,
-                        cw,
+                        Mat::n(w + (c0 * 2) as u64, n),
+                        Mat::n(inp, k),
+                        Mat::n(out, cw),
                     ),
                 )?;
                 last = cw;
@@ -383,11 +378,11 @@ fn copy_output(dev: &mut dyn Device, r: &Run, buf: &HostBuffer, off: u64) -> Res
     match r.layout.kind {
         Kind::Transformer(cfg) => {
             let p = plan(&cfg, b, r.layout.shape.items_per_request as usize, r.ws);
-            dev.copy_d2h(g, p.out, buf, off, output_bytes(r.layout, b))
+            Ok(dev.copy_d2h(g, p.out, buf, off, output_bytes(r.layout, b))?)
         }
         Kind::Generic => {
             let (_, out, _) = generic_ws(r.ws);
-            dev.copy_d2h(g, out, buf, off, output_bytes(r.layout, b))
+            Ok(dev.copy_d2h(g, out, buf, off, output_bytes(r.layout, b))?)
         }
     }
 }

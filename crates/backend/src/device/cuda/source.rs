@@ -3,7 +3,7 @@
 //! fp16 values travel as `unsigned short` and are converted with PTX `cvt`
 //! instructions, so no CUDA header is needed. Arithmetic is f32. The
 //! formulas match the CPU device's ([`crate::device::cpu`]) and
-//! [`crate::device::token_id`] / [`crate::model::weights::uniform`].
+//! [`crate::device::token_id`] / [`crate::device::seeded::uniform`].
 
 /// Names of the kernels in [`SOURCE`].
 pub const NAMES: &[&str] = &[

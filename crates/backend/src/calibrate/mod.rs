@@ -7,13 +7,15 @@
 //!   `time = alpha + bytes / beta`. Pinned beta is then replaced by the
 //!   rate of back-to-back copies (what a swap of many groups sees) and
 //!   pageable beta by the rate of a large copy moved in replay's pageable
-//!   chunks (what stop-and-start's whole-model copies see). Pageable copies
+//!   chunks (what stop-and-start's whole-model copies see), and at the end
+//!   by the rate of whole-model pageable loads through the executor
+//!   ([`paced`]), which is what replay sees. Pageable copies
 //!   of all GPUs are marked as sharing one host path (`pageable_shared`):
 //!   replay's one host thread stages them one at a time.
 //! - Compute: the fp16 GEMM rate (8192^3 through cuBLAS), and per-layer
 //!   compute times of each architecture asked for at each batch size
 //!   (median of several passes, CUDA events around every layer, scaled to
-//!   the median whole pass: see [`crate::calibrate_passes`]), written to
+//!   the median whole pass: see [`crate::calibrate::passes`]), written to
 //!   the profile's `calibrated` map.
 //! - Host overhead per request (`compute.request_overhead_us`) and the
 //!   variation of copies and passes (`jitter`, robust CVs).
@@ -21,34 +23,21 @@
 //! Fields not measured (HBM bandwidth, launch overhead, reserved memory,
 //! synthetic slope, and peer link on one GPU) come from a base profile.
 
-use crate::calibrate_passes as passes;
-use crate::device::{Device, Gemm, StreamKind};
-use crate::model::{forward, ModelLayout};
+pub mod layer_times;
+pub mod options;
+pub mod paced;
+pub mod passes;
+
+pub use options::CalibrateOptions;
+
+use crate::device::{Device, Gemm, Mat, StreamKind};
+use crate::forward;
+use crate::model::ModelLayout;
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use switchyard_core::hardware::{CalibratedTimes, HardwareProfile, LinkCost, GIB_BYTES};
 use switchyard_core::stats::median;
-
-/// What to measure.
-#[derive(Debug, Clone)]
-pub struct CalibrateOptions {
-    /// Architectures whose per-layer times are measured.
-    pub archs: Vec<String>,
-    /// Batch sizes measured.
-    pub batches: Vec<u32>,
-    /// Base profile (preset or file) for the fields not measured.
-    pub base: String,
-    /// Name of the new profile.
-    pub name: String,
-    /// Repetitions per measurement.
-    pub reps: usize,
-    /// Tensor-parallel degrees (above 1) whose passes are timed on that
-    /// many GPUs; empty for none.
-    pub tp: Vec<u32>,
-    /// Warm passes through CUDA graphs, as `replay --graphs on` runs them.
-    pub graphs: bool,
-}
 
 /// One fitted link with its samples.
 #[derive(Debug, Clone)]
@@ -248,65 +237,8 @@ pub fn gemm_rate(dev: &mut dyn Device, n: usize, reps: usize) -> Result<f64> {
     for i in 0..3u64 {
         dev.fill_random(0, i * el, n * n, 11 + i, 0.05)?;
     }
-    let g = Gemm::plain(false, false, n, n, n, 0, n, el, n, 2 * el, n);
-    crate::device::gemm_rate_of(dev, 0, &g, reps)
-}
-
-/// Per-layer seconds of `layout` at each batch size (weights at `at`,
-/// workspace at `ws`): median over `reps` passes of event-timed layers.
-pub fn layer_times(
-    dev: &mut dyn Device,
-    layout: &ModelLayout,
-    at: u64,
-    ws: u64,
-    batches: &[u32],
-    reps: usize,
-    gemm_rate: f64,
-) -> Result<Vec<Vec<f64>>> {
-    let n = layout.layers();
-    let addr = forward::whole_at(layout, at);
-    let shard = crate::model::shard::ShardLayout::single(layout);
-    let mut rows = Vec::new();
-    for &b in batches {
-        let requests: Vec<u64> = (0..b as u64).collect();
-        let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); n];
-        for r in 0..reps + 1 {
-            let mut evs = vec![dev.record(0, StreamKind::Compute)?];
-            for l in 0..n {
-                forward::run(
-                    dev,
-                    &forward::Run {
-                        gpus: &[0],
-                        layout,
-                        shard: &shard,
-                        layers: l..l + 1,
-                        addr: &addr,
-                        side: &forward::no_side,
-                        requests: &requests,
-                        ws,
-                        waits: &[],
-                        out: None,
-                        gemm_rate,
-                        synthetic_slope: 0.1,
-                    },
-                )
-                .map(|e| dev.release(e))?;
-                evs.push(dev.record(0, StreamKind::Compute)?);
-            }
-            dev.synchronize(*evs.last().unwrap())?;
-            for l in 0..n {
-                let t = dev.elapsed_s(evs[l], evs[l + 1])?;
-                if r > 0 {
-                    per_layer[l].push(t);
-                }
-            }
-            for e in evs {
-                dev.release(e);
-            }
-        }
-        rows.push(per_layer.into_iter().map(|mut v| median(&mut v)).collect());
-    }
-    Ok(rows)
+    let g = Gemm::plain(n, n, n, Mat::n(0, n), Mat::n(el, n), Mat::n(2 * el, n));
+    Ok(crate::device::gemm_rate_of(dev, 0, &g, reps)?)
 }
 
 /// Measures `dev` and returns the profile (plus a report of the samples).
@@ -314,7 +246,7 @@ pub fn calibrate(
     dev: &mut dyn Device,
     opts: &CalibrateOptions,
 ) -> Result<(HardwareProfile, String)> {
-    let mut profile = HardwareProfile::resolve(&opts.base, None)?;
+    let mut profile = opts.base.clone();
     profile.name = opts.name.clone();
     if let Some(t) = dev.total_memory(0) {
         profile.gpu_memory_bytes = t;
@@ -516,7 +448,7 @@ mod tests {
         let opts = CalibrateOptions {
             archs: vec![],
             batches: vec![1],
-            base: "h200-pcie5".into(),
+            base: HardwareProfile::resolve("h200-pcie5", None).unwrap(),
             name: "cpu-test".into(),
             reps: 1,
             tp: vec![],

@@ -5,26 +5,24 @@
 //! collective runs and the operations are exactly the one-GPU pass.
 
 use super::{plan, tensor, Plan, Run};
-use crate::device::{Act, DevPtr, Device, Embed, Gemm, MAX_BATCH};
+use crate::device::{
+    Act, DevPtr, Device, Embed, Gemm, Heads, LayerNorm, Mat, Softmax, SplitHeads, MAX_BATCH,
+};
 use crate::model::TransformerCfg;
 use anyhow::{bail, Result};
 use switchyard_core::model::LayerKind;
 
 /// `y = x W` (+ nothing: bias added by the caller) for `t` rows: `W` is
-/// row-major `[k, n]`, `x` has rows `ldx` apart.
-#[allow(clippy::too_many_arguments)]
+/// row-major `[k, n]`, `x` (rows `x.ld` apart) is `[t, k]`.
 fn matmul(
     dev: &mut dyn Device,
     g: usize,
-    x: DevPtr,
-    ldx: usize,
+    x: Mat,
     w: DevPtr,
     y: DevPtr,
-    t: usize,
-    k: usize,
-    n: usize,
+    (t, k, n): (usize, usize, usize),
 ) -> Result<()> {
-    dev.gemm(g, &Gemm::plain(false, false, n, t, k, w, n, x, ldx, y, n))
+    Ok(dev.gemm(g, &Gemm::plain(n, t, k, Mat::n(w, n), x, Mat::n(y, n)))?)
 }
 
 /// Sums `p.y` (`t * h` elements) over the group (nothing with one rank).
@@ -85,13 +83,30 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                 dev.all_gather(r.gpus, &vec![p.o; tp], &vec![p.q; tp], t * hp)?;
                 for &g in r.gpus {
                     // [tp, t, hp] -> [t, tp * hp]: the heads merge does it.
-                    dev.merge_heads(g, p.q, p.x, 1, t, tp, hp)?;
+                    let shape = Heads {
+                        batch: 1,
+                        seq: t,
+                        heads: tp,
+                        head_dim: hp,
+                    };
+                    dev.merge_heads(g, p.q, p.x, shape)?;
                 }
             }
             if d.token_types > 0 {
                 for (rank, &g) in r.gpus.iter().enumerate() {
                     let (w, bb) = (ts(rank, ".ln.weight")?, ts(rank, ".ln.bias")?);
-                    dev.layer_norm(g, p.x, p.x, w, bb, t, h, 1e-12)?;
+                    dev.layer_norm(
+                        g,
+                        &LayerNorm {
+                            x: p.x,
+                            y: p.x,
+                            gain: w,
+                            bias: bb,
+                            rows: t,
+                            cols: h,
+                            eps: 1e-12,
+                        },
+                    )?;
                 }
             }
         }
@@ -100,7 +115,18 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
             let v = d.vocab as usize;
             for (rank, &g) in r.gpus.iter().enumerate() {
                 let (w, bb) = (ts(rank, ".ln.weight")?, ts(rank, ".ln.bias")?);
-                dev.layer_norm(g, p.x, p.y, w, bb, t, h, 1e-5)?;
+                dev.layer_norm(
+                    g,
+                    &LayerNorm {
+                        x: p.x,
+                        y: p.y,
+                        gain: w,
+                        bias: bb,
+                        rows: t,
+                        cols: h,
+                        eps: 1e-5,
+                    },
+                )?;
                 // The tied embedding: a copy beside this stage, or layer 0's.
                 let tok = match r.shard.find(r.layout, l, ".tok") {
                     Some(_) => ts(rank, ".tok")?,
@@ -116,7 +142,14 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                 let y = p.y + (((s - 1) * h + rank * hp) * 2) as u64;
                 dev.gemm(
                     g,
-                    &Gemm::plain(true, false, v, b, hp, tok, hp, y, s * h, p.out, v),
+                    &Gemm::plain(
+                        v,
+                        b,
+                        hp,
+                        Mat::t(tok, hp),
+                        Mat::n(y, s * h),
+                        Mat::n(p.out, v),
+                    ),
                 )?;
             }
             // Partial logits over each rank's hidden columns: sum them.
@@ -127,7 +160,7 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                 let w = ts(rank, ".pooler.weight")?;
                 dev.gemm(
                     g,
-                    &Gemm::plain(false, false, h, b, h, w, h, p.x, s * h, p.out, h),
+                    &Gemm::plain(h, b, h, Mat::n(w, h), Mat::n(p.x, s * h), Mat::n(p.out, h)),
                 )?;
                 dev.bias_act(g, p.out, ts(rank, ".pooler.bias")?, b, h, Act::Tanh)?;
             }
@@ -154,23 +187,26 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
             p.x
         } else {
             let (w, bb) = (ts(rank, ".ln1.weight")?, ts(rank, ".ln1.bias")?);
-            dev.layer_norm(g, p.x, p.y, w, bb, t, h, eps)?;
+            dev.layer_norm(
+                g,
+                &LayerNorm {
+                    x: p.x,
+                    y: p.y,
+                    gain: w,
+                    bias: bb,
+                    rows: t,
+                    cols: h,
+                    eps,
+                },
+            )?;
             p.y
         };
-        matmul(
-            dev,
-            g,
-            input,
-            h,
-            ts(rank, ".qkv.weight")?,
-            p.qkv,
-            t,
-            h,
-            3 * hp,
-        )?;
+        let w = ts(rank, ".qkv.weight")?;
+        matmul(dev, g, Mat::n(input, h), w, p.qkv, (t, h, 3 * hp))?;
         dev.bias_act(g, p.qkv, ts(rank, ".qkv.bias")?, t, 3 * hp, Act::None)?;
         attention(dev, g, cfg, p, b, s, heads)?;
-        matmul(dev, g, p.attn, hp, ts(rank, ".out.weight")?, p.y, t, hp, h)?;
+        let w = ts(rank, ".out.weight")?;
+        matmul(dev, g, Mat::n(p.attn, hp), w, p.y, (t, hp, h))?;
     }
     reduce(dev, r, p.y, t * h)?;
     // MLP: column-parallel fc1, row-parallel fc2.
@@ -179,17 +215,41 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
         let input = if cfg.post_ln {
             dev.add(g, p.y, p.x, t * h)?;
             let (w, bb) = (ts(rank, ".ln1.weight")?, ts(rank, ".ln1.bias")?);
-            dev.layer_norm(g, p.y, p.x, w, bb, t, h, eps)?;
+            dev.layer_norm(
+                g,
+                &LayerNorm {
+                    x: p.y,
+                    y: p.x,
+                    gain: w,
+                    bias: bb,
+                    rows: t,
+                    cols: h,
+                    eps,
+                },
+            )?;
             p.x
         } else {
             dev.add(g, p.x, p.y, t * h)?;
             let (w, bb) = (ts(rank, ".ln2.weight")?, ts(rank, ".ln2.bias")?);
-            dev.layer_norm(g, p.x, p.y, w, bb, t, h, eps)?;
+            dev.layer_norm(
+                g,
+                &LayerNorm {
+                    x: p.x,
+                    y: p.y,
+                    gain: w,
+                    bias: bb,
+                    rows: t,
+                    cols: h,
+                    eps,
+                },
+            )?;
             p.y
         };
-        matmul(dev, g, input, h, ts(rank, ".fc1.weight")?, p.mlp, t, h, fp)?;
+        let w = ts(rank, ".fc1.weight")?;
+        matmul(dev, g, Mat::n(input, h), w, p.mlp, (t, h, fp))?;
         dev.bias_act(g, p.mlp, ts(rank, ".fc1.bias")?, t, fp, cfg.act)?;
-        matmul(dev, g, p.mlp, fp, ts(rank, ".fc2.weight")?, p.y, t, fp, h)?;
+        let w = ts(rank, ".fc2.weight")?;
+        matmul(dev, g, Mat::n(p.mlp, fp), w, p.y, (t, fp, h))?;
     }
     reduce(dev, r, p.y, t * h)?;
     for (rank, &g) in r.gpus.iter().enumerate() {
@@ -197,7 +257,18 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
         if cfg.post_ln {
             dev.add(g, p.y, p.x, t * h)?;
             let (w, bb) = (ts(rank, ".ln2.weight")?, ts(rank, ".ln2.bias")?);
-            dev.layer_norm(g, p.y, p.x, w, bb, t, h, eps)?;
+            dev.layer_norm(
+                g,
+                &LayerNorm {
+                    x: p.y,
+                    y: p.x,
+                    gain: w,
+                    bias: bb,
+                    rows: t,
+                    cols: h,
+                    eps,
+                },
+            )?;
         } else {
             dev.add(g, p.x, p.y, t * h)?;
         }
@@ -216,23 +287,54 @@ fn attention(
     heads: usize,
 ) -> Result<()> {
     let dh = cfg.dims.hidden as usize / cfg.dims.heads as usize;
-    dev.split_heads(g, p.qkv, p.q, p.k, p.v, b, s, heads, dh)?;
-    let mut sc = Gemm::plain(true, false, s, s, dh, p.k, dh, p.q, dh, p.scores, s);
+    let shape = Heads {
+        batch: b,
+        seq: s,
+        heads,
+        head_dim: dh,
+    };
+    dev.split_heads(
+        g,
+        &SplitHeads {
+            qkv: p.qkv,
+            q: p.q,
+            k: p.k,
+            v: p.v,
+            shape,
+        },
+    )?;
+    let mut sc = Gemm::plain(
+        s,
+        s,
+        dh,
+        Mat::t(p.k, dh),
+        Mat::n(p.q, dh),
+        Mat::n(p.scores, s),
+    );
     sc.batch = b * heads;
     (sc.stride_a, sc.stride_b, sc.stride_c, sc.c_f32) = (s * dh, s * dh, s * s, true);
     dev.gemm(g, &sc)?;
     dev.softmax(
         g,
-        p.scores,
-        p.probs,
-        b * heads * s,
-        s,
-        cfg.causal,
-        1.0 / (dh as f32).sqrt(),
+        &Softmax {
+            scores: p.scores,
+            probs: p.probs,
+            rows: b * heads * s,
+            cols: s,
+            causal: cfg.causal,
+            scale: 1.0 / (dh as f32).sqrt(),
+        },
     )?;
-    let mut pv = Gemm::plain(false, false, dh, s, s, p.v, dh, p.probs, s, p.o, dh);
+    let mut pv = Gemm::plain(
+        dh,
+        s,
+        s,
+        Mat::n(p.v, dh),
+        Mat::n(p.probs, s),
+        Mat::n(p.o, dh),
+    );
     pv.batch = b * heads;
     (pv.stride_a, pv.stride_b, pv.stride_c) = (s * dh, s * s, s * dh);
     dev.gemm(g, &pv)?;
-    dev.merge_heads(g, p.o, p.attn, b, s, heads, dh)
+    Ok(dev.merge_heads(g, p.o, p.attn, shape)?)
 }
