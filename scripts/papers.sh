@@ -8,9 +8,15 @@
 # scripts/papers_tables.py from the runs.
 #
 # usage: scripts/papers.sh [--bin DIR] [--out DIR] [--seeds N]
-#   --bin    folder holding `sim` (default: cargo build --release -p switchyard-sim)
-#   --out    output folder (default results/papers)
-#   --seeds  seeds per point of Computron's random workloads (default 5)
+#                          [--replay] [--device cuda|cpu]
+#   --bin     folder holding `sim` (and `replay` with --replay; default:
+#             cargo build --release of what is needed into target/release)
+#   --out     output folder (default results/papers)
+#   --seeds   seeds per point of Computron's random workloads (default 5)
+#   --replay  also replay Computron's swap-in schedules on this machine's
+#             GPUs (four are needed: nvidia-h200-x4), into computron/measured/,
+#             which fills the tables' `measured` column
+#   --device  replay's device (default cuda)
 #
 # Deterministic: the same inputs give the same bytes. Standard tools and
 # python3 (standard library) only.
@@ -19,18 +25,25 @@ set -euo pipefail
 bin=""
 out=results/papers
 seeds=5
+replay=0
+device=cuda
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --bin) bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --seeds) seeds="$2"; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --replay) replay=1; shift ;;
+        --device) device="$2"; shift 2 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "papers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 cd "$(dirname "$0")/.."
 if [[ -z "$bin" ]]; then
     cargo build --release -q -p switchyard-sim
+    if [[ $replay == 1 ]]; then
+        cargo build --release -q -p switchyard-backend
+    fi
     bin=target/release
 fi
 sim="$bin/sim"
@@ -78,9 +91,28 @@ for hw in "${pipeswitch_hw[@]}"; do
     run "$d/preempt_training" -w "$exp/pipeswitch/preempt_training.yaml" --hardware "$profile"
 done
 
+# Measured: replay of the very schedules `sim` served (the preset's runs).
+if [[ $replay == 1 ]]; then
+    mkdir -p "$out/computron/measured"
+    for w in "$exp"/computron/swap_*.yaml; do
+        name=$(basename "$w" .yaml)
+        d="$out/computron/measured/$name"
+        "$bin/replay" -w "$w" --schedule "$out/computron/preset/$name/schedule.csv" \
+            --device "$device" -o "$d" >"$d.log.tmp" 2>&1 || { cat "$d.log.tmp" >&2; exit 1; }
+        mv "$d.log.tmp" "$d.log"
+        rm -f "$d"/latency_cdf.svg "$d"/latency_cdf.png
+    done
+    nvidia-smi -L >"$out/computron/measured/gpus.txt" 2>&1 || true
+fi
+
 {
-    echo "machine: $(nproc) vCPU, $(uname -m), no GPU; sim $("$sim" --version)"
-    echo "command: scripts/papers.sh --out $out --seeds $seeds"
+    if [[ $replay == 1 ]]; then
+        echo "machine: $(nproc) vCPU, $(uname -m), replay on $device (computron/measured/gpus.txt); sim $("$sim" --version)"
+        echo "command: scripts/papers.sh --out $out --seeds $seeds --replay --device $device"
+    else
+        echo "machine: $(nproc) vCPU, $(uname -m), no GPU used; sim $("$sim" --version)"
+        echo "command: scripts/papers.sh --out $out --seeds $seeds"
+    fi
 } >"$out/machine.txt"
 python3 scripts/papers_tables.py "$out" >"$out/tables.md"
 echo "wrote $out/tables.md"

@@ -66,20 +66,39 @@ def mean_latency(run, model=None):
     return statistics.fmean(xs)
 
 
+# Copies of one model starting within this many microseconds of the load's
+# first copy are one load (Computron issues every stage and rank at once;
+# `sim` at the same instant, `replay` a few microseconds apart).
+LOAD_WINDOW_US = 50_000
+
+
 def mean_swap_in(run):
-    """Mean time from a load's first copy start to its last copy end: copies
-    of one model issued at the same instant are one load (every stage and
-    tensor-parallel rank of Computron's swap-in)."""
+    """Mean time from a load's first copy start to its last copy end, over
+    the loads of a `timeline.json` (written by `sim` or `replay`)."""
     with open(os.path.join(run, "timeline.json")) as f:
         events = json.load(f)["traceEvents"]
-    loads = defaultdict(float)
-    for e in events:
-        if e.get("cat") != "copy":
-            continue
-        model = e["name"].split(" ")[1]
-        key = (model, e["ts"])
-        loads[key] = max(loads[key], e["ts"] + e["dur"])
-    return statistics.fmean(end - ts for (_, ts), end in loads.items()) * 1e-6
+    copies = sorted((e["ts"], e["ts"] + e["dur"], e["name"].split(" ")[1])
+                    for e in events if e.get("cat") == "copy")
+    open_load = {}  # model -> [first start, last end]
+    loads = []
+    for start, end, model in copies:
+        cur = open_load.get(model)
+        if cur is not None and start - cur[0] <= LOAD_WINDOW_US:
+            cur[1] = max(cur[1], end)
+        else:
+            if cur is not None:
+                loads.append(cur[1] - cur[0])
+            open_load[model] = [start, end]
+    loads += [end - start for start, end in open_load.values()]
+    return statistics.fmean(loads) * 1e-6
+
+
+def measured(run, fn, pub):
+    """`value (ratio)` of a measured run when there is one, else a dash."""
+    if not os.path.isdir(run):
+        return NOT_MEASURED
+    v = fn(run)
+    return f"{v:.3f} ({v / pub:.2f})"
 
 
 def sweep_means(folder):
@@ -121,9 +140,10 @@ def computron(out):
         for (tp, pp), pub in COMPUTRON_SWAP.items():
             name = f"swap_tp{tp}_pp{pp}"
             sims = [fn(os.path.join(base, hw, name)) for hw in HW]
+            meas = measured(os.path.join(base, "measured", name), fn, pub[col])
             lines.append(row([f"({tp}, {pp})", f"{pub[col]:.3f}",
                               f"{sims[0]:.3f}", ratio(sims[0], pub[col]),
-                              f"{sims[1]:.3f}", ratio(sims[1], pub[col]), NOT_MEASURED]))
+                              f"{sims[1]:.3f}", ratio(sims[1], pub[col]), meas]))
         lines.append("")
     lines += ["### Random workloads: mean latency, s (mean over seeds)", ""]
     lines += header(["rates (requests/s)", "CV"], "")
@@ -195,8 +215,9 @@ def main(argv):
     out = argv[1]
     try:
         lines = ["# The papers' experiments: published beside simulated", "",
-                 "Ratios are simulated / published. `measured`: not yet run "
-                 "(see results/papers/README.md for the commands that fill it).", ""]
+                 "Ratios are simulated / published. `measured`: `replay` of the same "
+                 "schedule, value (ratio), where `scripts/papers.sh --replay` ran; "
+                 "a dash where it has not (results/papers/README.md).", ""]
         lines += computron(out) + pipeswitch(out)
     except (OSError, KeyError, ValueError) as e:
         print(f"error: {out}: {e}", file=sys.stderr)
