@@ -149,23 +149,7 @@ impl Scheduler {
                     ));
                 }
                 for &g in p.stage_gpus(s) {
-                    if let Some(b) = workload.background_on(g) {
-                        let left = capacity.saturating_sub(b.memory_bytes);
-                        if p.shard_bytes[s as usize] > left {
-                            return Err(InputError::new(
-                                &workload.source,
-                                None,
-                                "background",
-                                format!(
-                                    "model `{}` needs {:.2} GiB on GPU {g}, but background job `{}` leaves {:.2} GiB of it",
-                                    workload.models[m].name,
-                                    p.shard_bytes[s as usize] as f64 / GIB,
-                                    b.name,
-                                    left as f64 / GIB
-                                ),
-                            ));
-                        }
-                    }
+                    background::check_fit(workload, m, p.shard_bytes[s as usize], g, capacity)?;
                     gpu_stages[g as usize].push((m as u32, s));
                 }
             }
@@ -198,12 +182,8 @@ impl Scheduler {
                 .map(|m| m.micro_batch.max(1))
                 .collect(),
             models,
-            // A background job holds its memory on its GPU all along.
             pools: (0..n_gpus)
-                .map(|g| {
-                    let held = workload.background_on(g).map_or(0, |b| b.memory_bytes);
-                    Pool::new(capacity.saturating_sub(held))
-                })
+                .map(|g| Pool::new(background::pool_bytes(workload, g, capacity)))
                 .collect(),
             busy: vec![0; n_gpus as usize],
             gpu_stages,
@@ -634,5 +614,6 @@ impl Scheduler {
 }
 
 mod access;
+mod background;
 mod evict;
 mod warm;
