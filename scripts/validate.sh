@@ -82,7 +82,7 @@ if [[ -z "$profile" ]]; then
     # Every architecture the workloads name, once.
     archs=$(grep -h '^ *- *arch:' "${workloads[@]}" | sed 's/.*arch: *//; s/ *#.*//' | sort -u | paste -sd, -)
     # Every tensor-parallel degree above 1 (`tp: N`), timed on N GPUs.
-    tps=$(grep -ho 'tp: *[0-9]*' "${workloads[@]}" | sed 's/tp: *//' | awk '$1 > 1' | sort -un | paste -sd, -)
+    tps=$({ grep -ho 'tp: *[0-9]*' "${workloads[@]}" || true; } | sed 's/tp: *//' | awk '$1 > 1' | sort -un | paste -sd, -)
     profile="$out/profile.yaml"
     echo "== calibrate ($archs; batches $batches${tps:+; tp $tps})"
     "$bin/replay" calibrate --device "$device" --out "$profile" --arch "$archs" \

@@ -3,36 +3,11 @@
 //! random weights each call (used by the tests and by `replay selftest`).
 
 use crate::device::{Device, StreamKind};
-use crate::model::{forward, reference, transformer_shape, ModelLayout};
+use crate::forward;
+use crate::model::{reference, transformer_shape, ModelLayout};
 use anyhow::Result;
 use half::f16;
 use switchyard_core::model::TransformerDims;
-
-/// The tiny configurations checked: an OPT-like decoder (ReLU, causal,
-/// position offset), a GPT-2-like decoder (GELU) and a BERT-like encoder
-/// (post-LN, token types, pooler).
-pub fn tiny_models() -> Vec<(String, TransformerDims, u64)> {
-    let dec = TransformerDims {
-        hidden: 64,
-        heads: 4,
-        ffn: 256,
-        vocab: 97,
-        max_positions: 40,
-        blocks: 2,
-        token_types: 0,
-        tied_head: true,
-    };
-    let enc = TransformerDims {
-        token_types: 2,
-        tied_head: false,
-        ..dec
-    };
-    vec![
-        ("opt-tiny".into(), dec, 16),
-        ("gpt2-tiny".into(), dec, 12),
-        ("bert-tiny".into(), enc, 16),
-    ]
-}
 
 /// Runs `requests` through a tiny model on `dev` (GPU 0) and through the
 /// reference; returns `||out - ref|| / ||ref||` over all outputs.
@@ -220,7 +195,7 @@ pub fn fresh_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    crate::model::weights::mix64(t ^ std::process::id() as u64)
+    crate::device::seeded::mix64(t ^ std::process::id() as u64)
 }
 
 /// Output of [`parallel_forward`].
@@ -238,18 +213,14 @@ pub struct ParallelOutput {
 /// stages on GPUs `0 .. tp * pp` of `dev` (stage `s`, rank `r` on GPU
 /// `s * tp + r`), through the executor: every shard copied over its own
 /// GPU's link, the stages handing whole batches over.
-#[allow(clippy::too_many_arguments)]
 pub fn parallel_forward(
     mut dev: Box<dyn Device>,
-    arch: &str,
-    dims: TransformerDims,
-    seq: u64,
+    (arch, dims, seq): (&str, TransformerDims, u64),
     requests: &[u64],
     seed: u64,
-    tp: usize,
-    pp: usize,
+    (tp, pp): (usize, usize),
 ) -> Result<ParallelOutput> {
-    use crate::exec::{ComputeOp, CopyOp, Executor};
+    use crate::exec::{ComputeOp, CopyOp, Executor, Split};
     use crate::host_store::{HostStore, WeightSource};
     use crate::model::shard::ShardLayout;
     let layout = ModelLayout::new(&transformer_shape(arch, dims, seq))?;
@@ -276,8 +247,10 @@ pub fn parallel_forward(
         dev,
         host,
         vec![layout.clone()],
-        vec![shard.clone()],
-        &[(0..tp * pp).collect()],
+        Split {
+            shards: vec![shard.clone()],
+            homes: vec![(0..tp * pp).collect()],
+        },
         &[requests.len()],
         pool,
         0.0,

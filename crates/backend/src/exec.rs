@@ -20,14 +20,16 @@
 //! global order, so every GPU's stream sees them, and their collectives, in
 //! the same order. A copy moves one rank's shard over that GPU's own link.
 //! Between pipeline stages a whole batch's activations are handed over
-//! ([`handoff`]): the producing stage writes them to an outbox slot, the
+//! (`exec/handoff.rs`): the producing stage writes them to an outbox slot, the
 //! next stage's ranks pull them peer to peer, or through pinned host memory
 //! where the GPUs have no peer access.
 
+use crate::device::HostBuffer;
 use crate::device::{DevPtr, Device, Event, StreamKind};
-use crate::host_store::{HostBuffer, HostStore};
+use crate::forward;
+use crate::host_store::HostStore;
 use crate::model::shard::ShardLayout;
-use crate::model::{forward, ModelLayout};
+use crate::model::ModelLayout;
 use crate::pool::Pool;
 use anyhow::{anyhow, bail, Result};
 use std::collections::{HashMap, VecDeque};
@@ -49,8 +51,10 @@ const OUT_SLOTS: usize = 128;
 pub const LAYERS_PER_PUMP: usize = 1;
 
 mod build;
+pub use build::Split;
 mod handoff;
 mod issue_stats;
+pub mod workload;
 pub use handoff::{HandoffStats, OUTBOX_SLOTS};
 pub use issue_stats::IssueStats;
 
@@ -424,15 +428,14 @@ impl Executor {
                 op.requests.len(),
                 self.pool.ws_base,
             );
-            self.hand.push(
-                self.dev.as_mut(),
-                &self.pool,
-                op.key,
-                g,
-                &op.handoff_to,
+            let out = handoff::Outgoing {
+                key: op.key,
+                gpu: g,
+                to: &op.handoff_to,
                 x,
                 bytes,
-            )?;
+            };
+            self.hand.push(self.dev.as_mut(), &self.pool, out)?;
         }
         let mut done = Vec::with_capacity(op.gpus.len());
         for &gg in &op.gpus {

@@ -1,5 +1,5 @@
-//! Host memory: buffers (pinned through `cuMemHostAlloc`, or pageable) and
-//! the store that holds every model's weights for the whole run.
+//! Host memory: the store that holds every model's weights for the whole
+//! run, in [`HostBuffer`]s (pinned through `cuMemHostAlloc`, or pageable).
 //!
 //! All models' weights are allocated once at start, before anything is
 //! filled, so a machine short of host memory fails at once with a message
@@ -10,112 +10,11 @@
 //! one contiguous range; side images (the tensors every rank keeps whole)
 //! are pinned per stage and rank.
 
-use crate::device::Device;
+use crate::device::{Device, HostBuffer};
 use crate::model::shard::ShardLayout;
 use crate::model::ModelLayout;
 use anyhow::{Context, Result};
 use switchyard_core::hardware::GIB;
-
-/// Where a buffer's memory came from.
-#[derive(Debug)]
-enum Backing {
-    /// `cuMemHostAlloc` (freed with `cuMemFreeHost`).
-    CudaPinned,
-    /// A plain heap allocation (pageable; the CPU device's "pinned" too).
-    Heap(#[allow(dead_code)] Vec<u8>),
-}
-
-/// A host buffer that stays at one address for its whole life.
-#[derive(Debug)]
-pub struct HostBuffer {
-    ptr: *mut u8,
-    len: u64,
-    pinned: bool,
-    backing: Backing,
-}
-
-// The buffer owns its memory; raw pointers are only handed to copy engines.
-unsafe impl Send for HostBuffer {}
-
-impl HostBuffer {
-    /// A pageable buffer of `len` zero bytes (lazily committed by the OS).
-    pub fn heap(len: u64, pinned: bool) -> Result<HostBuffer> {
-        let mut v: Vec<u8> = Vec::new();
-        v.try_reserve_exact(len as usize).with_context(|| {
-            format!(
-                "host memory is short: cannot allocate {:.2} GiB",
-                len as f64 / GIB
-            )
-        })?;
-        v.resize(len as usize, 0);
-        let ptr = v.as_mut_ptr();
-        Ok(HostBuffer {
-            ptr,
-            len,
-            pinned,
-            backing: Backing::Heap(v),
-        })
-    }
-
-    /// Wraps memory from `cuMemHostAlloc`.
-    ///
-    /// # Safety
-    /// `ptr` must point to `len` bytes allocated by `cuMemHostAlloc`.
-    pub unsafe fn from_cuda_pinned(ptr: *mut u8, len: u64) -> HostBuffer {
-        HostBuffer {
-            ptr,
-            len,
-            pinned: true,
-            backing: Backing::CudaPinned,
-        }
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether the memory is page-locked.
-    pub fn is_pinned(&self) -> bool {
-        self.pinned
-    }
-
-    /// Start address.
-    pub fn as_ptr(&self) -> *const u8 {
-        self.ptr
-    }
-
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        if self.len == 0 {
-            return &[];
-        }
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len as usize) }
-    }
-
-    /// The bytes, mutably.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        if self.len == 0 {
-            return &mut [];
-        }
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len as usize) }
-    }
-}
-
-impl Drop for HostBuffer {
-    fn drop(&mut self) {
-        if let Backing::CudaPinned = self.backing {
-            unsafe {
-                let _ = cudarc::driver::result::free_host(self.ptr as *mut _);
-            }
-        }
-    }
-}
 
 /// One model's weights in host memory.
 #[derive(Debug)]

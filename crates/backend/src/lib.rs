@@ -10,15 +10,14 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 pub mod calibrate;
-pub mod calibrate_paced;
-pub mod calibrate_passes;
 pub mod check;
 pub mod device;
 pub mod exec;
+pub mod forward;
 pub mod host_store;
-pub mod kernels;
 pub mod model;
 pub mod multi_bench;
+pub mod pace;
 pub mod pool;
 pub mod replay;
 pub mod span_log;

@@ -5,10 +5,12 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use switchyard_backend::calibrate::{calibrate, CalibrateOptions};
+use switchyard_backend::device::DeviceError;
 use switchyard_backend::host_store::WeightSource;
 use switchyard_backend::{check, device, replay};
+use switchyard_core::hardware::HardwareProfile;
 use switchyard_core::workload::{Eviction, Grouping, PolicyName, System};
-use switchyard_core::{Error, Schedule, Workload, EXIT_BAD_INPUT};
+use switchyard_core::{Error, InputError, Schedule, Workload, EXIT_BAD_INPUT};
 
 /// Replay a request schedule on a device, driven by the simulator's scheduler.
 #[derive(Debug, Parser)]
@@ -64,6 +66,12 @@ struct RunArgs {
     /// simulator does not model the captures). Calibrate with the same.
     #[arg(long, default_value = "off", value_parser = ["on", "off"])]
     graphs: String,
+    /// Most models (copies and trace names expanded) a workload may serve.
+    #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_MODELS)]
+    max_models: u64,
+    /// Most GPUs a cluster may have.
+    #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_GPUS)]
+    max_gpus: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,23 +135,59 @@ enum Cmd {
     },
 }
 
+/// Why `replay` failed: the variant gives the exit status, so nothing is
+/// recovered by downcasting.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// Bad input (workload, schedule, profile, flags): exit 2.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Bad input or a failed read/write ([`Error::exit_code`]).
+    #[error(transparent)]
+    Core(#[from] Error),
+    /// The device failed: exit 1.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The run failed: exit 1.
+    #[error(transparent)]
+    Run(#[from] anyhow::Error),
+}
+
+impl CliError {
+    /// The process exit status.
+    fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Input(_) => EXIT_BAD_INPUT,
+            CliError::Core(e) => e.exit_code(),
+            CliError::Device(_) | CliError::Run(_) => 1,
+        }
+    }
+}
+
+/// `e` and its sources, `: `-separated.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text += &format!(": {s}");
+        source = s.source();
+    }
+    text
+}
+
 fn main() {
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            match e.downcast_ref::<Error>() {
-                Some(err) => err.exit_code(),
-                None if e.downcast_ref::<switchyard_core::InputError>().is_some() => EXIT_BAD_INPUT,
-                None => 1,
-            }
+            eprintln!("error: {}", chain(&e));
+            e.exit_code()
         }
     };
     std::process::exit(code);
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> Result<(), CliError> {
     match cli.cmd {
         Some(Cmd::Calibrate {
             device,
@@ -156,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tp,
             graphs,
         }) => {
+            let base = HardwareProfile::resolve(&base, None)?;
             let gpus = tp.iter().copied().max().unwrap_or(1) as usize;
             let mut dev = device::open(&device, gpus)?;
             let name = name.unwrap_or_else(|| {
@@ -174,7 +219,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (mut profile, mut report) = calibrate(dev.as_mut(), &opts)?;
             let describe = dev.describe();
-            switchyard_backend::calibrate_paced::refine(dev, &opts, &mut profile, &mut report)?;
+            switchyard_backend::calibrate::paced::refine(dev, &opts, &mut profile, &mut report)?;
             eprint!("{report}");
             let mut text = format!("# Written by `replay calibrate` on {describe}.\n");
             for line in report.lines() {
@@ -210,7 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Cmd::Selftest { device }) => {
             let mut dev = device::open(&device, 1)?;
             let mut worst = 0f64;
-            for (arch, dims, seq) in check::tiny_models() {
+            for (arch, dims, seq) in switchyard_backend::model::tiny::tiny_models() {
                 let seed = check::fresh_seed();
                 let err =
                     check::forward_check(dev.as_mut(), &arch, dims, seq, &[1, 2, 3, 77], seed)?;
@@ -232,16 +277,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     worst = worst.max(err);
                 }
             }
-            anyhow::ensure!(
-                worst < 1e-2,
-                "forward pass differs from the reference (relative error {worst:.2e})"
-            );
+            if worst >= 1e-2 {
+                return Err(anyhow::anyhow!(
+                    "forward pass differs from the reference (relative error {worst:.2e})"
+                )
+                .into());
+            }
             Ok(())
         }
         None => {
             let a = cli.run;
             let (Some(wpath), Some(spath)) = (&a.workload, &a.schedule) else {
-                return Err(switchyard_core::InputError::new(
+                return Err(InputError::new(
                     "<flags>",
                     None,
                     "--workload/--schedule",
@@ -249,7 +296,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .into());
             };
-            let mut w = Workload::load_with_hardware(wpath, a.hardware.as_deref())?;
+            let limits = switchyard_core::workload::Limits {
+                max_models: a.max_models,
+                max_gpus: a.max_gpus,
+            };
+            let mut w = Workload::load_with(wpath, a.hardware.as_deref(), &limits)?;
             w.policy.system = a.system.unwrap_or(w.policy.system);
             w.policy.eviction = a.eviction.unwrap_or(w.policy.eviction);
             w.policy.grouping = a.grouping.unwrap_or(w.policy.grouping);
@@ -257,7 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let schedule = Schedule::read_csv(spath, &w.model_names())?;
             let seed = a.seed.unwrap_or(w.seed);
             if let Some(dir) = a.weights.as_ref().filter(|d| !d.is_dir()) {
-                return Err(switchyard_core::InputError::new(
+                return Err(InputError::new(
                     dir,
                     None,
                     "--weights",

@@ -66,7 +66,7 @@ pub struct MultiResult {
 /// image or side image `(stage, rank)`, source offset, destination, bytes.
 struct Job<'a> {
     gpu: usize,
-    src: &'a crate::host_store::HostBuffer,
+    src: &'a crate::device::HostBuffer,
     off: u64,
     dst: u64,
     bytes: u64,

@@ -25,11 +25,9 @@
 //! copies, or through pinned host memory where GPUs lack peer access: the
 //! counts are in `summary.json` under `handoffs`).
 
-use crate::device::Device;
 use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
-use crate::host_store::{HostStore, WeightSource};
-use crate::model::shard::ShardLayout;
 use crate::model::ModelLayout;
+use crate::pace::{SLEEP_MIN, SLEEP_SLACK};
 use crate::span_log::SpanLog;
 use anyhow::{bail, Result};
 use std::collections::HashMap;
@@ -43,21 +41,11 @@ use switchyard_scheduler::{copy_source, Action, Event, Scheduler, Source, PRELOA
 
 /// Arrivals fed more than this late count as late dispatches, seconds.
 pub const LATE_S: f64 = 1e-3;
-/// With nothing in flight, the dispatcher sleeps when the next arrival is
-/// at least this far away...
-pub const SLEEP_MIN: Duration = Duration::from_micros(1500);
-/// ...until this long before it, then spins.
-pub const SLEEP_SLACK: Duration = Duration::from_micros(1000);
 
 mod outputs;
-use outputs::{summarize, write_outputs};
+pub use crate::exec::workload::{build_executor, placements, shard_layout};
+use outputs::{summarize, write_outputs, Dispatch};
 pub use outputs::{ModelResult, ReplayResult, ReplayRun};
-
-/// The scheduler's placement of the workload's models under its policy
-/// ([`switchyard_scheduler::placements`]).
-pub fn placements(w: &Workload) -> Vec<Placement> {
-    switchyard_scheduler::placements(w, w.policy)
-}
 
 /// Checks that `replay` can run the workload's models (batch size, and a
 /// tensor-parallel split their dimensions allow); the error names the model.
@@ -90,72 +78,6 @@ pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> 
         }
     }
     Ok(())
-}
-
-/// The shard layout of a placed model.
-pub fn shard_layout(layout: &ModelLayout, p: &Placement) -> Result<ShardLayout> {
-    let stages: Vec<std::ops::Range<usize>> = p
-        .stages
-        .iter()
-        .map(|r| r.start as usize..r.end as usize)
-        .collect();
-    ShardLayout::new(layout, p.tp as usize, &stages)
-}
-
-/// Builds the executor for a workload: layouts, shards as the scheduler
-/// places them, host store and arenas.
-pub fn build_executor(
-    dev: Box<dyn Device>,
-    w: &Workload,
-    weights: &WeightSource,
-) -> Result<Executor> {
-    let mut dev = dev;
-    if (w.cluster.gpus as usize) > dev.gpus() {
-        bail!(
-            "the workload asks for {} GPUs but the {} device has {}",
-            w.cluster.gpus,
-            dev.kind(),
-            dev.gpus()
-        );
-    }
-    let layouts: Vec<ModelLayout> = w
-        .models
-        .iter()
-        .map(|m| ModelLayout::new(&m.shape))
-        .collect::<Result<_>>()?;
-    let placed = placements(w);
-    let shards: Vec<ShardLayout> = layouts
-        .iter()
-        .zip(&placed)
-        .map(|(l, p)| shard_layout(l, p))
-        .collect::<Result<_>>()?;
-    let homes: Vec<Vec<usize>> = placed
-        .iter()
-        .map(|p| p.gpus.iter().map(|&g| g as usize).collect())
-        .collect();
-    // Weights are held in the host memory the scheduler's copies read from.
-    let pageable = copy_source(w.policy.system) == Source::Pageable;
-    let host = HostStore::build(
-        dev.as_mut(),
-        &layouts,
-        &shards,
-        &w.model_names(),
-        !pageable,
-        pageable,
-        weights,
-    )?;
-    let max_batch: Vec<usize> = w.models.iter().map(|m| m.max_batch as usize).collect();
-    let hw = &w.cluster.hardware;
-    Executor::with_shards(
-        dev,
-        host,
-        layouts,
-        shards,
-        &homes,
-        &max_batch,
-        hw.usable_bytes(),
-        hw.compute.synthetic_batch_slope,
-    )
 }
 
 /// Runs every model once at every batch size up to `max_batch`: a whole model
@@ -495,12 +417,14 @@ pub fn replay_until(
         device,
         gemm_tflops,
         wall_s,
-        late,
-        max_delay,
-        if next > 0 {
-            sum_delay / next as f64
-        } else {
-            0.0
+        Dispatch {
+            late,
+            max_delay_s: max_delay,
+            mean_delay_s: if next > 0 {
+                sum_delay / next as f64
+            } else {
+                0.0
+            },
         },
         partial,
     );

@@ -8,7 +8,8 @@
 //! `scripts/warm_pass_bench.sh` lays them beside PyTorch.
 
 use crate::device::{Device, StreamKind};
-use crate::model::{forward, ModelLayout};
+use crate::forward;
+use crate::model::ModelLayout;
 use anyhow::{bail, Result};
 use std::time::Instant;
 use switchyard_core::stats::median;
@@ -186,7 +187,7 @@ mod tests {
 
     #[test]
     fn cpu_passes_both_ways() {
-        let (_, dims, seq) = crate::check::tiny_models().remove(0);
+        let (_, dims, seq) = crate::model::tiny::tiny_models().remove(0);
         let shape = crate::model::transformer_shape("opt-tiny", dims, seq);
         let layout = ModelLayout::new(&shape).unwrap();
         let mut dev = crate::device::cpu::CpuDevice::new(1);

@@ -2,10 +2,9 @@
 //! GPU is present) matches the f32 host reference on tiny transformers.
 
 mod common;
-use switchyard_backend::check::{
-    forward_check, fresh_seed, graph_check, tiny_models, GRAPH_PLACEMENTS,
-};
+use switchyard_backend::check::{forward_check, fresh_seed, graph_check, GRAPH_PLACEMENTS};
 use switchyard_backend::device::cpu::CpuDevice;
+use switchyard_backend::model::tiny::tiny_models;
 
 #[test]
 fn cpu_forward_matches_reference() {

@@ -4,8 +4,9 @@
 //! weights, on the CPU device (always) and on CUDA (when it has the GPUs).
 
 mod common;
-use switchyard_backend::check::{fresh_seed, parallel_forward, rel_err, tiny_models};
+use switchyard_backend::check::{fresh_seed, parallel_forward, rel_err};
 use switchyard_backend::device::{cpu::CpuDevice, cuda, Device, Kernels};
+use switchyard_backend::model::tiny::tiny_models;
 
 const CONFIGS: [(usize, usize); 3] = [(2, 1), (1, 2), (2, 2)];
 
@@ -20,18 +21,16 @@ fn cpu_tp_and_pp_match_one_gpu() {
     let requests = [3, 17, 4242];
     for (arch, dims, seq) in tiny_models() {
         let seed = fresh_seed();
-        let one = parallel_forward(cpu(1, true), &arch, dims, seq, &requests, seed, 1, 1).unwrap();
+        let one =
+            parallel_forward(cpu(1, true), (&arch, dims, seq), &requests, seed, (1, 1)).unwrap();
         assert!(one.ref_err < 1e-2, "{arch} 1x1: {}", one.ref_err);
         for (tp, pp) in CONFIGS {
             let got = parallel_forward(
                 cpu(tp * pp, true),
-                &arch,
-                dims,
-                seq,
+                (&arch, dims, seq),
                 &requests,
                 seed,
-                tp,
-                pp,
+                (tp, pp),
             )
             .unwrap();
             let err = rel_err(&got.out, &one.out);
@@ -55,8 +54,8 @@ fn cpu_tp_and_pp_match_one_gpu() {
 fn cpu_pp_without_peer_access_goes_through_the_host() {
     let (arch, dims, seq) = tiny_models().remove(0);
     let seed = fresh_seed();
-    let one = parallel_forward(cpu(1, true), &arch, dims, seq, &[5, 6], seed, 1, 1).unwrap();
-    let got = parallel_forward(cpu(4, false), &arch, dims, seq, &[5, 6], seed, 2, 2).unwrap();
+    let one = parallel_forward(cpu(1, true), (&arch, dims, seq), &[5, 6], seed, (1, 1)).unwrap();
+    let got = parallel_forward(cpu(4, false), (&arch, dims, seq), &[5, 6], seed, (2, 2)).unwrap();
     assert_eq!(got.handoffs.host, 2);
     assert_eq!(got.handoffs.peer, 0);
     assert!(rel_err(&got.out, &one.out) < 5e-3);
@@ -65,7 +64,7 @@ fn cpu_pp_without_peer_access_goes_through_the_host() {
 #[test]
 fn cpu_tp_that_does_not_divide_the_heads_is_refused() {
     let (arch, dims, seq) = tiny_models().remove(0);
-    let e = parallel_forward(cpu(3, true), &arch, dims, seq, &[1], 1, 3, 1).unwrap_err();
+    let e = parallel_forward(cpu(3, true), (&arch, dims, seq), &[1], 1, (3, 1)).unwrap_err();
     assert!(format!("{e:#}").contains("heads"), "{e:#}");
 }
 
@@ -80,7 +79,7 @@ fn cuda_tp_and_pp_match_one_gpu() {
     let requests = [3, 17, 4242, 9];
     for (arch, dims, seq) in tiny_models() {
         let seed = fresh_seed();
-        let one = parallel_forward(open(), &arch, dims, seq, &requests, seed, 1, 1).unwrap();
+        let one = parallel_forward(open(), (&arch, dims, seq), &requests, seed, (1, 1)).unwrap();
         println!("cuda {arch} tp=1 pp=1: vs reference {:.2e}", one.ref_err);
         assert!(one.ref_err < 1e-2);
         for (tp, pp) in CONFIGS {
@@ -91,7 +90,8 @@ fn cuda_tp_and_pp_match_one_gpu() {
                 );
                 continue;
             }
-            let got = parallel_forward(open(), &arch, dims, seq, &requests, seed, tp, pp).unwrap();
+            let got =
+                parallel_forward(open(), (&arch, dims, seq), &requests, seed, (tp, pp)).unwrap();
             let err = rel_err(&got.out, &one.out);
             println!(
                 "cuda {arch} tp={tp} pp={pp}: vs one GPU {err:.2e}, vs reference {:.2e}, handoffs {:?}",

@@ -89,6 +89,25 @@ pub struct Scheduler {
     stats: Vec<LoadStats>,
     scratch: Vec<u64>,
     preloaded: bool,
+    /// Most stages a GPU may hold at once (`policy.max_loaded`), besides memory.
+    max_loaded: Option<u32>,
+    /// Per GPU: stages holding a region there (cached, not streamed).
+    loaded: Vec<u32>,
+}
+
+/// One load of a stage, as [`Scheduler::issue_copies`] issues it.
+struct StageLoad<'a> {
+    /// The model.
+    model: u32,
+    /// Its stage.
+    stage: u32,
+    /// The batch size whose grouping is copied.
+    batch: u32,
+    /// Per tensor-parallel rank, the pool offset copied into.
+    regions: &'a [u64],
+    /// Into a scratch region of one batch (streaming), not the stage's
+    /// cached region.
+    streamed: bool,
 }
 
 impl Scheduler {
@@ -133,6 +152,9 @@ impl Scheduler {
                         ),
                     ));
                 }
+                for &g in p.stage_gpus(s) {
+                    background::check_fit(workload, m, p.shard_bytes[s as usize], g, capacity)?;
+                }
             }
             models.push(ModelState {
                 stages: (0..p.pp).map(|_| StageState::default()).collect(),
@@ -159,7 +181,9 @@ impl Scheduler {
                 .map(|m| m.micro_batch.max(1))
                 .collect(),
             models,
-            pools: (0..n_gpus).map(|_| Pool::new(capacity)).collect(),
+            pools: (0..n_gpus)
+                .map(|g| Pool::new(background::pool_bytes(workload, g, capacity)))
+                .collect(),
             busy: vec![0; n_gpus as usize],
             gpus: (0..n_gpus).map(|_| GpuIndex::default()).collect(),
             queued: 0,
@@ -175,10 +199,14 @@ impl Scheduler {
             stats: vec![LoadStats::default(); placements.len()],
             scratch: Vec::new(),
             preloaded: false,
+            max_loaded: policy.max_loaded,
+            loaded: vec![0; n_gpus as usize],
             placements,
         };
         if s.traits.preloads {
             s.reserve_all(workload)?;
+        } else {
+            s.warm_start(workload)?;
         }
         Ok(s)
     }
@@ -198,11 +226,15 @@ impl Scheduler {
                         format!(
                             "`resident` keeps every model in GPU memory, but model `{}` (stage {st}, {:.2} GiB \
                              per GPU) does not fit on GPU {g}: {:.2} of its {:.2} GiB are already taken by \
-                             earlier models; use a swapping system (computron, pipeswitch, ...) or more GPUs",
+                             earlier models{}; use a swapping system (computron, pipeswitch, ...) or more GPUs",
                             workload.models[m].name,
                             gib(p.shard_bytes[st as usize]),
                             gib(self.pools[g].used()),
                             gib(self.pools[g].capacity()),
+                            match self.max_loaded {
+                                Some(n) => format!(", or GPU {g} already holds policy.max_loaded = {n} models"),
+                                None => String::new(),
+                            },
                         ),
                     ));
                 }
@@ -211,16 +243,20 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Resident system only: the copies that bring every model in before the
-    /// run starts (id [`PRELOAD_COPY`]; they get no `CopyDone`). Emits nothing
-    /// for other systems or when called twice.
+    /// The copies that bring in, before the run starts, every model of the
+    /// resident system and the workload's `policy.preload` models of the
+    /// others (id [`PRELOAD_COPY`]; they get no `CopyDone`). Emits nothing
+    /// when no model starts in memory, or when called twice.
     pub fn preload(&mut self, actions: &mut Vec<Action>) {
-        if !self.traits.preloads || self.preloaded {
+        if self.preloaded {
             return;
         }
         self.preloaded = true;
         for (m, p) in self.placements.iter().enumerate() {
             for s in 0..p.pp as usize {
+                if !self.models[m].stages[s].resident {
+                    continue;
+                }
                 // Batch 1: preload copies finish before time 0 and no compute
                 // runs behind them, so no batch's compute times matter; batch
                 // 1 is the grouping of a load for a lone request. (`resident`
@@ -432,7 +468,14 @@ impl Scheduler {
             let mut waits = std::mem::take(&mut task.waits);
             waits.clear();
             let scratch = std::mem::take(&mut self.scratch);
-            self.issue_copies(m, s, batch_size, &scratch, true, &mut waits, actions);
+            let load = StageLoad {
+                model: m,
+                stage: s,
+                batch: batch_size,
+                regions: &scratch,
+                streamed: true,
+            };
+            self.issue_copies(load, &mut waits, actions);
             self.scratch = scratch;
             self.tasks.get_mut(t).waits = waits;
             let p = &self.placements[mi];
@@ -491,30 +534,38 @@ impl Scheduler {
         st.load_batch = batch;
         let regions = std::mem::take(&mut st.regions);
         let mut loading = std::mem::take(&mut st.loading);
-        self.issue_copies(m, s, batch, &regions, false, &mut loading, actions);
+        let load = StageLoad {
+            model: m,
+            stage: s,
+            batch,
+            regions: &regions,
+            streamed: false,
+        };
+        self.issue_copies(load, &mut loading, actions);
         let st = &mut self.models[m as usize].stages[s as usize];
         st.regions = regions;
         st.loading = loading;
         self.reindex_stage(m, s);
     }
 
-    /// Issues one load of stage `s` of model `m`: a copy per group of its
-    /// grouping for a compute of `batch` requests, per tensor-parallel rank
-    /// `r` into pool offset `regions[r]` (plus the group's offset), from the
-    /// system's host memory; each copy is appended to `waits` as issued and
-    /// counted in the model's load stats. `streamed`: into a scratch region
-    /// of one batch (streaming), not the stage's cached region.
-    #[allow(clippy::too_many_arguments)]
+    /// Issues one load ([`StageLoad`]) of stage `s` of model `m`: a copy per
+    /// group of its grouping for a compute of `batch` requests, per
+    /// tensor-parallel rank `r` into pool offset `regions[r]` (plus the
+    /// group's offset), from the system's host memory; each copy is appended
+    /// to `waits` as issued and counted in the model's load stats.
     fn issue_copies(
         &mut self,
-        m: u32,
-        s: u32,
-        batch: u32,
-        regions: &[u64],
-        streamed: bool,
+        load: StageLoad,
         waits: &mut Vec<(Range<u32>, CopyId)>,
         actions: &mut Vec<Action>,
     ) {
+        let StageLoad {
+            model: m,
+            stage: s,
+            batch,
+            regions,
+            streamed,
+        } = load;
         let mi = m as usize;
         let p = &self.placements[mi];
         let tp = p.tp as usize;
@@ -549,6 +600,8 @@ impl Scheduler {
 }
 
 mod access;
+mod background;
 mod deferred;
 mod evict;
 mod index;
+mod warm;

@@ -79,6 +79,30 @@ pub struct Args {
     /// memory each); a workload expecting more is refused before it runs.
     #[arg(long, default_value_t = arrivals::DEFAULT_MAX_REQUESTS)]
     pub max_requests: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Flags raising the caps on a workload's size (`core::workload::Limits`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most models (copies and trace names expanded) a workload may serve;
+    /// a larger one is refused while it is parsed.
+    #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_MODELS)]
+    pub max_models: u64,
+    /// Most GPUs a cluster may have.
+    #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_GPUS)]
+    pub max_gpus: u64,
+}
+
+impl LimitArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> switchyard_core::workload::Limits {
+        switchyard_core::workload::Limits {
+            max_models: self.max_models,
+            max_gpus: self.max_gpus,
+        }
+    }
 }
 
 /// Runs `sim` and returns the process exit code.
@@ -112,7 +136,11 @@ pub fn run() -> i32 {
 }
 
 fn execute(args: &Args) -> Result<(), Error> {
-    let mut workload = Workload::load_with_hardware(&args.workload, args.hardware.as_deref())?;
+    let mut workload = Workload::load_with(
+        &args.workload,
+        args.hardware.as_deref(),
+        &args.limits.limits(),
+    )?;
     if let Some(seed) = args.seed {
         workload.seed = seed;
     }
@@ -130,6 +158,7 @@ fn execute(args: &Args) -> Result<(), Error> {
         system: args.system.unwrap_or(workload.policy.system),
         eviction: args.eviction.unwrap_or(workload.policy.eviction),
         grouping: args.grouping.unwrap_or(workload.policy.grouping),
+        max_loaded: workload.policy.max_loaded,
     };
     // Every check that can fail on the input runs before the first write.
     let systems = if args.schedule_only {
@@ -198,7 +227,8 @@ fn execute(args: &Args) -> Result<(), Error> {
 }
 
 /// The systems `--compare-systems` runs: all of them, in [`System::ALL`]
-/// order, less `resident` when the models do not all fit (said on stderr).
+/// order, less `resident` when the models do not all fit and `streaming`
+/// when `policy.preload` asks for models in memory (said on stderr).
 /// Any other refusal is an input error.
 fn servable_systems(
     workload: &Workload,
@@ -211,6 +241,10 @@ fn servable_systems(
         match Scheduler::with_policy(workload, schedule, p) {
             Ok(_) => out.push(p),
             Err(e) if system == System::Resident => eprintln!("skipping resident: {e}"),
+            // Streaming caches nothing, so no model can start in memory.
+            Err(e) if system == System::Streaming && e.field == "policy.preload" => {
+                eprintln!("skipping streaming: {e}")
+            }
             Err(e) => return Err(e.into()),
         }
     }

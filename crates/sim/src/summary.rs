@@ -19,6 +19,10 @@ pub type SimResult = RunSummary<SimRun>;
 pub struct SimRun {
     /// Virtual time when the last request finished, seconds.
     pub simulated_s: f64,
+    /// The workload's background jobs: iterations and share of their GPU
+    /// (absent without jobs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub background: Vec<crate::background::BackgroundResult>,
     /// Present when `timeline.json` hit its span cap: what it holds and
     /// what was left out.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -78,6 +78,8 @@ pub struct SweepArgs {
     /// Threads (default: every core). The output does not depend on it.
     #[arg(long)]
     pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub limits: crate::cli::LimitArgs,
     /// Run one slice of the grid: `I/N` (0 <= I < N) runs jobs I, I + N,
     /// I + 2N, .. of the (point, seed) jobs in grid order and writes their
     /// rows to --out/shard-I-of-N.json for `sim sweep-merge`.
@@ -140,7 +142,8 @@ fn merge(args: &MergeArgs) -> Result<(), Error> {
 }
 
 fn execute(args: &SweepArgs) -> Result<(), Error> {
-    let mut base = Workload::load_with_hardware(&args.workload, args.hardware.as_deref())?;
+    let limits = args.limits.limits();
+    let mut base = Workload::load_with(&args.workload, args.hardware.as_deref(), &limits)?;
     if let Some(s) = args.seed {
         base.seed = s;
     }
@@ -160,6 +163,18 @@ fn execute(args: &SweepArgs) -> Result<(), Error> {
     let points = sweep::points(&base, &grid)?;
     // Every point is checked before anything is written.
     for p in &points {
+        if u64::from(p.gpus) > limits.max_gpus {
+            return Err(InputError::new(
+                "<flags>",
+                None,
+                "--gpus",
+                format!(
+                    "expected at most {} GPUs, got {} (--max-gpus raises the limit)",
+                    limits.max_gpus, p.gpus
+                ),
+            )
+            .into());
+        }
         sweep::apply(&base, p)?;
     }
     check_writable(&args.out)?;

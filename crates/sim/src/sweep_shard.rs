@@ -110,6 +110,8 @@ pub struct ShardRow {
     pub eviction: String,
     /// Grouping name.
     pub grouping: String,
+    /// `policy.max_loaded`.
+    pub max_loaded: Option<u32>,
     /// Requests served.
     pub requests: u64,
     /// mean, p50, p90, p99, max (seconds) and SLO attainment.
@@ -137,6 +139,7 @@ impl ShardRow {
             system: p.policy.system.name().to_string(),
             eviction: p.policy.eviction.name().to_string(),
             grouping: p.policy.grouping.name().to_string(),
+            max_loaded: p.policy.max_loaded,
             requests: s.requests,
             latency_bits: [
                 s.mean_s,
@@ -163,6 +166,7 @@ impl ShardRow {
                 .map_err(|_| name("eviction", &self.eviction))?,
             grouping: PolicyName::from_name(&self.grouping)
                 .map_err(|_| name("grouping", &self.grouping))?,
+            max_loaded: self.max_loaded,
         };
         let l = self.latency_bits.map(f64::from_bits);
         let r = SweepRow {

@@ -61,6 +61,9 @@ fn bad_points_are_refused_with_exit_2_and_nothing_written() {
         (vec!["--system", "resident"], "resident"),
         (vec!["--time-scale", "0.5"], "no trace"),
         (vec!["--seeds", "0"], "--seeds"),
+        (vec!["--gpus", "5000"], "--max-gpus raises"),
+        (vec!["--gpus", "8", "--max-gpus", "6"], "at most 6 GPUs"),
+        (vec!["--max-models", "3"], "--max-models raises"),
     ] {
         let mut args = vec!["sweep", "-w", BURSTY, "-o", out.to_str().unwrap()];
         args.extend(flags);

@@ -4,9 +4,10 @@
 //! Every operation runs when issued, so events complete at once and carry
 //! the host time of their recording.
 
+use super::error::invalid;
+use super::HostBuffer;
 use super::{Act, DevPtr, Device, Embed, Event, Gemm, Graph, Kernels, StreamKind};
-use crate::host_store::HostBuffer;
-use anyhow::{bail, Result};
+use super::{DeviceError, DeviceResult};
 use half::f16;
 use std::time::Instant;
 
@@ -18,6 +19,8 @@ struct Arena {
 impl Drop for Arena {
     fn drop(&mut self) {
         if self.len > 0 {
+            // SAFETY: `ptr` and `len` are the mapping `mmap` returned in
+            // `init_arena`, unmapped only here; no view of it outlives `self`.
             unsafe {
                 libc::munmap(self.ptr as *mut _, self.len as usize);
             }
@@ -53,46 +56,63 @@ impl CpuDevice {
         }
     }
 
-    #[allow(clippy::mut_from_ref)]
-    fn mem(&self, gpu: usize, at: DevPtr, bytes: usize) -> Result<&mut [u8]> {
+    /// GPU `gpu`'s arena bytes `[at, at + bytes)`, checked against the arena.
+    fn span(&self, gpu: usize, at: DevPtr, bytes: usize) -> DeviceResult<(*mut u8, usize)> {
         let a = self
             .arenas
             .get(gpu)
-            .ok_or_else(|| anyhow::anyhow!("cpu device: GPU {gpu} has no arena"))?;
+            .ok_or_else(|| DeviceError::Invalid(format!("cpu device: GPU {gpu} has no arena")))?;
         if at + bytes as u64 > a.len {
-            bail!(
+            invalid!(
                 "cpu device: access [{at}, +{bytes}) outside GPU {gpu}'s arena of {} bytes",
                 a.len
             );
         }
-        // Operations are sequential and never hold two overlapping views.
-        Ok(unsafe { std::slice::from_raw_parts_mut(a.ptr.add(at as usize), bytes) })
+        // SAFETY: `at + bytes` is within the mapping of `a.len` bytes (checked above).
+        Ok((unsafe { a.ptr.add(at as usize) }, bytes))
     }
 
-    fn read_f16(&self, gpu: usize, at: DevPtr, n: usize) -> Result<Vec<f32>> {
+    /// Reads GPU `gpu`'s arena bytes `[at, at + bytes)`.
+    fn mem(&self, gpu: usize, at: DevPtr, bytes: usize) -> DeviceResult<&[u8]> {
+        let (p, n) = self.span(gpu, at, bytes)?;
+        // SAFETY: the range is inside a live mapping owned by `self` (checked
+        // by `span`); writes need `&mut self`, so none happens while this
+        // shared view is alive.
+        Ok(unsafe { std::slice::from_raw_parts(p, n) })
+    }
+
+    /// Writes GPU `gpu`'s arena bytes `[at, at + bytes)`.
+    fn mem_mut(&mut self, gpu: usize, at: DevPtr, bytes: usize) -> DeviceResult<&mut [u8]> {
+        let (p, n) = self.span(gpu, at, bytes)?;
+        // SAFETY: the range is inside a live mapping owned by `self` (checked
+        // by `span`), and `&mut self` makes this view the only one.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p, n) })
+    }
+
+    fn read_f16(&self, gpu: usize, at: DevPtr, n: usize) -> DeviceResult<Vec<f32>> {
         let m = self.mem(gpu, at, n * 2)?;
         Ok(m.chunks_exact(2)
             .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect())
     }
 
-    fn write_f16(&self, gpu: usize, at: DevPtr, v: &[f32]) -> Result<()> {
-        let m = self.mem(gpu, at, v.len() * 2)?;
+    fn write_f16(&mut self, gpu: usize, at: DevPtr, v: &[f32]) -> DeviceResult<()> {
+        let m = self.mem_mut(gpu, at, v.len() * 2)?;
         for (c, x) in m.chunks_exact_mut(2).zip(v) {
             c.copy_from_slice(&f16::from_f32(*x).to_le_bytes());
         }
         Ok(())
     }
 
-    fn read_f32(&self, gpu: usize, at: DevPtr, n: usize) -> Result<Vec<f32>> {
+    fn read_f32(&self, gpu: usize, at: DevPtr, n: usize) -> DeviceResult<Vec<f32>> {
         let m = self.mem(gpu, at, n * 4)?;
         Ok(m.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
     }
 
-    fn write_f32(&self, gpu: usize, at: DevPtr, v: &[f32]) -> Result<()> {
-        let m = self.mem(gpu, at, v.len() * 4)?;
+    fn write_f32(&mut self, gpu: usize, at: DevPtr, v: &[f32]) -> DeviceResult<()> {
+        let m = self.mem_mut(gpu, at, v.len() * 4)?;
         for (c, x) in m.chunks_exact_mut(4).zip(v) {
             c.copy_from_slice(&x.to_le_bytes());
         }
@@ -139,13 +159,15 @@ impl Device for CpuDevice {
         None
     }
 
-    fn free_memory(&self, _gpu: usize) -> Result<u64> {
+    fn free_memory(&self, _gpu: usize) -> DeviceResult<u64> {
         Ok(u64::MAX / 4)
     }
 
-    fn init_arena(&mut self, arena_bytes: u64) -> Result<()> {
+    fn init_arena(&mut self, arena_bytes: u64) -> DeviceResult<()> {
         self.arenas.clear();
         for g in 0..self.gpus {
+            // SAFETY: a fresh anonymous private mapping (no address hint, no
+            // file); the result is checked before use and owned by `Arena`.
             let ptr = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
@@ -157,7 +179,9 @@ impl Device for CpuDevice {
                 )
             };
             if ptr == libc::MAP_FAILED {
-                bail!("cpu device: cannot reserve {arena_bytes} bytes for GPU {g}'s arena");
+                return Err(DeviceError::OutOfMemory(format!(
+                    "cpu device: cannot reserve {arena_bytes} bytes for GPU {g}'s arena"
+                )));
             }
             self.arenas.push(Arena {
                 ptr: ptr as *mut u8,
@@ -167,7 +191,7 @@ impl Device for CpuDevice {
         Ok(())
     }
 
-    fn alloc_host(&mut self, bytes: u64, pinned: bool) -> Result<HostBuffer> {
+    fn alloc_host(&mut self, bytes: u64, pinned: bool) -> DeviceResult<HostBuffer> {
         HostBuffer::heap(bytes, pinned)
     }
 
@@ -179,7 +203,7 @@ impl Device for CpuDevice {
         src_off: u64,
         dst: DevPtr,
         bytes: u64,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         if stream == StreamKind::Compute {
             self.not_capturing(gpu, "a host-to-device copy")?;
         }
@@ -187,12 +211,12 @@ impl Device for CpuDevice {
             .as_slice()
             .get(src_off as usize..(src_off + bytes) as usize)
         else {
-            bail!(
+            invalid!(
                 "host copy [{src_off}, +{bytes}) past the end of a {}-byte buffer",
                 src.len()
             );
         };
-        self.mem(gpu, dst, bytes as usize)?.copy_from_slice(s);
+        self.mem_mut(gpu, dst, bytes as usize)?.copy_from_slice(s);
         Ok(())
     }
 
@@ -200,12 +224,12 @@ impl Device for CpuDevice {
         self.peer || dst_gpu == src_gpu
     }
 
-    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> Result<()> {
+    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> DeviceResult<()> {
         for &g in gpus {
             self.not_capturing(g, "an all-reduce")?;
         }
         if gpus.len() != bufs.len() {
-            bail!("all-reduce: {} GPUs but {} buffers", gpus.len(), bufs.len());
+            invalid!("all-reduce: {} GPUs but {} buffers", gpus.len(), bufs.len());
         }
         let mut sum = vec![0f32; n];
         for (g, b) in gpus.iter().zip(bufs) {
@@ -225,12 +249,12 @@ impl Device for CpuDevice {
         send: &[DevPtr],
         recv: &[DevPtr],
         n: usize,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         for &g in gpus {
             self.not_capturing(g, "an all-gather")?;
         }
         if gpus.len() != send.len() || gpus.len() != recv.len() {
-            bail!(
+            invalid!(
                 "all-gather: {} GPUs, {} send and {} receive buffers",
                 gpus.len(),
                 send.len(),
@@ -242,7 +266,7 @@ impl Device for CpuDevice {
             all.extend_from_slice(self.mem(*g, *b, n * 2)?);
         }
         for (g, b) in gpus.iter().zip(recv) {
-            self.mem(*g, *b, all.len())?.copy_from_slice(&all);
+            self.mem_mut(*g, *b, all.len())?.copy_from_slice(&all);
         }
         Ok(())
     }
@@ -254,17 +278,20 @@ impl Device for CpuDevice {
         dst: &HostBuffer,
         dst_off: u64,
         bytes: u64,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         self.not_capturing(gpu, "a device-to-host copy")?;
         if dst_off + bytes > dst.len() {
-            bail!("cpu device: output copy past the end of its host buffer");
+            invalid!("cpu device: output copy past the end of its host buffer");
         }
         let s = self.mem(gpu, src, bytes as usize)?;
-        // The host buffer is only read after the event of this copy.
+        // SAFETY: `s` lies in the arena (checked by `mem`), the destination
+        // range inside `dst` (checked above); the two never overlap (arena
+        // and host buffer are separate allocations), and the host buffer is
+        // only read after the event of this copy.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 s.as_ptr(),
-                (dst.as_ptr() as *mut u8).add(dst_off as usize),
+                dst.as_write_ptr().add(dst_off as usize),
                 bytes as usize,
             )
         };
@@ -278,41 +305,42 @@ impl Device for CpuDevice {
         src_gpu: usize,
         src: DevPtr,
         bytes: u64,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         self.not_capturing(dst_gpu, "a peer copy")?;
         let v = self.mem(src_gpu, src, bytes as usize)?.to_vec();
-        self.mem(dst_gpu, dst, bytes as usize)?.copy_from_slice(&v);
+        self.mem_mut(dst_gpu, dst, bytes as usize)?
+            .copy_from_slice(&v);
         Ok(())
     }
 
-    fn record(&mut self, gpu: usize, stream: StreamKind) -> Result<Event> {
+    fn record(&mut self, gpu: usize, stream: StreamKind) -> DeviceResult<Event> {
         if stream == StreamKind::Compute {
             self.not_capturing(gpu, "an event record")?;
         }
         Ok(self.event())
     }
 
-    fn wait(&mut self, gpu: usize, stream: StreamKind, _event: Event) -> Result<()> {
+    fn wait(&mut self, gpu: usize, stream: StreamKind, _event: Event) -> DeviceResult<()> {
         if stream == StreamKind::Compute {
             self.not_capturing(gpu, "an event wait")?;
         }
         Ok(())
     }
 
-    fn query(&mut self, _event: Event) -> Result<bool> {
+    fn query(&mut self, _event: Event) -> DeviceResult<bool> {
         Ok(true)
     }
 
-    fn synchronize(&mut self, _event: Event) -> Result<()> {
+    fn synchronize(&mut self, _event: Event) -> DeviceResult<()> {
         Ok(())
     }
 
-    fn elapsed_s(&mut self, start: Event, end: Event) -> Result<f64> {
+    fn elapsed_s(&mut self, start: Event, end: Event) -> DeviceResult<f64> {
         let (a, b) = (self.events.get(&start.0), self.events.get(&end.0));
         match (a, b) {
             (Some(a), Some(b)) => Ok(b.saturating_duration_since(*a).as_secs_f64()
                 - a.saturating_duration_since(*b).as_secs_f64()),
-            _ => bail!("cpu device: unknown event"),
+            _ => invalid!("cpu device: unknown event"),
         }
     }
 
@@ -320,7 +348,7 @@ impl Device for CpuDevice {
         self.events.remove(&event.0);
     }
 
-    fn synchronize_all(&mut self) -> Result<()> {
+    fn synchronize_all(&mut self) -> DeviceResult<()> {
         Ok(())
     }
 
@@ -328,15 +356,20 @@ impl Device for CpuDevice {
         true
     }
 
-    fn begin_capture(&mut self, gpu: usize) -> Result<()> {
+    fn begin_capture(&mut self, gpu: usize) -> DeviceResult<()> {
         self.begin(gpu)
     }
 
-    fn end_capture(&mut self, gpu: usize, reuse: Option<Graph>, ok: bool) -> Result<Option<Graph>> {
+    fn end_capture(
+        &mut self,
+        gpu: usize,
+        reuse: Option<Graph>,
+        ok: bool,
+    ) -> DeviceResult<Option<Graph>> {
         Ok(self.end(gpu, reuse.map(|g| g.0), ok)?.map(Graph))
     }
 
-    fn launch_graph(&mut self, graph: Graph) -> Result<()> {
+    fn launch_graph(&mut self, graph: Graph) -> DeviceResult<()> {
         self.launch(graph.0)
     }
 

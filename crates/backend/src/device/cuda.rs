@@ -5,89 +5,170 @@
 //! Per GPU: one arena from `cuMemAlloc` (allocated once), a compute stream
 //! and a copy stream (non-blocking), one cuBLAS handle on the compute stream
 //! with its workspace allocated at start, and the NVRTC kernels of
-//! [`crate::kernels`].
+//! [`source`].
 
-use super::{DevPtr, Device, Event, Graph, StreamKind};
-use crate::host_store::HostBuffer;
-use anyhow::{anyhow, bail, Result};
+use super::error::invalid;
+use super::{
+    Context, DevPtr, Device, DeviceError, DeviceResult, Event, Graph, HostBuffer, StreamKind,
+};
 use cudarc::cublas::sys as cb;
-use cudarc::driver::{result as dr, sys, CudaContext};
-use cudarc::nccl::sys as nccl;
+use cudarc::driver::{result as dr, sys, CudaContext, CudaEvent, CudaFunction, CudaStream};
 use std::collections::HashMap;
-use std::ffi::{c_void, CString};
+use std::ffi::c_void;
 use std::sync::Arc;
+use switchyard_core::hardware::GIB;
 
 const CUBLAS_WORKSPACE: usize = 32 << 20;
 
+/// Device memory from `cuMemAlloc`, freed (in its context) on drop.
+struct DeviceAlloc {
+    ctx: Arc<CudaContext>,
+    base: sys::CUdeviceptr,
+    bytes: u64,
+}
+
+impl DeviceAlloc {
+    /// `bytes` of device memory in `ctx` (bound to this thread first).
+    fn new(ctx: &Arc<CudaContext>, bytes: u64) -> DeviceResult<DeviceAlloc> {
+        ctx.bind_to_thread()?;
+        // SAFETY: a plain allocation in the bound context; the pointer is
+        // owned by the value returned and freed once, in `Drop`.
+        let base = unsafe { dr::malloc_sync(bytes as usize) }?;
+        Ok(DeviceAlloc {
+            ctx: ctx.clone(),
+            base,
+            bytes,
+        })
+    }
+
+    /// The address of `[at, at + bytes)`, checked against the allocation.
+    fn at(&self, at: DevPtr, bytes: u64) -> DeviceResult<sys::CUdeviceptr> {
+        if at + bytes > self.bytes {
+            invalid!(
+                "device access [{at}, +{bytes}) outside the arena of {} bytes",
+                self.bytes
+            );
+        }
+        Ok(self.base + at)
+    }
+}
+
+impl Drop for DeviceAlloc {
+    fn drop(&mut self) {
+        if self.ctx.bind_to_thread().is_ok() {
+            // SAFETY: `base` came from `cuMemAlloc` in this context and is
+            // freed only here; the device drains its streams before its
+            // allocations drop (`CudaDevice::drop`).
+            let _ = unsafe { dr::free_sync(self.base) };
+        }
+    }
+}
+
+/// A cuBLAS handle bound to one stream, destroyed on drop. (cudarc's
+/// `CudaBlas` panics when destroying fails, which after a sticky CUDA error
+/// would hide the error being reported.)
+struct BlasHandle(cb::cublasHandle_t);
+
+impl BlasHandle {
+    /// A handle in the bound context, issuing on `stream`.
+    fn new(stream: &CudaStream) -> DeviceResult<BlasHandle> {
+        let h = BlasHandle(cudarc::cublas::result::create_handle()?);
+        // SAFETY: the handle is live (owned by `h`) and the stream is live
+        // for the handle's life (both belong to the same `Gpu`).
+        unsafe { cudarc::cublas::result::set_stream(h.0, stream.cu_stream() as _) }?;
+        Ok(h)
+    }
+}
+
+impl Drop for BlasHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `cublasCreate` and is destroyed only here.
+        let _ = unsafe { cudarc::cublas::result::destroy_handle(self.0) };
+    }
+}
+
 struct Gpu {
     ctx: Arc<CudaContext>,
-    compute: sys::CUstream,
-    copy: sys::CUstream,
-    blas: cb::cublasHandle_t,
-    funcs: HashMap<&'static str, sys::CUfunction>,
-    base: sys::CUdeviceptr,
-    arena: u64,
-    free_events: Vec<sys::CUevent>,
+    compute: Arc<CudaStream>,
+    copy: Arc<CudaStream>,
+    /// Dropped before its workspace (fields drop in order).
+    blas: BlasHandle,
+    _blas_workspace: DeviceAlloc,
+    funcs: HashMap<&'static str, CudaFunction>,
+    arena: Option<DeviceAlloc>,
+    free_events: Vec<CudaEvent>,
+}
+
+impl Gpu {
+    /// The stream of `kind`.
+    fn stream(&self, kind: StreamKind) -> &Arc<CudaStream> {
+        match kind {
+            StreamKind::Copy => &self.copy,
+            StreamKind::Compute => &self.compute,
+        }
+    }
 }
 
 /// NVIDIA GPUs through the CUDA driver API.
+///
+/// Fields drop in order: graphs, communicators and events go before the
+/// GPUs whose contexts, streams and memory they use.
 pub struct CudaDevice {
-    gpus: Vec<Gpu>,
-    events: HashMap<u64, (usize, sys::CUevent)>,
+    graphs: HashMap<u64, (usize, graph::GraphExec)>,
+    next_graph: u64,
+    capturing: Option<usize>,
+    comms: HashMap<Vec<usize>, collective::Comms>,
+    events: HashMap<u64, (usize, CudaEvent)>,
     next_event: u64,
+    gpus: Vec<Gpu>,
     current: usize,
     names: Vec<String>,
     peer: Vec<Vec<bool>>,
-    comms: HashMap<Vec<usize>, Vec<nccl::ncclComm_t>>,
-    graphs: HashMap<u64, (usize, sys::CUgraphExec)>,
-    next_graph: u64,
-    capturing: Option<usize>,
 }
 
 mod collective;
 mod graph;
 pub use collective::nccl_present;
 mod open;
-
-fn ck(r: sys::CUresult, what: &str) -> Result<()> {
-    r.result().map_err(|e| anyhow!("{what}: {e:?}"))
-}
-
-fn ckb(r: cb::cublasStatus_t, what: &str) -> Result<()> {
-    r.result().map_err(|e| anyhow!("{what}: {e:?}"))
-}
+pub mod source;
 
 /// Whether a CUDA driver library can be loaded here (no GPU needed).
 pub fn driver_present() -> bool {
+    // SAFETY: only tries to load the library; calls nothing in it.
     unsafe { sys::is_culib_present() }
 }
 
 impl CudaDevice {
-    fn on(&mut self, gpu: usize) -> Result<&Gpu> {
+    /// Binds `gpu`'s context to this thread (when another is bound) and
+    /// returns the GPU.
+    fn on(&mut self, gpu: usize) -> DeviceResult<&Gpu> {
         if gpu >= self.gpus.len() {
-            bail!(
+            invalid!(
                 "GPU {gpu} does not exist (this machine has {})",
                 self.gpus.len()
             );
         }
         if self.current != gpu {
-            self.gpus[gpu]
-                .ctx
-                .bind_to_thread()
-                .map_err(|e| anyhow!("{e:?}"))?;
+            self.gpus[gpu].ctx.bind_to_thread()?;
             self.current = gpu;
         }
         Ok(&self.gpus[gpu])
     }
 
-    fn ptr(g: &Gpu, at: DevPtr, bytes: u64) -> Result<sys::CUdeviceptr> {
-        if at + bytes > g.arena {
-            bail!(
-                "device access [{at}, +{bytes}) outside the arena of {} bytes",
-                g.arena
-            );
+    /// `gpu`'s arena address of `[at, at + bytes)`, checked.
+    fn ptr(g: &Gpu, at: DevPtr, bytes: u64) -> DeviceResult<sys::CUdeviceptr> {
+        match &g.arena {
+            Some(a) => a.at(at, bytes),
+            None => invalid!("device access [{at}, +{bytes}) before the arena is allocated"),
         }
-        Ok(g.base + at)
+    }
+
+    /// The event behind a handle, and its GPU.
+    fn event(&self, event: Event) -> DeviceResult<(usize, &CudaEvent)> {
+        match self.events.get(&event.0) {
+            Some((gpu, ev)) => Ok((*gpu, ev)),
+            None => invalid!("unknown event {}", event.0),
+        }
     }
 
     fn launch(
@@ -97,16 +178,41 @@ impl CudaDevice {
         grid: u32,
         block: u32,
         args: &mut [*mut c_void],
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         let g = self.on(gpu)?;
-        let f = g.funcs[name];
-        unsafe { dr::launch_kernel(f, (grid.max(1), 1, 1), (block, 1, 1), 0, g.compute, args) }
-            .map_err(|e| anyhow!("kernel {name}: {e:?}"))
+        let f = g.funcs[name].cu_function();
+        // SAFETY: `f` is a kernel of the module loaded in this GPU's context
+        // (bound by `on`), kept alive by `funcs`; `args` holds one pointer
+        // per kernel parameter, each to a live value of the parameter's type
+        // (the `args!` call sites follow the kernels' signatures in
+        // `source`), and every device address among them was checked
+        // against the arena.
+        unsafe {
+            dr::launch_kernel(
+                f,
+                (grid.max(1), 1, 1),
+                (block, 1, 1),
+                0,
+                g.compute.cu_stream(),
+                args,
+            )
+        }
+        .with_context(|| format!("kernel {name}"))
+    }
+}
+
+impl Drop for CudaDevice {
+    fn drop(&mut self) {
+        // Work in flight may still use the memory about to be freed.
+        for g in &self.gpus {
+            let _ = g.compute.synchronize();
+            let _ = g.copy.synchronize();
+        }
     }
 }
 
 fn grid_for(n: u64) -> u32 {
-    n.div_ceil(crate::kernels::BLOCK as u64).clamp(1, 8192) as u32
+    n.div_ceil(source::BLOCK as u64).clamp(1, 8192) as u32
 }
 
 macro_rules! args {
@@ -130,7 +236,7 @@ impl Device for CudaDevice {
             "{} x {} ({:.1} GiB)",
             self.gpus.len(),
             self.names[0],
-            mem as f64 / (1u64 << 30) as f64
+            mem as f64 / GIB
         )
     }
 
@@ -142,53 +248,52 @@ impl Device for CudaDevice {
         self.gpus.get(gpu)?.ctx.total_mem().ok().map(|b| b as u64)
     }
 
-    fn free_memory(&self, gpu: usize) -> Result<u64> {
-        let g = &self.gpus[gpu];
-        g.ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
-        let (free, _) = dr::mem_get_info().map_err(|e| anyhow!("{e:?}"))?;
-        self.gpus[self.current]
-            .ctx
-            .bind_to_thread()
-            .map_err(|e| anyhow!("{e:?}"))?;
+    fn free_memory(&self, gpu: usize) -> DeviceResult<u64> {
+        let (free, _) = self.gpus[gpu].ctx.mem_get_info()?;
+        self.gpus[self.current].ctx.bind_to_thread()?;
         Ok(free as u64)
     }
 
-    fn init_arena(&mut self, arena_bytes: u64) -> Result<()> {
+    fn init_arena(&mut self, arena_bytes: u64) -> DeviceResult<()> {
         for i in 0..self.gpus.len() {
             let free = self.free_memory(i)?;
             if arena_bytes > free {
-                bail!(
+                return Err(DeviceError::OutOfMemory(format!(
                     "GPU {i} has {:.2} GiB free but the weight pool and workspace need {:.2} GiB; lower `cluster.gpu_memory_gib` in the workload",
-                    free as f64 / (1u64 << 30) as f64,
-                    arena_bytes as f64 / (1u64 << 30) as f64
-                );
+                    free as f64 / GIB,
+                    arena_bytes as f64 / GIB
+                )));
             }
             self.on(i)?;
             self.drop_graphs_of(i);
             let g = &mut self.gpus[i];
-            if g.base != 0 {
-                unsafe { dr::free_sync(g.base) }.map_err(|e| anyhow!("{e:?}"))?;
-            }
-            g.base = unsafe { dr::malloc_sync(arena_bytes as usize) }.map_err(|e| {
-                anyhow!("GPU {i}: cannot allocate the {arena_bytes}-byte arena: {e:?}")
+            g.arena = None;
+            let arena = DeviceAlloc::new(&g.ctx, arena_bytes).map_err(|e| {
+                DeviceError::OutOfMemory(format!(
+                    "GPU {i}: cannot allocate the {arena_bytes}-byte arena: {e}"
+                ))
             })?;
-            g.arena = arena_bytes;
+            g.arena = Some(arena);
         }
         Ok(())
     }
 
-    fn alloc_host(&mut self, bytes: u64, pinned: bool) -> Result<HostBuffer> {
+    fn alloc_host(&mut self, bytes: u64, pinned: bool) -> DeviceResult<HostBuffer> {
         if !pinned {
             return HostBuffer::heap(bytes, false);
         }
         self.on(0)?;
+        // SAFETY: a plain page-locked allocation in the bound context; the
+        // pointer is handed to the `HostBuffer`, which frees it once.
         let p = unsafe { dr::malloc_host(bytes.max(1) as usize, sys::CU_MEMHOSTALLOC_PORTABLE) }
             .map_err(|e| {
-                anyhow!(
-                    "cuMemHostAlloc of {:.2} GiB pinned memory failed: {e:?}",
-                    bytes as f64 / (1u64 << 30) as f64
-                )
+                DeviceError::OutOfMemory(format!(
+                    "cuMemHostAlloc of {:.2} GiB pinned memory failed: {e}",
+                    bytes as f64 / GIB
+                ))
             })?;
+        // SAFETY: `p` points to `bytes.max(1)` bytes from `cuMemHostAlloc`,
+        // owned by nothing else.
         Ok(unsafe { HostBuffer::from_cuda_pinned(p as *mut u8, bytes) })
     }
 
@@ -200,31 +305,28 @@ impl Device for CudaDevice {
         src_off: u64,
         dst: DevPtr,
         bytes: u64,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         if src_off + bytes > src.len() {
-            bail!(
+            invalid!(
                 "host copy [{src_off}, +{bytes}) past the end of a {}-byte buffer",
                 src.len()
             );
         }
         let g = self.on(gpu)?;
         let d = Self::ptr(g, dst, bytes)?;
-        let s = if stream == StreamKind::Copy {
-            g.copy
-        } else {
-            g.compute
-        };
+        // SAFETY: the source range is inside `src` (checked above) and the
+        // destination inside the arena (checked by `ptr`); callers keep
+        // `src` alive until the copy's event completes (`Device::copy_h2d`).
         unsafe {
-            ck(
-                sys::cuMemcpyHtoDAsync_v2(
-                    d,
-                    src.as_ptr().add(src_off as usize) as *const c_void,
-                    bytes as usize,
-                    s,
-                ),
-                "host-to-device copy",
+            sys::cuMemcpyHtoDAsync_v2(
+                d,
+                src.as_ptr().add(src_off as usize) as *const c_void,
+                bytes as usize,
+                g.stream(stream).cu_stream(),
             )
         }
+        .result()
+        .context("host-to-device copy")
     }
 
     fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool {
@@ -237,7 +339,7 @@ impl Device for CudaDevice {
                 .unwrap_or(false)
     }
 
-    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> Result<()> {
+    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> DeviceResult<()> {
         self.nccl_all_reduce(gpus, bufs, n)
     }
 
@@ -247,7 +349,7 @@ impl Device for CudaDevice {
         send: &[DevPtr],
         recv: &[DevPtr],
         n: usize,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         self.nccl_all_gather(gpus, send, recv, n)
     }
 
@@ -258,23 +360,25 @@ impl Device for CudaDevice {
         dst: &HostBuffer,
         dst_off: u64,
         bytes: u64,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         if dst_off + bytes > dst.len() {
-            bail!("device-to-host copy past the end of its host buffer");
+            invalid!("device-to-host copy past the end of its host buffer");
         }
         let g = self.on(gpu)?;
         let s = Self::ptr(g, src, bytes)?;
+        // SAFETY: the source range is inside the arena (checked by `ptr`)
+        // and the destination inside `dst` (checked above); `dst` is read
+        // only after the copy's event completes, and stays alive until then.
         unsafe {
-            ck(
-                sys::cuMemcpyDtoHAsync_v2(
-                    (dst.as_ptr() as *mut u8).add(dst_off as usize) as *mut c_void,
-                    s,
-                    bytes as usize,
-                    g.compute,
-                ),
-                "device-to-host copy",
+            sys::cuMemcpyDtoHAsync_v2(
+                dst.as_write_ptr().add(dst_off as usize) as *mut c_void,
+                s,
+                bytes as usize,
+                g.compute.cu_stream(),
             )
         }
+        .result()
+        .context("device-to-host copy")
     }
 
     fn copy_peer(
@@ -284,84 +388,78 @@ impl Device for CudaDevice {
         src_gpu: usize,
         src: DevPtr,
         bytes: u64,
-    ) -> Result<()> {
-        let s = Self::ptr(&self.gpus[src_gpu], src, bytes)?;
-        let sctx = self.gpus[src_gpu].ctx.cu_ctx();
+    ) -> DeviceResult<()> {
+        let Some(src_g) = self.gpus.get(src_gpu) else {
+            invalid!(
+                "GPU {src_gpu} does not exist (this machine has {})",
+                self.gpus.len()
+            );
+        };
+        let s = Self::ptr(src_g, src, bytes)?;
+        let sctx = src_g.ctx.cu_ctx();
         let g = self.on(dst_gpu)?;
         let d = Self::ptr(g, dst, bytes)?;
+        // SAFETY: both ranges are inside their GPUs' arenas (checked by
+        // `ptr`), and both contexts are alive (held by `self.gpus`).
         unsafe {
-            ck(
-                sys::cuMemcpyPeerAsync(d, g.ctx.cu_ctx(), s, sctx, bytes as usize, g.compute),
-                "peer copy",
+            sys::cuMemcpyPeerAsync(
+                d,
+                g.ctx.cu_ctx(),
+                s,
+                sctx,
+                bytes as usize,
+                g.compute.cu_stream(),
             )
         }
+        .result()
+        .context("peer copy")
     }
 
-    fn record(&mut self, gpu: usize, stream: StreamKind) -> Result<Event> {
+    fn record(&mut self, gpu: usize, stream: StreamKind) -> DeviceResult<Event> {
         self.on(gpu)?;
         let g = &mut self.gpus[gpu];
         let ev = match g.free_events.pop() {
             Some(e) => e,
-            None => dr::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
-                .map_err(|e| anyhow!("{e:?}"))?,
+            None => g
+                .ctx
+                .new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT))?,
         };
-        let s = if stream == StreamKind::Copy {
-            g.copy
-        } else {
-            g.compute
-        };
-        unsafe { dr::event::record(ev, s) }.map_err(|e| anyhow!("event record: {e:?}"))?;
+        ev.record(g.stream(stream)).context("event record")?;
         self.next_event += 1;
         self.events.insert(self.next_event, (gpu, ev));
         Ok(Event(self.next_event))
     }
 
-    fn wait(&mut self, gpu: usize, stream: StreamKind, event: Event) -> Result<()> {
-        let (_, ev) = *self
-            .events
-            .get(&event.0)
-            .ok_or_else(|| anyhow!("unknown event {}", event.0))?;
-        let g = self.on(gpu)?;
-        let s = if stream == StreamKind::Copy {
-            g.copy
-        } else {
-            g.compute
-        };
-        unsafe { ck(sys::cuStreamWaitEvent(s, ev, 0), "stream wait") }
+    fn wait(&mut self, gpu: usize, stream: StreamKind, event: Event) -> DeviceResult<()> {
+        self.event(event)?;
+        self.on(gpu)?;
+        let (_, ev) = self.event(event)?;
+        self.gpus[gpu]
+            .stream(stream)
+            .wait(ev)
+            .context("stream wait")
     }
 
-    fn query(&mut self, event: Event) -> Result<bool> {
-        let (_, ev) = *self
-            .events
-            .get(&event.0)
-            .ok_or_else(|| anyhow!("unknown event {}", event.0))?;
-        match unsafe { sys::cuEventQuery(ev) } {
-            sys::CUresult::CUDA_SUCCESS => Ok(true),
-            sys::CUresult::CUDA_ERROR_NOT_READY => Ok(false),
-            e => bail!("event query: {e:?}"),
-        }
+    fn query(&mut self, event: Event) -> DeviceResult<bool> {
+        let (_, ev) = self.event(event)?;
+        ev.try_is_complete().context("event query")
     }
 
-    fn synchronize(&mut self, event: Event) -> Result<()> {
-        let (_, ev) = *self
-            .events
-            .get(&event.0)
-            .ok_or_else(|| anyhow!("unknown event {}", event.0))?;
-        unsafe { dr::event::synchronize(ev) }.map_err(|e| anyhow!("event synchronize: {e:?}"))
+    fn synchronize(&mut self, event: Event) -> DeviceResult<()> {
+        let (gpu, ev) = self.event(event)?;
+        // Binds the event's context.
+        let done = ev.synchronize().context("event synchronize");
+        self.current = gpu;
+        done
     }
 
-    fn elapsed_s(&mut self, start: Event, end: Event) -> Result<f64> {
-        let (_, a) = *self
-            .events
-            .get(&start.0)
-            .ok_or_else(|| anyhow!("unknown event"))?;
-        let (_, b) = *self
-            .events
-            .get(&end.0)
-            .ok_or_else(|| anyhow!("unknown event"))?;
-        let ms =
-            unsafe { dr::event::elapsed(a, b) }.map_err(|e| anyhow!("event elapsed: {e:?}"))?;
-        Ok(ms as f64 * 1e-3)
+    fn elapsed_s(&mut self, start: Event, end: Event) -> DeviceResult<f64> {
+        let (gpu, a) = self.event(start)?;
+        let (_, b) = self.event(end)?;
+        // Binds the start event's context.
+        let ms = a.elapsed_ms(b).context("event elapsed");
+        self.current = gpu;
+        Ok(ms? as f64 * 1e-3)
     }
 
     fn release(&mut self, event: Event) {
@@ -370,14 +468,11 @@ impl Device for CudaDevice {
         }
     }
 
-    fn synchronize_all(&mut self) -> Result<()> {
+    fn synchronize_all(&mut self) -> DeviceResult<()> {
         for i in 0..self.gpus.len() {
             let g = self.on(i)?;
-            let (a, b) = (g.compute, g.copy);
-            unsafe {
-                dr::stream::synchronize(a).map_err(|e| anyhow!("{e:?}"))?;
-                dr::stream::synchronize(b).map_err(|e| anyhow!("{e:?}"))?;
-            }
+            g.compute.synchronize()?;
+            g.copy.synchronize()?;
         }
         Ok(())
     }
@@ -386,15 +481,20 @@ impl Device for CudaDevice {
         true
     }
 
-    fn begin_capture(&mut self, gpu: usize) -> Result<()> {
+    fn begin_capture(&mut self, gpu: usize) -> DeviceResult<()> {
         self.capture_begin(gpu)
     }
 
-    fn end_capture(&mut self, gpu: usize, reuse: Option<Graph>, ok: bool) -> Result<Option<Graph>> {
+    fn end_capture(
+        &mut self,
+        gpu: usize,
+        reuse: Option<Graph>,
+        ok: bool,
+    ) -> DeviceResult<Option<Graph>> {
         self.capture_end(gpu, reuse, ok)
     }
 
-    fn launch_graph(&mut self, graph: Graph) -> Result<()> {
+    fn launch_graph(&mut self, graph: Graph) -> DeviceResult<()> {
         self.graph_launch(graph)
     }
 

@@ -16,11 +16,16 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod error;
+pub mod host_buffer;
+pub mod ops;
+pub mod seeded;
 
-use crate::host_store::HostBuffer;
-
-/// A byte offset into one GPU's arena (pool first, then workspace).
-pub type DevPtr = u64;
+pub use error::{Context, DeviceError, DeviceResult};
+pub use host_buffer::HostBuffer;
+pub use ops::{
+    token_id, Act, DevPtr, Embed, Gemm, Heads, LayerNorm, Mat, Softmax, SplitHeads, MAX_BATCH,
+};
 
 /// Which stream of a GPU an operation runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,167 +45,6 @@ pub struct Event(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Graph(pub u64);
 
-/// Elementwise activation fused after a bias add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Act {
-    /// Identity.
-    None,
-    /// max(x, 0) (OPT).
-    Relu,
-    /// GELU, tanh approximation (BERT, GPT-2).
-    Gelu,
-    /// tanh (BERT's pooler).
-    Tanh,
-}
-
-impl Act {
-    /// The activation applied to `x` (the same formula on every device).
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Act::None => x,
-            Act::Relu => x.max(0.0),
-            Act::Gelu => 0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh()),
-            Act::Tanh => x.tanh(),
-        }
-    }
-
-    /// Code used by the CUDA kernel.
-    pub fn code(self) -> i32 {
-        match self {
-            Act::None => 0,
-            Act::Relu => 1,
-            Act::Gelu => 2,
-            Act::Tanh => 3,
-        }
-    }
-}
-
-/// A (strided, batched) matrix product in cuBLAS's column-major convention:
-/// `C[i + j*ldc] = alpha * sum_p op(A)[i,p] * op(B)[p,j] + beta * C`, with
-/// `op(A)[i,p] = A[i + p*lda]` (or `A[p + i*lda]` when `ta`), for `batch`
-/// products whose matrices start `stride_*` elements apart. A and B are fp16;
-/// C is fp16, or f32 when `c_f32`; accumulation is f32.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Gemm {
-    /// Transpose A.
-    pub ta: bool,
-    /// Transpose B.
-    pub tb: bool,
-    /// Rows of C.
-    pub m: usize,
-    /// Columns of C.
-    pub n: usize,
-    /// Inner dimension.
-    pub k: usize,
-    /// A's address.
-    pub a: DevPtr,
-    /// A's leading dimension.
-    pub lda: usize,
-    /// B's address.
-    pub b: DevPtr,
-    /// B's leading dimension.
-    pub ldb: usize,
-    /// C's address.
-    pub c: DevPtr,
-    /// C's leading dimension.
-    pub ldc: usize,
-    /// Number of products.
-    pub batch: usize,
-    /// Elements between consecutive A matrices.
-    pub stride_a: usize,
-    /// Elements between consecutive B matrices.
-    pub stride_b: usize,
-    /// Elements between consecutive C matrices.
-    pub stride_c: usize,
-    /// C is f32 rather than fp16.
-    pub c_f32: bool,
-    /// Scale of the product.
-    pub alpha: f32,
-}
-
-impl Gemm {
-    /// A plain (unbatched) product with fp16 output and alpha 1.
-    #[allow(clippy::too_many_arguments)]
-    pub fn plain(
-        ta: bool,
-        tb: bool,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: DevPtr,
-        lda: usize,
-        b: DevPtr,
-        ldb: usize,
-        c: DevPtr,
-        ldc: usize,
-    ) -> Gemm {
-        Gemm {
-            ta,
-            tb,
-            m,
-            n,
-            k,
-            a,
-            lda,
-            b,
-            ldb,
-            c,
-            ldc,
-            batch: 1,
-            stride_a: 0,
-            stride_b: 0,
-            stride_c: 0,
-            c_f32: false,
-            alpha: 1.0,
-        }
-    }
-
-    /// FLOPs of the product (all batches).
-    pub fn flops(&self) -> f64 {
-        2.0 * (self.m * self.n * self.k * self.batch) as f64
-    }
-}
-
-/// Up to this many requests per batch (the embedding kernel takes their ids
-/// by value).
-pub const MAX_BATCH: usize = 64;
-
-/// The token ids of one batch: request `ids[b]`'s token at position `s` is
-/// [`token_id`]`(ids[b], s, vocab)`, computed on the device.
-#[derive(Debug, Clone, Copy)]
-pub struct Embed {
-    /// Output `[batch*seq, hidden]`.
-    pub out: DevPtr,
-    /// Token embedding `[vocab, hidden]`.
-    pub tok: DevPtr,
-    /// Position embedding `[positions, hidden]`.
-    pub pos: DevPtr,
-    /// Token type embedding row 0 `[hidden]`, when the model has one.
-    pub typ: Option<DevPtr>,
-    /// Request ids, `batch` of them.
-    pub ids: [u32; MAX_BATCH],
-    /// Requests in the batch.
-    pub batch: usize,
-    /// Tokens per request.
-    pub seq: usize,
-    /// Hidden size.
-    pub hidden: usize,
-    /// Vocabulary size.
-    pub vocab: usize,
-    /// Offset added to positions (OPT's learned positions start at 2).
-    pub pos_offset: usize,
-}
-
-/// The synthetic token at position `s` of request `req` (the same on every device).
-pub fn token_id(req: u32, s: u32, vocab: u32) -> u32 {
-    let mut x =
-        req.wrapping_mul(0x9E37_79B1) ^ s.wrapping_mul(0x85EB_CA77).wrapping_add(0x0001_2345);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x2C1B_3C6D);
-    x ^= x >> 12;
-    x % vocab
-}
-
 /// Achieved rate of `gemm` on `gpu`, FLOP/s: one untimed run, then `reps`
 /// back to back between two events on the compute stream.
 pub fn gemm_rate_of(
@@ -208,7 +52,7 @@ pub fn gemm_rate_of(
     gpu: usize,
     gemm: &Gemm,
     reps: usize,
-) -> anyhow::Result<f64> {
+) -> DeviceResult<f64> {
     let reps = reps.max(1);
     dev.gemm(gpu, gemm)?;
     let a = dev.record(gpu, StreamKind::Compute)?;
@@ -235,12 +79,12 @@ pub trait Device: Kernels {
     /// Total device memory of `gpu`, bytes (`None` for emulated GPUs).
     fn total_memory(&self, gpu: usize) -> Option<u64>;
     /// Device memory free on `gpu` before the arena, bytes.
-    fn free_memory(&self, gpu: usize) -> anyhow::Result<u64>;
+    fn free_memory(&self, gpu: usize) -> DeviceResult<u64>;
     /// Allocates each GPU's arena once: `arena_bytes` of device memory.
-    fn init_arena(&mut self, arena_bytes: u64) -> anyhow::Result<()>;
+    fn init_arena(&mut self, arena_bytes: u64) -> DeviceResult<()>;
     /// Allocates host memory: pinned (page-locked, registered with the
     /// driver) or pageable. Fails with a clear message if memory is short.
-    fn alloc_host(&mut self, bytes: u64, pinned: bool) -> anyhow::Result<HostBuffer>;
+    fn alloc_host(&mut self, bytes: u64, pinned: bool) -> DeviceResult<HostBuffer>;
 
     /// Copies `bytes` from `src[src_off..]` to `dst` on `gpu`'s copy stream.
     /// `src` must stay alive until the copy is done.
@@ -251,7 +95,7 @@ pub trait Device: Kernels {
         src_off: u64,
         dst: DevPtr,
         bytes: u64,
-    ) -> anyhow::Result<()> {
+    ) -> DeviceResult<()> {
         self.copy_h2d_on(gpu, StreamKind::Copy, src, src_off, dst, bytes)
     }
     /// Copies `bytes` from `src` on `gpu` to `dst[dst_off..]` on its compute stream.
@@ -262,7 +106,7 @@ pub trait Device: Kernels {
         dst: &HostBuffer,
         dst_off: u64,
         bytes: u64,
-    ) -> anyhow::Result<()>;
+    ) -> DeviceResult<()>;
     /// Copies `bytes` from `src` on `src_gpu` to `dst` on `dst_gpu` (peer
     /// link), on `dst_gpu`'s compute stream.
     fn copy_peer(
@@ -272,7 +116,7 @@ pub trait Device: Kernels {
         src_gpu: usize,
         src: DevPtr,
         bytes: u64,
-    ) -> anyhow::Result<()>;
+    ) -> DeviceResult<()>;
 
     /// Copies `bytes` from `src[src_off..]` to `dst` on `gpu`'s `stream`
     /// (activations handed between pipeline stages through the host use the
@@ -285,14 +129,14 @@ pub trait Device: Kernels {
         src_off: u64,
         dst: DevPtr,
         bytes: u64,
-    ) -> anyhow::Result<()>;
+    ) -> DeviceResult<()>;
     /// Whether `dst_gpu` can read `src_gpu`'s memory directly (peer access:
     /// NVLink or PCIe peer-to-peer); if not, activations go through the host.
     fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool;
     /// Sums `n` fp16 elements at `bufs[r]` on `gpus[r]` over the group and
     /// leaves the sum in every rank's buffer, on the compute streams (NCCL
     /// on CUDA, one communicator per ordered group).
-    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> anyhow::Result<()>;
+    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> DeviceResult<()>;
     /// Gathers `n` fp16 elements at `send[r]` of every rank into
     /// `recv[q]` (`tp * n` elements, rank order) on every rank `q`.
     fn all_gather(
@@ -301,22 +145,22 @@ pub trait Device: Kernels {
         send: &[DevPtr],
         recv: &[DevPtr],
         n: usize,
-    ) -> anyhow::Result<()>;
+    ) -> DeviceResult<()>;
 
     /// Records an event on a stream.
-    fn record(&mut self, gpu: usize, stream: StreamKind) -> anyhow::Result<Event>;
+    fn record(&mut self, gpu: usize, stream: StreamKind) -> DeviceResult<Event>;
     /// Makes a stream wait for an event (of any GPU) before its later work.
-    fn wait(&mut self, gpu: usize, stream: StreamKind, event: Event) -> anyhow::Result<()>;
+    fn wait(&mut self, gpu: usize, stream: StreamKind, event: Event) -> DeviceResult<()>;
     /// Whether the event has completed.
-    fn query(&mut self, event: Event) -> anyhow::Result<bool>;
+    fn query(&mut self, event: Event) -> DeviceResult<bool>;
     /// Blocks until the event has completed.
-    fn synchronize(&mut self, event: Event) -> anyhow::Result<()>;
+    fn synchronize(&mut self, event: Event) -> DeviceResult<()>;
     /// Seconds between two completed events.
-    fn elapsed_s(&mut self, start: Event, end: Event) -> anyhow::Result<f64>;
+    fn elapsed_s(&mut self, start: Event, end: Event) -> DeviceResult<f64>;
     /// Returns an event to the device once nothing refers to it.
     fn release(&mut self, event: Event);
     /// Waits for all work on every stream of every GPU.
-    fn synchronize_all(&mut self) -> anyhow::Result<()>;
+    fn synchronize_all(&mut self) -> DeviceResult<()>;
 
     /// Whether [`Device::begin_capture`] works on this device.
     fn graphs_supported(&self) -> bool {
@@ -325,8 +169,11 @@ pub trait Device: Kernels {
     /// Starts capturing `gpu`'s compute stream: the [`Kernels`] issued to
     /// it are recorded into a graph, not run, until [`Device::end_capture`].
     /// Only kernels and matrix products may be issued to it meanwhile.
-    fn begin_capture(&mut self, gpu: usize) -> anyhow::Result<()> {
-        anyhow::bail!("{} device: GPU {gpu} cannot capture graphs", self.kind())
+    fn begin_capture(&mut self, gpu: usize) -> DeviceResult<()> {
+        Err(DeviceError::Invalid(format!(
+            "{} device: GPU {gpu} cannot capture graphs",
+            self.kind()
+        )))
     }
     /// Ends `gpu`'s capture and makes the graph launchable. With `reuse`
     /// (a graph of the same GPU), its executable is updated in place when
@@ -339,14 +186,21 @@ pub trait Device: Kernels {
         gpu: usize,
         reuse: Option<Graph>,
         ok: bool,
-    ) -> anyhow::Result<Option<Graph>> {
+    ) -> DeviceResult<Option<Graph>> {
         let _ = (gpu, reuse, ok);
-        anyhow::bail!("{} device: no capture to end", self.kind())
+        Err(DeviceError::Invalid(format!(
+            "{} device: no capture to end",
+            self.kind()
+        )))
     }
     /// Runs a graph on its GPU's compute stream, in issue order with the
     /// stream's other work.
-    fn launch_graph(&mut self, graph: Graph) -> anyhow::Result<()> {
-        anyhow::bail!("{} device: unknown graph {}", self.kind(), graph.0)
+    fn launch_graph(&mut self, graph: Graph) -> DeviceResult<()> {
+        Err(DeviceError::Invalid(format!(
+            "{} device: unknown graph {}",
+            self.kind(),
+            graph.0
+        )))
     }
     /// Frees a graph (its launches already issued still run).
     fn drop_graph(&mut self, graph: Graph) {
@@ -358,22 +212,11 @@ pub trait Device: Kernels {
 /// GEMMs (cuBLAS on CUDA) and the small kernels (NVRTC on CUDA).
 pub trait Kernels {
     /// Runs a matrix product on `gpu`'s compute stream.
-    fn gemm(&mut self, gpu: usize, g: &Gemm) -> anyhow::Result<()>;
+    fn gemm(&mut self, gpu: usize, g: &Gemm) -> DeviceResult<()>;
     /// Token + position (+ type) embeddings of a batch.
-    fn embed(&mut self, gpu: usize, e: &Embed) -> anyhow::Result<()>;
-    /// Row-wise layer norm: `y = (x - mean) / sqrt(var + eps) * g + b`, `rows x cols` fp16.
-    #[allow(clippy::too_many_arguments)]
-    fn layer_norm(
-        &mut self,
-        gpu: usize,
-        x: DevPtr,
-        y: DevPtr,
-        g: DevPtr,
-        b: DevPtr,
-        rows: usize,
-        cols: usize,
-        eps: f32,
-    ) -> anyhow::Result<()>;
+    fn embed(&mut self, gpu: usize, e: &Embed) -> DeviceResult<()>;
+    /// Row-wise layer norm ([`LayerNorm`]).
+    fn layer_norm(&mut self, gpu: usize, op: &LayerNorm) -> DeviceResult<()>;
     /// `y[r, c] = act(y[r, c] + bias[c])`; `ld` is the distance between rows.
     fn bias_act(
         &mut self,
@@ -383,48 +226,16 @@ pub trait Kernels {
         rows: usize,
         cols: usize,
         act: Act,
-    ) -> anyhow::Result<()>;
+    ) -> DeviceResult<()>;
     /// `x[i] += y[i]` over `n` fp16 elements.
-    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> anyhow::Result<()>;
-    /// Splits `qkv [B*S, 3*H*dh]` into `q, k, v`, each `[B*H, S, dh]`.
-    #[allow(clippy::too_many_arguments)]
-    fn split_heads(
-        &mut self,
-        gpu: usize,
-        qkv: DevPtr,
-        q: DevPtr,
-        k: DevPtr,
-        v: DevPtr,
-        b: usize,
-        s: usize,
-        h: usize,
-        dh: usize,
-    ) -> anyhow::Result<()>;
-    #[allow(clippy::too_many_arguments)]
-    /// Row softmax of f32 scores `[B*H*S, S]` into fp16 probabilities, with
-    /// `scale` applied first and keys after the query masked when `causal`.
-    fn softmax(
-        &mut self,
-        gpu: usize,
-        scores: DevPtr,
-        probs: DevPtr,
-        rows: usize,
-        s: usize,
-        causal: bool,
-        scale: f32,
-    ) -> anyhow::Result<()>;
+    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> DeviceResult<()>;
+    /// Splits `qkv` into per-head `q, k, v` ([`SplitHeads`]).
+    fn split_heads(&mut self, gpu: usize, op: &SplitHeads) -> DeviceResult<()>;
+    /// Row softmax of scores into probabilities ([`Softmax`]).
+    fn softmax(&mut self, gpu: usize, op: &Softmax) -> DeviceResult<()>;
     /// Merges `o [B*H, S, dh]` back into `out [B*S, H*dh]`.
-    #[allow(clippy::too_many_arguments)]
-    fn merge_heads(
-        &mut self,
-        gpu: usize,
-        o: DevPtr,
-        out: DevPtr,
-        b: usize,
-        s: usize,
-        h: usize,
-        dh: usize,
-    ) -> anyhow::Result<()>;
+    fn merge_heads(&mut self, gpu: usize, o: DevPtr, out: DevPtr, shape: Heads)
+        -> DeviceResult<()>;
     /// Fills `n` fp16 elements at `dst` with seeded values in `[-scale, scale]`.
     fn fill_random(
         &mut self,
@@ -433,15 +244,17 @@ pub trait Kernels {
         n: usize,
         seed: u64,
         scale: f32,
-    ) -> anyhow::Result<()>;
+    ) -> DeviceResult<()>;
 }
 
 /// Opens a device by name: `cuda` (fails with a clear message when no driver
 /// or GPU is found) or `cpu` (with `cpu_gpus` emulated GPUs).
-pub fn open(kind: &str, cpu_gpus: usize) -> anyhow::Result<Box<dyn Device>> {
+pub fn open(kind: &str, cpu_gpus: usize) -> DeviceResult<Box<dyn Device>> {
     match kind {
         "cuda" => Ok(Box::new(cuda::CudaDevice::open()?)),
         "cpu" => Ok(Box::new(cpu::CpuDevice::new(cpu_gpus))),
-        other => anyhow::bail!("unknown device `{other}`; expected `cuda` or `cpu`"),
+        other => Err(DeviceError::Invalid(format!(
+            "unknown device `{other}`; expected `cuda` or `cpu`"
+        ))),
     }
 }

@@ -3,13 +3,24 @@
 //! the GEMM rate that sizes GEMM-equivalent layers. Start-up only.
 
 use super::{handoff, Executor, OUTBOX_SLOTS, OUT_SLOTS};
-use crate::device::{gemm_rate_of, Device, Gemm};
+use crate::device::{gemm_rate_of, Device, Gemm, Mat};
+use crate::forward;
 use crate::host_store::HostStore;
 use crate::model::shard::ShardLayout;
-use crate::model::{forward, ModelLayout};
+use crate::model::ModelLayout;
 use crate::pool::Pool;
 use anyhow::{bail, Result};
 use std::collections::{HashMap, VecDeque};
+
+/// How an executor's models are split over GPUs.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// Model `m`'s shard layout.
+    pub shards: Vec<ShardLayout>,
+    /// Model `m`'s GPUs (`[stage * tp + rank]`, the scheduler's placement),
+    /// which get side slots for its replicated tensors.
+    pub homes: Vec<Vec<usize>>,
+}
 
 impl Executor {
     /// Allocates each GPU's arena (pool of `pool_bytes` plus the workspace
@@ -24,34 +35,32 @@ impl Executor {
         pool_bytes: u64,
         synthetic_slope: f64,
     ) -> Result<Executor> {
-        let shards = layouts.iter().map(ShardLayout::single).collect();
-        let homes = vec![Vec::new(); layouts.len()];
+        let split = Split {
+            shards: layouts.iter().map(ShardLayout::single).collect(),
+            homes: vec![Vec::new(); layouts.len()],
+        };
         Executor::with_shards(
             dev,
             host,
             layouts,
-            shards,
-            &homes,
+            split,
             max_batch,
             pool_bytes,
             synthetic_slope,
         )
     }
 
-    /// Like [`Executor::new`] for models split by `shards`; `homes[m]`
-    /// lists model `m`'s GPUs (`[stage * tp + rank]`, the scheduler's
-    /// placement), which get side slots for its replicated tensors.
-    #[allow(clippy::too_many_arguments)]
+    /// Like [`Executor::new`] for models split as `split` says.
     pub fn with_shards(
         mut dev: Box<dyn Device>,
         host: HostStore,
         layouts: Vec<ModelLayout>,
-        shards: Vec<ShardLayout>,
-        homes: &[Vec<usize>],
+        split: Split,
         max_batch: &[usize],
         pool_bytes: u64,
         synthetic_slope: f64,
     ) -> Result<Executor> {
+        let Split { shards, homes } = split;
         let gpus = dev.gpus();
         let ws = layouts
             .iter()
@@ -144,8 +153,8 @@ impl Executor {
         // Weights: the output chunk region filled as a random `[k, m]` matrix.
         let (inp, w, scratch) = forward::gen_regions(ws);
         self.dev.fill_random(0, w, m * k, 0xC0FFEE, 0.03)?;
-        let g = Gemm::plain(false, false, m, n, k, w, m, inp, k, scratch, m);
+        let g = Gemm::plain(m, n, k, Mat::n(w, m), Mat::n(inp, k), Mat::n(scratch, m));
         let reps = if self.dev.kind() == "cuda" { 20 } else { 2 };
-        gemm_rate_of(self.dev.as_mut(), 0, &g, reps)
+        Ok(gemm_rate_of(self.dev.as_mut(), 0, &g, reps)?)
     }
 }

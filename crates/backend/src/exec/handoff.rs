@@ -14,8 +14,8 @@
 //! stages by up to [`OUTBOX_SLOTS`] batches).
 
 use super::ComputeOp;
+use crate::device::HostBuffer;
 use crate::device::{DevPtr, Device, Event, StreamKind};
-use crate::host_store::HostBuffer;
 use crate::pool::Pool;
 use anyhow::{anyhow, Result};
 use serde::Serialize;
@@ -60,6 +60,21 @@ pub(super) struct Handoff {
     pub stats: HandoffStats,
 }
 
+/// A batch's activations leaving a pipeline stage.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The producing compute.
+    pub key: u64,
+    /// The GPU it ran on.
+    pub gpu: usize,
+    /// The consumers' GPUs.
+    pub to: &'a [usize],
+    /// Where the activations are on `gpu`.
+    pub x: DevPtr,
+    /// Their size.
+    pub bytes: u64,
+}
+
 impl Handoff {
     /// Rings for every GPU of `dev` (`staged`: some model has several
     /// stages; else nothing is allocated); pinned host slots where some
@@ -101,19 +116,16 @@ impl Handoff {
         true
     }
 
-    /// After producer `key`'s last layer on `gpu`: writes `bytes` at `x`
-    /// into the next outbox slot for consumers on `to`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn push(
-        &mut self,
-        dev: &mut dyn Device,
-        pool: &Pool,
-        key: u64,
-        gpu: usize,
-        to: &[usize],
-        x: DevPtr,
-        bytes: u64,
-    ) -> Result<()> {
+    /// After a producer's last layer: writes its activations into the next
+    /// outbox slot of its GPU for the consumers ([`Outgoing`]).
+    pub fn push(&mut self, dev: &mut dyn Device, pool: &Pool, out: Outgoing) -> Result<()> {
+        let Outgoing {
+            key,
+            gpu,
+            to,
+            x,
+            bytes,
+        } = out;
         let i = self.next[gpu];
         if bytes > self.slot_bytes {
             return Err(anyhow!(

@@ -1,8 +1,8 @@
 //! A plain f32 host implementation of the transformer forward pass, written
-//! independently of [`super::forward`] (row-major loops, no GEMM view), used
+//! independently of [`crate::forward`] (row-major loops, no GEMM view), used
 //! as the oracle that the CUDA and CPU devices are checked against.
 
-use super::{Kind, ModelLayout};
+use super::layout::{Kind, ModelLayout};
 use crate::device::token_id;
 use anyhow::{bail, Result};
 use half::f16;

@@ -22,7 +22,7 @@
 //! same copy on its last stage). With `tp = 1` every tensor sits at its
 //! original offset and only that copy of the embedding is a side part.
 
-use super::{Kind, ModelLayout};
+use super::layout::{Kind, ModelLayout};
 use anyhow::{bail, Result};
 use std::ops::Range;
 use switchyard_core::model::{LayerKind, DTYPE_BYTES};
@@ -316,8 +316,8 @@ impl ShardLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::tiny_models;
-    use crate::model::transformer_shape;
+    use crate::model::layout::transformer_shape;
+    use crate::model::tiny::tiny_models;
     use switchyard_core::model::stage_partition;
 
     #[test]

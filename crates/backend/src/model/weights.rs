@@ -1,27 +1,13 @@
 //! Model weights: seeded random fill (counter-based, so it runs on all cores
 //! and gives the same bytes on any machine) and safetensors load/save.
 
-use super::{Init, ModelLayout, TensorSpec};
+use super::layout::{Init, ModelLayout, TensorSpec};
+use crate::device::seeded::{mix64, uniform};
 use anyhow::{bail, Context, Result};
 use half::f16;
 use safetensors::{Dtype, SafeTensors};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// SplitMix64 finaliser: a strong 64-bit mix.
-pub fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The `i`-th value of stream `seed`, uniform in `[-1, 1)` (the CUDA fill
-/// kernel computes the same function).
-pub fn uniform(seed: u64, i: u64) -> f32 {
-    let r = mix64(seed ^ i.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-    ((r >> 40) as f32) * (1.0 / (1u64 << 23) as f32) - 1.0
-}
 
 /// Seed of tensor `index` of a model seeded `seed`.
 fn tensor_seed(seed: u64, index: usize) -> u64 {
@@ -69,7 +55,10 @@ pub fn fill_random(layout: &ModelLayout, seed: u64, buf: &mut [u8]) {
                 let t = &layout.tensors[ti];
                 let n = (t.numel() - e0).min(CHUNK);
                 let off = (layout.layer_offsets[t.layer] + t.offset) as usize + e0 * 2;
-                // Chunks are disjoint ranges of `buf`.
+                // SAFETY: `off + 2n` is within `buf` (the layout's tensors lie
+                // inside its total bytes, asserted above) and chunks are
+                // disjoint ranges of it, so no two threads write one byte;
+                // `buf` outlives the scope.
                 let out = unsafe { std::slice::from_raw_parts_mut((base + off) as *mut u8, n * 2) };
                 fill_tensor_chunk(t, tensor_seed(seed, ti), e0, out);
             });

@@ -89,16 +89,24 @@ pub(super) fn write_outputs(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How late the dispatcher fed arrivals to the scheduler.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Dispatch {
+    /// Arrivals fed more than [`LATE_S`] late.
+    pub late: u64,
+    /// The latest, seconds.
+    pub max_delay_s: f64,
+    /// Mean delay over all arrivals fed, seconds.
+    pub mean_delay_s: f64,
+}
+
 pub(super) fn summarize(
     run: &Run,
     w: &Workload,
     device: String,
     gemm_tflops: f64,
     wall_s: f64,
-    late: u64,
-    max_delay: f64,
-    mean_delay: f64,
+    dispatch: Dispatch,
     partial: bool,
 ) -> ReplayResult {
     let stats = run.sched.load_stats();
@@ -137,10 +145,10 @@ pub(super) fn summarize(
             wall_s,
             device,
             gemm_tflops,
-            late_dispatches: late,
+            late_dispatches: dispatch.late,
             late_threshold_s: LATE_S,
-            max_dispatch_delay_s: max_delay,
-            mean_dispatch_delay_s: mean_delay,
+            max_dispatch_delay_s: dispatch.max_delay_s,
+            mean_dispatch_delay_s: dispatch.mean_delay_s,
             handoffs: run.ex.handoff_stats(),
             host_path: run.ex.issue,
             parallel: run

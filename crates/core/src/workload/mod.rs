@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::hardware::HardwareProfile;
-use crate::model::{stage_partition, ModelShape};
+use crate::model::{stage_partition, Dtype, ModelShape};
 use crate::yaml::{self, Ctx};
 use raw::{validate_arrivals, validate_models, RawWorkload};
 use serde::Deserialize;
@@ -23,10 +23,20 @@ pub struct Workload {
     pub cluster: Cluster,
     /// Models served, copies expanded (`opt-13b-0` .. `opt-13b-7`).
     pub models: Vec<ModelSpec>,
+    /// Weight type of each model, in `models` order (their shapes' bytes
+    /// are already of this type). Kept beside `models`, not in
+    /// [`ModelSpec`], so code that builds a `ModelSpec` itself is
+    /// unchanged; read it through [`Workload::dtype`].
+    pub dtypes: Vec<Dtype>,
     /// How requests arrive.
     pub arrivals: ArrivalSpec,
     /// Which serving system and eviction policy.
     pub policy: PolicySpec,
+    /// Best-effort jobs sharing GPUs with the served models (at most one per GPU).
+    pub background: Vec<BackgroundJob>,
+    /// Models (indices into `models`) whose weights are in GPU memory when
+    /// the clock starts, loaded in this order (`policy.preload`).
+    pub preload: Vec<u32>,
     /// The file it came from (for errors and relative paths).
     pub source: PathBuf,
 }
@@ -307,10 +317,45 @@ pub struct PolicySpec {
     pub eviction: Eviction,
     /// Layer grouping for pipelined loads.
     pub grouping: Grouping,
+    /// Most models that may hold weights on one GPU at once, besides the
+    /// memory limit (Computron's `max_loaded`); `None`: memory alone.
+    pub max_loaded: Option<u32>,
 }
 
+mod background;
 mod raw;
 mod trace_models;
+
+pub use background::BackgroundJob;
+/// Default of [`Limits::max_models`].
+pub const DEFAULT_MAX_MODELS: u64 = 1_000_000;
+/// Default of [`Limits::max_gpus`].
+pub const DEFAULT_MAX_GPUS: u64 = 4096;
+
+/// Caps on a workload's size, checked while it is parsed, before any
+/// memory grows with them; `sim` and `replay` raise them with
+/// `--max-models` and `--max-gpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most models (copies and trace names expanded) a workload may serve.
+    pub max_models: u64,
+    /// Most GPUs a cluster may have.
+    pub max_gpus: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_models: DEFAULT_MAX_MODELS,
+            max_gpus: DEFAULT_MAX_GPUS,
+        }
+    }
+}
+
+/// The message of a workload over [`Limits::max_models`].
+fn too_many_models(max: u64) -> String {
+    format!("the workload would serve more than {max} models (--max-models raises the limit)")
+}
 
 pub use trace_models::{assign_classes, name_hash, TraceModelRule};
 
@@ -323,8 +368,13 @@ impl Workload {
     /// Reads `path` like [`Workload::load`], with `cluster.hardware` replaced
     /// by `hardware` (a preset name or a profile path) when given.
     pub fn load_with_hardware(path: &Path, hardware: Option<&str>) -> Result<Workload> {
+        Workload::load_with(path, hardware, &Limits::default())
+    }
+
+    /// Reads `path` like [`Workload::load_with_hardware`], under `limits`.
+    pub fn load_with(path: &Path, hardware: Option<&str>, limits: &Limits) -> Result<Workload> {
         let text = crate::line_cap::read_text(path).map_err(|e| Error::unreadable(path, e))?;
-        Workload::parse_with_hardware(path, &text, hardware)
+        Workload::parse_with(path, &text, hardware, limits)
     }
 
     /// Parses and validates workload YAML `text`; `path` names it in errors
@@ -341,6 +391,17 @@ impl Workload {
         text: &str,
         hardware: Option<&str>,
     ) -> Result<Workload> {
+        Workload::parse_with(path, text, hardware, &Limits::default())
+    }
+
+    /// Parses like [`Workload::parse_with_hardware`], refusing a workload
+    /// over `limits` with an error naming the field.
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        hardware: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Workload> {
         let mut raw: RawWorkload = yaml::parse(path, text)?;
         if let Some(h) = hardware {
             let abs = std::path::absolute(h).map(|p| p.to_string_lossy().into_owned());
@@ -355,12 +416,15 @@ impl Workload {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let duration_s = ctx.positive(&raw.duration_s, "duration_s", "seconds")?;
         let gpus = ctx.at_least_one(&raw.cluster.gpus, "cluster.gpus")?;
-        if gpus > raw::MAX_GPUS {
+        if gpus > limits.max_gpus {
             return Err(ctx
                 .err(
                     &raw.cluster.gpus.referenced,
                     "cluster.gpus",
-                    format!("expected at most {} GPUs, got {gpus}", raw::MAX_GPUS),
+                    format!(
+                        "expected at most {} GPUs, got {gpus} (--max-gpus raises the limit)",
+                        limits.max_gpus
+                    ),
                 )
                 .into());
         }
@@ -401,8 +465,9 @@ impl Workload {
             hardware.gpu_memory_bytes = bytes;
         }
         let cluster = Cluster { hardware, gpus };
+        let mut dtypes = Vec::new();
         let mut models = match &raw.models {
-            Some(m) => validate_models(&ctx, m, &cluster)?,
+            Some(m) => validate_models(&ctx, m, &cluster, limits.max_models, &mut dtypes)?,
             None => Vec::new(),
         };
         if let Some(tm) = &raw.trace_models {
@@ -415,6 +480,16 @@ impl Workload {
                 raw.seed,
                 &mut models,
             )?;
+            // The trace is bounded by the file-size cap, so its names are too.
+            if models.len() as u64 > limits.max_models {
+                return Err(ctx
+                    .err(
+                        &tm.referenced,
+                        "trace_models",
+                        too_many_models(limits.max_models),
+                    )
+                    .into());
+            }
         }
         if models.is_empty() {
             return Err(crate::InputError::new(
@@ -425,11 +500,49 @@ impl Workload {
             )
             .into());
         }
+        // Models a trace adds (`trace_models`) hold fp16 weights.
+        dtypes.resize(models.len(), Dtype::Fp16);
         let arrivals = validate_arrivals(&ctx, &raw.arrivals, models.len(), &base)?;
+        let max_loaded = match &raw.policy.max_loaded {
+            Some(v) => Some(
+                ctx.at_least_one(v, "policy.max_loaded")?
+                    .min(u32::MAX as u64) as u32,
+            ),
+            None => None,
+        };
+        let mut preload: Vec<u32> = Vec::new();
+        if let Some(p) = &raw.policy.preload {
+            for name in &p.value {
+                let i = models.iter().position(|m| &m.name == name).ok_or_else(|| {
+                    ctx.err(
+                        &p.referenced,
+                        "policy.preload",
+                        format!(
+                            "no model is called `{name}` (copies are named NAME-0, NAME-1, ...)"
+                        ),
+                    )
+                })? as u32;
+                if preload.contains(&i) {
+                    return Err(ctx
+                        .err(
+                            &p.referenced,
+                            "policy.preload",
+                            format!("`{name}` is listed twice"),
+                        )
+                        .into());
+                }
+                preload.push(i);
+            }
+        }
+        let background = match &raw.background {
+            Some(b) => background::validate(&ctx, b, &cluster)?,
+            None => Vec::new(),
+        };
         let policy = PolicySpec {
             system: raw.policy.system,
             eviction: raw.policy.eviction,
             grouping: raw.policy.grouping,
+            max_loaded,
         };
         Ok(Workload {
             name: raw.name,
@@ -437,10 +550,23 @@ impl Workload {
             duration_s,
             cluster,
             models,
+            dtypes,
             arrivals,
             policy,
+            background,
+            preload,
             source: path.to_path_buf(),
         })
+    }
+
+    /// Weight type of model `i` (fp16 for a model `dtypes` does not cover).
+    pub fn dtype(&self, i: usize) -> Dtype {
+        self.dtypes.get(i).copied().unwrap_or_default()
+    }
+
+    /// The background job on GPU `gpu`, if any.
+    pub fn background_on(&self, gpu: u32) -> Option<&BackgroundJob> {
+        self.background.iter().find(|b| b.gpu == gpu)
     }
 
     /// Index of the model called `name`.

@@ -6,20 +6,22 @@
 //! what the GPU would.
 
 use super::CpuDevice;
-use crate::device::{Act, DevPtr, Embed, Gemm, Kernels};
-use anyhow::{bail, Result};
+use crate::device::error::invalid;
+use crate::device::{
+    Act, DevPtr, DeviceResult, Embed, Gemm, Heads, Kernels, LayerNorm, Softmax, SplitHeads,
+};
 
 /// One recorded kernel with its arguments.
 #[derive(Debug, Clone)]
 pub(super) enum Op {
     Gemm(Gemm),
     Embed(Box<Embed>),
-    LayerNorm(DevPtr, DevPtr, DevPtr, DevPtr, usize, usize, f32),
+    LayerNorm(LayerNorm),
     BiasAct(DevPtr, DevPtr, usize, usize, Act),
     Add(DevPtr, DevPtr, usize),
-    SplitHeads(DevPtr, DevPtr, DevPtr, DevPtr, usize, usize, usize, usize),
-    Softmax(DevPtr, DevPtr, usize, usize, bool, f32),
-    MergeHeads(DevPtr, DevPtr, usize, usize, usize, usize),
+    SplitHeads(SplitHeads),
+    Softmax(Softmax),
+    MergeHeads(DevPtr, DevPtr, Heads),
     FillRandom(DevPtr, usize, u64, f32),
 }
 
@@ -48,30 +50,37 @@ impl CpuDevice {
 
     /// Fails when `gpu`'s compute stream is being captured (only kernels
     /// may be issued to it then).
-    pub(super) fn not_capturing(&self, gpu: usize, what: &str) -> Result<()> {
+    pub(super) fn not_capturing(&self, gpu: usize, what: &str) -> DeviceResult<()> {
         if matches!(self.graph.capture, Some((g, _)) if g == gpu) {
-            bail!("cpu device: {what} issued to GPU {gpu}'s compute stream while it is captured");
+            invalid!(
+                "cpu device: {what} issued to GPU {gpu}'s compute stream while it is captured"
+            );
         }
         Ok(())
     }
 
-    pub(super) fn begin(&mut self, gpu: usize) -> Result<()> {
+    pub(super) fn begin(&mut self, gpu: usize) -> DeviceResult<()> {
         if gpu >= self.gpus {
-            bail!("cpu device: GPU {gpu} does not exist");
+            invalid!("cpu device: GPU {gpu} does not exist");
         }
         if self.graph.capture.is_some() {
-            bail!("cpu device: a capture is already under way");
+            invalid!("cpu device: a capture is already under way");
         }
         self.graph.capture = Some((gpu, Vec::new()));
         Ok(())
     }
 
-    pub(super) fn end(&mut self, gpu: usize, reuse: Option<u64>, ok: bool) -> Result<Option<u64>> {
+    pub(super) fn end(
+        &mut self,
+        gpu: usize,
+        reuse: Option<u64>,
+        ok: bool,
+    ) -> DeviceResult<Option<u64>> {
         let ops = match self.graph.capture.take() {
             Some((g, ops)) if g == gpu => ops,
             other => {
                 self.graph.capture = other;
-                bail!("cpu device: GPU {gpu} is not being captured");
+                invalid!("cpu device: GPU {gpu} is not being captured");
             }
         };
         if !ok {
@@ -91,27 +100,21 @@ impl CpuDevice {
         Ok(Some(id))
     }
 
-    pub(super) fn launch(&mut self, id: u64) -> Result<()> {
+    pub(super) fn launch(&mut self, id: u64) -> DeviceResult<()> {
         let Some((gpu, ops)) = self.graph.graphs.get(&id).cloned() else {
-            bail!("cpu device: unknown graph {id}");
+            invalid!("cpu device: unknown graph {id}");
         };
         self.not_capturing(gpu, "a graph launch")?;
         for op in ops {
             match op {
                 Op::Gemm(m) => self.gemm(gpu, &m)?,
                 Op::Embed(e) => self.embed(gpu, &e)?,
-                Op::LayerNorm(x, y, g, b, r, c, eps) => {
-                    self.layer_norm(gpu, x, y, g, b, r, c, eps)?
-                }
+                Op::LayerNorm(op) => self.layer_norm(gpu, &op)?,
                 Op::BiasAct(y, b, r, c, a) => self.bias_act(gpu, y, b, r, c, a)?,
                 Op::Add(x, y, n) => self.add(gpu, x, y, n)?,
-                Op::SplitHeads(qkv, q, k, v, b, s, h, dh) => {
-                    self.split_heads(gpu, qkv, q, k, v, b, s, h, dh)?
-                }
-                Op::Softmax(sc, p, r, s, c, scale) => self.softmax(gpu, sc, p, r, s, c, scale)?,
-                Op::MergeHeads(o, out, b, s, h, dh) => {
-                    self.merge_heads(gpu, o, out, b, s, h, dh)?
-                }
+                Op::SplitHeads(op) => self.split_heads(gpu, &op)?,
+                Op::Softmax(op) => self.softmax(gpu, &op)?,
+                Op::MergeHeads(o, out, shape) => self.merge_heads(gpu, o, out, shape)?,
                 Op::FillRandom(d, n, seed, scale) => self.fill_random(gpu, d, n, seed, scale)?,
             }
         }

@@ -3,11 +3,12 @@
 
 use super::graph::Op;
 use super::*;
+use crate::device::{Heads, LayerNorm, Softmax, SplitHeads};
 
 /// The forward pass's operations on the host: f32 arithmetic on fp16 data,
 /// the same formulas as the CUDA kernels.
 impl Kernels for CpuDevice {
-    fn gemm(&mut self, gpu: usize, g: &Gemm) -> Result<()> {
+    fn gemm(&mut self, gpu: usize, g: &Gemm) -> DeviceResult<()> {
         if self.captured(gpu, || Op::Gemm(*g)) {
             return Ok(());
         }
@@ -69,7 +70,7 @@ impl Kernels for CpuDevice {
         Ok(())
     }
 
-    fn embed(&mut self, gpu: usize, e: &Embed) -> Result<()> {
+    fn embed(&mut self, gpu: usize, e: &Embed) -> DeviceResult<()> {
         if self.captured(gpu, || Op::Embed(Box::new(*e))) {
             return Ok(());
         }
@@ -93,20 +94,19 @@ impl Kernels for CpuDevice {
         self.write_f16(gpu, e.out, &out)
     }
 
-    fn layer_norm(
-        &mut self,
-        gpu: usize,
-        x: DevPtr,
-        y: DevPtr,
-        g: DevPtr,
-        b: DevPtr,
-        rows: usize,
-        cols: usize,
-        eps: f32,
-    ) -> Result<()> {
-        if self.captured(gpu, || Op::LayerNorm(x, y, g, b, rows, cols, eps)) {
+    fn layer_norm(&mut self, gpu: usize, op: &LayerNorm) -> DeviceResult<()> {
+        if self.captured(gpu, || Op::LayerNorm(*op)) {
             return Ok(());
         }
+        let LayerNorm {
+            x,
+            y,
+            gain: g,
+            bias: b,
+            rows,
+            cols,
+            eps,
+        } = *op;
         let xv = self.read_f16(gpu, x, rows * cols)?;
         let (gv, bv) = (self.read_f16(gpu, g, cols)?, self.read_f16(gpu, b, cols)?);
         let mut out = vec![0f32; rows * cols];
@@ -130,7 +130,7 @@ impl Kernels for CpuDevice {
         rows: usize,
         cols: usize,
         act: Act,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         if self.captured(gpu, || Op::BiasAct(y, bias, rows, cols, act)) {
             return Ok(());
         }
@@ -142,7 +142,7 @@ impl Kernels for CpuDevice {
         self.write_f16(gpu, y, &v)
     }
 
-    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> Result<()> {
+    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> DeviceResult<()> {
         if self.captured(gpu, || Op::Add(x, y, n)) {
             return Ok(());
         }
@@ -154,21 +154,18 @@ impl Kernels for CpuDevice {
         self.write_f16(gpu, x, &xv)
     }
 
-    fn split_heads(
-        &mut self,
-        gpu: usize,
-        qkv: DevPtr,
-        q: DevPtr,
-        k: DevPtr,
-        v: DevPtr,
-        b: usize,
-        s: usize,
-        h: usize,
-        dh: usize,
-    ) -> Result<()> {
-        if self.captured(gpu, || Op::SplitHeads(qkv, q, k, v, b, s, h, dh)) {
+    fn split_heads(&mut self, gpu: usize, op: &SplitHeads) -> DeviceResult<()> {
+        if self.captured(gpu, || Op::SplitHeads(*op)) {
             return Ok(());
         }
+        let SplitHeads {
+            qkv,
+            q,
+            k,
+            v,
+            shape,
+        } = *op;
+        let (b, s, h, dh) = (shape.batch, shape.seq, shape.heads, shape.head_dim);
         let hid = h * dh;
         let src = self.read_f16(gpu, qkv, b * s * 3 * hid)?;
         let mut outs = [
@@ -192,19 +189,18 @@ impl Kernels for CpuDevice {
         self.write_f16(gpu, v, &outs[2])
     }
 
-    fn softmax(
-        &mut self,
-        gpu: usize,
-        scores: DevPtr,
-        probs: DevPtr,
-        rows: usize,
-        s: usize,
-        causal: bool,
-        scale: f32,
-    ) -> Result<()> {
-        if self.captured(gpu, || Op::Softmax(scores, probs, rows, s, causal, scale)) {
+    fn softmax(&mut self, gpu: usize, op: &Softmax) -> DeviceResult<()> {
+        if self.captured(gpu, || Op::Softmax(*op)) {
             return Ok(());
         }
+        let Softmax {
+            scores,
+            probs,
+            rows,
+            cols: s,
+            causal,
+            scale,
+        } = *op;
         let sc = self.read_f32(gpu, scores, rows * s)?;
         let mut p = vec![0f32; rows * s];
         for r in 0..rows {
@@ -225,14 +221,12 @@ impl Kernels for CpuDevice {
         gpu: usize,
         o: DevPtr,
         out: DevPtr,
-        b: usize,
-        s: usize,
-        h: usize,
-        dh: usize,
-    ) -> Result<()> {
-        if self.captured(gpu, || Op::MergeHeads(o, out, b, s, h, dh)) {
+        shape: Heads,
+    ) -> DeviceResult<()> {
+        if self.captured(gpu, || Op::MergeHeads(o, out, shape)) {
             return Ok(());
         }
+        let (b, s, h, dh) = (shape.batch, shape.seq, shape.heads, shape.head_dim);
         let src = self.read_f16(gpu, o, b * s * h * dh)?;
         let mut dst = vec![0f32; src.len()];
         for bb in 0..b {
@@ -255,12 +249,12 @@ impl Kernels for CpuDevice {
         n: usize,
         seed: u64,
         scale: f32,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         if self.captured(gpu, || Op::FillRandom(dst, n, seed, scale)) {
             return Ok(());
         }
         let v: Vec<f32> = (0..n as u64)
-            .map(|i| crate::model::weights::uniform(seed, i) * scale)
+            .map(|i| crate::device::seeded::uniform(seed, i) * scale)
             .collect();
         self.write_f16(gpu, dst, &v)
     }

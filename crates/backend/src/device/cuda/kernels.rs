@@ -1,15 +1,16 @@
 //! The forward pass's operations on CUDA: GEMMs through cuBLAS
 //! (`cublasGemmStridedBatchedEx`, fp16 in, f32 accumulation) and the NVRTC
-//! kernels of [`crate::kernels`], each bounds-checked against the arena.
+//! kernels of [`super::source`], each bounds-checked against the arena.
 
-use super::{ckb, grid_for, CudaDevice};
-use crate::device::{Act, DevPtr, Embed, Gemm, Kernels};
-use anyhow::{Context, Result};
+use super::{grid_for, CudaDevice};
+use crate::device::{
+    Act, Context, DevPtr, DeviceResult, Embed, Gemm, Heads, Kernels, LayerNorm, Softmax, SplitHeads,
+};
 use cudarc::cublas::sys as cb;
 use std::ffi::c_void;
 
 impl Kernels for CudaDevice {
-    fn gemm(&mut self, gpu: usize, m: &Gemm) -> Result<()> {
+    fn gemm(&mut self, gpu: usize, m: &Gemm) -> DeviceResult<()> {
         let g = self.on(gpu)?;
         let c_el = if m.c_f32 { 4 } else { 2 };
         let span = |rows: usize, cols: usize, ld: usize, stride: usize, el: u64| -> u64 {
@@ -39,9 +40,13 @@ impl Kernels for CudaDevice {
             cb::cudaDataType::CUDA_R_16F
         };
         let h = cb::cudaDataType::CUDA_R_16F;
+        // SAFETY: the handle is live and bound to this GPU's compute stream;
+        // A, B and C span (batch, leading dimensions and strides included)
+        // lie inside the arena (checked above); alpha and beta are live f32s
+        // as CUBLAS_COMPUTE_32F expects.
         let st = unsafe {
             cb::cublasGemmStridedBatchedEx(
-                g.blas,
+                g.blas.0,
                 op(m.ta),
                 op(m.tb),
                 m.m as i32,
@@ -66,10 +71,10 @@ impl Kernels for CudaDevice {
                 cb::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
             )
         };
-        ckb(st, "cublasGemmStridedBatchedEx")
+        st.result().context("cublasGemmStridedBatchedEx")
     }
 
-    fn embed(&mut self, gpu: usize, e: &Embed) -> Result<()> {
+    fn embed(&mut self, gpu: usize, e: &Embed) -> DeviceResult<()> {
         let g = self.on(gpu)?;
         let t = (e.batch * e.seq) as u64;
         let out = Self::ptr(g, e.out, t * e.hidden as u64 * 2)?;
@@ -90,22 +95,21 @@ impl Kernels for CudaDevice {
             gpu,
             "embed",
             t as u32,
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![out, tok, pos, typ, ids, seq, hid, voc, po],
         )
     }
 
-    fn layer_norm(
-        &mut self,
-        gpu: usize,
-        x: DevPtr,
-        y: DevPtr,
-        gm: DevPtr,
-        b: DevPtr,
-        rows: usize,
-        cols: usize,
-        eps: f32,
-    ) -> Result<()> {
+    fn layer_norm(&mut self, gpu: usize, op: &LayerNorm) -> DeviceResult<()> {
+        let LayerNorm {
+            x,
+            y,
+            gain: gm,
+            bias: b,
+            rows,
+            cols,
+            eps,
+        } = *op;
         let g = self.on(gpu)?;
         let n = (rows * cols * 2) as u64;
         let (x, y) = (Self::ptr(g, x, n)?, Self::ptr(g, y, n)?);
@@ -118,7 +122,7 @@ impl Kernels for CudaDevice {
             gpu,
             "layer_norm",
             rows as u32,
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![x, y, gm, b, c, eps],
         )
     }
@@ -131,7 +135,7 @@ impl Kernels for CudaDevice {
         rows: usize,
         cols: usize,
         act: Act,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         let g = self.on(gpu)?;
         let y = Self::ptr(g, y, (rows * cols * 2) as u64)?;
         let bias = Self::ptr(g, bias, cols as u64 * 2)?;
@@ -140,12 +144,12 @@ impl Kernels for CudaDevice {
             gpu,
             "bias_act",
             grid_for(r * c as u64),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![y, bias, r, c, a],
         )
     }
 
-    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> Result<()> {
+    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> DeviceResult<()> {
         let g = self.on(gpu)?;
         let (x, y) = (
             Self::ptr(g, x, n as u64 * 2)?,
@@ -156,23 +160,20 @@ impl Kernels for CudaDevice {
             gpu,
             "add",
             grid_for(n),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![x, y, n],
         )
     }
 
-    fn split_heads(
-        &mut self,
-        gpu: usize,
-        qkv: DevPtr,
-        q: DevPtr,
-        k: DevPtr,
-        v: DevPtr,
-        b: usize,
-        s: usize,
-        h: usize,
-        dh: usize,
-    ) -> Result<()> {
+    fn split_heads(&mut self, gpu: usize, op: &SplitHeads) -> DeviceResult<()> {
+        let SplitHeads {
+            qkv,
+            q,
+            k,
+            v,
+            shape,
+        } = *op;
+        let (b, s, h, dh) = (shape.batch, shape.seq, shape.heads, shape.head_dim);
         let g = self.on(gpu)?;
         let n = (b * s * h * dh) as u64;
         let qkv = Self::ptr(g, qkv, 3 * n * 2)?;
@@ -186,21 +187,20 @@ impl Kernels for CudaDevice {
             gpu,
             "split_heads",
             grid_for(n),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![qkv, q, k, v, b, s, h, dh],
         )
     }
 
-    fn softmax(
-        &mut self,
-        gpu: usize,
-        scores: DevPtr,
-        probs: DevPtr,
-        rows: usize,
-        s: usize,
-        causal: bool,
-        scale: f32,
-    ) -> Result<()> {
+    fn softmax(&mut self, gpu: usize, op: &Softmax) -> DeviceResult<()> {
+        let Softmax {
+            scores,
+            probs,
+            rows,
+            cols: s,
+            causal,
+            scale,
+        } = *op;
         let g = self.on(gpu)?;
         let sc = Self::ptr(g, scores, (rows * s * 4) as u64)?;
         let p = Self::ptr(g, probs, (rows * s * 2) as u64)?;
@@ -219,11 +219,9 @@ impl Kernels for CudaDevice {
         gpu: usize,
         o: DevPtr,
         out: DevPtr,
-        b: usize,
-        s: usize,
-        h: usize,
-        dh: usize,
-    ) -> Result<()> {
+        shape: Heads,
+    ) -> DeviceResult<()> {
+        let (b, s, h, dh) = (shape.batch, shape.seq, shape.heads, shape.head_dim);
         let g = self.on(gpu)?;
         let n = (b * s * h * dh) as u64;
         let (o, out) = (Self::ptr(g, o, n * 2)?, Self::ptr(g, out, n * 2)?);
@@ -232,7 +230,7 @@ impl Kernels for CudaDevice {
             gpu,
             "merge_heads",
             grid_for(n),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![o, out, b, s, h, dh],
         )
     }
@@ -244,7 +242,7 @@ impl Kernels for CudaDevice {
         n: usize,
         seed: u64,
         scale: f32,
-    ) -> Result<()> {
+    ) -> DeviceResult<()> {
         let g = self.on(gpu)?;
         let d = Self::ptr(g, dst, n as u64 * 2)?;
         let n = n as u64;
@@ -252,7 +250,7 @@ impl Kernels for CudaDevice {
             gpu,
             "fill_random",
             grid_for(n),
-            crate::kernels::BLOCK,
+            super::source::BLOCK,
             &mut args![d, n, seed, scale],
         )
         .context("fill_random")

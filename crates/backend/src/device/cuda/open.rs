@@ -5,58 +5,57 @@ use super::*;
 
 impl CudaDevice {
     /// Opens every GPU; fails clearly when there is no driver or no GPU.
-    pub fn open() -> Result<CudaDevice> {
+    pub fn open() -> DeviceResult<CudaDevice> {
+        let unavailable = |m: &str| Err(DeviceError::Unavailable(m.into()));
         if !driver_present() {
-            bail!("no CUDA driver found (libcuda.so cannot be loaded): this machine has no NVIDIA GPU driver; use `--device cpu`");
+            return unavailable("no CUDA driver found (libcuda.so cannot be loaded): this machine has no NVIDIA GPU driver; use `--device cpu`");
         }
         let n = CudaContext::device_count().map_err(|e| {
-            anyhow!(
-                "CUDA driver present but cuInit/cuDeviceGetCount failed: {e:?}; use `--device cpu`"
-            )
+            DeviceError::Unavailable(format!(
+                "CUDA driver present but cuInit/cuDeviceGetCount failed: {e}; use `--device cpu`"
+            ))
         })?;
         if n < 1 {
-            bail!("the CUDA driver sees no GPU; use `--device cpu`");
+            return unavailable("the CUDA driver sees no GPU; use `--device cpu`");
         }
+        // SAFETY: only tries to load the library; calls nothing in it.
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-            bail!(
-                "NVRTC (libnvrtc.so) cannot be loaded: add CUDA's lib64 folder to LD_LIBRARY_PATH"
+            return unavailable(
+                "NVRTC (libnvrtc.so) cannot be loaded: add CUDA's lib64 folder to LD_LIBRARY_PATH",
             );
         }
+        // SAFETY: as above.
         if !unsafe { cb::is_culib_present() } {
-            bail!("cuBLAS (libcublas.so) cannot be loaded: add CUDA's lib64 folder to LD_LIBRARY_PATH");
+            return unavailable("cuBLAS (libcublas.so) cannot be loaded: add CUDA's lib64 folder to LD_LIBRARY_PATH");
         }
-        let ptx = cudarc::nvrtc::compile_ptx(crate::kernels::SOURCE)
-            .map_err(|e| anyhow!("NVRTC failed to compile the kernels: {e:?}"))?;
-        let ptx = CString::new(ptx.to_src()).unwrap();
+        let ptx = cudarc::nvrtc::compile_ptx(source::SOURCE)
+            .context("NVRTC failed to compile the kernels")?;
         let mut gpus = Vec::new();
         let mut names = Vec::new();
         for i in 0..n as usize {
-            let ctx = CudaContext::new(i).map_err(|e| anyhow!("GPU {i}: {e:?}"))?;
-            ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
+            let ctx = CudaContext::new(i).with_context(|| format!("GPU {i}"))?;
+            ctx.bind_to_thread()?;
             names.push(ctx.name().unwrap_or_else(|_| "unknown GPU".into()));
-            let compute = dr::stream::create(dr::stream::StreamKind::NonBlocking)
-                .map_err(|e| anyhow!("{e:?}"))?;
-            let copy = dr::stream::create(dr::stream::StreamKind::NonBlocking)
-                .map_err(|e| anyhow!("{e:?}"))?;
-            let blas =
-                cudarc::cublas::result::create_handle().map_err(|e| anyhow!("cuBLAS: {e:?}"))?;
-            let ws = unsafe { dr::malloc_sync(CUBLAS_WORKSPACE) }.map_err(|e| anyhow!("{e:?}"))?;
+            let compute = ctx.new_stream()?;
+            let copy = ctx.new_stream()?;
+            let blas = BlasHandle::new(&compute).context("cuBLAS")?;
+            let workspace = DeviceAlloc::new(&ctx, CUBLAS_WORKSPACE as u64)?;
+            // SAFETY: the handle is live (owned by `blas`), and the
+            // workspace, allocated in this context, outlives it (it is
+            // dropped after `blas`: see `Gpu`).
             unsafe {
-                ckb(
-                    cb::cublasSetStream_v2(blas, compute as _),
-                    "cublasSetStream",
-                )?;
-                ckb(
-                    cb::cublasSetWorkspace_v2(blas, ws as *mut c_void, CUBLAS_WORKSPACE),
-                    "cublasSetWorkspace",
-                )?;
+                cb::cublasSetWorkspace_v2(blas.0, workspace.base as *mut c_void, CUBLAS_WORKSPACE)
             }
-            let module = unsafe { dr::module::load_data(ptx.as_ptr() as *const c_void) }
-                .map_err(|e| anyhow!("loading the kernels: {e:?}"))?;
+            .result()
+            .context("cublasSetWorkspace")?;
+            let module = ctx
+                .load_module(ptx.clone())
+                .context("loading the kernels")?;
             let mut funcs = HashMap::new();
-            for name in crate::kernels::NAMES {
-                let f = unsafe { dr::module::get_function(module, CString::new(*name).unwrap()) }
-                    .map_err(|e| anyhow!("kernel {name}: {e:?}"))?;
+            for name in source::NAMES {
+                let f = module
+                    .load_function(name)
+                    .with_context(|| format!("kernel {name}"))?;
                 funcs.insert(*name, f);
             }
             gpus.push(Gpu {
@@ -64,9 +63,9 @@ impl CudaDevice {
                 compute,
                 copy,
                 blas,
+                _blas_workspace: workspace,
                 funcs,
-                base: 0,
-                arena: 0,
+                arena: None,
                 free_events: Vec::new(),
             });
         }
@@ -80,6 +79,8 @@ impl CudaDevice {
                     continue;
                 }
                 let mut can = 0i32;
+                // SAFETY: `can` is a live out-parameter; both devices are
+                // valid handles of open contexts.
                 let r = unsafe {
                     sys::cuDeviceCanAccessPeer(
                         &mut can,
@@ -90,7 +91,9 @@ impl CudaDevice {
                 if r != sys::CUresult::CUDA_SUCCESS || can == 0 {
                     continue;
                 }
-                gpus[a].ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
+                gpus[a].ctx.bind_to_thread()?;
+                // SAFETY: enables access from the bound context (GPU `a`)
+                // to GPU `b`'s live context.
                 let r = unsafe { sys::cuCtxEnablePeerAccess(gpus[b].ctx.cu_ctx(), 0) };
                 peer[a][b] = matches!(
                     r,
@@ -99,18 +102,18 @@ impl CudaDevice {
                 );
             }
         }
-        gpus[0].ctx.bind_to_thread().map_err(|e| anyhow!("{e:?}"))?;
+        gpus[0].ctx.bind_to_thread()?;
         Ok(CudaDevice {
-            gpus,
-            events: HashMap::new(),
-            next_event: 0,
-            current: 0,
-            names,
-            peer,
-            comms: HashMap::new(),
             graphs: HashMap::new(),
             next_graph: 0,
             capturing: None,
+            comms: HashMap::new(),
+            events: HashMap::new(),
+            next_event: 0,
+            gpus,
+            current: 0,
+            names,
+            peer,
         })
     }
 }

@@ -1,0 +1,546 @@
+//! Whole passes timed through the executor, as `replay` runs them: the last
+//! step of `replay calibrate`.
+//!
+//! The per-architecture passes of [`crate::calibrate::passes`] repeat one
+//! model back to back, so the host's caches and the driver stay warm for
+//! that one pass. Replay interleaves many models and its dispatcher loop
+//! (pump, poll) runs between layers; on an H100 that made warm BERT-base
+//! passes 1.50-1.71 ms under replay against 1.05-1.10 ms calibrated, while
+//! GPT-2 (whose LM head keeps the GPU busy) matched. So this step loads every
+//! calibrated architecture into one executor's pool, as `resident` would,
+//! and times each pass from queueing it to the host seeing it done, with the
+//! architectures taking turns:
+//! - at every batch size, back to back: the pass time the profile keeps
+//!   (each architecture's per-layer times are scaled to it, less the
+//!   per-request overhead the simulator adds back);
+//! - after each idle gap of [`IDLE_GAPS_S`] (batch 1 and the largest): the
+//!   idle penalty, over the interleaved back-to-back time.
+
+use super::options::CalibrateOptions;
+use super::passes::IDLE_GAPS_S;
+use crate::device::Device;
+use crate::exec::workload::build_executor;
+use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
+use crate::host_store::WeightSource;
+use crate::pace::idle_until;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use switchyard_core::hardware::{HardwareProfile, ParallelPasses};
+use switchyard_core::stats::median;
+use switchyard_core::Workload;
+
+/// Times passes through an executor holding every architecture of `opts`
+/// and rewrites `profile`'s calibrated pass times and idle penalty; then,
+/// for each tensor-parallel degree of `opts.tp`, times the passes of every
+/// architecture split over that many GPUs (`tensor_parallel_pass_s`).
+/// Appends what it measured to `report`.
+pub fn refine(
+    dev: Box<dyn Device>,
+    opts: &CalibrateOptions,
+    profile: &mut HardwareProfile,
+    report: &mut String,
+) -> Result<()> {
+    let dev = refine_models(dev, &model_entries(opts, 1), opts, profile, report)?;
+    let dev = pageable_loads(dev, &model_entries(opts, 1), opts, profile, report)?;
+    tensor_parallel(dev, |tp| model_entries(opts, tp), opts, profile, report)
+}
+
+/// The workload `models` entries (YAML list items) of `opts`' architectures,
+/// in order, each split `tp` ways.
+fn model_entries(opts: &CalibrateOptions, tp: u32) -> String {
+    let max_b = opts.batches.iter().copied().max().unwrap_or(1);
+    opts.archs
+        .iter()
+        .map(|a| {
+            format!("  - {{ arch: {a}, max_batch: {max_b}, parallel: {{ tp: {tp}, pp: 1 }} }}\n")
+        })
+        .collect()
+}
+
+/// Rounds of interleaved passes per batch size (9 at the default 5 repetitions).
+fn rounds(opts: &CalibrateOptions) -> usize {
+    2 * opts.reps.max(1) - 1
+}
+
+/// An executor on GPUs `0..tp` with every model of a calibration workload
+/// loaded, split `tp` ways, and the passes it times.
+struct Loaded {
+    ex: Executor,
+    /// Pool offset of each model (the same on every rank).
+    offsets: Vec<u64>,
+    tp: usize,
+    /// Whether copies read pinned host memory (else pageable).
+    pinned: bool,
+    /// The last key queued.
+    key: u64,
+}
+
+/// Median seconds per model and batch size.
+struct PacedTimes {
+    /// From queueing a pass to the host seeing it done.
+    issued: Vec<Vec<f64>>,
+    /// From the first layer starting on the GPU to the host seeing the
+    /// pass done, for a pass queued behind a copy of the model's weights.
+    queued: Vec<Vec<f64>>,
+    /// Host time spent issuing the pass.
+    issue: Vec<Vec<f64>>,
+}
+
+impl Loaded {
+    /// Loads every model of `models` (workload `models` entries), split
+    /// `tp` ways (`resident` when `tp` is 1, else `computron`), or with
+    /// `pageable` on one GPU as stop-and-start holds them.
+    fn new(
+        dev: Box<dyn Device>,
+        models: &str,
+        profile: &HardwareProfile,
+        tp: u32,
+        graphs: bool,
+        pageable: bool,
+    ) -> Result<Loaded> {
+        let system = match (tp > 1, pageable) {
+            (false, true) => "stop-and-start",
+            (true, true) => bail!("pageable copies are one-GPU only"),
+            (true, false) => "computron",
+            (false, false) => "resident",
+        };
+        let yaml = format!(
+            "name: calibrate-paced\nseed: 1\nduration_s: 1\n\
+             cluster: {{ hardware: h200-pcie5, gpus: {tp} }}\n\
+             arrivals: {{ process: poisson, rate: 1 }}\n\
+             policy: {{ system: {system} }}\nmodels:\n{models}"
+        );
+        let mut w = Workload::parse(Path::new("<replay calibrate>"), &yaml)
+            .context("the calibration workload")?;
+        let weights: u64 = w.models.iter().map(|m| m.shape.total_bytes()).sum();
+        let mut hw = profile.clone();
+        hw.gpu_memory_bytes = hw
+            .gpu_memory_bytes
+            .min(hw.reserved_bytes + weights + (256 << 20));
+        w.cluster.hardware = hw;
+        let mut ex = build_executor(dev, &w, &WeightSource::Random { seed: 7 })?;
+        ex.graphs.off = !graphs;
+        let mut at = 0u64;
+        let offsets = (0..w.models.len())
+            .map(|m| {
+                let offset = at;
+                at += ex.shards[m].image_bytes().div_ceil(256) * 256;
+                offset
+            })
+            .collect();
+        let mut l = Loaded {
+            ex,
+            offsets,
+            tp: tp as usize,
+            pinned: !pageable,
+            key: 0,
+        };
+        for m in 0..w.models.len() {
+            l.copy(m)?;
+        }
+        l.ex.drain()?;
+        Ok(l)
+    }
+
+    /// Queues a copy of model `m`'s every rank to its offset; the keys.
+    fn copy(&mut self, m: usize) -> Result<Vec<u64>> {
+        let layers = self.ex.layouts[m].layers();
+        let mut keys = Vec::with_capacity(self.tp);
+        for rank in 0..self.tp {
+            self.key += 1;
+            self.ex.copy(CopyOp {
+                key: self.key,
+                gpu: rank,
+                model: m,
+                stage: 0,
+                shard: rank,
+                layers: 0..layers,
+                pool_offset: self.offsets[m],
+                pinned: self.pinned,
+            })?;
+            keys.push(self.key);
+        }
+        Ok(keys)
+    }
+
+    /// Queues a pass of model `m` at batch `b`, waiting for `copies`.
+    fn queue_pass(&mut self, m: usize, b: u32, copies: &[u64]) -> Result<u64> {
+        let layers = self.ex.layouts[m].layers();
+        self.key += 1;
+        self.ex.compute(ComputeOp {
+            key: self.key,
+            gpus: (0..self.tp).collect(),
+            model: m,
+            layers: 0..layers,
+            requests: (0..b as u64).collect(),
+            waits: copies.iter().map(|&c| (0..layers, c)).collect(),
+            ..ComputeOp::default()
+        })?;
+        Ok(self.key)
+    }
+
+    /// Seconds from queueing a pass of model `m` at batch `b` to the host
+    /// seeing it done, and host seconds spent issuing it.
+    fn pass(&mut self, m: usize, b: u32) -> Result<(f64, f64)> {
+        let before = self.ex.issue.busy_s();
+        let t0 = Instant::now();
+        let key = self.queue_pass(m, b, &[])?;
+        let seen = self.ex.wait_for_compute(key)?;
+        Ok((
+            (seen - t0).as_secs_f64(),
+            (self.ex.issue.busy_s() - before).max(0.0),
+        ))
+    }
+
+    /// Model `m`'s weights copied again and a pass at batch `b` queued
+    /// behind the copy, so the host issues its layers ahead of the GPU (as
+    /// for a cold pass): seconds from its first layer starting on the GPU
+    /// to the host seeing it done.
+    fn queued(&mut self, m: usize, b: u32) -> Result<f64> {
+        let bytes = self.ex.shards[m].image_bytes();
+        for rank in 0..self.tp {
+            self.ex.evict(rank, m, self.offsets[m], bytes);
+        }
+        let copies = self.copy(m)?;
+        let key = self.queue_pass(m, b, &copies)?;
+        loop {
+            self.ex.pump()?;
+            for c in self.ex.poll()? {
+                if let Completion::Compute { key: k, start, at } = c {
+                    if k == key {
+                        self.ex.drain()?;
+                        return Ok((at - start).as_secs_f64());
+                    }
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Model `m`'s weights copied again (one GPU) while, with `serving`,
+    /// model `other` runs batch-1 passes back to back, as replay serves
+    /// other models during a stop-and-start load: bytes per second from
+    /// the copy's first byte moving to its last, on the copy stream.
+    fn reload_rate(&mut self, m: usize, serving: Option<usize>) -> Result<f64> {
+        let bytes = self.ex.shards[m].image_bytes();
+        self.ex.evict(0, m, self.offsets[m], bytes);
+        let key = self.copy(m)?[0];
+        let mut pass = None;
+        loop {
+            if let (Some(o), None) = (serving, pass) {
+                pass = Some(self.queue_pass(o, 1, &[])?);
+            }
+            self.ex.pump()?;
+            for c in self.ex.poll()? {
+                match c {
+                    Completion::Copy { key: k, start, at } if k == key => {
+                        self.ex.drain()?;
+                        return Ok(bytes as f64 / (at - start).as_secs_f64().max(1e-12));
+                    }
+                    Completion::Compute { key: k, .. } if Some(k) == pass => pass = None,
+                    _ => {}
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Every shape once (kernels load lazily), then `rounds` rounds of
+    /// every batch size with the models taking turns, issued and queued.
+    fn paced(&mut self, batches: &[u32], rounds: usize) -> Result<PacedTimes> {
+        let n = self.offsets.len();
+        for &b in batches {
+            for m in 0..n {
+                self.pass(m, b)?;
+            }
+        }
+        let mut issued = vec![vec![Vec::with_capacity(rounds); batches.len()]; n];
+        let (mut queued, mut issue) = (issued.clone(), issued.clone());
+        for round in 0..rounds {
+            for (bi, &b) in batches.iter().enumerate() {
+                for m in 0..n {
+                    let (pass, host) = self.pass(m, b)?;
+                    issued[m][bi].push(pass);
+                    issue[m][bi].push(host);
+                    // Half as many queued passes: each copies the weights again.
+                    if round % 2 == 0 {
+                        queued[m][bi].push(self.queued(m, b)?);
+                    }
+                }
+            }
+        }
+        let medians = |v: &mut Vec<Vec<Vec<f64>>>| -> Vec<Vec<f64>> {
+            v.iter_mut()
+                .map(|per_arch| per_arch.iter_mut().map(|v| median(v)).collect())
+                .collect()
+        };
+        Ok(PacedTimes {
+            issued: medians(&mut issued),
+            queued: medians(&mut queued),
+            issue: medians(&mut issue),
+        })
+    }
+}
+
+/// [`refine`]'s one-GPU step for the workload `models` entries, one per
+/// architecture of `opts.archs`, in that order; gives the device back.
+fn refine_models(
+    dev: Box<dyn Device>,
+    models: &str,
+    opts: &CalibrateOptions,
+    profile: &mut HardwareProfile,
+    report: &mut String,
+) -> Result<Box<dyn Device>> {
+    // Rounds per idle gap (3 at the default 5 repetitions).
+    let idle_rounds = opts.reps.max(1).div_ceil(2);
+    let mut group = Loaded::new(dev, models, profile, 1, opts.graphs, false)?;
+    let PacedTimes {
+        issued,
+        queued,
+        issue,
+    } = group.paced(&opts.batches, rounds(opts))?;
+    // After idle gaps, at batch 1 and the largest.
+    let ends: Vec<usize> = if opts.batches.len() > 1 {
+        vec![0, opts.batches.len() - 1]
+    } else {
+        vec![0]
+    };
+    let mut penalty = Vec::with_capacity(IDLE_GAPS_S.len());
+    for gap in IDLE_GAPS_S {
+        let mut extra = Vec::new();
+        for _ in 0..idle_rounds {
+            for &bi in &ends {
+                for (m, per_arch) in issued.iter().enumerate() {
+                    idle_until(Instant::now() + Duration::from_secs_f64(gap));
+                    extra.push(group.pass(m, opts.batches[bi])?.0 - per_arch[bi]);
+                }
+            }
+        }
+        penalty.push((gap, median(&mut extra).max(0.0)));
+    }
+    let overhead = profile.compute.request_overhead_s;
+    *report += "passes through the executor, architectures taking turns (replaces the pass times above):\n";
+    for (m, a) in opts.archs.iter().enumerate() {
+        let Some(c) = profile.calibrated.get_mut(a) else {
+            bail!("architecture {a} was not calibrated before the paced passes");
+        };
+        for (bi, row) in c.layer_s.iter_mut().enumerate() {
+            let sum: f64 = row.iter().sum();
+            let want = (issued[m][bi] - overhead).max(0.0);
+            if sum > 0.0 {
+                row.iter_mut().for_each(|t| *t *= want / sum);
+            }
+            *report += &format!(
+                "{a} batch {} paced: {:.3} ms, queued behind a copy {:.3} ms, host issuing {:.3} ms (back to back alone: {:.3} ms)\n",
+                opts.batches[bi],
+                want * 1e3,
+                (queued[m][bi] - overhead).max(0.0) * 1e3,
+                issue[m][bi] * 1e3,
+                sum * 1e3
+            );
+        }
+        c.queued_pass_s = queued[m].iter().map(|t| (t - overhead).max(1e-9)).collect();
+        c.issue_pass_s = issue[m].iter().map(|t| t.max(1e-9)).collect();
+    }
+    profile.compute.idle_penalty = penalty;
+    *report += "idle penalty through the executor (replaces the one above):";
+    for (gap, extra) in &profile.compute.idle_penalty {
+        *report += &format!(" {:.1} ms: {:.1} us", gap * 1e3, extra * 1e6);
+    }
+    *report += "\n";
+    Ok(group.ex.dev)
+}
+
+/// [`refine`]'s pageable step: every architecture held in pageable memory
+/// (as stop-and-start holds it) and reloaded through the executor in turns,
+/// in replay's chunks, alone and while another model serves batch-1
+/// passes back to back. The profile's pageable beta becomes the median rate
+/// alone: on an H200 the executor's loads ran at 6.91 GB/s against 8.99
+/// GB/s for the same chunks copied in a bare loop, and replay's copy calls
+/// at 6.75 GB/s. The rate while serving (5.67 GB/s there) is reported, not
+/// used: the simulator already holds its shared host lane for a pageable
+/// copy, so the passes issued between chunks are timed there.
+fn pageable_loads(
+    dev: Box<dyn Device>,
+    models: &str,
+    opts: &CalibrateOptions,
+    profile: &mut HardwareProfile,
+    report: &mut String,
+) -> Result<Box<dyn Device>> {
+    let mut group = Loaded::new(dev, models, profile, 1, opts.graphs, true)?;
+    let n = group.offsets.len();
+    // Warm every pass shape the serving model runs.
+    for m in 0..n {
+        group.pass(m, 1)?;
+    }
+    let (mut alone, mut serving) = (Vec::new(), Vec::new());
+    for _ in 0..opts.reps.clamp(1, 3) {
+        for m in 0..n {
+            alone.push(group.reload_rate(m, None)?);
+            let other = (m + 1) % n;
+            serving.push(group.reload_rate(m, (other != m).then_some(other))?);
+        }
+    }
+    let (alone, serving) = (median(&mut alone), median(&mut serving));
+    *report += &format!(
+        "pageable loads through the executor ({} MiB chunks, each architecture in turn): {:.2} GB/s alone (used as beta of the shared path), {:.2} GB/s while another model serves; {:.2} GB/s sustained outside the executor\n",
+        crate::exec::PAGEABLE_CHUNK >> 20,
+        alone / 1e9,
+        serving / 1e9,
+        profile.pageable.beta_bytes_per_s / 1e9
+    );
+    profile.pageable.beta_bytes_per_s = alone;
+    Ok(group.ex.dev)
+}
+
+/// [`refine`]'s tensor-parallel step: for each degree of `opts.tp`, every
+/// architecture (the workload `models` entries `entries(tp)`, in the order
+/// of `opts.archs`) split over GPUs `0..tp`, timed as the one-GPU passes are;
+/// each pass (less the per-request overhead) goes to `tensor_parallel`.
+fn tensor_parallel(
+    mut dev: Box<dyn Device>,
+    entries: impl Fn(u32) -> String,
+    opts: &CalibrateOptions,
+    profile: &mut HardwareProfile,
+    report: &mut String,
+) -> Result<()> {
+    let overhead = profile.compute.request_overhead_s;
+    for &tp in opts.tp.iter().filter(|&&tp| tp > 1) {
+        if dev.gpus() < tp as usize {
+            bail!(
+                "--tp {tp} needs {tp} GPUs but the {} device has {}",
+                dev.kind(),
+                dev.gpus()
+            );
+        }
+        let mut group = Loaded::new(dev, &entries(tp), profile, tp, opts.graphs, false)?;
+        let paced = group.paced(&opts.batches, rounds(opts))?;
+        *report += &format!(
+            "passes split over {tp} GPUs (tensor parallel), architectures taking turns:\n"
+        );
+        for (m, a) in opts.archs.iter().enumerate() {
+            let Some(c) = profile.calibrated.get_mut(a) else {
+                bail!("architecture {a} was not calibrated before the tensor-parallel passes");
+            };
+            let less_overhead =
+                |v: &[f64]| -> Vec<f64> { v.iter().map(|t| (t - overhead).max(1e-9)).collect() };
+            let passes = ParallelPasses {
+                pass_s: less_overhead(&paced.issued[m]),
+                queued_pass_s: less_overhead(&paced.queued[m]),
+                issue_pass_s: paced.issue[m].iter().map(|t| t.max(1e-9)).collect(),
+            };
+            for (bi, b) in opts.batches.iter().enumerate() {
+                *report += &format!(
+                    "{a} tp {tp} batch {b}: {:.3} ms, queued behind a copy {:.3} ms, host issuing {:.3} ms (one GPU: {:.3} ms)\n",
+                    passes.pass_s[bi] * 1e3,
+                    passes.queued_pass_s[bi] * 1e3,
+                    passes.issue_pass_s[bi] * 1e3,
+                    c.layer_s[bi].iter().sum::<f64>() * 1e3
+                );
+            }
+            c.tensor_parallel.insert(tp, passes);
+        }
+        dev = group.ex.dev;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::cpu::CpuDevice;
+
+    /// Options calibrating the synthetic `tiny` (batches 1 and 2, tensor
+    /// parallelism `tp`) and a profile holding its one-GPU layer times.
+    fn tiny(tp: Vec<u32>) -> (CalibrateOptions, HardwareProfile) {
+        let opts = CalibrateOptions {
+            archs: vec!["tiny".into()],
+            batches: vec![1, 2],
+            base: HardwareProfile::resolve("h200-pcie5", None).unwrap(),
+            name: "t".into(),
+            reps: 1,
+            tp,
+            graphs: false,
+        };
+        let mut profile = HardwareProfile::resolve("h200-pcie5", None).unwrap();
+        profile.gpu_memory_bytes = 8 << 30;
+        profile.calibrated.insert(
+            "tiny".into(),
+            switchyard_core::hardware::CalibratedTimes {
+                batch_sizes: vec![1, 2],
+                layer_s: vec![vec![1.0, 3.0], vec![2.0, 6.0]],
+                items_per_request: 1,
+                ..Default::default()
+            },
+        );
+        (opts, profile)
+    }
+
+    #[test]
+    fn cpu_paced_passes_rescale_every_calibrated_row() {
+        let (opts, mut profile) = tiny(vec![]);
+        let mut report = String::new();
+        let models = "  - { name: tiny, layers: 2, layer_mb: 1, layer_ms: 0.05, max_batch: 2 }\n";
+        let dev = Box::new(CpuDevice::new(1));
+        refine_models(dev, models, &opts, &mut profile, &mut report).unwrap();
+        for row in &profile.calibrated["tiny"].layer_s {
+            // Rescaled to the measured pass (far below the 4 s and 8 s put
+            // in), each layer keeping its share.
+            let sum: f64 = row.iter().sum();
+            assert!(sum > 0.0 && sum < 1.0, "{row:?}");
+            assert!((row[1] / row[0] - 3.0).abs() < 1e-9, "{row:?}");
+        }
+        let queued = &profile.calibrated["tiny"].queued_pass_s;
+        assert_eq!(queued.len(), 2);
+        assert_eq!(profile.calibrated["tiny"].issue_pass_s.len(), 2);
+        assert!(queued.iter().all(|&t| t > 0.0 && t < 1.0), "{queued:?}");
+        assert_eq!(profile.compute.idle_penalty.len(), IDLE_GAPS_S.len());
+        assert!(report.contains("tiny batch 2 paced"), "{report}");
+    }
+
+    #[test]
+    fn cpu_pageable_loads_set_the_shared_beta() {
+        let (opts, mut profile) = tiny(vec![]);
+        profile.pageable.beta_bytes_per_s = 1.0;
+        let mut report = String::new();
+        // Two models, so one serves while the other reloads.
+        let models = "  - { name: a, layers: 2, layer_mb: 1, layer_ms: 0.05, max_batch: 2 }\n  \
+                      - { name: b, layers: 2, layer_mb: 1, layer_ms: 0.05, max_batch: 2 }\n";
+        let dev = Box::new(CpuDevice::new(1));
+        pageable_loads(dev, models, &opts, &mut profile, &mut report).unwrap();
+        // A real rate replaced the 1 B/s put in (CPU memcpy: well over 1 MB/s).
+        assert!(profile.pageable.beta_bytes_per_s > 1e6, "{report}");
+        assert!(report.contains("while another model serves"), "{report}");
+    }
+
+    #[test]
+    fn cpu_tensor_parallel_passes_are_stored_per_degree() {
+        let (mut opts, mut profile) = tiny(vec![2]);
+        let entries = |tp: u32| {
+            format!("  - {{ name: tiny, layers: 2, layer_mb: 1, layer_ms: 0.05, max_batch: 2, parallel: {{ tp: {tp}, pp: 1 }} }}\n")
+        };
+        let mut report = String::new();
+        let dev = Box::new(CpuDevice::new(2));
+        tensor_parallel(dev, entries, &opts, &mut profile, &mut report).unwrap();
+        let c = &profile.calibrated["tiny"];
+        assert_eq!(c.tensor_parallel.len(), 1);
+        let passes = &c.tensor_parallel[&2];
+        for v in [&passes.pass_s, &passes.queued_pass_s] {
+            assert_eq!(v.len(), 2);
+            assert!(v.iter().all(|&t| t > 0.0 && t < 1.0), "{v:?}");
+        }
+        assert!(report.contains("tiny tp 2 batch 2"), "{report}");
+        // More GPUs than the device has: a clear error.
+        opts.tp = vec![4];
+        let err = tensor_parallel(
+            Box::new(CpuDevice::new(2)),
+            entries,
+            &opts,
+            &mut profile,
+            &mut report,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--tp 4 needs 4 GPUs"), "{err}");
+    }
+}

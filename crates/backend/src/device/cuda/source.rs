@@ -1,0 +1,169 @@
+//! CUDA C sources of the small kernels, compiled at run time by NVRTC.
+//!
+//! fp16 values travel as `unsigned short` and are converted with PTX `cvt`
+//! instructions, so no CUDA header is needed. Arithmetic is f32. The
+//! formulas match the CPU device's ([`crate::device::cpu`]) and
+//! [`crate::device::token_id`] / [`crate::device::seeded::uniform`].
+
+/// Names of the kernels in [`SOURCE`].
+pub const NAMES: &[&str] = &[
+    "embed",
+    "layer_norm",
+    "bias_act",
+    "add",
+    "split_heads",
+    "softmax",
+    "merge_heads",
+    "fill_random",
+];
+
+/// Block size used by every kernel.
+pub const BLOCK: u32 = 256;
+
+/// The kernels.
+pub const SOURCE: &str = r#"
+typedef unsigned short h16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+__device__ __forceinline__ float h2f(h16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ h16 f2h(float f) { h16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+
+struct Ids { u32 v[64]; };
+
+__device__ __forceinline__ u32 token_id(u32 req, u32 s, u32 vocab) {
+    u32 x = (req * 0x9E3779B1u) ^ (s * 0x85EBCA77u + 0x12345u);
+    x ^= x >> 15; x *= 0x2C1B3C6Du; x ^= x >> 12;
+    return x % vocab;
+}
+
+__device__ __forceinline__ float act_fn(float x, int act) {
+    if (act == 1) return fmaxf(x, 0.0f);
+    if (act == 2) return 0.5f * x * (1.0f + tanhf(0.7978846f * (x + 0.044715f * x * x * x)));
+    if (act == 3) return tanhf(x);
+    return x;
+}
+
+// Block-wide sum over blockDim.x (a power of two <= 1024) threads.
+__device__ float block_sum(float v, float* sh) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    __syncthreads();
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    int nw = blockDim.x >> 5;
+    v = (threadIdx.x < nw) ? sh[threadIdx.x] : 0.0f;
+    if (w == 0) for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (threadIdx.x == 0) sh[0] = v;
+    __syncthreads();
+    return sh[0];
+}
+
+__device__ float block_max(float v, float* sh) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+    __syncthreads();
+    if (l == 0) sh[w] = v;
+    __syncthreads();
+    int nw = blockDim.x >> 5;
+    v = (threadIdx.x < nw) ? sh[threadIdx.x] : -3.0e38f;
+    if (w == 0) for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (threadIdx.x == 0) sh[0] = v;
+    __syncthreads();
+    return sh[0];
+}
+
+// One block per token.
+extern "C" __global__ void embed(h16* out, const h16* tok, const h16* pos, const h16* typ,
+                                 Ids ids, int seq, int hidden, int vocab, int pos_offset) {
+    int t = blockIdx.x, b = t / seq, s = t % seq;
+    u64 id = token_id(ids.v[b], (u32)s, (u32)vocab);
+    const h16* tr = tok + id * hidden;
+    const h16* pr = pos + (u64)(s + pos_offset) * hidden;
+    h16* o = out + (u64)t * hidden;
+    for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
+        float v = h2f(tr[c]) + h2f(pr[c]);
+        if (typ) v += h2f(typ[c]);
+        o[c] = f2h(v);
+    }
+}
+
+// One block per row; in place allowed (x == y).
+extern "C" __global__ void layer_norm(const h16* x, h16* y, const h16* g, const h16* b, int cols, float eps) {
+    __shared__ float sh[32];
+    const h16* xr = x + (u64)blockIdx.x * cols;
+    h16* yr = y + (u64)blockIdx.x * cols;
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) s += h2f(xr[c]);
+    float mean = block_sum(s, sh) / cols;
+    float q = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) { float d = h2f(xr[c]) - mean; q += d * d; }
+    float inv = rsqrtf(block_sum(q, sh) / cols + eps);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+        yr[c] = f2h((h2f(xr[c]) - mean) * inv * h2f(g[c]) + h2f(b[c]));
+}
+
+extern "C" __global__ void bias_act(h16* y, const h16* bias, u64 rows, int cols, int act) {
+    u64 n = rows * (u64)cols;
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
+        y[i] = f2h(act_fn(h2f(y[i]) + h2f(bias[i % cols]), act));
+}
+
+extern "C" __global__ void add(h16* x, const h16* y, u64 n) {
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x)
+        x[i] = f2h(h2f(x[i]) + h2f(y[i]));
+}
+
+// Over every element of q: (b, head j, s, d) <- qkv[t, w*hid + j*dh + d].
+extern "C" __global__ void split_heads(const h16* qkv, h16* q, h16* k, h16* v, int B, int S, int H, int dh) {
+    u64 hid = (u64)H * dh, n = (u64)B * S * hid;
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        u64 t = i / hid, r = i % hid;
+        u64 b = t / S, s = t % S, j = r / dh, d = r % dh;
+        u64 dst = ((b * H + j) * S + s) * dh + d;
+        const h16* src = qkv + t * 3 * hid + r;
+        q[dst] = src[0]; k[dst] = src[hid]; v[dst] = src[2 * hid];
+    }
+}
+
+// One block per score row (query i = row % S).
+extern "C" __global__ void softmax(const float* sc, h16* p, int S, int causal, float scale) {
+    __shared__ float sh[32];
+    u64 r = blockIdx.x;
+    int i = (int)(r % S), lim = causal ? i + 1 : S;
+    const float* row = sc + r * S;
+    h16* pr = p + r * S;
+    float m = -3.0e38f;
+    for (int j = threadIdx.x; j < lim; j += blockDim.x) m = fmaxf(m, row[j] * scale);
+    m = block_max(m, sh);
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < lim; j += blockDim.x) s += __expf(row[j] * scale - m);
+    float inv = 1.0f / block_sum(s, sh);
+    for (int j = threadIdx.x; j < S; j += blockDim.x)
+        pr[j] = f2h(j < lim ? __expf(row[j] * scale - m) * inv : 0.0f);
+}
+
+extern "C" __global__ void merge_heads(const h16* o, h16* out, int B, int S, int H, int dh) {
+    u64 hid = (u64)H * dh, n = (u64)B * S * hid;
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        u64 t = i / hid, r = i % hid;
+        u64 b = t / S, s = t % S, j = r / dh, d = r % dh;
+        out[i] = o[((b * H + j) * S + s) * dh + d];
+    }
+}
+
+__device__ __forceinline__ u64 mix64(u64 z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+extern "C" __global__ void fill_random(h16* dst, u64 n, u64 seed, float scale) {
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        u64 r = mix64(seed ^ (i * 0xD6E8FEB86659FD93ull));
+        float u = (float)(r >> 40) * (1.0f / 8388608.0f) - 1.0f;
+        dst[i] = f2h(u * scale);
+    }
+}
+"#;
