@@ -223,6 +223,19 @@ fn execute(args: &SweepArgs) -> Result<(), Error> {
 /// sweep.csv, sweep.md and sweep.svg/png of `rows` (every job, grid order).
 fn write_outputs(out: &Path, header: &SweepHeader, rows: &[SweepRow]) -> Result<(), Error> {
     let seeds = header.seeds.len();
+    let empty: Vec<&SweepRow> = rows
+        .iter()
+        .filter(|r| r.result.summary.requests == 0)
+        .collect();
+    if let Some(first) = empty.first() {
+        eprintln!(
+            "note: {} of {} runs drew no request (first: {} seed {}): their rows hold 0 requests and no latency, and are left out of sweep.md's means and the figures",
+            empty.len(),
+            rows.len(),
+            sweep::describe(&first.point),
+            first.seed
+        );
+    }
     write_atomic(&out.join("sweep.csv"), sweep::csv(rows).as_bytes())?;
     write_atomic(&out.join("sweep.md"), table(rows, seeds).as_bytes())?;
     let x = header.x.clone().unwrap_or_else(|| default_x(rows));
@@ -250,9 +263,23 @@ fn table(rows: &[SweepRow], seeds: usize) -> String {
     let mut s = String::from(
         "| point | seeds | SLO attainment (mean) | SLO min..max | p50 ms (mean) | p99 ms (mean) |\n|---|--:|--:|--:|--:|--:|\n",
     );
-    for chunk in rows.chunks(seeds.max(1)) {
+    for all in rows.chunks(seeds.max(1)) {
+        // Seeds that drew no request have no latency: left out of the means.
+        let chunk: Vec<&SweepRow> = all
+            .iter()
+            .filter(|r| r.result.summary.requests > 0)
+            .collect();
+        if chunk.is_empty() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | no request | | | |",
+                sweep::describe(&all[0].point),
+                all.len()
+            );
+            continue;
+        }
         let n = chunk.len() as f64;
-        let mean = |f: &dyn Fn(&SweepRow) -> f64| chunk.iter().map(f).sum::<f64>() / n;
+        let mean = |f: &dyn Fn(&SweepRow) -> f64| chunk.iter().map(|r| f(r)).sum::<f64>() / n;
         let slo: Vec<f64> = chunk
             .iter()
             .map(|r| r.result.summary.slo_attainment * 100.0)
@@ -265,8 +292,12 @@ fn table(rows: &[SweepRow], seeds: usize) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {:.2}% | {lo:.2}..{hi:.2}% | {:.1} | {:.1} |",
-            sweep::describe(&chunk[0].point),
-            chunk.len(),
+            sweep::describe(&all[0].point),
+            if chunk.len() == all.len() {
+                chunk.len().to_string()
+            } else {
+                format!("{} of {} (others: no request)", chunk.len(), all.len())
+            },
             slo.iter().sum::<f64>() / n,
             mean(&|r| r.result.summary.p50_s * 1e3),
             mean(&|r| r.result.summary.p99_s * 1e3),
@@ -353,9 +384,15 @@ fn panels(rows: &[SweepRow], x: &str) -> Vec<SweepPanel> {
                 .iter()
                 .map(|label| SweepSeries {
                     label: label.clone(),
+                    // Runs of no request have no figure to draw.
                     points: by_series[label]
                         .iter()
-                        .map(|(xb, rs)| (f64::from_bits(*xb), rs.iter().map(|r| f(r)).collect()))
+                        .map(|(xb, rs)| {
+                            let ys: Vec<f64> =
+                                rs.iter().map(|r| f(r)).filter(|y| y.is_finite()).collect();
+                            (f64::from_bits(*xb), ys)
+                        })
+                        .filter(|(_, ys)| !ys.is_empty())
                         .collect(),
                 })
                 .collect(),

@@ -231,3 +231,43 @@ fn a_merge_refuses_missing_doubled_or_foreign_shards() {
     let o = small_sweep(&a, &["--shard", "2/2"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn a_point_that_draws_no_request_is_a_row_not_a_failed_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("sparse.yaml");
+    std::fs::write(
+        &w,
+        "name: sparse\nseed: 3\nduration_s: 1\ncluster: { hardware: h200-pcie5, gpus: 1 }\n\
+         models:\n  - { name: a, layers: 2, layer_mb: 1, layer_ms: 0.1 }\n\
+         arrivals: { process: poisson, rate: 1 }\npolicy: { system: pipeswitch }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("o");
+    let o = sim(&[
+        "sweep",
+        "-w",
+        w.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--rate-scale",
+        "0.01,100",
+        "--seeds",
+        "2",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("2 of 4 runs drew no request"), "{err}");
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5, "{csv}");
+    // The empty point: 0 requests, empty latency and SLO cells.
+    assert!(lines[1].contains(",0,,,,,,,0,0,"), "{}", lines[1]);
+    // The busy point: real figures.
+    let cells: Vec<&str> = lines[3].split(',').collect();
+    assert!(cells[9].parse::<u64>().unwrap() > 10, "{}", lines[3]);
+    assert!(cells[11].parse::<f64>().unwrap() > 0.0, "{}", lines[3]);
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(md.contains("| no request |"), "{md}");
+    assert!(out.join("sweep.png").exists());
+}
