@@ -1,6 +1,7 @@
 //! Arrival processes: turn a workload's `arrivals` section into a request
 //! schedule. Every draw comes from the seeded generator passed in.
 
+use crate::arrival_stream::ArrivalPlan;
 use crate::error::Result;
 use crate::schedule::Schedule;
 use crate::traces;
@@ -35,16 +36,7 @@ pub fn generate_with_notes(
 ) -> Result<(Schedule, Vec<String>)> {
     let (schedule, notes) = generate_possibly_empty(workload, max_requests)?;
     if schedule.requests.is_empty() {
-        return Err(crate::InputError::new(
-            &workload.source,
-            None,
-            "arrivals",
-            format!(
-                "no request arrives within duration_s ({} s): there is nothing to run; raise the rate or duration_s",
-                workload.duration_s
-            ),
-        )
-        .into());
+        return Err(no_request(workload));
     }
     Ok((schedule, notes))
 }
@@ -55,6 +47,51 @@ pub fn generate_possibly_empty(
     workload: &Workload,
     max_requests: u64,
 ) -> Result<(Schedule, Vec<String>)> {
+    let (plan, notes) = plan_possibly_empty(workload, max_requests)?;
+    Ok((schedule_of(workload, &plan), notes))
+}
+
+/// The schedule a plan's stream yields, held whole.
+pub fn schedule_of(workload: &Workload, plan: &ArrivalPlan) -> Schedule {
+    let requests = match plan.listed_requests() {
+        Some(v) => v.to_vec(),
+        None => plan.stream().collect(),
+    };
+    Schedule {
+        models: workload.model_names(),
+        requests,
+    }
+}
+
+/// The arrivals of `workload` as a plan to stream (see [`ArrivalPlan`]):
+/// the requests [`generate_with_notes`] would hold, drawn lazily; the same
+/// checks and notes. Refuses a workload whose arrivals draw no request.
+pub fn plan(workload: &Workload, max_requests: u64) -> Result<(ArrivalPlan, Vec<String>)> {
+    let (plan, notes) = plan_possibly_empty(workload, max_requests)?;
+    if plan.is_empty() {
+        return Err(no_request(workload));
+    }
+    Ok((plan, notes))
+}
+
+fn no_request(workload: &Workload) -> crate::Error {
+    crate::InputError::new(
+        &workload.source,
+        None,
+        "arrivals",
+        format!(
+            "no request arrives within duration_s ({} s): there is nothing to run; raise the rate or duration_s",
+            workload.duration_s
+        ),
+    )
+    .into()
+}
+
+/// [`plan`] that also returns a plan of no request.
+pub fn plan_possibly_empty(
+    workload: &Workload,
+    max_requests: u64,
+) -> Result<(ArrivalPlan, Vec<String>)> {
     let mut rng = StdRng::seed_from_u64(workload.seed);
     let names = workload.model_names();
     let too_many = |what: String| {
@@ -89,28 +126,39 @@ pub fn generate_possibly_empty(
             .into());
         }
     }
-    let mut arrivals = arrivals_capped(
-        &workload.arrivals,
-        &names,
-        workload.duration_s,
-        &mut rng,
-        max_requests,
-    )?;
+    let spec = &workload.arrivals;
+    let duration_s = workload.duration_s;
+    let cap = max_requests.saturating_add(1);
     let mut notes = Vec::new();
-    let before = arrivals.len();
-    arrivals.retain(|(t, _)| *t < workload.duration_s);
-    if arrivals.len() < before {
-        notes.push(format!(
-            "{}: {} of the trace's {before} arrivals are at or past duration_s ({} s) and were left out",
-            workload.source.display(),
-            before - arrivals.len(),
-            workload.duration_s
-        ));
+    let plan = match &spec.process {
+        Process::RoundRobin { rate } => ArrivalPlan::round_robin(*rate, names.len(), duration_s),
+        Process::Trace { .. } => {
+            let mut arrivals = arrivals_capped(spec, &names, duration_s, &mut rng, max_requests)?;
+            let before = arrivals.len();
+            arrivals.retain(|(t, _)| *t < duration_s);
+            if arrivals.len() < before {
+                notes.push(format!(
+                    "{}: {} of the trace's {before} arrivals are at or past duration_s ({} s) and were left out",
+                    workload.source.display(),
+                    before - arrivals.len(),
+                    duration_s
+                ));
+            }
+            ArrivalPlan::listed(Schedule::from_arrivals(Vec::new(), arrivals).requests)
+        }
+        process if spec.per_model => {
+            let shares = spec.skew.shares(names.len());
+            ArrivalPlan::per_model(process, &shares, duration_s, &mut rng, cap)
+        }
+        process => {
+            let shares = spec.skew.shares(names.len());
+            ArrivalPlan::pooled(process, shares, duration_s, &mut rng, cap)
+        }
+    };
+    if plan.len() > max_requests {
+        return Err(too_many(format!("the arrivals hold {}", plan.len())).into());
     }
-    if arrivals.len() as u64 > max_requests {
-        return Err(too_many(format!("the arrivals hold {}", arrivals.len())).into());
-    }
-    Ok((Schedule::from_arrivals(names, arrivals), notes))
+    Ok((plan, notes))
 }
 
 /// `(arrival_s, model)` pairs in `[0, duration_s)` for the named models.

@@ -3,6 +3,7 @@
 //! statistics. Every other crate speaks in these types.
 
 pub mod arch;
+pub mod arrival_stream;
 pub mod arrivals;
 pub mod cost;
 pub mod error;
