@@ -8,6 +8,7 @@ pub mod arrivals;
 pub mod cost;
 pub mod error;
 pub mod hardware;
+pub mod latency_sketch;
 pub mod line_cap;
 pub mod model;
 pub mod output;
