@@ -57,15 +57,7 @@ impl Schedule {
 
     /// Writes the CSV text of the schedule to `w`.
     pub fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        writeln!(w, "id,arrival_s,model")?;
-        for r in &self.requests {
-            writeln!(
-                w,
-                "{},{:.9},{}",
-                r.id, r.arrival_s, self.models[r.model as usize]
-            )?;
-        }
-        Ok(())
+        write_requests(w, &self.models, self.requests.iter().copied()).map(|_| ())
     }
 
     /// Writes `path` atomically.
@@ -184,6 +176,38 @@ impl Schedule {
     pub fn span_s(&self) -> f64 {
         self.requests.last().map(|r| r.arrival_s).unwrap_or(0.0)
     }
+}
+
+/// Writes the CSV text of `requests` (over `models`) to `w` as they come,
+/// holding none; returns how many there were and the last arrival.
+pub fn write_requests(
+    w: &mut dyn Write,
+    models: &[String],
+    requests: impl Iterator<Item = Request>,
+) -> std::io::Result<(u64, f64)> {
+    writeln!(w, "id,arrival_s,model")?;
+    let (mut n, mut last) = (0, 0.0);
+    for r in requests {
+        writeln!(w, "{},{:.9},{}", r.id, r.arrival_s, models[r.model as usize])?;
+        n += 1;
+        last = r.arrival_s;
+    }
+    Ok((n, last))
+}
+
+/// [`write_requests`] into `path`, atomically: the file appears whole or
+/// not at all.
+pub fn write_requests_csv(
+    path: &Path,
+    models: &[String],
+    requests: impl Iterator<Item = Request>,
+) -> Result<(u64, f64)> {
+    let mut out = (0, 0.0);
+    write_atomic_with(path, |w| {
+        out = write_requests(w, models, requests)?;
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 fn preview(models: &[String]) -> String {

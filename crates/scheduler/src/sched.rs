@@ -117,6 +117,13 @@ impl Scheduler {
         Scheduler::with_policy(workload, schedule, workload.policy)
     }
 
+    /// True when `policy` reads the whole schedule ahead (Belady's
+    /// eviction: the next use of every model): its caller must hold the
+    /// schedule; any other policy is given an empty one and never reads it.
+    pub fn needs_future(policy: PolicySpec) -> bool {
+        policy.eviction == Eviction::Belady
+    }
+
     /// Like [`Scheduler::new`] with `policy` in place of the workload's.
     ///
     /// Fails (naming `policy.system` in the workload file) when `resident`
@@ -162,7 +169,7 @@ impl Scheduler {
             });
         }
         let mut future = Vec::new();
-        if policy.eviction == Eviction::Belady {
+        if Scheduler::needs_future(policy) {
             future = vec![Vec::new(); placements.len()];
             for (i, r) in schedule.requests.iter().enumerate() {
                 if let Some(f) = future.get_mut(r.model as usize) {

@@ -6,12 +6,15 @@ use clap::Parser;
 use std::path::{Path, PathBuf};
 use switchyard_core::output_set::OutputSet;
 use switchyard_core::workload::{Eviction, Grouping, PolicyName, PolicySpec, System};
+use switchyard_core::arrival_stream::ArrivalPlan;
+use switchyard_core::latency_sketch::{LatencySketch, DEFAULT_EXACT_QUANTILES};
+use switchyard_core::schedule::write_requests_csv;
 use switchyard_core::{arrivals, Error, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
-    simulate_policy, write_comparison, write_summary, write_timeline, RecordSink, RecordWriter,
-    RequestRecord, SimOptions, SimResult,
+    simulate_plan, simulate_policy, write_comparison, write_summary, write_timeline, RecordSink,
+    RecordWriter, RequestRecord, SimOptions, SimResult,
 };
 
 /// Simulate a multi-model GPU serving system on a workload.
@@ -22,6 +25,13 @@ use switchyard_sim::{
 /// cdf.svg/png, per_model.svg/png and table.md/csv of all systems.
 /// `sim sweep --help`: a grid of variables and seeds, in parallel (one
 /// slice of it with --shard I/N; `sim sweep-merge --help` joins slices).
+///
+/// Memory: requests are drawn as the simulation reaches them and
+/// schedule.csv is written as it is drawn, so a run holds only the requests
+/// in flight, except with `--eviction belady` (it needs the future: the
+/// whole schedule is held, about 24 bytes a request) or `--schedule FILE`
+/// (read whole). Latencies are kept exactly up to --exact-quantiles
+/// requests, then in sketches.
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, about, long_about)]
 pub struct Args {
@@ -44,7 +54,9 @@ pub struct Args {
     /// Override `policy.system`.
     #[arg(long, value_parser = System::from_name)]
     pub system: Option<System>,
-    /// Override `policy.eviction` (lru, lfu, belady).
+    /// Override `policy.eviction` (lru, lfu, belady). Belady needs the
+    /// future: it holds the whole schedule in memory (about 24 bytes a
+    /// request), where the others draw arrivals as the clock reaches them.
     #[arg(long, value_parser = Eviction::from_name)]
     pub eviction: Option<Eviction>,
     /// Override `policy.grouping` (optimal, per_layer, one_group).
@@ -75,10 +87,16 @@ pub struct Args {
     /// Only write DIR/schedule.csv; simulate nothing.
     #[arg(long)]
     pub schedule_only: bool,
-    /// Most requests the generated schedule may hold (about 50 bytes of
-    /// memory each); a workload expecting more is refused before it runs.
+    /// Most requests the generated schedule may hold; a workload expecting
+    /// more is refused before it runs.
     #[arg(long, default_value_t = arrivals::DEFAULT_MAX_REQUESTS)]
     pub max_requests: u64,
+    /// Keep latencies exactly (8 bytes a request) up to this many requests
+    /// for exact percentiles; past it, percentiles and the CDF figure come
+    /// from a DDSketch per model within 0.5% relative error, and
+    /// summary.json's `quantiles_sketched` says so.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_EXACT_QUANTILES)]
+    pub exact_quantiles: u64,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -144,14 +162,15 @@ fn execute(args: &Args) -> Result<(), Error> {
     if let Some(seed) = args.seed {
         workload.seed = seed;
     }
-    let schedule = match &args.schedule {
-        Some(path) => Schedule::read_csv(path, &workload.model_names())?,
+    let names = workload.model_names();
+    let requests = match &args.schedule {
+        Some(path) => Requests::Held(Schedule::read_csv(path, &names)?),
         None => {
-            let (schedule, notes) = arrivals::generate_with_notes(&workload, args.max_requests)?;
+            let (plan, notes) = arrivals::plan(&workload, args.max_requests)?;
             for note in notes {
                 eprintln!("note: {note}");
             }
-            schedule
+            Requests::Planned(plan)
         }
     };
     let policy = PolicySpec {
@@ -160,13 +179,18 @@ fn execute(args: &Args) -> Result<(), Error> {
         grouping: args.grouping.unwrap_or(workload.policy.grouping),
         max_loaded: workload.policy.max_loaded,
     };
-    // Every check that can fail on the input runs before the first write.
+    // Every check that can fail on the input runs before the first write
+    // (none of them reads the requests).
+    let no_requests = Schedule {
+        models: names.clone(),
+        requests: Vec::new(),
+    };
     let systems = if args.schedule_only {
         Vec::new()
     } else if args.compare_systems {
-        servable_systems(&workload, &schedule, policy)?
+        servable_systems(&workload, &no_requests, policy)?
     } else {
-        Scheduler::with_policy(&workload, &schedule, policy)?;
+        Scheduler::with_policy(&workload, &no_requests, policy)?;
         vec![policy]
     };
 
@@ -174,13 +198,21 @@ fn execute(args: &Args) -> Result<(), Error> {
     // folder holds one run's files, all new or all old.
     let set = OutputSet::begin(&args.out)?;
     let out = set.path().to_path_buf();
-    schedule.write_csv(&out.join("schedule.csv"))?;
+    let (n, span_s) = match &requests {
+        Requests::Held(schedule) => {
+            schedule.write_csv(&out.join("schedule.csv"))?;
+            (schedule.requests.len() as u64, schedule.span_s())
+        }
+        Requests::Planned(plan) => {
+            write_requests_csv(&out.join("schedule.csv"), &names, plan.stream())?
+        }
+    };
     eprintln!(
         "{}: {} requests over {} models, {:.1} s",
         workload.name,
-        schedule.requests.len(),
-        schedule.models.len(),
-        schedule.span_s()
+        n,
+        names.len(),
+        span_s
     );
     if args.schedule_only {
         return set.commit();
@@ -190,10 +222,11 @@ fn execute(args: &Args) -> Result<(), Error> {
         timeline_from_s: args.timeline_from,
         timeline_to_s: args.timeline_to.unwrap_or(f64::INFINITY),
         timeline_max_events: args.timeline_max_spans,
+        exact_quantiles: args.exact_quantiles,
         ..SimOptions::default()
     };
     if !args.compare_systems {
-        let result = run_one(&workload, &schedule, policy, &opts, &out, args.log_x)?;
+        let result = run_one(&workload, &requests, policy, &opts, &out, args.log_x)?;
         set.commit()?;
         report(&result, &args.out);
         return Ok(());
@@ -202,7 +235,7 @@ fn execute(args: &Args) -> Result<(), Error> {
     let mut runs = Vec::new();
     for p in systems {
         let dir = out.join(p.system.name());
-        let result = run_one(&workload, &schedule, p, &opts, &dir, args.log_x)?;
+        let result = run_one(&workload, &requests, p, &opts, &dir, args.log_x)?;
         report(&result, &args.out.join(p.system.name()));
         let mut run = Run::load(&dir.join("requests.csv"))?;
         run.label = p.system.name().to_string();
@@ -251,23 +284,47 @@ fn servable_systems(
     Ok(out)
 }
 
+/// The requests a run serves: a schedule file read whole, or generated
+/// ones drawn as the simulation reaches them.
+enum Requests {
+    Held(Schedule),
+    Planned(ArrivalPlan),
+}
+
 /// Simulates one policy into `dir`: requests.csv, summary.json,
 /// timeline.json and latency_cdf.svg/png.
 fn run_one(
     workload: &Workload,
-    schedule: &Schedule,
+    requests: &Requests,
     policy: PolicySpec,
     opts: &SimOptions,
     dir: &Path,
     log_x: bool,
 ) -> Result<SimResult, Error> {
+    let n = match requests {
+        Requests::Held(schedule) => schedule.requests.len() as u64,
+        Requests::Planned(plan) => plan.len(),
+    };
     let mut sink = LatencyTee {
         file: RecordWriter::create(&dir.join("requests.csv"))?,
-        latencies_s: Vec::with_capacity(schedule.requests.len()),
+        latencies_s: Vec::with_capacity(n.min(opts.exact_quantiles) as usize),
+        sketch: None,
+        exact_up_to: opts.exact_quantiles,
     };
-    let result = simulate_policy(workload, schedule, policy, opts, &mut sink)?;
-    let LatencyTee { file, latencies_s } = sink;
+    let result = match requests {
+        Requests::Held(schedule) => simulate_policy(workload, schedule, policy, opts, &mut sink)?,
+        Requests::Planned(plan) => simulate_plan(workload, plan, policy, opts, &mut sink)?,
+    };
+    let LatencyTee {
+        file,
+        mut latencies_s,
+        sketch,
+        ..
+    } = sink;
     file.finish()?;
+    if let Some(sketch) = sketch {
+        latencies_s = sketch.sample(CDF_SAMPLE_POINTS);
+    }
     write_summary(&dir.join("summary.json"), &result)?;
     if opts.timeline {
         write_timeline(&dir.join("timeline.json"), &result.run.timeline)?;
@@ -318,16 +375,32 @@ fn report(r: &SimResult, dir: &Path) {
     );
 }
 
+/// Latencies the CDF figure is drawn from once a run passes
+/// `--exact-quantiles` (evenly spaced quantiles of the sketch).
+const CDF_SAMPLE_POINTS: usize = 10_000;
+
 /// Streams records to `requests.csv` and keeps each latency for the CDF
-/// (8 bytes a request).
+/// (8 bytes a request) up to `exact_up_to` requests, then a sketch.
 struct LatencyTee {
     file: RecordWriter,
     latencies_s: Vec<f64>,
+    sketch: Option<LatencySketch>,
+    exact_up_to: u64,
 }
 
 impl RecordSink for LatencyTee {
     fn record(&mut self, r: &RequestRecord) -> Result<(), Error> {
-        self.latencies_s.push(r.latency_s);
+        if let Some(s) = &mut self.sketch {
+            s.add(r.latency_s);
+        } else if self.latencies_s.len() as u64 >= self.exact_up_to {
+            let mut s = LatencySketch::new();
+            self.latencies_s.iter().for_each(|&x| s.add(x));
+            s.add(r.latency_s);
+            self.latencies_s = Vec::new();
+            self.sketch = Some(s);
+        } else {
+            self.latencies_s.push(r.latency_s);
+        }
         self.file.record(r)
     }
 }

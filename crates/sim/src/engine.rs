@@ -6,7 +6,7 @@ use crate::jitter::Noise;
 use crate::sink::RecordSink;
 use crate::summary::{Latencies, ModelResult, SimResult, SimRun, TimelineCut};
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::ops::Range;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::model::Dtype;
@@ -14,7 +14,9 @@ use switchyard_core::records::RequestRecord;
 use switchyard_core::timeline::{Span, Timeline, Track};
 use switchyard_core::workload::{PolicyName, PolicySpec};
 use switchyard_core::HardwareProfile;
-use switchyard_core::{Error, Schedule, Workload};
+use switchyard_core::arrival_stream::ArrivalPlan;
+use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
+use switchyard_core::{Error, Request, Schedule, Workload};
 use switchyard_scheduler::{Action, BatchId, CopyOp, Event, Scheduler, Source, TaskId};
 
 /// How to run a simulation.
@@ -33,6 +35,9 @@ pub struct SimOptions {
     pub progress: bool,
     /// Check the scheduler's memory invariants after every event (slow; tests).
     pub check_invariants: bool,
+    /// Latencies kept exactly up to this many requests; past it,
+    /// percentiles come from a sketch (`summary.json` says so).
+    pub exact_quantiles: u64,
 }
 
 impl Default for SimOptions {
@@ -44,6 +49,7 @@ impl Default for SimOptions {
             timeline_to_s: f64::INFINITY,
             progress: true,
             check_invariants: false,
+            exact_quantiles: DEFAULT_EXACT_QUANTILES,
         }
     }
 }
@@ -99,6 +105,35 @@ pub fn simulate_policy(
     Engine::new(workload, schedule, policy, opts)?.run(out)
 }
 
+/// [`simulate_policy`] on the requests of `plan`, drawn as the clock
+/// advances: the schedule is never held whole, unless the policy needs
+/// the future (Belady), which reads it all before the run.
+pub fn simulate_plan(
+    workload: &Workload,
+    plan: &ArrivalPlan,
+    policy: PolicySpec,
+    opts: &SimOptions,
+    out: &mut dyn RecordSink,
+) -> Result<SimResult, Error> {
+    if Scheduler::needs_future(policy) {
+        let schedule = switchyard_core::arrivals::schedule_of(workload, plan);
+        return simulate_policy(workload, &schedule, policy, opts, out);
+    }
+    let future = Schedule {
+        models: workload.model_names(),
+        requests: Vec::new(),
+    };
+    Engine::with_arrivals(
+        workload,
+        &future,
+        Box::new(plan.stream()),
+        plan.len(),
+        policy,
+        opts,
+    )?
+    .run(out)
+}
+
 /// The simulator: the scheduler driven by a virtual clock. Each step takes
 /// the next event ([`Engine::next_event`]: completions and arrivals merged
 /// in time order), feeds it to the scheduler and carries out the actions:
@@ -107,7 +142,17 @@ pub fn simulate_policy(
 /// ([`Engine::finish_batch`]).
 pub struct Engine<'a> {
     workload: &'a Workload,
-    schedule: &'a Schedule,
+    /// Requests still to arrive, in arrival order.
+    arrivals: Box<dyn Iterator<Item = Request> + 'a>,
+    /// The next arrival, once drawn.
+    peeked: Option<Request>,
+    /// Requests the run serves in all.
+    total: u64,
+    /// `(id, arrival_s)` of every request from the oldest unfinished one
+    /// to the latest arrived (finished ones: arrival `NaN`).
+    in_flight: VecDeque<(u64, f64)>,
+    /// Arrival index (the scheduler's request number) of `in_flight[0]`.
+    in_flight_base: u64,
     policy: PolicySpec,
     opts: &'a SimOptions,
     sched: Scheduler,
@@ -144,8 +189,6 @@ pub struct Engine<'a> {
     noise: Noise,
     /// The workload's background jobs, per GPU.
     background: Background,
-    /// Next arrival of the schedule to feed.
-    next: usize,
     events: u64,
     /// The virtual clock, seconds.
     now: f64,
@@ -166,7 +209,24 @@ impl<'a> Engine<'a> {
         policy: PolicySpec,
         opts: &'a SimOptions,
     ) -> Result<Engine<'a>, Error> {
-        let mut sched = Scheduler::with_policy(workload, schedule, policy)?;
+        let arrivals = Box::new(schedule.requests.iter().copied());
+        let total = schedule.requests.len() as u64;
+        Engine::with_arrivals(workload, schedule, arrivals, total, policy, opts)
+    }
+
+    /// An engine serving `total` requests drawn from `arrivals` (in arrival
+    /// order) as the clock reaches them; `future` is what a policy that
+    /// needs the future (Belady) reads: the same requests, held whole
+    /// (others take an empty schedule).
+    pub fn with_arrivals(
+        workload: &'a Workload,
+        future: &Schedule,
+        arrivals: Box<dyn Iterator<Item = Request> + 'a>,
+        total: u64,
+        policy: PolicySpec,
+        opts: &'a SimOptions,
+    ) -> Result<Engine<'a>, Error> {
+        let mut sched = Scheduler::with_policy(workload, future, policy)?;
         let hw = &workload.cluster.hardware;
         let n_gpus = sched.gpus() as usize;
         // The profile each weight type sees, made once (fp16 is `hw` itself).
@@ -191,7 +251,11 @@ impl<'a> Engine<'a> {
         actions.clear();
         Ok(Engine {
             workload,
-            schedule,
+            arrivals,
+            peeked: None,
+            total,
+            in_flight: VecDeque::new(),
+            in_flight_base: 0,
             policy,
             opts,
             sched,
@@ -206,7 +270,7 @@ impl<'a> Engine<'a> {
             copy_issued: Vec::new(),
             host_issuing: (0.0, 0.0),
             batch_start: Vec::new(),
-            lat: Latencies::new(workload.models.len()),
+            lat: Latencies::new(workload.models.len(), opts.exact_quantiles),
             record: RequestRecord {
                 id: 0,
                 model: String::new(),
@@ -219,7 +283,6 @@ impl<'a> Engine<'a> {
             },
             noise: Noise::new(hw.jitter, workload.seed),
             background: Background::new(workload, n_gpus),
-            next: 0,
             events: 0,
             now: 0.0,
             finished: 0,
@@ -230,7 +293,7 @@ impl<'a> Engine<'a> {
             },
             timeline_cut_at: None,
             actions,
-            progress: progress_bar(opts.progress, schedule.requests.len() as u64),
+            progress: progress_bar(opts.progress, total),
         })
     }
 
@@ -244,7 +307,7 @@ impl<'a> Engine<'a> {
             !self.sched.busy(),
             "the scheduler stalled with work left (a bug): {} of {} requests finished",
             self.finished,
-            self.schedule.requests.len()
+            self.total
         );
         Ok(self.result())
     }
@@ -263,7 +326,10 @@ impl<'a> Engine<'a> {
     /// arrival at the same time; completions at one time in issue order),
     /// with the clock moved to it. `None` once nothing is left.
     pub fn next_event(&mut self) -> Option<Event> {
-        let from_heap = match (self.heap.peek(), self.schedule.requests.get(self.next)) {
+        if self.peeked.is_none() {
+            self.peeked = self.arrivals.next();
+        }
+        let from_heap = match (self.heap.peek(), &self.peeked) {
             (Some(p), Some(r)) => f64::from_bits(p.t) <= r.arrival_s,
             (Some(_), None) => true,
             (None, Some(_)) => false,
@@ -278,11 +344,12 @@ impl<'a> Engine<'a> {
                 Event::CopyDone { copy: p.id }
             }
         } else {
-            let r = &self.schedule.requests[self.next];
+            let r = self.peeked.take().expect("peeked");
             self.now = self.now.max(r.arrival_s);
-            self.next += 1;
+            let request = self.in_flight_base + self.in_flight.len() as u64;
+            self.in_flight.push_back((r.id, r.arrival_s));
             Event::Arrived {
-                request: (self.next - 1) as u64,
+                request,
                 model: r.model,
             }
         })
@@ -540,15 +607,19 @@ impl<'a> Engine<'a> {
         record.batch_size = batch.requests.len() as u32;
         record.cold = batch.cold;
         for &req in &batch.requests {
-            let r = &self.schedule.requests[req as usize];
-            record.id = r.id;
-            record.arrival_s = r.arrival_s;
-            record.latency_s = record.finish_s - r.arrival_s;
+            let slot = &mut self.in_flight[(req - self.in_flight_base) as usize];
+            (record.id, record.arrival_s) = *slot;
+            slot.1 = f64::NAN;
+            record.latency_s = record.finish_s - record.arrival_s;
             out.record(record)?;
-            self.lat.per_model[m].push(record.latency_s);
+            self.lat.push(m, record.latency_s);
             if spec.slo_s.is_none_or(|slo| record.latency_s <= slo) {
                 self.lat.within_slo[m] += 1;
             }
+        }
+        while self.in_flight.front().is_some_and(|r| r.1.is_nan()) {
+            self.in_flight.pop_front();
+            self.in_flight_base += 1;
         }
         let n = batch.requests.len() as u64;
         self.finished += n;
@@ -607,6 +678,7 @@ impl<'a> Engine<'a> {
             events: self.events,
             run: SimRun {
                 simulated_s: self.now,
+                quantiles_sketched: self.lat.sketched(),
                 timeline_cut: self.timeline_cut_at.map(|t| TimelineCut {
                     max_spans: self.opts.timeline_max_events as u64,
                     kept_spans: self.timeline.spans.len() as u64,

@@ -39,7 +39,9 @@ mod summary;
 pub mod sweep;
 pub mod sweep_shard;
 
-pub use engine::{simulate, simulate_policy, Engine, SimOptions, DEFAULT_TIMELINE_SPANS};
+pub use engine::{
+    simulate, simulate_plan, simulate_policy, Engine, SimOptions, DEFAULT_TIMELINE_SPANS,
+};
 pub use sink::{NullSink, RecordSink};
 pub use summary::{write_comparison, write_summary, ModelResult, SimResult, SimRun, TimelineCut};
 pub use switchyard_core::records::{RecordWriter, RequestRecord};

@@ -3,6 +3,7 @@
 use crate::timeline::Timeline;
 use serde::Serialize;
 use std::path::Path;
+use switchyard_core::latency_sketch::{LatencySketch, SketchedQuantiles};
 use switchyard_core::stats::Summary;
 use switchyard_core::summary::{self, ModelSummary, RunSummary};
 use switchyard_core::Error;
@@ -27,6 +28,10 @@ pub struct SimRun {
     /// what was left out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline_cut: Option<TimelineCut>,
+    /// Present when the run served more requests than `--exact-quantiles`:
+    /// its percentiles came from sketches, within the error stated here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantiles_sketched: Option<SketchedQuantiles>,
     /// Spans for `timeline.json` (empty unless asked for).
     #[serde(skip)]
     pub timeline: Timeline,
@@ -56,23 +61,67 @@ pub fn write_comparison(path: &Path, results: &[SimResult]) -> Result<(), Error>
     summary::write(path, results)
 }
 
-/// Per-model latencies, kept to compute exact percentiles at the end.
+/// Per-model latencies: kept exactly (for exact percentiles at the end)
+/// up to `exact_up_to` requests in all, then moved into one sketch per
+/// model (see `core::latency_sketch`).
 #[derive(Debug, Default)]
 pub(crate) struct Latencies {
     pub(crate) per_model: Vec<Vec<f64>>,
     pub(crate) within_slo: Vec<u64>,
+    /// One sketch per model once the exact cap is passed.
+    sketches: Option<Vec<LatencySketch>>,
+    /// Latencies recorded so far.
+    count: u64,
+    exact_up_to: u64,
 }
 
 impl Latencies {
-    pub(crate) fn new(models: usize) -> Latencies {
+    /// Latencies of `models` models, exact up to `exact_up_to` requests.
+    pub(crate) fn new(models: usize, exact_up_to: u64) -> Latencies {
         Latencies {
             per_model: vec![Vec::new(); models],
             within_slo: vec![0; models],
+            sketches: None,
+            count: 0,
+            exact_up_to,
         }
+    }
+
+    /// Records latency `x` of model `m`.
+    pub(crate) fn push(&mut self, m: usize, x: f64) {
+        self.count += 1;
+        if let Some(s) = &mut self.sketches {
+            s[m].add(x);
+            return;
+        }
+        self.per_model[m].push(x);
+        if self.count > self.exact_up_to {
+            let sketches = self
+                .per_model
+                .iter_mut()
+                .map(|v| {
+                    let mut s = LatencySketch::new();
+                    v.iter().for_each(|&x| s.add(x));
+                    *v = Vec::new();
+                    s
+                })
+                .collect();
+            self.sketches = Some(sketches);
+        }
+    }
+
+    /// What `summary.json` says of the sketches, when percentiles came from them.
+    pub(crate) fn sketched(&self) -> Option<SketchedQuantiles> {
+        self.sketches
+            .as_ref()
+            .map(|_| SketchedQuantiles::new(self.exact_up_to))
     }
 
     /// Summary of model `m` (sorts its latencies in place; same values as `Summary::of`).
     pub(crate) fn model(&mut self, m: usize) -> Summary {
+        if let Some(s) = &self.sketches {
+            return s[m].summary(self.within_slo[m]);
+        }
         let v = &mut self.per_model[m];
         v.sort_by(f64::total_cmp);
         Summary::of_sorted(v, self.within_slo[m])
@@ -80,6 +129,12 @@ impl Latencies {
 
     /// Summary over every model; consumes the latencies (call after [`Latencies::model`]).
     pub(crate) fn overall(&mut self) -> Summary {
+        let within_slo = self.within_slo.iter().sum();
+        if let Some(sketches) = &self.sketches {
+            let mut all = LatencySketch::new();
+            sketches.iter().for_each(|s| all.merge(s));
+            return all.summary(within_slo);
+        }
         let n = self.per_model.iter().map(Vec::len).sum();
         let mut all = Vec::with_capacity(n);
         for v in &mut self.per_model {
@@ -87,7 +142,7 @@ impl Latencies {
             v.shrink_to_fit();
         }
         all.sort_by(f64::total_cmp);
-        Summary::of_sorted(&all, self.within_slo.iter().sum())
+        Summary::of_sorted(&all, within_slo)
     }
 }
 
@@ -97,12 +152,36 @@ mod tests {
 
     #[test]
     fn summaries_match_core_summary() {
-        let mut l = Latencies::new(2);
+        let mut l = Latencies::new(2, u64::MAX);
         l.per_model[0] = vec![0.3, 0.1, 0.2];
         l.per_model[1] = vec![0.05, 0.7];
         l.within_slo = vec![2, 1];
         assert_eq!(l.model(0), Summary::of(&[0.3, 0.1, 0.2], 2));
         assert_eq!(l.model(1), Summary::of(&[0.05, 0.7], 1));
         assert_eq!(l.overall(), Summary::of(&[0.3, 0.1, 0.2, 0.05, 0.7], 3));
+    }
+
+    #[test]
+    fn past_the_exact_cap_percentiles_come_from_sketches() {
+        let xs: Vec<f64> = (1..=1000).map(|i| i as f64 * 1e-3).collect();
+        let mut exact = Latencies::new(2, 1000);
+        let mut sketched = Latencies::new(2, 400);
+        for (i, &x) in xs.iter().enumerate() {
+            exact.push(i % 2, x);
+            sketched.push(i % 2, x);
+        }
+        assert_eq!(exact.sketched(), None);
+        let note = sketched.sketched().expect("switched past 400");
+        assert_eq!(note.exact_up_to, 400);
+        let (e, s) = (exact.overall(), sketched.overall());
+        assert_eq!(s.requests, 1000);
+        assert_eq!(s.max_s, e.max_s);
+        // Type-7 interpolation vs the order statistic at the floor rank:
+        // within one step (1 ms) plus the sketch's relative error.
+        for (a, b) in [(s.p50_s, e.p50_s), (s.p90_s, e.p90_s), (s.p99_s, e.p99_s)] {
+            assert!((a - b).abs() <= 1e-3 + note.relative_error * b, "{a} vs {b}");
+        }
+        assert!((s.mean_s - e.mean_s).abs() < 1e-12);
+        assert!(sketched.per_model.iter().all(Vec::is_empty));
     }
 }
