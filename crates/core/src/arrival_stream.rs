@@ -41,8 +41,8 @@ enum PlanKind {
     /// One process; picks drawn from `picks` (the generator after the times).
     Pooled {
         process: Process,
-        times: StdRng,
-        picks: StdRng,
+        times: Box<StdRng>,
+        picks: Box<StdRng>,
         shares: Vec<f64>,
     },
     /// One process per model: (model, its seed, its scaled process).
@@ -93,8 +93,8 @@ impl ArrivalPlan {
         ArrivalPlan {
             kind: PlanKind::Pooled {
                 process: process.clone(),
-                times,
-                picks: rng.clone(),
+                times: Box::new(times),
+                picks: Box::new(rng.clone()),
                 shares,
             },
             len,
@@ -175,7 +175,7 @@ impl ArrivalPlan {
                 picks,
                 shares,
             } => Source::Pooled {
-                times: TimeStream::new(process, duration_s, times.clone()),
+                times: Box::new(TimeStream::new(process, duration_s, (**times).clone())),
                 picks: picks.clone(),
                 pick: WeightedIndex::new(shares).expect("shares are validated positive"),
             },
@@ -222,8 +222,8 @@ enum Source<'a> {
         duration_s: f64,
     },
     Pooled {
-        times: TimeStream,
-        picks: StdRng,
+        times: Box<TimeStream>,
+        picks: Box<StdRng>,
         pick: WeightedIndex<f64>,
     },
     PerModel {
@@ -264,7 +264,7 @@ impl Iterator for ArrivalStream<'_> {
             }
             Source::Pooled { times, picks, pick } => {
                 let t = times.next()?;
-                (t, pick.sample(picks) as u32)
+                (t, pick.sample(&mut **picks) as u32)
             }
             Source::PerModel { models, live, heap } => {
                 let Reverse((bits, i)) = heap.pop()?;

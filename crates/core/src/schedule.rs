@@ -188,7 +188,11 @@ pub fn write_requests(
     writeln!(w, "id,arrival_s,model")?;
     let (mut n, mut last) = (0, 0.0);
     for r in requests {
-        writeln!(w, "{},{:.9},{}", r.id, r.arrival_s, models[r.model as usize])?;
+        writeln!(
+            w,
+            "{},{:.9},{}",
+            r.id, r.arrival_s, models[r.model as usize]
+        )?;
         n += 1;
         last = r.arrival_s;
     }

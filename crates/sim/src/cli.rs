@@ -4,11 +4,11 @@
 use clap::builder::TypedValueParser as _;
 use clap::Parser;
 use std::path::{Path, PathBuf};
-use switchyard_core::output_set::OutputSet;
-use switchyard_core::workload::{Eviction, Grouping, PolicyName, PolicySpec, System};
 use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::latency_sketch::{LatencySketch, DEFAULT_EXACT_QUANTILES};
+use switchyard_core::output_set::OutputSet;
 use switchyard_core::schedule::write_requests_csv;
+use switchyard_core::workload::{Eviction, Grouping, PolicyName, PolicySpec, System};
 use switchyard_core::{arrivals, Error, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;

@@ -8,14 +8,14 @@ use crate::summary::{Latencies, ModelResult, SimResult, SimRun, TimelineCut};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::ops::Range;
+use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
+use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
 use switchyard_core::model::Dtype;
 use switchyard_core::records::RequestRecord;
 use switchyard_core::timeline::{Span, Timeline, Track};
 use switchyard_core::workload::{PolicyName, PolicySpec};
 use switchyard_core::HardwareProfile;
-use switchyard_core::arrival_stream::ArrivalPlan;
-use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
 use switchyard_core::{Error, Request, Schedule, Workload};
 use switchyard_scheduler::{Action, BatchId, CopyOp, Event, Scheduler, Source, TaskId};
 

@@ -179,7 +179,10 @@ mod tests {
         // Type-7 interpolation vs the order statistic at the floor rank:
         // within one step (1 ms) plus the sketch's relative error.
         for (a, b) in [(s.p50_s, e.p50_s), (s.p90_s, e.p90_s), (s.p99_s, e.p99_s)] {
-            assert!((a - b).abs() <= 1e-3 + note.relative_error * b, "{a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-3 + note.relative_error * b,
+                "{a} vs {b}"
+            );
         }
         assert!((s.mean_s - e.mean_s).abs() < 1e-12);
         assert!(sketched.per_model.iter().all(Vec::is_empty));
