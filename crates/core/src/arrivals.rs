@@ -12,7 +12,9 @@ use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Exp, Gamma};
 
 /// Most requests a generated schedule may hold unless the caller raises it
-/// (`sim --max-requests`): a schedule costs about 50 bytes per request.
+/// (`sim --max-requests`): a guard against a rate or duration off by
+/// orders of magnitude (`sim` streams requests, but a schedule held whole,
+/// as Belady's, costs 24 bytes a request).
 pub const DEFAULT_MAX_REQUESTS: u64 = 50_000_000;
 
 /// Generates the schedule of `workload` from its own seed, refusing one of

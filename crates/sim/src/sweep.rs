@@ -7,7 +7,7 @@
 //! in parallel on rayon's pool and their rows are collected in grid order,
 //! so the result is the same bytes whatever the number of cores.
 
-use crate::engine::{simulate_policy, SimOptions};
+use crate::engine::{simulate_plan, SimOptions};
 use crate::sink::NullSink;
 use rayon::prelude::*;
 use std::fmt::Write as _;
@@ -337,9 +337,9 @@ pub fn run_jobs(
             w.seed = seed;
             // A point whose seed draws no request is a row of 0 requests
             // (no latencies), not the end of the sweep.
-            let (schedule, _) =
-                arrivals::generate_possibly_empty(&w, arrivals::DEFAULT_MAX_REQUESTS)?;
-            let result = simulate_policy(&w, &schedule, points[i].policy, &opts, &mut NullSink)?;
+            // Requests are drawn as the run reaches them (see `simulate_plan`).
+            let (plan, _) = arrivals::plan_possibly_empty(&w, arrivals::DEFAULT_MAX_REQUESTS)?;
+            let result = simulate_plan(&w, &plan, points[i].policy, &opts, &mut NullSink)?;
             tick();
             Ok(SweepRow {
                 point: points[i],
