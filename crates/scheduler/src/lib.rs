@@ -44,6 +44,11 @@
 //!   [`Scheduler::batch`]`(batch)` as finished at the time of the
 //!   `ComputeDone` that produced this action. Batch data stays readable until
 //!   the next `on_event` call.
+//! - [`Action::Preempt`]`(gpu)` / [`Action::Resume`]`(gpu)` (only for GPUs
+//!   with a workload `background` job): stop issuing the job's iterations
+//!   before the computes that follow (they wait, in stream order, for the
+//!   iteration in progress) / issue them again (the GPU's computes are all
+//!   done). The job starts running at time 0.
 //!
 //! Ids ([`CopyId`], [`TaskId`], [`BatchId`]) are small integers reused after
 //! their completion is fed back, so executors can index flat arrays by them.
@@ -190,6 +195,14 @@ pub enum Action {
     Evict(EvictOp),
     /// The batch is done: record its requests as finished now.
     Finish(BatchId),
+    /// The GPU's background job stops issuing iterations: the request work
+    /// that follows on its compute stream waits for the iteration in
+    /// progress (issued just before the first [`Action::Compute`] on a GPU
+    /// with a job, while the job runs).
+    Preempt(u32),
+    /// The GPU's background job runs iterations again: every compute
+    /// issued on the GPU has been reported done.
+    Resume(u32),
 }
 
 /// One pipeline stage of one batch on its tensor-parallel GPU group.

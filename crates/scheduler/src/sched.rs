@@ -87,6 +87,8 @@ pub struct Scheduler {
     max_loaded: Option<u32>,
     /// Per GPU: stages holding a region there (cached, not streamed).
     loaded: Vec<u32>,
+    /// When the background jobs yield to requests.
+    preemption: background::Preemption,
 }
 
 /// One load of a stage, as [`Scheduler::issue_copies`] issues it.
@@ -202,6 +204,7 @@ impl Scheduler {
             preloaded: false,
             max_loaded: policy.max_loaded,
             loaded: vec![0; n_gpus as usize],
+            preemption: background::Preemption::new(workload, n_gpus),
             placements,
         };
         if s.traits.preloads {
@@ -322,6 +325,8 @@ impl Scheduler {
         let p = &self.placements[m];
         let tp = p.tp as usize;
         let bytes = p.shard_bytes[s as usize];
+        let gpus = p.stage_gpus(s).to_vec();
+        self.preemption.done(&gpus);
         for r in 0..tp {
             let g = p.gpus[s as usize * tp + r];
             self.busy[g as usize] -= 1;
@@ -353,6 +358,7 @@ impl Scheduler {
             let g = self.placements[m].gpus[s as usize * tp + r];
             self.try_dispatch(g, actions);
         }
+        self.preemption.settle(&gpus, actions);
     }
 
     /// Forms a batch on GPU `g` if it is idle: the model (first stage on `g`,
@@ -536,6 +542,7 @@ impl Scheduler {
         for &g in p.stage_gpus(s) {
             self.busy[g as usize] += 1;
         }
+        self.preemption.issue(p.stage_gpus(s), actions);
         actions.push(Action::Compute(task_id));
         true
     }

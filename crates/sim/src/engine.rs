@@ -330,7 +330,9 @@ impl<'a> Engine<'a> {
                         }
                     }
                 }
-                Action::Evict(_) => {}
+                // The background job's preemption is timed where the
+                // compute that causes it is (`time_compute`, the same rule).
+                Action::Evict(_) | Action::Preempt(_) | Action::Resume(_) => {}
                 Action::Finish(bid) => {
                     result = self.finish_batch(*bid, out);
                     if result.is_err() {
