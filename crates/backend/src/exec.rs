@@ -50,6 +50,7 @@ const OUT_SLOTS: usize = 128;
 /// launches.
 pub const LAYERS_PER_PUMP: usize = 1;
 
+pub mod background;
 mod build;
 pub use build::Split;
 mod handoff;
@@ -177,6 +178,8 @@ pub struct Executor {
     pub issue: IssueStats,
     /// Warm passes' graphs ([`forward::Graphs`]).
     pub graphs: forward::Graphs,
+    /// The workload's background jobs ([`background`]).
+    background: background::Jobs,
     copyq: Vec<VecDeque<PendingCopy>>,
     computeq: VecDeque<ComputeOp>,
     copies: HashMap<u64, CopyState>,
@@ -351,6 +354,7 @@ impl Executor {
                 i += 1;
             }
         }
+        self.pump_background()?;
         Ok(())
     }
 
@@ -549,7 +553,7 @@ impl Executor {
         Ok(at.checked_sub(Duration::from_secs_f64(ran)).unwrap_or(at))
     }
 
-    /// Whether anything is queued or in flight.
+    /// Whether anything is queued or in flight (background jobs aside).
     pub fn busy(&self) -> bool {
         self.copyq.iter().any(|q| !q.is_empty())
             || !self.computeq.is_empty()

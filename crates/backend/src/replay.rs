@@ -170,6 +170,8 @@ struct Run<'a> {
     spans: SpanLog,
     events: u64,
     t0: Instant,
+    /// The background jobs' results, once the run is over.
+    background: Vec<crate::exec::background::BackgroundResult>,
 }
 
 impl Run<'_> {
@@ -252,6 +254,8 @@ impl Run<'_> {
                         handoff_to,
                     })?;
                 }
+                Action::Preempt(g) => self.ex.preempt_background(*g as usize)?,
+                Action::Resume(g) => self.ex.resume_background(*g as usize)?,
                 Action::Evict(e) => {
                     self.ex
                         .evict(e.gpu as usize, e.model as usize, e.pool_offset, e.bytes)
@@ -348,16 +352,21 @@ pub fn replay_until(
         spans: SpanLog::new(w.cluster.gpus, w.model_names()),
         events: 0,
         t0: Instant::now(),
+        background: Vec::new(),
     };
     run.carry_out(Instant::now())?;
     run.ex.drain()?;
+    run.ex.prepare_background(w)?;
     let (mut late, mut max_delay, mut sum_delay) = (0u64, 0f64, 0f64);
     let n = schedule.requests.len();
     let mut next = 0;
     run.t0 = Instant::now();
     run.spans.start(run.t0);
     run.ex.issue = Default::default();
+    run.ex.start_background();
     let t0 = run.t0;
+    // Background jobs run (and are counted) to `duration_s` at least.
+    let jobs_until = (!w.background.is_empty()).then(|| t0 + Duration::from_secs_f64(w.duration_s));
     let mut partial = false;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -389,10 +398,11 @@ pub fn replay_until(
             )?;
             next += 1;
         }
-        if next == n && !run.sched.busy() && !run.ex.busy() {
+        if next == n && !run.sched.busy() && !run.ex.busy() && jobs_until.is_none_or(|u| now >= u) {
             break;
         }
-        if !run.ex.busy() && next < n {
+        // With background jobs the loop keeps issuing their iterations.
+        if !run.ex.busy() && next < n && jobs_until.is_none() {
             let due = t0 + Duration::from_secs_f64(schedule.requests[next].arrival_s);
             let wait = due.saturating_duration_since(Instant::now());
             if wait > SLEEP_MIN {
@@ -404,6 +414,7 @@ pub fn replay_until(
         std::hint::spin_loop();
     }
     let wall_s = t0.elapsed().as_secs_f64();
+    run.background = run.ex.finish_background(wall_s)?;
     if partial {
         // Let what is in flight finish on the device; nothing more is fed.
         run.ex.drain()?;

@@ -125,6 +125,7 @@ impl Executor {
             synthetic_slope,
             issue: super::IssueStats::default(),
             graphs: Default::default(),
+            background: Default::default(),
             copyq: (0..gpus).map(|_| VecDeque::new()).collect(),
             computeq: VecDeque::new(),
             copies: HashMap::new(),

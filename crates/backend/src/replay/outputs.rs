@@ -44,6 +44,9 @@ pub struct ReplayRun {
     pub host_path: crate::exec::IssueStats,
     /// `tp x pp` of each model as placed, in workload order.
     pub parallel: Vec<String>,
+    /// The workload's background jobs: iterations and share of their GPU
+    /// over the run (to `duration_s` at least, as `sim` counts).
+    pub background: Vec<crate::exec::background::BackgroundResult>,
     /// The run was interrupted (Ctrl-C): only the requests finished by then
     /// are recorded and summarised.
     pub partial: bool,
@@ -157,6 +160,7 @@ pub(super) fn summarize(
                 .iter()
                 .map(|p| format!("{}x{}", p.tp, p.pp))
                 .collect(),
+            background: run.background.clone(),
             partial,
         },
         models,
