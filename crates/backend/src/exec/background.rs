@@ -19,7 +19,7 @@ use switchyard_core::Workload;
 
 /// Side of the square GEMMs of an iteration on CUDA (the CPU device uses
 /// [`CPU_SIDE`]), shrunk to fit the job's memory.
-pub const CUDA_SIDE: usize = 4096;
+pub const CUDA_SIDE: usize = 8192;
 /// Side of the square GEMMs of an iteration on the CPU device.
 pub const CPU_SIDE: usize = 128;
 /// GEMMs timed to count how many make an iteration.
