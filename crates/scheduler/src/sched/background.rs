@@ -46,6 +46,8 @@ pub(super) fn check_fit(
 /// the GPU is reported done (the rule `sim` times).
 #[derive(Debug, Default)]
 pub(super) struct Preemption {
+    /// Whether any GPU has a background job (nothing to do otherwise).
+    any: bool,
     /// Per GPU: whether it has a background job.
     job: Vec<bool>,
     /// Per GPU: computes issued and not yet reported done.
@@ -57,10 +59,11 @@ pub(super) struct Preemption {
 impl Preemption {
     /// Every job running, nothing issued.
     pub(super) fn new(workload: &Workload, n_gpus: u32) -> Preemption {
-        let job = (0..n_gpus)
+        let job: Vec<bool> = (0..n_gpus)
             .map(|g| workload.background_on(g).is_some())
             .collect();
         Preemption {
+            any: job.iter().any(|&j| j),
             job,
             running: vec![0; n_gpus as usize],
             preempted: vec![false; n_gpus as usize],
@@ -69,6 +72,9 @@ impl Preemption {
 
     /// A compute is about to be issued on `gpus`: preempts their running jobs.
     pub(super) fn issue(&mut self, gpus: &[u32], actions: &mut Vec<Action>) {
+        if !self.any {
+            return;
+        }
         for &g in gpus {
             let g_ = g as usize;
             if !self.job[g_] {
@@ -85,6 +91,9 @@ impl Preemption {
     /// A compute on `gpus` is done. Call [`Preemption::settle`] once the
     /// event's own computes are issued.
     pub(super) fn done(&mut self, gpus: &[u32]) {
+        if !self.any {
+            return;
+        }
         for &g in gpus {
             if self.job[g as usize] {
                 self.running[g as usize] -= 1;
@@ -96,6 +105,9 @@ impl Preemption {
     /// compute issued in the same event keeps the job preempted, as `sim`
     /// runs no iteration in between).
     pub(super) fn settle(&mut self, gpus: &[u32], actions: &mut Vec<Action>) {
+        if !self.any {
+            return;
+        }
         for &g in gpus {
             let g_ = g as usize;
             if self.job[g_] && self.running[g_] == 0 && self.preempted[g_] {
