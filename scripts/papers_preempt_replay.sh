@@ -4,7 +4,7 @@
 # simulated and replayed on the same schedule and hardware profile; prints
 # the job's iterations, rate and GPU share from both summaries and the
 # requests' mean latency. Replay runs fp16 weights only, so this is the
-# fp16 variant (experiments/papers/pipeswitch/replay/preempt_training_fp16.yaml).
+# fp16 variant (experiments/papers/pipeswitch_replay/preempt_training_fp16.yaml).
 #
 # usage: scripts/papers_preempt_replay.sh [--bin DIR] [--out DIR]
 #                                         [--hardware PROFILE] [--device cuda|cpu]
@@ -33,7 +33,7 @@ if [[ -z "$bin" ]]; then
     cargo build --release -q -p switchyard-sim -p switchyard-backend
     bin=target/release
 fi
-w=experiments/papers/pipeswitch/replay/preempt_training_fp16.yaml
+w=experiments/papers/pipeswitch_replay/preempt_training_fp16.yaml
 mkdir -p "$out"
 "$bin/sim" -w "$w" --hardware "$hardware" -o "$out/sim" >"$out/sim.log" 2>&1
 "$bin/replay" -w "$w" --hardware "$hardware" --schedule "$out/sim/schedule.csv" \
