@@ -125,6 +125,7 @@ mod tests {
             pool_offset: 0,
             source: switchyard_scheduler::Source::Pinned,
             streamed: false,
+            via: None,
         };
         log.copy_issued(1, &op);
         log.copy_issued(2, &op);

@@ -1,6 +1,7 @@
 //! The scheduler state machine (see the crate docs for the contract).
 
 use crate::memory::Pool;
+use crate::multipath::{Multipath, Piece};
 use crate::placement::Placement;
 use crate::slab::Slab;
 use crate::traits::SystemTraits;
@@ -83,6 +84,10 @@ pub struct Scheduler {
     stats: Vec<LoadStats>,
     scratch: Vec<u64>,
     preloaded: bool,
+    /// Multi-path loading's planner (`policy.loading: multipath`), if on.
+    multipath: Option<Multipath>,
+    /// Pieces of the group being split (reused).
+    pieces: Vec<Piece>,
 }
 
 /// One load of a stage, as [`Scheduler::issue_copies`] issues it.
@@ -119,7 +124,11 @@ impl Scheduler {
         let hw = &workload.cluster.hardware;
         let n_gpus = workload.cluster.gpus.max(1);
         let placements = crate::traits::placements(workload, policy);
-        let capacity = hw.usable_bytes();
+        let multipath = Multipath::new(&workload.loading, n_gpus, hw.usable_bytes());
+        // Multi-path staging space is carved off the top of every pool.
+        let capacity = multipath
+            .as_ref()
+            .map_or(hw.usable_bytes(), Multipath::weight_capacity);
         let mut gpu_stages = vec![Vec::new(); n_gpus as usize];
         let mut gpu_entry = vec![Vec::new(); n_gpus as usize];
         let mut models = Vec::with_capacity(placements.len());
@@ -194,6 +203,8 @@ impl Scheduler {
             scratch: Vec::new(),
             preloaded: false,
             placements,
+            multipath,
+            pieces: Vec::new(),
         };
         if s.traits.preloads {
             s.reserve_all(workload)?;
@@ -260,6 +271,7 @@ impl Scheduler {
                             pool_offset: st.regions[r] + goff,
                             source: self.traits.source,
                             streamed: false,
+                            via: None,
                         }));
                     }
                 }
@@ -285,6 +297,9 @@ impl Scheduler {
             Event::CopyDone { copy } => {
                 let meta = *self.copies.get(copy);
                 self.copies.release(copy);
+                if let Some(mp) = &mut self.multipath {
+                    mp.done(copy);
+                }
                 if !meta.streamed {
                     let st = &mut self.models[meta.model as usize].stages[meta.stage as usize];
                     st.loading.retain(|(_, c)| *c != copy);
@@ -565,31 +580,51 @@ impl Scheduler {
         let p = &self.placements[mi];
         let tp = p.tp as usize;
         let gs = p.groups_for(s, batch);
+        let mut pieces = std::mem::take(&mut self.pieces);
         for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
             for (r, &region) in regions[..tp].iter().enumerate() {
-                let id = self.copies.alloc();
-                *self.copies.get_mut(id) = CopyMeta {
-                    model: m,
-                    stage: s,
-                    streamed,
-                };
-                actions.push(Action::Copy(CopyOp {
-                    id,
-                    model: m,
-                    stage: s,
-                    gpu: p.gpus[s as usize * tp + r],
-                    shard: r as u32,
-                    layers: range.clone(),
-                    bytes: gbytes,
-                    shard_offset: goff,
-                    pool_offset: region + goff,
-                    source: self.traits.source,
-                    streamed,
-                }));
-                waits.push((range.clone(), id));
+                let gpu = p.gpus[s as usize * tp + r];
+                // One piece (the whole group over `gpu`'s link) unless
+                // multi-path loading splits a one-GPU stage's group.
+                pieces.clear();
+                match &mut self.multipath {
+                    Some(mp) if tp == 1 => mp.split(gpu, gbytes, &mut pieces),
+                    _ => pieces.push(Piece {
+                        offset: 0,
+                        bytes: gbytes,
+                        via: None,
+                    }),
+                }
+                for piece in &pieces {
+                    let id = self.copies.alloc();
+                    *self.copies.get_mut(id) = CopyMeta {
+                        model: m,
+                        stage: s,
+                        streamed,
+                    };
+                    if let Some(mp) = &mut self.multipath {
+                        mp.issued(id, gpu, piece);
+                    }
+                    actions.push(Action::Copy(CopyOp {
+                        id,
+                        model: m,
+                        stage: s,
+                        gpu,
+                        shard: r as u32,
+                        layers: range.clone(),
+                        bytes: piece.bytes,
+                        shard_offset: goff + piece.offset,
+                        pool_offset: region + goff + piece.offset,
+                        source: self.traits.source,
+                        streamed,
+                        via: piece.via,
+                    }));
+                    waits.push((range.clone(), id));
+                }
                 self.stats[mi].bytes += gbytes;
             }
         }
+        self.pieces = pieces;
         self.stats[mi].loads += 1;
     }
 }

@@ -106,6 +106,12 @@ pub struct Engine<'a> {
     /// When each lane frees up: one per GPU link, and one more: the host
     /// path that pageable copies share when the profile says so.
     link_free: Vec<f64>,
+    /// Multi-path loading: when each GPU's peer-link ingress frees up
+    /// ([`Engine::time_piece`]).
+    peer_free: Vec<f64>,
+    /// Multi-path loading: per helper, the staged pieces `(offset, bytes,
+    /// forward done)` whose staging bytes a later piece may reuse.
+    staged: Vec<std::collections::VecDeque<(u64, u64, f64)>>,
     /// When each GPU's compute stream frees up; never used yet: idle since
     /// long before the start (replay's warm-up ends before its clock starts).
     stream_free: Vec<f64>,
@@ -168,6 +174,8 @@ impl<'a> Engine<'a> {
             heap: BinaryHeap::with_capacity(1024),
             seq: 0,
             link_free: vec![0.0; n_gpus + 1],
+            peer_free: vec![0.0; n_gpus],
+            staged: vec![std::collections::VecDeque::new(); n_gpus],
             stream_free: vec![f64::NEG_INFINITY; n_gpus],
             copy_done: Vec::new(),
             copy_issued: Vec::new(),
@@ -263,6 +271,7 @@ impl<'a> Engine<'a> {
         let mut result = Ok(());
         for a in &actions {
             match a {
+                Action::Copy(c) if c.via.is_some() => self.time_piece(c),
                 Action::Copy(c) => {
                     let (start, end) = self.time_copy(c);
                     self.complete_at(end, false, c.id);
@@ -543,5 +552,6 @@ fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
     bar
 }
 
+mod multipath;
 #[cfg(test)]
 mod tests;

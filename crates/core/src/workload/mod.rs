@@ -27,6 +27,8 @@ pub struct Workload {
     pub arrivals: ArrivalSpec,
     /// Which serving system and eviction policy.
     pub policy: PolicySpec,
+    /// Which links carry loads (`policy.loading`; every system honours it).
+    pub loading: LoadingSpec,
     /// The file it came from (for errors and relative paths).
     pub source: PathBuf,
 }
@@ -309,8 +311,11 @@ pub struct PolicySpec {
     pub grouping: Grouping,
 }
 
+mod loading;
 mod raw;
 mod trace_models;
+
+pub use loading::{Loading, LoadingSpec, DEFAULT_STAGING_MIB};
 
 /// Default of [`Limits::max_models`].
 pub const DEFAULT_MAX_MODELS: u64 = 1_000_000;
@@ -490,6 +495,7 @@ impl Workload {
             eviction: raw.policy.eviction,
             grouping: raw.policy.grouping,
         };
+        let loading = loading::validate(&ctx, &raw.policy, &cluster)?;
         Ok(Workload {
             name: raw.name,
             seed: raw.seed,
@@ -498,6 +504,7 @@ impl Workload {
             models,
             arrivals,
             policy,
+            loading,
             source: path.to_path_buf(),
         })
     }
