@@ -54,9 +54,11 @@ mod build;
 pub use build::Split;
 mod handoff;
 mod issue_stats;
+mod multipath;
 pub mod workload;
 pub use handoff::{HandoffStats, OUTBOX_SLOTS};
 pub use issue_stats::IssueStats;
+pub use multipath::check_peer_access;
 
 /// A host-to-device copy of (one rank's shard of) a model's layers into the pool.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +79,14 @@ pub struct CopyOp {
     pub pool_offset: u64,
     /// From pinned memory (else pageable).
     pub pinned: bool,
+    /// Multi-path loading: only this piece of the group (the scheduler's
+    /// [`CopyOp::bytes`] at `part.offset`), with `pool_offset` still the
+    /// group's; `None`: the whole group.
+    pub part: Option<switchyard_scheduler::Part>,
+    /// Its byte count in the scheduler's accounting (used with `part`).
+    pub bytes: u64,
+    /// Multi-path loading: through this helper's staging and the peer link.
+    pub via: Option<switchyard_scheduler::Via>,
 }
 
 /// A batch through a range of a model's layers on a tensor-parallel group.
@@ -189,6 +199,8 @@ pub struct Executor {
     out_slot_bytes: u64,
     out_busy: Vec<Vec<Option<u64>>>,
     next_slot: Vec<usize>,
+    /// Per helper GPU: multi-path pieces whose staging may be reused.
+    staged: Vec<multipath::Staged>,
 }
 
 impl Executor {
@@ -228,7 +240,13 @@ impl Executor {
         if self.copies.insert(op.key, CopyState::Queued).is_some() {
             bail!("copy {} issued twice", op.key);
         }
-        self.copyq[op.gpu].push_back(PendingCopy {
+        // A multi-path piece queues on its helper's link.
+        let link = match op.via {
+            Some(v) if (v.helper as usize) < self.copyq.len() => v.helper as usize,
+            Some(v) => bail!("copy {} names helper GPU {}", op.key, v.helper),
+            None => op.gpu,
+        };
+        self.copyq[link].push_back(PendingCopy {
             op,
             done_bytes: 0,
             start: None,
@@ -270,9 +288,14 @@ impl Executor {
     pub fn pump(&mut self) -> Result<()> {
         for g in 0..self.copyq.len() {
             while let Some(front) = self.copyq[g].front_mut() {
+                if front.op.via.is_some() {
+                    let piece = self.copyq[g].pop_front().expect("front exists");
+                    self.issue_piece(piece.op)?;
+                    continue;
+                }
                 let op = &front.op;
                 let shard = &self.shards[op.model];
-                let (src_base, total) = shard.main_range(op.layers.clone());
+                let (src_base, pool_base, total) = multipath::piece_span(shard, op);
                 let host = &self.host.models[op.model];
                 let src = host
                     .source(op.pinned, op.shard)
@@ -291,7 +314,7 @@ impl Executor {
                         g,
                         src,
                         src_base + front.done_bytes,
-                        op.pool_offset + front.done_bytes,
+                        pool_base + front.done_bytes,
                         n,
                     )?;
                     self.issue.copy(t.elapsed().as_secs_f64());
@@ -301,7 +324,8 @@ impl Executor {
                     break;
                 }
                 let (soff, sbytes) = shard.side_range(op.layers.clone());
-                if sbytes > 0 {
+                // A group's side parts go with its first piece.
+                if sbytes > 0 && op.part.is_none_or(|p| p.offset == 0) {
                     let img = host
                         .side(op.stage, op.shard)
                         .expect("checked at queue time");

@@ -111,6 +111,7 @@ pub fn warm_up(ex: &mut Executor, w: &Workload, placed: &[Placement]) -> Result<
                         layers: layers.clone(),
                         pool_offset: 0,
                         pinned,
+                        ..CopyOp::default()
                     })?;
                     copies[s].push((layers.clone(), key));
                 }
@@ -192,8 +193,12 @@ impl Run<'_> {
                         stage: c.stage as usize,
                         shard: c.shard as usize,
                         layers: c.layers.start as usize..c.layers.end as usize,
-                        pool_offset: c.pool_offset,
+                        // The group's offset: a piece lands inside it.
+                        pool_offset: c.pool_offset - c.part.map_or(0, |p| p.offset),
                         pinned: c.source == Source::Pinned,
+                        part: c.part,
+                        bytes: c.bytes,
+                        via: c.via,
                     })?;
                 }
                 Action::Compute(t) => {

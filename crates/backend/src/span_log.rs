@@ -43,7 +43,11 @@ impl SpanLog {
             key,
             Span {
                 gpu: c.gpu,
-                track: Track::Copy,
+                track: match c.via {
+                    // A piece's measured span is its forward into `gpu`.
+                    Some(v) => Track::Peer { from: v.helper },
+                    None => Track::Copy,
+                },
                 model: c.model,
                 stage: c.stage,
                 layers: (c.layers.start, c.layers.end),
@@ -126,6 +130,7 @@ mod tests {
             source: switchyard_scheduler::Source::Pinned,
             streamed: false,
             via: None,
+            part: None,
         };
         log.copy_issued(1, &op);
         log.copy_issued(2, &op);

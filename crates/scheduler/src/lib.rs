@@ -173,6 +173,21 @@ pub struct CopyOp {
     /// staging space first, then over the peer link to `gpu`
     /// ([`multipath`]); `None`: over `gpu`'s own link.
     pub via: Option<Via>,
+    /// Multi-path loading: this copy is one piece of a layer group split
+    /// over several links (`bytes` at `part.offset` of the group's
+    /// `part.group_bytes`), for executors that copy whole layers and must
+    /// place the piece inside their own layout of the group; `None`: the
+    /// whole group.
+    pub part: Option<Part>,
+}
+
+/// Where a piece sits in its layer group ([`CopyOp::part`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Offset of the piece's bytes in the group's bytes.
+    pub offset: u64,
+    /// Bytes of the whole group.
+    pub group_bytes: u64,
 }
 
 /// The helper a multi-path piece goes through ([`CopyOp::via`]).

@@ -6,7 +6,8 @@ use crate::placement::Placement;
 use crate::slab::Slab;
 use crate::traits::SystemTraits;
 use crate::{
-    Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Task, TaskId, PRELOAD_COPY,
+    Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Part, Task, TaskId,
+    PRELOAD_COPY,
 };
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -272,6 +273,7 @@ impl Scheduler {
                             source: self.traits.source,
                             streamed: false,
                             via: None,
+                            part: None,
                         }));
                     }
                 }
@@ -618,6 +620,10 @@ impl Scheduler {
                         source: self.traits.source,
                         streamed,
                         via: piece.via,
+                        part: (pieces.len() > 1).then_some(Part {
+                            offset: piece.offset,
+                            group_bytes: gbytes,
+                        }),
                     }));
                     waits.push((range.clone(), id));
                 }

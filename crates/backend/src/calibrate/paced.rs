@@ -158,6 +158,7 @@ impl Loaded {
                 layers: 0..layers,
                 pool_offset: self.offsets[m],
                 pinned: self.pinned,
+                ..CopyOp::default()
             })?;
             keys.push(self.key);
         }

@@ -34,6 +34,7 @@ fn copy(id: u32, gpu: u32, bytes: u64, source: Source) -> CopyOp {
         source,
         streamed: false,
         via: None,
+        part: None,
     }
 }
 
