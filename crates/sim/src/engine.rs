@@ -525,6 +525,11 @@ impl<'a> Engine<'a> {
             system: policy.system.name().to_string(),
             eviction: policy.eviction.name().to_string(),
             grouping: policy.grouping.name().to_string(),
+            multipath_helpers: if workload.loading.multipath() {
+                workload.loading.helpers
+            } else {
+                0
+            },
             summary: overall,
             loads: stats.iter().map(|s| s.loads).sum(),
             bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
