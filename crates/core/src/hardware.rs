@@ -34,8 +34,12 @@ impl LinkCost {
 /// unless calibrated times are given for its architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComputeModel {
-    /// Achieved dense fp16 rate, FLOP/s.
+    /// Achieved dense fp16 rate, FLOP/s (bf16 runs at it too).
     pub flops_per_s: f64,
+    /// Achieved dense fp32 rate, FLOP/s, for models with fp32 weights;
+    /// `None`: fp32 layers run at the fp16 rate (only their bytes double).
+    #[serde(default)]
+    pub fp32_flops_per_s: Option<f64>,
     /// GPU memory bandwidth, bytes/s (reading the weights bounds small batches).
     pub hbm_bytes_per_s: f64,
     /// Fixed cost per layer (kernel launches), seconds.
@@ -183,9 +187,27 @@ pub struct HardwareProfile {
     pub calibrated: BTreeMap<String, CalibratedTimes>,
     /// Variation of copy and compute times (none unless calibrated).
     pub jitter: Jitter,
+    /// What host-to-GPU copies of several GPUs share (none by default:
+    /// every GPU's link is its own).
+    #[serde(default)]
+    pub host: HostTopology,
 }
 
 impl HardwareProfile {
+    /// The profile as a model of weight type `dtype` sees it: fp32 layers
+    /// run at `fp32_flops_per_s` (when given) and without the calibrated
+    /// times, which are of fp16 passes; fp16 and bf16 see it unchanged.
+    pub fn for_dtype(&self, dtype: crate::model::Dtype) -> HardwareProfile {
+        let mut p = self.clone();
+        if dtype == crate::model::Dtype::Fp32 {
+            if let Some(r) = self.compute.fp32_flops_per_s {
+                p.compute.flops_per_s = r;
+            }
+            p.calibrated.clear();
+        }
+        p
+    }
+
     /// Bytes of one GPU that model weights may use.
     pub fn usable_bytes(&self) -> u64 {
         self.gpu_memory_bytes.saturating_sub(self.reserved_bytes)
@@ -257,6 +279,8 @@ struct RawLinks {
 #[serde(deny_unknown_fields)]
 struct RawCompute {
     fp16_tflops: Spanned<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fp32_tflops: Option<Spanned<f64>>,
     hbm_gbps: Spanned<f64>,
     launch_us: Spanned<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,6 +305,8 @@ struct RawProfile {
     jitter: Jitter,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     calibrated: BTreeMap<String, CalibratedTimes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<RawHost>,
 }
 
 fn spanned<T>(value: T) -> Spanned<T> {
@@ -309,6 +335,7 @@ impl From<&HardwareProfile> for RawProfile {
             },
             compute: RawCompute {
                 fp16_tflops: spanned(p.compute.flops_per_s / 1e12),
+                fp32_tflops: p.compute.fp32_flops_per_s.map(|r| spanned(r / 1e12)),
                 hbm_gbps: spanned(p.compute.hbm_bytes_per_s / 1e9),
                 launch_us: spanned(p.compute.launch_s * 1e6),
                 synthetic_batch_slope: Some(spanned(p.compute.synthetic_batch_slope)),
@@ -326,6 +353,7 @@ impl From<&HardwareProfile> for RawProfile {
             },
             jitter: p.jitter,
             calibrated: p.calibrated.clone(),
+            host: RawHost::of(&p.host),
         }
     }
 }
@@ -458,6 +486,10 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
                 "compute.fp16_tflops",
                 "TFLOP/s",
             )? * 1e12,
+            fp32_flops_per_s: match &raw.compute.fp32_tflops {
+                Some(v) => Some(ctx.positive(v, "compute.fp32_tflops", "TFLOP/s")? * 1e12),
+                None => None,
+            },
             hbm_bytes_per_s: ctx.positive(&raw.compute.hbm_gbps, "compute.hbm_gbps", "GB/s")? * 1e9,
             launch_s: ctx.non_negative(
                 &raw.compute.launch_us,
@@ -484,9 +516,14 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
             },
         },
         jitter: raw.jitter,
+        host: host_topology(&ctx, &raw.host)?,
         calibrated: raw.calibrated,
     })
 }
 
+mod host;
 #[cfg(test)]
 mod tests;
+
+use host::{host_topology, RawHost};
+pub use host::{HostTopology, SharedLink};

@@ -3,8 +3,61 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Bytes of one parameter: weights are fp16 everywhere in Switchyard.
+/// Bytes of one parameter of the built-in shapes (fp16). A workload may
+/// store a model's weights in another [`Dtype`]; its shape's bytes are then
+/// scaled by [`ModelShape::with_dtype`].
 pub const DTYPE_BYTES: u64 = 2;
+
+/// The type a model's weights are stored and copied in: bytes per
+/// parameter in host memory, on the link and in GPU memory, and which
+/// compute rate of the profile runs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    /// IEEE half precision, 2 bytes (the default).
+    #[default]
+    Fp16,
+    /// IEEE single precision, 4 bytes (PipeSwitch's PyTorch 1.3 models).
+    Fp32,
+    /// bfloat16, 2 bytes; runs at the fp16 rate.
+    Bf16,
+}
+
+impl Dtype {
+    /// Every weight type, in the order errors list them.
+    pub const ALL: [Dtype; 3] = [Dtype::Fp16, Dtype::Fp32, Dtype::Bf16];
+
+    /// Bytes of one parameter.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Dtype::Fp16 | Dtype::Bf16 => 2,
+            Dtype::Fp32 => 4,
+        }
+    }
+
+    /// The name used in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Fp16 => "fp16",
+            Dtype::Fp32 => "fp32",
+            Dtype::Bf16 => "bf16",
+        }
+    }
+
+    /// The weight type called `s`, or an error listing every name.
+    pub fn from_name(s: &str) -> Result<Dtype, String> {
+        Dtype::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Dtype::ALL.iter().map(|d| d.name()).collect();
+                format!(
+                    "`{s}` is not a weight type; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
 
 /// What a layer is, so the executor knows which forward pass to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +163,20 @@ impl ModelShape {
         self.layers.iter().map(|l| l.flops_per_item).sum::<f64>() * self.items_per_request as f64
     }
 
+    /// This shape (of fp16 weights, as every built-in and synthetic shape
+    /// is) with its weights stored as `dtype`: every layer's bytes scaled
+    /// by `dtype.bytes() / 2`. FLOPs are unchanged. [`ModelShape::params`]
+    /// and [`Layer::params`] count fp16 parameters, so they hold only for
+    /// fp16 and bf16 shapes.
+    pub fn with_dtype(mut self, dtype: Dtype) -> ModelShape {
+        if dtype.bytes() != DTYPE_BYTES {
+            for l in &mut self.layers {
+                l.param_bytes = l.param_bytes.saturating_mul(dtype.bytes()) / DTYPE_BYTES;
+            }
+        }
+        self
+    }
+
     /// A synthetic model of `layers` equal layers of `layer_bytes` each,
     /// taking `layer_s` seconds per layer at batch size 1.
     pub fn synthetic(name: &str, layers: usize, layer_bytes: u64, layer_s: f64) -> ModelShape {
@@ -176,6 +243,19 @@ pub fn stage_partition(shape: &ModelShape, stages: usize) -> Vec<std::ops::Range
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dtype_scales_bytes_not_flops() {
+        let m = crate::arch::builtin("bert-base").unwrap();
+        let f = m.clone().with_dtype(Dtype::Fp32);
+        assert_eq!(f.total_bytes(), 2 * m.total_bytes());
+        assert_eq!(f.flops_per_request(), m.flops_per_request());
+        assert_eq!(m.clone().with_dtype(Dtype::Bf16), m);
+        assert_eq!(Dtype::from_name("fp32"), Ok(Dtype::Fp32));
+        assert!(Dtype::from_name("int8")
+            .unwrap_err()
+            .contains("fp16, fp32, bf16"));
+    }
 
     #[test]
     fn partition_balances_equal_layers() {

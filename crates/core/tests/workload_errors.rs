@@ -359,6 +359,106 @@ fn trace_arrivals_past_the_duration_are_noted() {
 }
 
 #[test]
+fn unknown_dtype() {
+    let t = BURSTY.replace("    max_batch: 8\n", "    max_batch: 8\n    dtype: int8\n");
+    check(
+        &t,
+        "models[0].dtype",
+        "dtype: int8",
+        "expected one of fp16, fp32, bf16",
+    );
+}
+
+#[test]
+fn fp32_weights_double_the_bytes_and_the_fit() {
+    let w = Workload::parse(Path::new("b.yaml"), BURSTY).unwrap();
+    let t = BURSTY.replace("    max_batch: 8\n", "    max_batch: 8\n    dtype: fp32\n");
+    let f = Workload::parse(Path::new("b.yaml"), &t).unwrap();
+    assert_eq!(f.dtype(0), switchyard_core::model::Dtype::Fp32);
+    assert_eq!(w.dtype(0), switchyard_core::model::Dtype::Fp16);
+    assert_eq!(
+        f.models[0].shape.total_bytes(),
+        2 * w.models[0].shape.total_bytes()
+    );
+    // OPT-13B in fp32 (51 GB) on one 40 GB A100: its shard no longer fits.
+    let one = t.replace("parallel: { tp: 1, pp: 4 }", "parallel: { tp: 1, pp: 1 }");
+    let e = error_of(&one);
+    assert_eq!(e.field, "models[0].parallel", "{e}");
+    assert!(e.message.contains("(fp32 weights)"), "{e}");
+}
+
+#[test]
+fn max_loaded_is_at_least_one() {
+    let t = BURSTY.replace("policy:\n", "policy:\n  max_loaded: 0\n");
+    check(
+        &t,
+        "policy.max_loaded",
+        "max_loaded: 0",
+        "expected an integer >= 1",
+    );
+    let t = BURSTY.replace("policy:\n", "policy:\n  max_loaded: 2\n");
+    let w = Workload::parse(Path::new("b.yaml"), &t).unwrap();
+    assert_eq!(w.policy.max_loaded, Some(2));
+}
+
+#[test]
+fn background_jobs_are_checked() {
+    let with = |b: &str| format!("{BURSTY}background:\n{b}");
+    let t = with("  - { gpu: 4, iteration_ms: 100 }\n");
+    check(
+        &t,
+        "background[0].gpu",
+        "gpu: 4",
+        "below cluster.gpus (4), got 4",
+    );
+    let t = with("  - { gpu: 1, iteration_ms: 100 }\n  - { gpu: 1, iteration_ms: 50 }\n");
+    check(
+        &t,
+        "background[1].gpu",
+        "iteration_ms: 50",
+        "already runs a background job",
+    );
+    let t = with("  - { gpu: 0, iteration_ms: 0 }\n");
+    check(
+        &t,
+        "background[0].iteration_ms",
+        "iteration_ms: 0",
+        "expected a number > 0",
+    );
+    let t = with("  - { gpu: 0, iteration_ms: 10, memory_gib: 39 }\n");
+    check(
+        &t,
+        "background[0].memory_gib",
+        "memory_gib: 39",
+        "expected less than",
+    );
+    let w = Workload::parse(
+        Path::new("b.yaml"),
+        &with("  - { gpu: 2, iteration_ms: 100, memory_gib: 1 }\n"),
+    )
+    .unwrap();
+    assert_eq!(w.background_on(2).unwrap().name, "background-2");
+    assert_eq!(w.background_on(2).unwrap().memory_bytes, 1 << 30);
+    assert!(w.background_on(0).is_none());
+}
+
+#[test]
+fn preload_names_served_models_once() {
+    let t = BURSTY.replace("policy:\n", "policy:\n  preload: [opt-13b-9]\n");
+    check(
+        &t,
+        "policy.preload",
+        "preload:",
+        "no model is called `opt-13b-9`",
+    );
+    let t = BURSTY.replace("policy:\n", "policy:\n  preload: [tiny, tiny]\n");
+    check(&t, "policy.preload", "preload:", "`tiny` is listed twice");
+    let t = BURSTY.replace("policy:\n", "policy:\n  preload: [opt-13b-7, tiny]\n");
+    let w = Workload::parse(Path::new("b.yaml"), &t).unwrap();
+    assert_eq!(w.preload, vec![7, 8]);
+}
+
+#[test]
 fn trace_names_count_against_the_model_cap() {
     use switchyard_core::workload::Limits;
     let dir = tempfile::tempdir().unwrap();

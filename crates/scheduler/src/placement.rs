@@ -8,7 +8,7 @@ use crate::Source;
 use std::ops::Range;
 use switchyard_core::cost::{layer_compute_s, shard_layer_bytes};
 use switchyard_core::hardware::HardwareProfile;
-use switchyard_core::model::stage_partition;
+use switchyard_core::model::{stage_partition, Dtype};
 use switchyard_core::workload::{Grouping, ModelSpec, System};
 
 /// Where one model lives and how its shards are loaded.
@@ -92,6 +92,30 @@ pub fn place(
     system: System,
     grouping: Grouping,
 ) -> Vec<Placement> {
+    place_typed(models, &[], gpus, hw, system, grouping)
+}
+
+/// [`place`] for models whose weights are of `dtypes[i]` (fp16 past the
+/// end of `dtypes`): each model's copy groups are planned with the compute
+/// times its weight type runs at ([`HardwareProfile::for_dtype`]).
+pub fn place_typed(
+    models: &[ModelSpec],
+    dtypes: &[Dtype],
+    gpus: u32,
+    hw: &HardwareProfile,
+    system: System,
+    grouping: Grouping,
+) -> Vec<Placement> {
+    // The profile each weight type sees, made once (fp16 is `hw` itself).
+    let typed: Vec<(Dtype, HardwareProfile)> = Dtype::ALL
+        .into_iter()
+        .filter(|&d| d != Dtype::Fp16 && dtypes.contains(&d))
+        .map(|d| (d, hw.for_dtype(d)))
+        .collect();
+    let hw_of = |i: usize| -> &HardwareProfile {
+        let d = dtypes.get(i).copied().unwrap_or_default();
+        typed.iter().find(|(t, _)| *t == d).map_or(hw, |(_, p)| p)
+    };
     let mut load = vec![0u64; gpus as usize];
     let traits = SystemTraits::of(system);
     let grouping = traits.grouping(grouping);
@@ -101,7 +125,9 @@ pub fn place(
     };
     models
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(i, m)| {
+            let hw = hw_of(i);
             let (tp, pp) = parallelism(system, m);
             let stages: Vec<Range<usize>> = stage_partition(&m.shape, pp as usize);
             let shard_bytes: Vec<u64> = stages

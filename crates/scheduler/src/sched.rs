@@ -89,6 +89,10 @@ pub struct Scheduler {
     multipath: Option<Multipath>,
     /// Pieces of the group being split (reused).
     pieces: Vec<Piece>,
+    /// Most stages a GPU may hold at once (`policy.max_loaded`), besides memory.
+    max_loaded: Option<u32>,
+    /// Per GPU: stages holding a region there (cached, not streamed).
+    loaded: Vec<u32>,
 }
 
 /// One load of a stage, as [`Scheduler::issue_copies`] issues it.
@@ -155,6 +159,7 @@ impl Scheduler {
                     ));
                 }
                 for &g in p.stage_gpus(s) {
+                    background::check_fit(workload, m, p.shard_bytes[s as usize], g, capacity)?;
                     gpu_stages[g as usize].push((m as u32, s));
                 }
             }
@@ -187,7 +192,9 @@ impl Scheduler {
                 .map(|m| m.micro_batch.max(1))
                 .collect(),
             models,
-            pools: (0..n_gpus).map(|_| Pool::new(capacity)).collect(),
+            pools: (0..n_gpus)
+                .map(|g| Pool::new(background::pool_bytes(workload, g, capacity)))
+                .collect(),
             busy: vec![0; n_gpus as usize],
             gpu_stages,
             gpu_entry,
@@ -203,12 +210,16 @@ impl Scheduler {
             stats: vec![LoadStats::default(); placements.len()],
             scratch: Vec::new(),
             preloaded: false,
+            max_loaded: policy.max_loaded,
+            loaded: vec![0; n_gpus as usize],
             placements,
             multipath,
             pieces: Vec::new(),
         };
         if s.traits.preloads {
             s.reserve_all(workload)?;
+        } else {
+            s.warm_start(workload)?;
         }
         Ok(s)
     }
@@ -228,11 +239,15 @@ impl Scheduler {
                         format!(
                             "`resident` keeps every model in GPU memory, but model `{}` (stage {st}, {:.2} GiB \
                              per GPU) does not fit on GPU {g}: {:.2} of its {:.2} GiB are already taken by \
-                             earlier models; use a swapping system (computron, pipeswitch, ...) or more GPUs",
+                             earlier models{}; use a swapping system (computron, pipeswitch, ...) or more GPUs",
                             workload.models[m].name,
                             gib(p.shard_bytes[st as usize]),
                             gib(self.pools[g].used()),
                             gib(self.pools[g].capacity()),
+                            match self.max_loaded {
+                                Some(n) => format!(", or GPU {g} already holds policy.max_loaded = {n} models"),
+                                None => String::new(),
+                            },
                         ),
                     ));
                 }
@@ -241,16 +256,20 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Resident system only: the copies that bring every model in before the
-    /// run starts (id [`PRELOAD_COPY`]; they get no `CopyDone`). Emits nothing
-    /// for other systems or when called twice.
+    /// The copies that bring in, before the run starts, every model of the
+    /// resident system and the workload's `policy.preload` models of the
+    /// others (id [`PRELOAD_COPY`]; they get no `CopyDone`). Emits nothing
+    /// when no model starts in memory, or when called twice.
     pub fn preload(&mut self, actions: &mut Vec<Action>) {
-        if !self.traits.preloads || self.preloaded {
+        if self.preloaded {
             return;
         }
         self.preloaded = true;
         for (m, p) in self.placements.iter().enumerate() {
             for s in 0..p.pp as usize {
+                if !self.models[m].stages[s].resident {
+                    continue;
+                }
                 // Batch 1: preload copies finish before time 0 and no compute
                 // runs behind them, so no batch's compute times matter; batch
                 // 1 is the grouping of a load for a lone request. (`resident`
@@ -636,4 +655,6 @@ impl Scheduler {
 }
 
 mod access;
+mod background;
 mod evict;
+mod warm;

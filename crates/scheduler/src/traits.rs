@@ -4,7 +4,7 @@
 //! ask [`copy_source`] and [`placements`] rather than deciding for
 //! themselves.
 
-use crate::placement::{place, Placement};
+use crate::placement::{place_typed, Placement};
 use crate::Source;
 use switchyard_core::workload::{Grouping, PolicySpec, System};
 use switchyard_core::Workload;
@@ -100,8 +100,9 @@ pub fn copy_source(system: System) -> Source {
 /// ([`crate::Scheduler::placements`]); for executors that must lay out
 /// weights before the scheduler runs.
 pub fn placements(workload: &Workload, policy: PolicySpec) -> Vec<Placement> {
-    place(
+    place_typed(
         &workload.models,
+        &workload.dtypes,
         workload.cluster.gpus.max(1),
         &workload.cluster.hardware,
         policy.system,

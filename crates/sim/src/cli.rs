@@ -138,6 +138,7 @@ fn execute(args: &Args) -> Result<(), Error> {
         system: args.system.unwrap_or(workload.policy.system),
         eviction: args.eviction.unwrap_or(workload.policy.eviction),
         grouping: args.grouping.unwrap_or(workload.policy.grouping),
+        max_loaded: workload.policy.max_loaded,
     };
     // Every check that can fail on the input runs before the first write.
     let systems = if args.schedule_only {
@@ -200,7 +201,8 @@ fn execute(args: &Args) -> Result<(), Error> {
 }
 
 /// The systems `--compare-systems` runs: all of them, in [`System::ALL`]
-/// order, less `resident` when the models do not all fit (said on stderr).
+/// order, less `resident` when the models do not all fit and `streaming`
+/// when `policy.preload` asks for models in memory (said on stderr).
 /// Any other refusal is an input error.
 fn servable_systems(
     workload: &Workload,
@@ -213,6 +215,10 @@ fn servable_systems(
         match Scheduler::with_policy(workload, schedule, p) {
             Ok(_) => out.push(p),
             Err(e) if system == System::Resident => eprintln!("skipping resident: {e}"),
+            // Streaming caches nothing, so no model can start in memory.
+            Err(e) if system == System::Streaming && e.field == "policy.preload" => {
+                eprintln!("skipping streaming: {e}")
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -1,6 +1,7 @@
 //! The event loop: a virtual clock, a binary heap of completions, and the
 //! schedule's arrivals merged in.
 
+use crate::background::Background;
 use crate::jitter::Noise;
 use crate::sink::RecordSink;
 use crate::summary::{Latencies, ModelResult, SimResult, SimRun};
@@ -8,9 +9,11 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Range;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
+use switchyard_core::model::Dtype;
 use switchyard_core::records::RequestRecord;
 use switchyard_core::timeline::{Span, Timeline, Track};
 use switchyard_core::workload::{PolicyName, PolicySpec};
+use switchyard_core::HardwareProfile;
 use switchyard_core::{Error, Schedule, Workload};
 use switchyard_scheduler::{Action, BatchId, CopyOp, Event, Scheduler, Source, TaskId};
 
@@ -112,6 +115,12 @@ pub struct Engine<'a> {
     /// Multi-path loading: per helper, the staged pieces `(offset, bytes,
     /// forward done)` whose staging bytes a later piece may reuse.
     staged: Vec<std::collections::VecDeque<(u64, u64, f64)>>,
+    /// Per GPU: when the last copy into it ends (what the profile's `host`
+    /// topology shares is split among the GPUs copying at once).
+    copy_busy: Vec<f64>,
+    /// GPUs copying in the current step: busy before it, or sent a copy by
+    /// its actions (only with a `host` topology).
+    copying: Vec<u32>,
     /// When each GPU's compute stream frees up; never used yet: idle since
     /// long before the start (replay's warm-up ends before its clock starts).
     stream_free: Vec<f64>,
@@ -129,6 +138,8 @@ pub struct Engine<'a> {
     /// The record written for each request (reused).
     record: RequestRecord,
     noise: Noise,
+    /// The workload's background jobs, per GPU.
+    background: Background,
     /// Next arrival of the schedule to feed.
     next: usize,
     events: u64,
@@ -152,11 +163,19 @@ impl<'a> Engine<'a> {
         let mut sched = Scheduler::with_policy(workload, schedule, policy)?;
         let hw = &workload.cluster.hardware;
         let n_gpus = sched.gpus() as usize;
+        // The profile each weight type sees, made once (fp16 is `hw` itself).
+        let typed: Vec<(Dtype, HardwareProfile)> = Dtype::ALL
+            .into_iter()
+            .filter(|&d| d != Dtype::Fp16 && workload.dtypes.contains(&d))
+            .map(|d| (d, hw.for_dtype(d)))
+            .collect();
         let tables = workload
             .models
             .iter()
             .enumerate()
             .map(|(i, m)| {
+                let d = workload.dtype(i);
+                let hw = typed.iter().find(|(t, _)| *t == d).map_or(hw, |(_, p)| p);
                 ComputeTable::new(hw, &m.shape, sched.placement(i as u32).tp, m.max_batch)
             })
             .collect();
@@ -176,6 +195,8 @@ impl<'a> Engine<'a> {
             link_free: vec![0.0; n_gpus + 1],
             peer_free: vec![0.0; n_gpus],
             staged: vec![std::collections::VecDeque::new(); n_gpus],
+            copy_busy: vec![0.0; n_gpus],
+            copying: Vec::new(),
             stream_free: vec![f64::NEG_INFINITY; n_gpus],
             copy_done: Vec::new(),
             copy_issued: Vec::new(),
@@ -193,6 +214,7 @@ impl<'a> Engine<'a> {
                 cold: false,
             },
             noise: Noise::new(hw.jitter, workload.seed),
+            background: Background::new(workload, n_gpus),
             next: 0,
             events: 0,
             now: 0.0,
@@ -268,6 +290,9 @@ impl<'a> Engine<'a> {
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
         self.sched.on_event(event, &mut actions);
+        if !self.workload.cluster.hardware.host.is_empty() {
+            self.note_copying(&actions);
+        }
         let mut result = Ok(());
         for a in &actions {
             match a {
@@ -333,10 +358,37 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// The GPUs copying while `actions` are carried out: those whose copies
+    /// run past now, and those the actions send a copy to (ascending).
+    fn note_copying(&mut self, actions: &[Action]) {
+        self.copying.clear();
+        for (g, &busy) in self.copy_busy.iter().enumerate() {
+            if busy > self.now {
+                self.copying.push(g as u32);
+            }
+        }
+        for a in actions {
+            if let Action::Copy(c) = a {
+                // A multi-path piece's host copy runs on its helper's link.
+                let g = c.via.map_or(c.gpu, |v| v.helper);
+                if let Err(i) = self.copying.binary_search(&g) {
+                    self.copying.insert(i, g);
+                }
+            }
+        }
+    }
+
     /// Copy timing: `(start, end)` of copy `c` issued now. It waits for its
     /// lane (its GPU's link; pageable copies: the one shared host path when
     /// the profile says `pageable_shared`) and takes `alpha + bytes / beta`
     /// of the pinned or pageable link (times the jitter factor).
+    ///
+    /// With a `host` topology in the profile, `beta` is at most the share
+    /// of host memory and of the GPU's upstream link that falls to it when
+    /// the bandwidth is split evenly among the GPUs copying in this step
+    /// (see [`Engine::note_copying`]). The share is fixed when the copy is
+    /// issued: exact when GPUs copy alike (a tensor- or pipeline-parallel
+    /// load), pessimistic for a copy that outlasts the others.
     pub fn time_copy(&mut self, c: &CopyOp) -> (f64, f64) {
         let hw = &self.workload.cluster.hardware;
         let n_gpus = self.stream_free.len();
@@ -347,8 +399,13 @@ impl<'a> Engine<'a> {
             Source::Pageable => (&hw.pageable, g),
         };
         let start = self.link_free[lane].max(self.now);
-        let end = start + link.time(c.bytes) * self.noise.copy();
+        let cost = match hw.host.share_bytes_per_s(c.gpu, &self.copying) {
+            Some(share) if share < link.beta_bytes_per_s => link.alpha_s + c.bytes as f64 / share,
+            _ => link.time(c.bytes),
+        };
+        let end = start + cost * self.noise.copy();
         self.link_free[lane] = end;
+        self.copy_busy[g] = self.copy_busy[g].max(end);
         let id = c.id as usize;
         if self.copy_done.len() <= id {
             self.copy_done.resize(id + 1, 0.0);
@@ -386,6 +443,14 @@ impl<'a> Engine<'a> {
             .map(|&g| self.stream_free[g as usize])
             .fold(f64::NEG_INFINITY, f64::max);
         t = t.max(idle_since);
+        // A background job on these GPUs yields them at its iteration's
+        // end; the GPU was busy with it until then, never idle.
+        let stream_free = &self.stream_free;
+        let handed = self
+            .background
+            .preempt(&task.gpus, |g| stream_free[g as usize], t);
+        let idle_since = if handed > t { handed } else { idle_since };
+        t = handed;
         let layers = task.layers.start as usize..task.layers.end as usize;
         let mut cursor = layers.start;
         let mut first: Option<f64> = None;
@@ -536,6 +601,11 @@ impl<'a> Engine<'a> {
             events: self.events,
             run: SimRun {
                 simulated_s: self.now,
+                background: self.background.results(
+                    workload,
+                    |g| self.stream_free[g as usize],
+                    self.now.max(workload.duration_s),
+                ),
                 timeline: self.timeline,
             },
             models,

@@ -31,6 +31,7 @@
 //! copy's and each compute task's time is multiplied by a seeded log-normal
 //! factor of mean 1 (drawn in event order: same seed, same times).
 
+pub mod background;
 mod engine;
 mod jitter;
 mod sink;

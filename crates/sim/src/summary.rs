@@ -19,6 +19,10 @@ pub type SimResult = RunSummary<SimRun>;
 pub struct SimRun {
     /// Virtual time when the last request finished, seconds.
     pub simulated_s: f64,
+    /// The workload's background jobs: iterations and share of their GPU
+    /// (absent without jobs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub background: Vec<crate::background::BackgroundResult>,
     /// Spans for `timeline.json` (empty unless asked for).
     #[serde(skip)]
     pub timeline: Timeline,

@@ -166,6 +166,7 @@ pub fn points(base: &Workload, grid: &Grid) -> Result<Vec<Point>, Error> {
                                         system,
                                         eviction,
                                         grouping,
+                                        max_loaded: base.policy.max_loaded,
                                     },
                                 });
                             }

@@ -300,3 +300,63 @@ fn size_caps_are_refused_before_any_write_and_raised_by_flags() {
     // Exactly at the caps: accepted.
     ok(&sim_on(&w, &out, &["--max-models", "5", "--max-gpus", "2"]));
 }
+
+#[test]
+fn compare_systems_skips_streaming_when_models_start_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("warm.yaml");
+    std::fs::write(
+        &w,
+        "name: warm\nseed: 1\nduration_s: 5\ncluster: { hardware: h200-pcie5, gpus: 1 }\n\
+         models:\n  - { name: m, copies: 2, layers: 4, layer_mb: 10, layer_ms: 0.5 }\n\
+         arrivals: { process: poisson, rate: 10 }\n\
+         policy: { system: pipeswitch, preload: [m-1] }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("cmp");
+    let o = sim_on(&w, &out, &["--compare-systems", "--no-timeline"]);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("skipping streaming"), "{err}");
+    assert!(out.join("resident").join("requests.csv").is_file());
+    assert!(!out.join("streaming").exists());
+    // Asked for by name, it is an input error.
+    let o = sim_on(&w, &dir.path().join("s"), &["--system", "streaming"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!dir.path().join("s").exists());
+}
+
+#[test]
+fn the_papers_workloads_load_with_their_testbed_profiles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let papers = experiments().join("papers");
+    let profiles = experiments().join("../profiles");
+    for (sub, profile) in [
+        ("computron", "computron-perlmutter.yaml"),
+        ("pipeswitch", "pipeswitch-p3.yaml"),
+    ] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(papers.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(files.len() >= 3, "{sub}");
+        for f in files {
+            let profile = profiles.join(profile);
+            for hw in [None, Some(profile.to_str().unwrap())] {
+                let out = tmp.path().join(f.file_stem().unwrap());
+                let mut extra = vec!["--schedule-only"];
+                if let Some(h) = hw {
+                    extra.extend(["--hardware", h]);
+                }
+                let o = sim_on(&f, &out, &extra);
+                assert!(
+                    o.status.success(),
+                    "{}: {}",
+                    f.display(),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+    }
+}

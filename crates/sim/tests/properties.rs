@@ -106,6 +106,7 @@ proptest! {
             system: SYSTEMS[system],
             eviction: EVICTIONS[eviction],
             grouping: GROUPINGS[grouping],
+            max_loaded: None,
         };
         let mut recs: Vec<RequestRecord> = Vec::new();
         let r = match simulate_policy(&w, &schedule, policy, &checked(), &mut recs) {
@@ -167,7 +168,7 @@ proptest! {
         let Ok(schedule) = arrivals::generate(&w) else { return Ok(()); };
         let system = if pipeswitch { System::Pipeswitch } else { System::Computron };
         let loads = |eviction| {
-            let policy = PolicySpec { system, eviction, grouping: Grouping::Optimal };
+            let policy = PolicySpec { system, eviction, grouping: Grouping::Optimal, max_loaded: None };
             simulate_policy(&w, &schedule, policy, &checked(), &mut NullSink).unwrap().loads
         };
         let (belady, lru, lfu) = (loads(Eviction::Belady), loads(Eviction::Lru), loads(Eviction::Lfu));

@@ -123,3 +123,79 @@ fn negative_bandwidth_names_line_and_field() {
         + 1;
     assert_eq!(e.line, Some(line));
 }
+
+const HOST: &str =
+    "name: t\ngpu_memory_gib: 16\nlinks:\n  pinned: { alpha_us: 1, beta_gbps: 10 }\n  \
+pageable: { alpha_us: 1, beta_gbps: 5 }\n  peer: { alpha_us: 1, beta_gbps: 100 }\n\
+compute: { fp16_tflops: 100, fp32_tflops: 12.5, hbm_gbps: 900, launch_us: 10 }\n\
+host:\n  memory_gbps: 30\n  upstream:\n    - { gpus: [0, 1], gbps: 16 }\n";
+
+#[test]
+fn host_topology_and_fp32_rate_parse_and_round_trip() {
+    let p = parse(Path::new("h.yaml"), HOST).unwrap();
+    assert_eq!(p.host.memory_bytes_per_s, Some(30e9));
+    assert_eq!(p.host.upstream[0].gpus, vec![0, 1]);
+    assert_eq!(p.compute.fp32_flops_per_s, Some(12.5e12));
+    let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
+    assert_eq!(q.host, p.host);
+    assert_eq!(q.compute, p.compute);
+    // Presets share nothing: today's model.
+    assert!(HardwareProfile::resolve("a100-pcie4", None)
+        .unwrap()
+        .host
+        .is_empty());
+}
+
+#[test]
+fn host_shares_split_evenly_among_gpus_copying() {
+    let p = parse(Path::new("h.yaml"), HOST).unwrap();
+    // Alone: the upstream link (16) is below host memory (30).
+    assert_eq!(p.host.share_bytes_per_s(0, &[0]), Some(16e9));
+    // GPUs 0 and 1 behind one upstream link: 8 each.
+    assert_eq!(p.host.share_bytes_per_s(1, &[0, 1]), Some(8e9));
+    // Four GPUs: host memory 30 / 4 = 7.5 for GPU 2 (no upstream link).
+    assert_eq!(p.host.share_bytes_per_s(2, &[0, 1, 2, 3]), Some(7.5e9));
+    assert_eq!(HostTopology::default().share_bytes_per_s(0, &[0, 1]), None);
+}
+
+#[test]
+fn fp32_models_see_the_fp32_rate_without_fp16_calibrations() {
+    let mut p = parse(Path::new("h.yaml"), HOST).unwrap();
+    p.calibrated
+        .insert("bert-base".into(), CalibratedTimes::default());
+    let f = p.for_dtype(crate::model::Dtype::Fp32);
+    assert_eq!(f.compute.flops_per_s, 12.5e12);
+    assert!(f.calibrated.is_empty());
+    assert_eq!(p.for_dtype(crate::model::Dtype::Bf16), p);
+}
+
+#[test]
+fn bad_host_sections_name_their_field() {
+    for (bad, field, says) in [
+        (
+            "    - { gpus: [0, 1], gbps: 16 }\n",
+            "host.upstream[0].gbps",
+            "expected a number > 0",
+        ),
+        (
+            "    - { gpus: [0, 0], gbps: 16 }\n",
+            "host.upstream[0].gpus",
+            "GPU 0 is behind two",
+        ),
+        (
+            "    - { gpus: [], gbps: 16 }\n",
+            "host.upstream[0].gpus",
+            "at least one GPU",
+        ),
+    ] {
+        let text = if field.ends_with("gbps") {
+            HOST.replace(bad, "    - { gpus: [0, 1], gbps: 0 }\n")
+        } else {
+            HOST.replace("    - { gpus: [0, 1], gbps: 16 }\n", bad)
+        };
+        let e = parse(Path::new("h.yaml"), &text).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.line.is_some(), "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+}

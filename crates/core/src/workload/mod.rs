@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::hardware::HardwareProfile;
-use crate::model::{stage_partition, ModelShape};
+use crate::model::{stage_partition, Dtype, ModelShape};
 use crate::yaml::{self, Ctx};
 use raw::{validate_arrivals, validate_models, RawWorkload};
 use serde::Deserialize;
@@ -23,12 +23,22 @@ pub struct Workload {
     pub cluster: Cluster,
     /// Models served, copies expanded (`opt-13b-0` .. `opt-13b-7`).
     pub models: Vec<ModelSpec>,
+    /// Weight type of each model, in `models` order (their shapes' bytes
+    /// are already of this type). Kept beside `models`, not in
+    /// [`ModelSpec`], so code that builds a `ModelSpec` itself is
+    /// unchanged; read it through [`Workload::dtype`].
+    pub dtypes: Vec<Dtype>,
     /// How requests arrive.
     pub arrivals: ArrivalSpec,
     /// Which serving system and eviction policy.
     pub policy: PolicySpec,
     /// Which links carry loads (`policy.loading`; every system honours it).
     pub loading: LoadingSpec,
+    /// Best-effort jobs sharing GPUs with the served models (at most one per GPU).
+    pub background: Vec<BackgroundJob>,
+    /// Models (indices into `models`) whose weights are in GPU memory when
+    /// the clock starts, loaded in this order (`policy.preload`).
+    pub preload: Vec<u32>,
     /// The file it came from (for errors and relative paths).
     pub source: PathBuf,
 }
@@ -309,12 +319,17 @@ pub struct PolicySpec {
     pub eviction: Eviction,
     /// Layer grouping for pipelined loads.
     pub grouping: Grouping,
+    /// Most models that may hold weights on one GPU at once, besides the
+    /// memory limit (Computron's `max_loaded`); `None`: memory alone.
+    pub max_loaded: Option<u32>,
 }
 
+mod background;
 mod loading;
 mod raw;
 mod trace_models;
 
+pub use background::BackgroundJob;
 pub use loading::{Loading, LoadingSpec, DEFAULT_STAGING_MIB};
 
 /// Default of [`Limits::max_models`].
@@ -455,8 +470,9 @@ impl Workload {
             hardware.gpu_memory_bytes = bytes;
         }
         let cluster = Cluster { hardware, gpus };
+        let mut dtypes = Vec::new();
         let mut models = match &raw.models {
-            Some(m) => validate_models(&ctx, m, &cluster, limits.max_models)?,
+            Some(m) => validate_models(&ctx, m, &cluster, limits.max_models, &mut dtypes)?,
             None => Vec::new(),
         };
         if let Some(tm) = &raw.trace_models {
@@ -489,11 +505,49 @@ impl Workload {
             )
             .into());
         }
+        // Models a trace adds (`trace_models`) hold fp16 weights.
+        dtypes.resize(models.len(), Dtype::Fp16);
         let arrivals = validate_arrivals(&ctx, &raw.arrivals, models.len(), &base)?;
+        let max_loaded = match &raw.policy.max_loaded {
+            Some(v) => Some(
+                ctx.at_least_one(v, "policy.max_loaded")?
+                    .min(u32::MAX as u64) as u32,
+            ),
+            None => None,
+        };
+        let mut preload: Vec<u32> = Vec::new();
+        if let Some(p) = &raw.policy.preload {
+            for name in &p.value {
+                let i = models.iter().position(|m| &m.name == name).ok_or_else(|| {
+                    ctx.err(
+                        &p.referenced,
+                        "policy.preload",
+                        format!(
+                            "no model is called `{name}` (copies are named NAME-0, NAME-1, ...)"
+                        ),
+                    )
+                })? as u32;
+                if preload.contains(&i) {
+                    return Err(ctx
+                        .err(
+                            &p.referenced,
+                            "policy.preload",
+                            format!("`{name}` is listed twice"),
+                        )
+                        .into());
+                }
+                preload.push(i);
+            }
+        }
+        let background = match &raw.background {
+            Some(b) => background::validate(&ctx, b, &cluster)?,
+            None => Vec::new(),
+        };
         let policy = PolicySpec {
             system: raw.policy.system,
             eviction: raw.policy.eviction,
             grouping: raw.policy.grouping,
+            max_loaded,
         };
         let loading = loading::validate(&ctx, &raw.policy, &cluster)?;
         Ok(Workload {
@@ -502,11 +556,24 @@ impl Workload {
             duration_s,
             cluster,
             models,
+            dtypes,
             arrivals,
             policy,
             loading,
+            background,
+            preload,
             source: path.to_path_buf(),
         })
+    }
+
+    /// Weight type of model `i` (fp16 for a model `dtypes` does not cover).
+    pub fn dtype(&self, i: usize) -> Dtype {
+        self.dtypes.get(i).copied().unwrap_or_default()
+    }
+
+    /// The background job on GPU `gpu`, if any.
+    pub fn background_on(&self, gpu: u32) -> Option<&BackgroundJob> {
+        self.background.iter().find(|b| b.gpu == gpu)
     }
 
     /// Index of the model called `name`.

@@ -4,6 +4,7 @@
 use super::*;
 use crate::arch;
 use crate::error::InputError;
+use crate::model::Dtype;
 use crate::yaml::Ctx;
 use serde_saphyr::Spanned;
 
@@ -27,6 +28,8 @@ pub(super) struct RawWorkload {
     pub(super) trace_models: Option<Spanned<super::trace_models::RawTraceModels>>,
     pub(super) arrivals: Spanned<RawArrivals>,
     pub(super) policy: RawPolicy,
+    #[serde(default)]
+    pub(super) background: Option<Spanned<Vec<Spanned<super::background::RawBackground>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +63,9 @@ pub(super) struct RawModel {
     pub(super) layers: Option<Spanned<u64>>,
     pub(super) layer_mb: Option<Spanned<f64>>,
     pub(super) layer_ms: Option<Spanned<f64>>,
+    /// Weight type (`fp16`, `fp32`, `bf16`); default fp16.
+    #[serde(default)]
+    pub(super) dtype: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +117,12 @@ pub(super) struct RawPolicy {
     pub(super) multipath_helpers: Option<Spanned<u64>>,
     /// Staging memory reserved per GPU, MiB (`multipath` only).
     pub(super) multipath_staging_mib: Option<Spanned<f64>>,
+    /// Most models loaded on one GPU at once (Computron's `max_loaded`).
+    #[serde(default)]
+    pub(super) max_loaded: Option<Spanned<u64>>,
+    /// Models in GPU memory when the clock starts (a warm start).
+    #[serde(default)]
+    pub(super) preload: Option<Spanned<Vec<String>>>,
 }
 
 fn default_eviction() -> Eviction {
@@ -126,18 +138,21 @@ pub(super) fn validate_models(
     raw: &Spanned<Vec<Spanned<RawModel>>>,
     cluster: &Cluster,
     max_models: u64,
+    dtypes: &mut Vec<Dtype>,
 ) -> Result<Vec<ModelSpec>, InputError> {
-    validate_models_at(ctx, raw, cluster, "models", max_models)
+    validate_models_at(ctx, raw, cluster, "models", max_models, dtypes)
 }
 
 /// [`validate_models`] for a list found at key path `at` (errors name
-/// `{at}[i].field`).
+/// `{at}[i].field`). Each model's weight type is pushed to `dtypes` (one
+/// per model, copies expanded); its shape's bytes are already scaled to it.
 pub(super) fn validate_models_at(
     ctx: &Ctx,
     raw: &Spanned<Vec<Spanned<RawModel>>>,
     cluster: &Cluster,
     at: &str,
     max_models: u64,
+    dtypes: &mut Vec<Dtype>,
 ) -> Result<Vec<ModelSpec>, InputError> {
     if raw.value.is_empty() {
         return Err(ctx.err(&raw.referenced, at, "expected at least one model"));
@@ -187,6 +202,13 @@ pub(super) fn validate_models_at(
                 return Err(ctx.err(&entry.referenced, f("arch"), "expected `arch` (a built-in architecture) or `layers` (a synthetic model)"))
             }
         };
+        let dtype = match &m.dtype {
+            Some(d) => {
+                Dtype::from_name(&d.value).map_err(|e| ctx.err(&d.referenced, f("dtype"), e))?
+            }
+            None => Dtype::Fp16,
+        };
+        let shape = shape.with_dtype(dtype);
         if let Some(n) = &m.name {
             let bad = |c: char| c == ',' || c == '"' || c.is_control();
             if n.value.is_empty() || n.value.trim() != n.value || n.value.contains(bad) {
@@ -307,16 +329,18 @@ pub(super) fn validate_models_at(
                     &entry.referenced,
                     f("parallel"),
                     format!(
-                        "model `{}` cannot fit: its largest shard with tp={tp}, pp={pp} is {:.2} GiB, \
-                         but a GPU of `{}` has {:.2} GiB for weights; raise tp or pp",
+                        "model `{}` cannot fit: its largest shard with tp={tp}, pp={pp} is {:.2} GiB \
+                         ({} weights), but a GPU of `{}` has {:.2} GiB for weights; raise tp or pp",
                         spec.name,
                         shard as f64 / crate::hardware::GIB,
+                        dtype.name(),
                         cluster.hardware.name,
                         usable as f64 / crate::hardware::GIB
                     ),
                 ));
             }
             out.push(spec);
+            dtypes.push(dtype);
         }
     }
     Ok(out)

@@ -190,12 +190,23 @@ pub(super) fn expand(
                 layers: v.layers.clone(),
                 layer_mb: v.layer_mb.clone(),
                 layer_ms: v.layer_ms.clone(),
+                dtype: None,
             };
             Spanned::new(model, c.referenced, c.defined)
         })
         .collect();
     let list = Spanned::new(as_models, classes.referenced, classes.defined);
-    let templates = validate_models_at(ctx, &list, cluster, "trace_models.classes", u64::MAX)?;
+    // Trace classes hold fp16 weights (no `dtype` field): their weight
+    // types are all the default.
+    let mut class_dtypes = Vec::new();
+    let templates = validate_models_at(
+        ctx,
+        &list,
+        cluster,
+        "trace_models.classes",
+        u64::MAX,
+        &mut class_dtypes,
+    )?;
     let mut shares = Vec::with_capacity(templates.len());
     for (k, c) in classes.value.iter().enumerate() {
         let field = format!("trace_models.classes[{k}].share");

@@ -24,6 +24,9 @@ impl Scheduler {
         st.regions.clear();
         st.regions.extend_from_slice(&self.scratch);
         st.resident = true;
+        for &g in self.placements[m as usize].stage_gpus(s) {
+            self.loaded[g as usize] += 1;
+        }
         true
     }
 
@@ -32,7 +35,9 @@ impl Scheduler {
     /// is full: with `evict` = `Some(allow_pending)`, idle stages are
     /// evicted by policy (those other batches still need only if
     /// `allow_pending`); with `None`, or no victim left, every region taken
-    /// is given back and the answer is false.
+    /// is given back and the answer is false. With `policy.max_loaded`, a
+    /// cached stage (`evict` given) also needs a GPU holding fewer stages
+    /// than that: idle ones are evicted by the same policy first.
     pub(super) fn reserve(
         &mut self,
         m: u32,
@@ -47,7 +52,13 @@ impl Scheduler {
         for r in 0..tp {
             let g = self.placements[mi].gpus[si * tp + r];
             loop {
-                if let Some(o) = self.pools[g as usize].alloc(bytes) {
+                let full = evict.is_some()
+                    && self
+                        .max_loaded
+                        .is_some_and(|n| self.loaded[g as usize] >= n);
+                if full {
+                    // Falls through to evicting a victim below.
+                } else if let Some(o) = self.pools[g as usize].alloc(bytes) {
                     self.scratch.push(o);
                     break;
                 }
@@ -127,5 +138,8 @@ impl Scheduler {
         }
         st.regions.clear();
         st.resident = false;
+        for r in 0..tp {
+            self.loaded[p.gpus[si * tp + r] as usize] -= 1;
+        }
     }
 }

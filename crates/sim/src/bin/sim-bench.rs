@@ -119,6 +119,7 @@ fn run_one(
         system,
         eviction,
         grouping: Grouping::Optimal,
+        max_loaded: None,
     };
     let mut best = f64::INFINITY;
     let mut mem = 0.0f64;

@@ -3,7 +3,9 @@
 //! helper's own copies (so a helper's own traffic and the pieces it
 //! carries for others contend), then the forward leg queues on the
 //! target's peer-link ingress lane (all helpers forwarding into one GPU
-//! share it, as on an NVSwitch) and takes the profile's `peer` cost. A
+//! share it, as on an NVSwitch) and takes the profile's `peer` cost. With
+//! a `host` topology in the profile the host leg gets the helper's share
+//! of it, like a direct copy. A
 //! piece written into staging bytes an earlier piece used starts no
 //! earlier than that piece's forward is done (the staging ring's hazard).
 
@@ -38,8 +40,15 @@ impl Engine<'_> {
             !overlaps
         });
         let start = self.link_free[lane].max(reusable);
-        let staged = start + link.time(c.bytes) * f;
+        // The profile's `host` topology shares its bandwidth among the GPUs
+        // copying, the helper among them (as for a direct copy).
+        let cost = match hw.host.share_bytes_per_s(via.helper, &self.copying) {
+            Some(share) if share < link.beta_bytes_per_s => link.alpha_s + c.bytes as f64 / share,
+            _ => link.time(c.bytes),
+        };
+        let staged = start + cost * f;
         self.link_free[lane] = staged;
+        self.copy_busy[h] = self.copy_busy[h].max(staged);
         let g = c.gpu as usize;
         let fwd_start = self.peer_free[g].max(staged);
         let end = fwd_start + hw.peer.time(c.bytes) * f;
