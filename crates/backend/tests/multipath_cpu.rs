@@ -84,8 +84,8 @@ fn pieces_through_a_helper_land_byte_for_byte_like_a_direct_copy() {
     assert_eq!(done.len(), 4);
     let (_, total) = ex.shards[0].main_range(layers);
     let read = |ex: &mut switchyard_backend::exec::Executor, gpu: usize| {
-        let mut buf = HostBuffer::heap(total, false).unwrap();
-        ex.dev.copy_d2h(gpu, base, &mut buf, 0, total).unwrap();
+        let buf = HostBuffer::heap(total, false).unwrap();
+        ex.dev.copy_d2h(gpu, base, &buf, 0, total).unwrap();
         ex.dev.synchronize_all().unwrap();
         buf.as_slice().to_vec()
     };
