@@ -19,6 +19,7 @@
 #              opt-2.7b on this machine into OUT/profile.yaml)
 #   --gpus     GPUs of the bench (default 2)
 #   --workload the bursty workload (default experiments/multipath_bursty.yaml)
+#   --skip-bench  leave out step 1
 # On `--device cpu` the bench runs a small synthetic model (emulated GPUs
 # copy one after another, so no gain is expected there).
 set -euo pipefail
@@ -28,6 +29,7 @@ bin=""
 out=out/multipath
 profile=""
 gpus=2
+skip_bench=0
 w=experiments/multipath_bursty.yaml
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -37,7 +39,8 @@ while [[ $# -gt 0 ]]; do
         --profile) profile="$2"; shift 2 ;;
         --gpus) gpus="$2"; shift 2 ;;
         --workload) w="$2"; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        --skip-bench) skip_bench=1; shift ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "multipath.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -48,7 +51,9 @@ fi
 mkdir -p "$out"
 
 echo "== multipath-bench on $device ($gpus GPUs)"
-if [[ "$device" == cpu ]]; then
+if [[ "$skip_bench" == 1 ]]; then
+    echo "(skipped)"
+elif [[ "$device" == cpu ]]; then
     "$bin/multipath-bench" --device cpu --gpus "$gpus" --gpu-memory-gib 4.5 --staging-mib 64 --reps 2 \
         --models "name: syn, layers: 8, layer_mb: 16, layer_ms: 1" --out "$out/bench"
 else
