@@ -33,6 +33,28 @@ pub fn generate_with_notes(
     workload: &Workload,
     max_requests: u64,
 ) -> Result<(Schedule, Vec<String>)> {
+    let (schedule, notes) = generate_possibly_empty(workload, max_requests)?;
+    if schedule.requests.is_empty() {
+        return Err(crate::InputError::new(
+            &workload.source,
+            None,
+            "arrivals",
+            format!(
+                "no request arrives within duration_s ({} s): there is nothing to run; raise the rate or duration_s",
+                workload.duration_s
+            ),
+        )
+        .into());
+    }
+    Ok((schedule, notes))
+}
+
+/// [`generate_with_notes`] that also returns a schedule with no request
+/// (for a sweep, where one point's empty run is a row, not an error).
+pub fn generate_possibly_empty(
+    workload: &Workload,
+    max_requests: u64,
+) -> Result<(Schedule, Vec<String>)> {
     let mut rng = StdRng::seed_from_u64(workload.seed);
     let names = workload.model_names();
     let too_many = |what: String| {
@@ -87,18 +109,6 @@ pub fn generate_with_notes(
     }
     if arrivals.len() as u64 > max_requests {
         return Err(too_many(format!("the arrivals hold {}", arrivals.len())).into());
-    }
-    if arrivals.is_empty() {
-        return Err(crate::InputError::new(
-            &workload.source,
-            None,
-            "arrivals",
-            format!(
-                "no request arrives within duration_s ({} s): there is nothing to run; raise the rate or duration_s",
-                workload.duration_s
-            ),
-        )
-        .into());
     }
     Ok((Schedule::from_arrivals(names, arrivals), notes))
 }

@@ -74,7 +74,9 @@ impl Timeline {
 /// Writes `timeline` to `path` (atomically) as Chrome trace-event JSON:
 /// process `g` is GPU `g`, thread 0 its compute stream, thread 1 its link,
 /// thread `2 + h` the peer link from GPU `h` into it (named only where
-/// spans use it).
+/// spans use it). Only GPUs with a span kept are named, so the file grows
+/// with the spans kept, not with the cluster (a million idle GPUs write
+/// nothing).
 pub fn write_timeline(path: &Path, timeline: &Timeline) -> Result<(), Error> {
     write_atomic_with(path, |w| write_trace(w, timeline))
 }
@@ -93,7 +95,13 @@ fn write_trace(w: &mut dyn Write, t: &Timeline) -> std::io::Result<()> {
         first = false;
         Ok(())
     };
-    for g in 0..t.gpus {
+    let mut used = vec![false; t.gpus as usize];
+    for s in &t.spans {
+        if let Some(u) = used.get_mut(s.gpu as usize) {
+            *u = true;
+        }
+    }
+    for g in (0..t.gpus).filter(|&g| used[g as usize]) {
         sep(w)?;
         write!(w, "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{g},\"args\":{{\"name\":\"GPU {g}\"}}}}")?;
         sep(w)?;

@@ -9,6 +9,8 @@ use crate::{
     Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Part, Task, TaskId,
     PRELOAD_COPY,
 };
+use deferred::Deferred;
+use index::GpuIndex;
 use std::collections::VecDeque;
 use std::ops::Range;
 use switchyard_core::hardware::GIB;
@@ -31,6 +33,9 @@ struct StageState {
     in_use: u32,
     /// Formed batches that will still run this stage.
     pending: u32,
+    /// Victim key under which the stage sits in its GPUs' eviction sets
+    /// (`None`: not there); see `index.rs`.
+    indexed: Option<VictimKey>,
 }
 
 #[derive(Debug, Default)]
@@ -68,14 +73,15 @@ pub struct Scheduler {
     pools: Vec<Pool>,
     /// Per GPU: computes issued and not done, plus stage tasks waiting for memory.
     busy: Vec<u32>,
-    /// Per GPU: `(model, stage)` shards placed there.
-    gpu_stages: Vec<Vec<(u32, u32)>>,
-    /// Per GPU: models whose first stage uses it.
-    gpu_entry: Vec<Vec<u32>>,
+    /// Per GPU: models ready to batch and stages that may be evicted, in order.
+    gpus: Vec<GpuIndex>,
+    /// Requests queued, all models.
+    queued: u64,
     tasks: Slab<Task>,
     batches: Slab<Batch>,
     copies: Slab<CopyMeta>,
-    deferred: Vec<(BatchId, u32)>,
+    /// Batches waiting for memory at a stage.
+    deferred: Deferred,
     retired: Vec<BatchId>,
     temp_bytes: Vec<u64>,
     tick: u64,
@@ -134,8 +140,6 @@ impl Scheduler {
         let capacity = multipath
             .as_ref()
             .map_or(hw.usable_bytes(), Multipath::weight_capacity);
-        let mut gpu_stages = vec![Vec::new(); n_gpus as usize];
-        let mut gpu_entry = vec![Vec::new(); n_gpus as usize];
         let mut models = Vec::with_capacity(placements.len());
         for (m, p) in placements.iter().enumerate() {
             for s in 0..p.pp {
@@ -160,12 +164,7 @@ impl Scheduler {
                 }
                 for &g in p.stage_gpus(s) {
                     background::check_fit(workload, m, p.shard_bytes[s as usize], g, capacity)?;
-                    gpu_stages[g as usize].push((m as u32, s));
                 }
-            }
-            gpu_entry[p.stage_gpus(0)[0] as usize].push(m as u32);
-            for &g in &p.stage_gpus(0)[1..] {
-                gpu_entry[g as usize].push(m as u32);
             }
             models.push(ModelState {
                 stages: (0..p.pp).map(|_| StageState::default()).collect(),
@@ -196,12 +195,12 @@ impl Scheduler {
                 .map(|g| Pool::new(background::pool_bytes(workload, g, capacity)))
                 .collect(),
             busy: vec![0; n_gpus as usize],
-            gpu_stages,
-            gpu_entry,
+            gpus: (0..n_gpus).map(|_| GpuIndex::default()).collect(),
+            queued: 0,
             tasks: Slab::default(),
             batches: Slab::default(),
             copies: Slab::default(),
-            deferred: Vec::new(),
+            deferred: Deferred::new(n_gpus as usize),
             retired: Vec::new(),
             temp_bytes: vec![0; n_gpus as usize],
             tick: 0,
@@ -312,6 +311,13 @@ impl Scheduler {
                 let ms = &mut self.models[model as usize];
                 ms.queue.push_back((seq, request));
                 ms.arrived += 1;
+                self.queued += 1;
+                if ms.queue.len() == 1 {
+                    self.mark_ready(model, seq);
+                }
+                if self.eviction == Eviction::Belady {
+                    self.reindex_model(model);
+                }
                 let g = self.placements[model as usize].gpus[0];
                 self.try_dispatch(g, actions);
             }
@@ -324,7 +330,9 @@ impl Scheduler {
                 if !meta.streamed {
                     let st = &mut self.models[meta.model as usize].stages[meta.stage as usize];
                     st.loading.retain(|(_, c)| *c != copy);
-                    if st.loading.is_empty() && !self.deferred.is_empty() {
+                    let done = st.loading.is_empty();
+                    self.reindex_stage(meta.model, meta.stage);
+                    if done && !self.deferred.is_empty() {
                         self.retry_deferred(actions);
                     }
                 }
@@ -336,15 +344,14 @@ impl Scheduler {
     fn compute_done(&mut self, task: TaskId, actions: &mut Vec<Action>) {
         let t = self.tasks.get(task);
         let (b, m, s, streamed) = (t.batch, t.model as usize, t.stage, t.streamed);
-        let p = &self.placements[m];
-        let tp = p.tp as usize;
-        let bytes = p.shard_bytes[s as usize];
+        let tp = self.placements[m].tp as usize;
+        let bytes = self.placements[m].shard_bytes[s as usize];
         for r in 0..tp {
-            let g = p.gpus[s as usize * tp + r];
+            let g = self.placements[m].gpus[s as usize * tp + r];
             self.busy[g as usize] -= 1;
             if streamed {
-                let off = t.weights_offsets[r];
-                self.pools[g as usize].free(off, bytes);
+                let off = self.tasks.get(task).weights_offsets[r];
+                self.pool_free(g, off, bytes);
                 self.temp_bytes[g as usize] -= bytes;
                 actions.push(Action::Evict(EvictOp {
                     model: m as u32,
@@ -357,6 +364,7 @@ impl Scheduler {
         }
         if !streamed {
             self.models[m].stages[s as usize].in_use -= 1;
+            self.reindex_stage(m as u32, s);
         }
         self.tasks.release(task);
         self.retry_deferred(actions);
@@ -378,20 +386,7 @@ impl Scheduler {
         if self.busy[g as usize] != 0 {
             return;
         }
-        let mut best: Option<(u64, u32)> = None;
-        for &m in &self.gpu_entry[g as usize] {
-            if let Some(&(seq, _)) = self.models[m as usize].queue.front() {
-                if best.is_none_or(|(b, _)| seq < b)
-                    && self.placements[m as usize]
-                        .stage_gpus(0)
-                        .iter()
-                        .all(|&h| self.busy[h as usize] == 0)
-                {
-                    best = Some((seq, m));
-                }
-            }
-        }
-        if let Some((_, m)) = best {
+        if let Some(m) = self.ready_model(g) {
             self.dispatch(m, actions);
         }
     }
@@ -412,6 +407,10 @@ impl Scheduler {
         let ms = &mut self.models[mi];
         ms.last_use = self.tick;
         ms.served += n as u64;
+        self.queued -= n as u64;
+        if let Some(&(head, _)) = ms.queue.front() {
+            self.unmark_ready(m, head);
+        }
         let mut left = n;
         while left > 0 {
             let take = left.min(per);
@@ -434,6 +433,10 @@ impl Scheduler {
             batch.cold = cold;
             self.reach_or_defer(b, 0, actions);
         }
+        if let Some(&(head, _)) = self.models[mi].queue.front() {
+            self.mark_ready(m, head);
+        }
+        self.reindex_model(m);
         if self.traits.loads_on_demand() {
             // These loads are for the batch just formed: the first compute
             // behind their copies is its first micro-batch, `per` requests.
@@ -454,26 +457,7 @@ impl Scheduler {
             for &g in self.placements[m].stage_gpus(s) {
                 self.busy[g as usize] += 1;
             }
-            self.deferred.push((b, s));
-        }
-    }
-
-    fn retry_deferred(&mut self, actions: &mut Vec<Action>) {
-        let mut i = 0;
-        while i < self.deferred.len() {
-            let (b, s) = self.deferred[i];
-            let m = self.batches.get(b).model as usize;
-            for &g in self.placements[m].stage_gpus(s) {
-                self.busy[g as usize] -= 1;
-            }
-            if self.reach(b, s, actions) {
-                self.deferred.remove(i);
-            } else {
-                for &g in self.placements[m].stage_gpus(s) {
-                    self.busy[g as usize] += 1;
-                }
-                i += 1;
-            }
+            self.defer(b, s);
         }
     }
 
@@ -534,6 +518,7 @@ impl Scheduler {
             task.weights_offsets.clear();
             task.weights_offsets.extend_from_slice(&st.regions);
             task.streamed = false;
+            self.reindex_stage(m, s);
             t
         };
         let p = &self.placements[mi];
@@ -577,6 +562,7 @@ impl Scheduler {
         let st = &mut self.models[m as usize].stages[s as usize];
         st.regions = regions;
         st.loading = loading;
+        self.reindex_stage(m, s);
     }
 
     /// Issues one load ([`StageLoad`]) of stage `s` of model `m`: a copy per
@@ -656,5 +642,7 @@ impl Scheduler {
 
 mod access;
 mod background;
+mod deferred;
 mod evict;
+mod index;
 mod warm;

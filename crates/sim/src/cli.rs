@@ -1,6 +1,7 @@
 //! Command line of `sim`: reads the workload and the schedule, checks that
 //! every asked-for system can serve them, and only then writes anything.
 
+use clap::builder::TypedValueParser as _;
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use switchyard_core::output_set::OutputSet;
@@ -19,7 +20,8 @@ use switchyard_sim::{
 /// timeline.json (Chrome trace, opens in Perfetto) and latency_cdf.svg/png.
 /// With --compare-systems, one such folder per system plus compare.json,
 /// cdf.svg/png, per_model.svg/png and table.md/csv of all systems.
-/// `sim sweep --help`: a grid of variables and seeds, in parallel.
+/// `sim sweep --help`: a grid of variables and seeds, in parallel (one
+/// slice of it with --shard I/N; `sim sweep-merge --help` joins slices).
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, about, long_about)]
 pub struct Args {
@@ -61,6 +63,18 @@ pub struct Args {
     /// Do not write timeline.json.
     #[arg(long)]
     pub no_timeline: bool,
+    /// timeline.json: leave out spans that end before this virtual time (seconds).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value_t = 0.0)]
+    pub timeline_from: f64,
+    /// timeline.json: leave out spans that start after this virtual time (seconds).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub timeline_to: Option<f64>,
+    /// timeline.json: keep at most this many spans (in issue order); when
+    /// the cap leaves spans out, stderr and summary.json's `timeline_cut`
+    /// say how many and up to which time the timeline is complete.
+    #[arg(long, value_name = "N", default_value_t = switchyard_sim::DEFAULT_TIMELINE_SPANS,
+          value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+    pub timeline_max_spans: usize,
     /// Only write DIR/schedule.csv; simulate nothing.
     #[arg(long)]
     pub schedule_only: bool,
@@ -99,7 +113,22 @@ pub fn run() -> i32 {
     if std::env::args_os().nth(1).is_some_and(|a| a == "sweep") {
         return crate::sweep_cli::run();
     }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "sweep-merge")
+    {
+        return crate::sweep_cli::run_merge();
+    }
     let args = Args::parse();
+    if args.timeline_to.is_some_and(|to| to <= args.timeline_from) {
+        use clap::CommandFactory;
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                "--timeline-to must be later than --timeline-from",
+            )
+            .exit();
+    }
     match execute(&args) {
         Ok(()) => 0,
         Err(e) => {
@@ -167,6 +196,9 @@ fn execute(args: &Args) -> Result<(), Error> {
     }
     let opts = SimOptions {
         timeline: !args.no_timeline,
+        timeline_from_s: args.timeline_from,
+        timeline_to_s: args.timeline_to.unwrap_or(f64::INFINITY),
+        timeline_max_events: args.timeline_max_spans,
         ..SimOptions::default()
     };
     if !args.compare_systems {
@@ -183,6 +215,9 @@ fn execute(args: &Args) -> Result<(), Error> {
         report(&result, &args.out.join(p.system.name()));
         let mut run = Run::load(&dir.join("requests.csv"))?;
         run.label = p.system.name().to_string();
+        // Named where it will be, not in the staging folder (table.csv's
+        // `source`: the same bytes on every run).
+        run.source = args.out.join(p.system.name()).join("requests.csv");
         results.push(result);
         runs.push(run);
     }
@@ -245,6 +280,17 @@ fn run_one(
     write_summary(&dir.join("summary.json"), &result)?;
     if opts.timeline {
         write_timeline(&dir.join("timeline.json"), &result.run.timeline)?;
+        if let Some(cut) = &result.run.timeline_cut {
+            eprintln!(
+                "note: {}: timeline.json holds the first {} spans, complete up to t = {:.3} s of {:.3} s; \
+                 {} more left out (narrow it with --timeline-from/--timeline-to or raise --timeline-max-spans)",
+                policy.system.name(),
+                cut.kept_spans,
+                cut.complete_until_s,
+                result.run.simulated_s,
+                cut.dropped_spans
+            );
+        }
     }
     let label = policy.system.name();
     cdf_figure(
@@ -255,6 +301,16 @@ fn run_one(
         &dir.join("latency_cdf.png"),
     )?;
     Ok(result)
+}
+
+/// A time in seconds on the command line: finite and not negative.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a time in seconds (a finite number >= 0)"
+        )),
+    }
 }
 
 /// One line per run on stderr: where it went and its headline numbers.

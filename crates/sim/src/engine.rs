@@ -4,7 +4,7 @@
 use crate::background::Background;
 use crate::jitter::Noise;
 use crate::sink::RecordSink;
-use crate::summary::{Latencies, ModelResult, SimResult, SimRun};
+use crate::summary::{Latencies, ModelResult, SimResult, SimRun, TimelineCut};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Range;
@@ -22,8 +22,13 @@ use switchyard_scheduler::{Action, BatchId, CopyOp, Event, Scheduler, Source, Ta
 pub struct SimOptions {
     /// Record spans for `timeline.json`.
     pub timeline: bool,
-    /// At most this many spans are kept (the rest are counted as dropped).
+    /// At most this many spans are kept (the rest are counted as dropped
+    /// and reported in [`SimRun::timeline_cut`]).
     pub timeline_max_events: usize,
+    /// Spans that end before this virtual time, seconds, are left out.
+    pub timeline_from_s: f64,
+    /// Spans that start after this virtual time, seconds, are left out.
+    pub timeline_to_s: f64,
     /// Show a progress bar on stderr (drawn only when stderr is a terminal).
     pub progress: bool,
     /// Check the scheduler's memory invariants after every event (slow; tests).
@@ -34,12 +39,17 @@ impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
             timeline: true,
-            timeline_max_events: 200_000,
+            timeline_max_events: DEFAULT_TIMELINE_SPANS,
+            timeline_from_s: 0.0,
+            timeline_to_s: f64::INFINITY,
             progress: true,
             check_invariants: false,
         }
     }
 }
+
+/// Spans `timeline.json` keeps unless told otherwise (`sim --timeline-max-spans`).
+pub const DEFAULT_TIMELINE_SPANS: usize = 200_000;
 
 /// A completion in the heap, ordered by (time, issue sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +157,8 @@ pub struct Engine<'a> {
     now: f64,
     finished: u64,
     timeline: Timeline,
+    /// Virtual time when the span cap first left a span out.
+    timeline_cut_at: Option<f64>,
     actions: Vec<Action>,
     progress: indicatif::ProgressBar,
 }
@@ -224,6 +236,7 @@ impl<'a> Engine<'a> {
                 models: workload.model_names(),
                 ..Timeline::default()
             },
+            timeline_cut_at: None,
             actions,
             progress: progress_bar(opts.progress, schedule.requests.len() as u64),
         })
@@ -321,8 +334,11 @@ impl<'a> Engine<'a> {
                     if self.opts.timeline {
                         let task = self.sched.task(*id);
                         for &g in &task.gpus {
-                            self.timeline.push(
-                                self.opts.timeline_max_events,
+                            keep_span(
+                                &mut self.timeline,
+                                &mut self.timeline_cut_at,
+                                self.opts,
+                                self.now,
                                 Span {
                                     gpu: g,
                                     track: Track::Compute,
@@ -565,7 +581,13 @@ impl<'a> Engine<'a> {
     }
 
     fn span(&mut self, s: Span) {
-        self.timeline.push(self.opts.timeline_max_events, s);
+        keep_span(
+            &mut self.timeline,
+            &mut self.timeline_cut_at,
+            self.opts,
+            self.now,
+            s,
+        );
     }
 
     /// The summary of the run so far (call when it is over).
@@ -601,6 +623,12 @@ impl<'a> Engine<'a> {
             events: self.events,
             run: SimRun {
                 simulated_s: self.now,
+                timeline_cut: self.timeline_cut_at.map(|t| TimelineCut {
+                    max_spans: self.opts.timeline_max_events as u64,
+                    kept_spans: self.timeline.spans.len() as u64,
+                    dropped_spans: self.timeline.dropped,
+                    complete_until_s: t,
+                }),
                 background: self.background.results(
                     workload,
                     |g| self.stream_free[g as usize],
@@ -611,6 +639,25 @@ impl<'a> Engine<'a> {
             models,
         }
     }
+}
+
+/// Keeps `span` in `timeline` if it overlaps the window of `opts` and the
+/// cap leaves room; notes in `cut_at` the time `now` when the cap first bites
+/// (every span issued before then, so every span starting before it, is kept).
+fn keep_span(
+    timeline: &mut Timeline,
+    cut_at: &mut Option<f64>,
+    opts: &SimOptions,
+    now: f64,
+    span: Span,
+) {
+    if span.end_s < opts.timeline_from_s || span.start_s > opts.timeline_to_s {
+        return;
+    }
+    if timeline.spans.len() >= opts.timeline_max_events && cut_at.is_none() {
+        *cut_at = Some(now);
+    }
+    timeline.push(opts.timeline_max_events, span);
 }
 
 fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {

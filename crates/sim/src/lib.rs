@@ -37,9 +37,10 @@ mod jitter;
 mod sink;
 mod summary;
 pub mod sweep;
+pub mod sweep_shard;
 
-pub use engine::{simulate, simulate_policy, Engine, SimOptions};
+pub use engine::{simulate, simulate_policy, Engine, SimOptions, DEFAULT_TIMELINE_SPANS};
 pub use sink::{NullSink, RecordSink};
-pub use summary::{write_comparison, write_summary, ModelResult, SimResult, SimRun};
+pub use summary::{write_comparison, write_summary, ModelResult, SimResult, SimRun, TimelineCut};
 pub use switchyard_core::records::{RecordWriter, RequestRecord};
 pub use switchyard_core::timeline::{self, write_timeline, Span, Timeline, Track};

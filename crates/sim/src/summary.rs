@@ -23,9 +23,27 @@ pub struct SimRun {
     /// (absent without jobs).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub background: Vec<crate::background::BackgroundResult>,
+    /// Present when `timeline.json` hit its span cap: what it holds and
+    /// what was left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline_cut: Option<TimelineCut>,
     /// Spans for `timeline.json` (empty unless asked for).
     #[serde(skip)]
     pub timeline: Timeline,
+}
+
+/// How `timeline.json` was cut by its span cap (`summary.json`'s `timeline_cut`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TimelineCut {
+    /// The cap (`--timeline-max-spans`).
+    pub max_spans: u64,
+    /// Spans written.
+    pub kept_spans: u64,
+    /// Spans in the window left out by the cap.
+    pub dropped_spans: u64,
+    /// Virtual time, seconds, up to which the timeline is complete: every
+    /// span in the window that starts before it was written.
+    pub complete_until_s: f64,
 }
 
 /// Writes `summary.json` (pretty JSON, atomically).

@@ -305,13 +305,27 @@ pub fn run(
     seeds: &[u64],
     tick: &(dyn Fn() + Sync),
 ) -> Result<Vec<SweepRow>, Error> {
+    let all: Vec<usize> = (0..points.len() * seeds.len()).collect();
+    run_jobs(base, points, seeds, &all, tick)
+}
+
+/// Like [`run`] for the jobs `jobs` only: job `j` is point `j / seeds.len()`
+/// with seed `seeds[j % seeds.len()]` (the order of [`run`]'s rows); rows
+/// come back in the order of `jobs` (a shard of the sweep,
+/// [`crate::sweep_shard`]).
+pub fn run_jobs(
+    base: &Workload,
+    points: &[Point],
+    seeds: &[u64],
+    jobs: &[usize],
+    tick: &(dyn Fn() + Sync),
+) -> Result<Vec<SweepRow>, Error> {
     let workloads: Vec<Workload> = points
         .iter()
         .map(|p| apply(base, p))
         .collect::<Result<_, _>>()?;
-    let jobs: Vec<(usize, u64)> = (0..points.len())
-        .flat_map(|i| seeds.iter().map(move |&s| (i, s)))
-        .collect();
+    let k = seeds.len().max(1);
+    let jobs: Vec<(usize, u64)> = jobs.iter().map(|&j| (j / k, seeds[j % k])).collect();
     let opts = SimOptions {
         timeline: false,
         progress: false,
@@ -321,7 +335,10 @@ pub fn run(
         .map(|&(i, seed)| {
             let mut w = workloads[i].clone();
             w.seed = seed;
-            let schedule = arrivals::generate(&w)?;
+            // A point whose seed draws no request is a row of 0 requests
+            // (no latencies), not the end of the sweep.
+            let (schedule, _) =
+                arrivals::generate_possibly_empty(&w, arrivals::DEFAULT_MAX_REQUESTS)?;
             let result = simulate_policy(&w, &schedule, points[i].policy, &opts, &mut NullSink)?;
             tick();
             Ok(SweepRow {
@@ -341,11 +358,19 @@ pub fn csv(rows: &[SweepRow]) -> String {
          requests,mean_s,p50_s,p90_s,p99_s,max_s,slo_attainment,loads,bytes_loaded,simulated_s\n",
     );
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    // A run of no request has no latency or SLO figure: empty cells.
+    let num = |v: f64, digits: usize| {
+        if v.is_finite() {
+            format!("{v:.digits$}")
+        } else {
+            String::new()
+        }
+    };
     for r in rows {
         let (p, m) = (&r.point, &r.result.summary);
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{:.9},{:.9},{:.9},{:.9},{:.9},{:.6},{},{},{:.9}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.9}",
             p.rate_scale,
             opt(p.time_scale),
             opt(p.cv),
@@ -356,12 +381,12 @@ pub fn csv(rows: &[SweepRow]) -> String {
             p.policy.grouping.name(),
             r.seed,
             m.requests,
-            m.mean_s,
-            m.p50_s,
-            m.p90_s,
-            m.p99_s,
-            m.max_s,
-            m.slo_attainment,
+            num(m.mean_s, 9),
+            num(m.p50_s, 9),
+            num(m.p90_s, 9),
+            num(m.p99_s, 9),
+            num(m.max_s, 9),
+            num(m.slo_attainment, 6),
             r.result.loads,
             r.result.bytes_loaded,
             r.result.run.simulated_s

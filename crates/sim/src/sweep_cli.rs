@@ -1,16 +1,19 @@
 //! `sim sweep`: one workload over a grid of variables and seeds, in
 //! parallel; writes `sweep.csv` and `sweep.svg`/`.png` (SLO attainment,
 //! p50 and p99 against the swept variable, one line per system, a band
-//! over seeds).
+//! over seeds). With `--shard I/N`, one slice of the grid into
+//! `shard-I-of-N.json`; `sim sweep-merge` joins the slices into the same
+//! outputs as an unsharded run ([`switchyard_sim::sweep_shard`]).
 
 use clap::Parser;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use switchyard_core::output::{check_writable, write_atomic};
 use switchyard_core::workload::{Eviction, Grouping, PolicyName, System};
 use switchyard_core::{Error, InputError, Workload};
 use switchyard_report::{sweep_figure, SweepPanel, SweepSeries};
 use switchyard_sim::sweep::{self, Grid, SweepRow, VARIABLES};
+use switchyard_sim::sweep_shard::{self, Shard, SweepHeader};
 
 /// Simulate a workload over a grid of variables, several seeds per point.
 ///
@@ -19,7 +22,9 @@ use switchyard_sim::sweep::{self, Grid, SweepRow, VARIABLES};
 /// parallel on all cores (--jobs to limit) and the output is the same
 /// bytes whatever the core count. Writes into --out: sweep.csv (one row
 /// per point and seed), sweep.md (means over seeds per point) and
-/// sweep.svg/png.
+/// sweep.svg/png. With --shard I/N, only every Nth job from job I, into
+/// shard-I-of-N.json; `sim sweep-merge -o DIR SHARDS...` then writes the
+/// outputs, the same bytes as an unsharded run.
 #[derive(Debug, Parser)]
 #[command(name = "sim sweep", version, long_about)]
 pub struct SweepArgs {
@@ -75,18 +80,65 @@ pub struct SweepArgs {
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub limits: crate::cli::LimitArgs,
+    /// Run one slice of the grid: `I/N` (0 <= I < N) runs jobs I, I + N,
+    /// I + 2N, .. of the (point, seed) jobs in grid order and writes their
+    /// rows to --out/shard-I-of-N.json for `sim sweep-merge`.
+    #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
+}
+
+/// Join the slices of a sharded sweep (`sim sweep --shard I/N`) into
+/// sweep.csv, sweep.md and sweep.svg/png, the same bytes as the sweep run
+/// unsharded. Every slice must be given once; slices of another sweep are
+/// refused.
+#[derive(Debug, Parser)]
+#[command(name = "sim sweep-merge", version, long_about)]
+pub struct MergeArgs {
+    /// Shard files (shard-I-of-N.json), or folders holding them.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Output folder.
+    #[arg(long, short = 'o', default_value = "out/sweep")]
+    pub out: PathBuf,
 }
 
 /// Runs `sim sweep` (arguments after `sweep`) and returns the exit code.
 pub fn run() -> i32 {
     let args = SweepArgs::parse_from(std::env::args_os().skip(1));
-    match execute(&args) {
+    exit_code(execute(&args))
+}
+
+/// Runs `sim sweep-merge` (arguments after `sweep-merge`) and returns the exit code.
+pub fn run_merge() -> i32 {
+    let args = MergeArgs::parse_from(std::env::args_os().skip(1));
+    exit_code(merge(&args))
+}
+
+fn exit_code(r: Result<(), Error>) -> i32 {
+    match r {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
             e.exit_code()
         }
     }
+}
+
+fn merge(args: &MergeArgs) -> Result<(), Error> {
+    let mut files = Vec::new();
+    for p in sweep_shard::shard_paths(&args.shards)? {
+        let f = sweep_shard::read(&p)?;
+        files.push((p, f));
+    }
+    let (header, rows) = sweep_shard::merge(&files)?;
+    check_writable(&args.out)?;
+    eprintln!(
+        "{}: {} shards, {} rows",
+        header.workload,
+        files.len(),
+        rows.len()
+    );
+    write_outputs(&args.out, &header, &rows)
 }
 
 fn execute(args: &SweepArgs) -> Result<(), Error> {
@@ -134,7 +186,21 @@ fn execute(args: &SweepArgs) -> Result<(), Error> {
         points.len(),
         seeds.len()
     );
-    let bar = progress_bar(jobs as u64);
+    let header = SweepHeader {
+        workload: base.name.clone(),
+        seeds: seeds.clone(),
+        points: points.iter().map(sweep::describe).collect(),
+        x: args.x.clone(),
+        log_x: args.log_x,
+    };
+    let todo: Vec<usize> = match args.shard {
+        Some(s) => s.jobs(jobs),
+        None => (0..jobs).collect(),
+    };
+    if let Some(s) = args.shard {
+        eprintln!("shard {}/{}: {} of the runs", s.index, s.count, todo.len());
+    }
+    let bar = progress_bar(todo.len() as u64);
     let tick = || bar.inc(1);
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = args.jobs {
@@ -143,30 +209,50 @@ fn execute(args: &SweepArgs) -> Result<(), Error> {
     let pool = builder
         .build()
         .map_err(|e| Error::io(&args.out, std::io::Error::other(e.to_string())))?;
-    let rows = pool.install(|| sweep::run(&base, &points, &seeds, &tick))?;
+    let rows = pool.install(|| sweep::run_jobs(&base, &points, &seeds, &todo, &tick))?;
     bar.finish_and_clear();
+    if let Some(s) = args.shard {
+        let path = args.out.join(s.file_name());
+        sweep_shard::write(&path, &header, s, &todo, &rows)?;
+        eprintln!("wrote {}", path.display());
+        return Ok(());
+    }
+    write_outputs(&args.out, &header, &rows)
+}
 
-    write_atomic(&args.out.join("sweep.csv"), sweep::csv(&rows).as_bytes())?;
-    write_atomic(
-        &args.out.join("sweep.md"),
-        table(&rows, seeds.len()).as_bytes(),
-    )?;
-    let x = args.x.clone().unwrap_or_else(|| default_x(&rows));
-    let panels = panels(&rows, &x);
+/// sweep.csv, sweep.md and sweep.svg/png of `rows` (every job, grid order).
+fn write_outputs(out: &Path, header: &SweepHeader, rows: &[SweepRow]) -> Result<(), Error> {
+    let seeds = header.seeds.len();
+    let empty: Vec<&SweepRow> = rows
+        .iter()
+        .filter(|r| r.result.summary.requests == 0)
+        .collect();
+    if let Some(first) = empty.first() {
+        eprintln!(
+            "note: {} of {} runs drew no request (first: {} seed {}): their rows hold 0 requests and no latency, and are left out of sweep.md's means and the figures",
+            empty.len(),
+            rows.len(),
+            sweep::describe(&first.point),
+            first.seed
+        );
+    }
+    write_atomic(&out.join("sweep.csv"), sweep::csv(rows).as_bytes())?;
+    write_atomic(&out.join("sweep.md"), table(rows, seeds).as_bytes())?;
+    let x = header.x.clone().unwrap_or_else(|| default_x(rows));
+    let panels = panels(rows, &x);
     let title = format!(
-        "{}: sweep of {x} ({} seeds per point)",
-        base.name,
-        seeds.len()
+        "{}: sweep of {x} ({seeds} seeds per point)",
+        header.workload
     );
     sweep_figure(
         &title,
         &x,
-        args.log_x,
+        header.log_x,
         &panels,
-        &args.out.join("sweep.svg"),
-        &args.out.join("sweep.png"),
+        &out.join("sweep.svg"),
+        &out.join("sweep.png"),
     )?;
-    eprintln!("wrote {}", args.out.join("sweep.csv").display());
+    eprintln!("wrote {}", out.join("sweep.csv").display());
     Ok(())
 }
 
@@ -177,9 +263,23 @@ fn table(rows: &[SweepRow], seeds: usize) -> String {
     let mut s = String::from(
         "| point | seeds | SLO attainment (mean) | SLO min..max | p50 ms (mean) | p99 ms (mean) |\n|---|--:|--:|--:|--:|--:|\n",
     );
-    for chunk in rows.chunks(seeds.max(1)) {
+    for all in rows.chunks(seeds.max(1)) {
+        // Seeds that drew no request have no latency: left out of the means.
+        let chunk: Vec<&SweepRow> = all
+            .iter()
+            .filter(|r| r.result.summary.requests > 0)
+            .collect();
+        if chunk.is_empty() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | no request | | | |",
+                sweep::describe(&all[0].point),
+                all.len()
+            );
+            continue;
+        }
         let n = chunk.len() as f64;
-        let mean = |f: &dyn Fn(&SweepRow) -> f64| chunk.iter().map(f).sum::<f64>() / n;
+        let mean = |f: &dyn Fn(&SweepRow) -> f64| chunk.iter().map(|r| f(r)).sum::<f64>() / n;
         let slo: Vec<f64> = chunk
             .iter()
             .map(|r| r.result.summary.slo_attainment * 100.0)
@@ -192,8 +292,12 @@ fn table(rows: &[SweepRow], seeds: usize) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {:.2}% | {lo:.2}..{hi:.2}% | {:.1} | {:.1} |",
-            sweep::describe(&chunk[0].point),
-            chunk.len(),
+            sweep::describe(&all[0].point),
+            if chunk.len() == all.len() {
+                chunk.len().to_string()
+            } else {
+                format!("{} of {} (others: no request)", chunk.len(), all.len())
+            },
             slo.iter().sum::<f64>() / n,
             mean(&|r| r.result.summary.p50_s * 1e3),
             mean(&|r| r.result.summary.p99_s * 1e3),
@@ -280,9 +384,15 @@ fn panels(rows: &[SweepRow], x: &str) -> Vec<SweepPanel> {
                 .iter()
                 .map(|label| SweepSeries {
                     label: label.clone(),
+                    // Runs of no request have no figure to draw.
                     points: by_series[label]
                         .iter()
-                        .map(|(xb, rs)| (f64::from_bits(*xb), rs.iter().map(|r| f(r)).collect()))
+                        .map(|(xb, rs)| {
+                            let ys: Vec<f64> =
+                                rs.iter().map(|r| f(r)).filter(|y| y.is_finite()).collect();
+                            (f64::from_bits(*xb), ys)
+                        })
+                        .filter(|(_, ys)| !ys.is_empty())
                         .collect(),
                 })
                 .collect(),

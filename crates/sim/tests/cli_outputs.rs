@@ -360,3 +360,25 @@ fn the_papers_workloads_load_with_their_testbed_profiles() {
         }
     }
 }
+
+#[test]
+fn a_workload_that_draws_no_request_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("sparse.yaml");
+    std::fs::write(
+        &w,
+        "name: sparse\nseed: 3\nduration_s: 1\ncluster: { hardware: h200-pcie5, gpus: 1 }\n\
+         models:\n  - { name: a, layers: 2, layer_mb: 1, layer_ms: 0.1 }\n\
+         arrivals: { process: poisson, rate: 0.000001 }\npolicy: { system: pipeswitch }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("o");
+    let o = sim_on(&w, &out, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no request arrives within duration_s"),
+        "{err}"
+    );
+    assert!(!out.exists(), "{err}");
+}

@@ -53,16 +53,16 @@ impl Scheduler {
 
     /// Requests queued or batches in flight (false once everything fed has finished).
     pub fn busy(&self) -> bool {
-        self.tasks.live() > 0
-            || !self.deferred.is_empty()
-            || self.models.iter().any(|m| !m.queue.is_empty())
+        self.tasks.live() > 0 || !self.deferred.is_empty() || self.queued > 0
     }
 
     /// Checks memory accounting: every pool consistent, regions of resident
     /// stages inside their pool and disjoint, and a pool's used bytes equal to
     /// the stages and scratch regions it holds; and that every copy in flight
-    /// into a stage is a group of the grouping its load was issued with.
+    /// into a stage is a group of the grouping its load was issued with; and
+    /// that the per-GPU dispatch and eviction indexes match a scan of every model.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_index()?;
         let mut regions: Vec<Vec<(u64, u64)>> = vec![Vec::new(); self.pools.len()];
         for (m, ms) in self.models.iter().enumerate() {
             let p = &self.placements[m];

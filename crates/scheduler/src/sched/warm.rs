@@ -61,6 +61,7 @@ impl Scheduler {
                 for &g in self.placements[m as usize].stage_gpus(s) {
                     self.loaded[g as usize] += 1;
                 }
+                self.reindex_stage(m, s);
             }
         }
         Ok(())

@@ -1,10 +1,11 @@
-//! `sim-bench`: simulator speed. Serves 1,000,000 requests over 64 models on
+//! `sim-bench`: simulator speed. Serves 1,000,000 requests over 64 models (or MODELS) on
 //! four GPUs (Zipf-skewed Poisson arrivals, models swapping) under several
 //! systems, with `requests.csv` streamed to disk, and writes
 //! `results/sim_speed.csv`: events per second, wall time and peak memory.
 //!
-//! Usage: `cargo run --release -p switchyard-sim --bin sim-bench [-- OUT.csv [REQUESTS]]`
-//! (each configuration runs in a child process, so its memory figure is its own).
+//! Usage: `cargo run --release -p switchyard-sim --bin sim-bench [-- OUT.csv [REQUESTS [MODELS]]]`
+//! (each configuration runs in a child process, so its memory figure is its own;
+//! MODELS, default 64, copies of the model template share the four GPUs).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,13 +14,13 @@ use switchyard_core::{arrivals, Workload};
 use switchyard_sim::RecordWriter;
 use switchyard_sim::{simulate_policy, NullSink, SimOptions};
 
-fn workload(requests: u64) -> Workload {
-    // 64 models of 24 x 50 MB; 16 GiB for weights per GPU holds about 13 of them.
+fn workload(requests: u64, models: u64) -> Workload {
+    // `models` (64 by default) of 24 x 50 MB; 16 GiB for weights per GPU holds about 13 of them.
     let rate = 1000.0;
     let text = format!(
         "name: bench\nseed: 1\nduration_s: {}\n\
          cluster: {{ hardware: h200-pcie5, gpus: 4, gpu_memory_gib: 20 }}\n\
-         models:\n  - {{ name: m, copies: 64, layers: 24, layer_mb: 50, layer_ms: 0.05, max_batch: 8, slo_ms: 100 }}\n\
+         models:\n  - {{ name: m, copies: {models}, layers: 24, layer_mb: 50, layer_ms: 0.05, max_batch: 8, slo_ms: 100 }}\n\
          arrivals: {{ process: poisson, rate: {rate}, skew: {{ zipf: 1.0 }} }}\n\
          policy: {{ system: computron, eviction: lru }}\n",
         requests as f64 / rate
@@ -57,6 +58,10 @@ fn main() {
         .get(if child { 3 } else { 2 })
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    let models: u64 = args
+        .get(if child { 4 } else { 3 })
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
     let tmp = std::env::temp_dir().join(format!("sim-bench-{}", std::process::id()));
     let opts = SimOptions {
         progress: false,
@@ -82,7 +87,7 @@ fn main() {
     if child {
         // Child: run configuration `i` and print its row on stdout.
         let i: usize = args[2].parse().expect("index");
-        println!("{}", run_one(runs[i], &tmp, &opts));
+        println!("{}", run_one(runs[i], models, &tmp, &opts));
         let _ = std::fs::remove_dir_all(&tmp);
         return;
     }
@@ -90,7 +95,12 @@ fn main() {
     let exe = std::env::current_exe().expect("own path");
     for i in 0..runs.len() {
         let o = std::process::Command::new(&exe)
-            .args(["--one", &i.to_string(), &full.to_string()])
+            .args([
+                "--one",
+                &i.to_string(),
+                &full.to_string(),
+                &models.to_string(),
+            ])
             .output()
             .expect("run child");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -110,10 +120,11 @@ fn main() {
 
 fn run_one(
     (n, system, eviction, csv): (u64, System, Eviction, bool),
+    models: u64,
     tmp: &Path,
     opts: &SimOptions,
 ) -> String {
-    let w = workload(n);
+    let w = workload(n, models);
     let schedule = arrivals::generate(&w).expect("arrivals");
     let policy = PolicySpec {
         system,
