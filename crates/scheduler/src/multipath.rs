@@ -24,7 +24,7 @@
 //!   ([`Via::staging_offset`] names the bytes), never a reordering, since
 //!   both pieces go over the same helper link in issue order.
 
-use crate::{CopyId, Via};
+use crate::{CopyId, Part, Via};
 use switchyard_core::workload::LoadingSpec;
 
 /// Pieces start and end on multiples of this many bytes (fp16 rows and
@@ -46,6 +46,18 @@ pub struct Piece {
     pub bytes: u64,
     /// The helper and staging space it goes through, if any.
     pub via: Option<Via>,
+}
+
+impl Piece {
+    /// Where the piece sits in its group of `group_bytes` split into
+    /// `pieces` pieces ([`crate::CopyOp::part`]); `None` when it is the
+    /// whole group.
+    pub fn part_of(&self, group_bytes: u64, pieces: usize) -> Option<Part> {
+        (pieces > 1).then_some(Part {
+            offset: self.offset,
+            group_bytes,
+        })
+    }
 }
 
 /// The multi-path planner: staging rings and link use per GPU.
@@ -100,6 +112,29 @@ impl Multipath {
     /// Bytes of each GPU's staging space.
     pub fn staging_bytes(&self) -> u64 {
         self.staging_bytes
+    }
+
+    /// The pieces of a group of `bytes` loading onto `target`, into `out`
+    /// (cleared first): split by `planner` when multi-path loading is on
+    /// and `splittable` (a one-GPU stage), else the whole group.
+    pub fn plan(
+        planner: Option<&mut Multipath>,
+        target: u32,
+        bytes: u64,
+        splittable: bool,
+        out: &mut Vec<Piece>,
+    ) {
+        match planner {
+            Some(mp) if splittable => mp.split(target, bytes, out),
+            _ => {
+                out.clear();
+                out.push(Piece {
+                    offset: 0,
+                    bytes,
+                    via: None,
+                });
+            }
+        }
     }
 
     /// Splits a group of `bytes` loading onto `target` into pieces, in

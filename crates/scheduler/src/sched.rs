@@ -6,8 +6,7 @@ use crate::placement::Placement;
 use crate::slab::Slab;
 use crate::traits::SystemTraits;
 use crate::{
-    Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Part, Task, TaskId,
-    PRELOAD_COPY,
+    Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Task, TaskId, PRELOAD_COPY,
 };
 use deferred::Deferred;
 use index::GpuIndex;
@@ -591,17 +590,8 @@ impl Scheduler {
         for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
             for (r, &region) in regions[..tp].iter().enumerate() {
                 let gpu = p.gpus[s as usize * tp + r];
-                // One piece (the whole group over `gpu`'s link) unless
-                // multi-path loading splits a one-GPU stage's group.
-                pieces.clear();
-                match &mut self.multipath {
-                    Some(mp) if tp == 1 => mp.split(gpu, gbytes, &mut pieces),
-                    _ => pieces.push(Piece {
-                        offset: 0,
-                        bytes: gbytes,
-                        via: None,
-                    }),
-                }
+                // Multi-path loading may split a one-GPU stage's group.
+                Multipath::plan(self.multipath.as_mut(), gpu, gbytes, tp == 1, &mut pieces);
                 for piece in &pieces {
                     let id = self.copies.alloc();
                     *self.copies.get_mut(id) = CopyMeta {
@@ -625,10 +615,7 @@ impl Scheduler {
                         source: self.traits.source,
                         streamed,
                         via: piece.via,
-                        part: (pieces.len() > 1).then_some(Part {
-                            offset: piece.offset,
-                            group_bytes: gbytes,
-                        }),
+                        part: piece.part_of(gbytes, pieces.len()),
                     }));
                     waits.push((range.clone(), id));
                 }
