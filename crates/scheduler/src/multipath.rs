@@ -18,7 +18,9 @@
 //!   would eat the gain);
 //! - a helper's share is cut into chunks of at most a quarter of its
 //!   staging space ([`STAGING_SLOTS`]), each its own piece, staged at the
-//!   next position of the helper's staging ring. A chunk that reuses
+//!   next position of the helper's staging ring; chunks are issued round
+//!   robin over the helpers, since forwards into a target run in issue
+//!   order. A chunk that reuses
 //!   staging bytes is written only after the forward of the piece that
 //!   held them has landed: a hazard executors respect on their own
 //!   ([`Via::staging_offset`] names the bytes), never a reordering, since
@@ -88,7 +90,10 @@ impl Multipath {
             return None;
         }
         let staging = spec.staging_bytes.min(usable) / PIECE_ALIGN * PIECE_ALIGN;
-        let chunk = (staging / STAGING_SLOTS) / PIECE_ALIGN * PIECE_ALIGN;
+        // A piece may come out up to an alignment unit longer in an
+        // executor's own layout of the group: the ring keeps that slack.
+        let chunk =
+            (staging.saturating_sub(PIECE_ALIGN) / STAGING_SLOTS) / PIECE_ALIGN * PIECE_ALIGN;
         if chunk == 0 {
             return None;
         }
@@ -137,9 +142,10 @@ impl Multipath {
         }
     }
 
-    /// Splits a group of `bytes` loading onto `target` into pieces, in
-    /// offset order, into `out` (cleared first); record each piece's copy
-    /// id with [`Multipath::issued`].
+    /// Splits a group of `bytes` loading onto `target` into pieces into
+    /// `out` (cleared first): the target's own piece, then helper chunks
+    /// round robin over the helpers; together they tile the group. Record
+    /// each piece's copy id with [`Multipath::issued`].
     pub fn split(&mut self, target: u32, bytes: u64, out: &mut Vec<Piece>) {
         out.clear();
         let n = self.ring.len() as u32;
@@ -163,25 +169,27 @@ impl Multipath {
             });
             return;
         }
-        // The target's own piece first (the layers' first bytes), then each
-        // helper's share in chunks staged at its ring's next position.
+        // The target's own piece first (the layers' first bytes), then the
+        // helpers' shares in chunks staged at each helper's ring's next
+        // position, taken round robin over the helpers: forwards into the
+        // target run in issue order, so the k-th chunk of every helper is
+        // issued before any helper's (k+1)-th, as the chunks land.
         let own = bytes - share * lenders.len() as u64;
         out.push(Piece {
             offset: 0,
             bytes: own,
             via: None,
         });
-        let mut offset = own;
-        for &h in &lenders {
-            let mut left = share;
-            while left > 0 {
-                let len = left.min(self.chunk);
+        let mut done = 0;
+        while done < share {
+            let len = (share - done).min(self.chunk);
+            for (i, &h) in lenders.iter().enumerate() {
                 let pos = &mut self.ring[h as usize];
-                if *pos + len > self.staging_bytes {
+                if *pos + len + PIECE_ALIGN > self.staging_bytes {
                     *pos = 0;
                 }
                 out.push(Piece {
-                    offset,
+                    offset: own + share * i as u64 + done,
                     bytes: len,
                     via: Some(Via {
                         helper: h,
@@ -189,9 +197,8 @@ impl Multipath {
                     }),
                 });
                 *pos += len;
-                offset += len;
-                left -= len;
             }
+            done += len;
         }
     }
 
@@ -240,8 +247,10 @@ mod tests {
     }
 
     fn covers(out: &[Piece], bytes: u64) {
+        let mut sorted = out.to_vec();
+        sorted.sort_by_key(|p| p.offset);
         let mut end = 0;
-        for p in out {
+        for p in &sorted {
             assert_eq!(p.offset, end);
             end += p.bytes;
         }
@@ -267,6 +276,12 @@ mod tests {
         assert!(out[1..]
             .iter()
             .all(|p| p.via.unwrap().staging_offset >= mp.weight_capacity()));
+        // Bigger shares go round robin, chunk by chunk.
+        let mut mp = planner(3, 2, 64 << 20);
+        mp.split(0, 300 << 20, &mut out);
+        covers(&out, 300 << 20);
+        let helpers: Vec<u32> = out.iter().filter_map(|p| p.via.map(|v| v.helper)).collect();
+        assert_eq!(helpers[..4], [1, 2, 1, 2]);
     }
 
     #[test]
@@ -300,15 +315,18 @@ mod tests {
         let mut out = Vec::new();
         mp.split(0, 200 << 20, &mut out);
         covers(&out, 200 << 20);
-        // 100 MiB over the helper in 16 MiB chunks, wrapping the 64 MiB ring.
+        // 100 MiB over the helper in chunks of a quarter of the 64 MiB ring
+        // less its slack, wrapping; none runs into the slack at the top.
         assert_eq!(out[0].bytes, 100 << 20);
         let base = mp.weight_capacity();
+        let chunk = ((64 << 20) - PIECE_ALIGN) / 4 / PIECE_ALIGN * PIECE_ALIGN;
         let offs: Vec<u64> = out[1..]
             .iter()
-            .map(|p| (p.via.unwrap().staging_offset - base) >> 20)
+            .map(|p| p.via.unwrap().staging_offset - base)
             .collect();
-        assert_eq!(offs, vec![0, 16, 32, 48, 0, 16, 32]);
-        assert!(out[1..].iter().all(|p| p.bytes <= 16 << 20));
+        assert_eq!(offs[..5], [0, chunk, 2 * chunk, 3 * chunk, 0]);
+        assert!(out[1..].iter().all(|p| p.bytes <= chunk
+            && p.via.unwrap().staging_offset - base + p.bytes + PIECE_ALIGN <= 64 << 20));
         mp.check().unwrap();
     }
 

@@ -9,8 +9,12 @@ use switchyard_core::{Schedule, Workload};
 use switchyard_sim::{simulate, RequestRecord, SimOptions, SimResult, Track};
 
 fn workload(loading: &str, copies: u32) -> Workload {
+    workload_on(2, loading, copies)
+}
+
+fn workload_on(gpus: u32, loading: &str, copies: u32) -> Workload {
     let text = format!(
-        "name: mp\nseed: 1\nduration_s: 1\ncluster: {{ hardware: h200-pcie5, gpus: 2 }}\n\
+        "name: mp\nseed: 1\nduration_s: 1\ncluster: {{ hardware: h200-pcie5, gpus: {gpus} }}\n\
          models:\n  - {{ arch: opt-6.7b, copies: {copies}, max_batch: 1 }}\n\
          arrivals: {{ process: poisson, rate: 1 }}\npolicy:\n  system: pipeswitch\n{loading}"
     );
@@ -124,4 +128,25 @@ fn the_bundled_bursty_workload_keeps_its_memory_invariants() {
     let r = simulate(&w, &s, &opts(), &mut recs).unwrap();
     assert_eq!(recs.len(), s.requests.len());
     assert!(!peer_spans(&r).is_empty());
+}
+
+#[test]
+fn four_gpus_lend_three_links_into_one() {
+    let (_, d) = run(&workload_on(4, "", 1), vec![(0.0, 0)]);
+    let k3 = "  loading: multipath\n  multipath_helpers: 3\n";
+    let (r, m) = run(&workload_on(4, k3, 1), vec![(0.0, 0)]);
+    let gain = d[0].latency_s / m[0].latency_s;
+    // Four host links into GPU 0 (4 x 55.5 GB/s, under its 370 GB/s of
+    // peer ingress), less the copies' fixed costs.
+    assert!((3.3..4.05).contains(&gain), "gain {gain}");
+    let mut from: Vec<u32> = peer_spans(&r)
+        .iter()
+        .map(|s| match s.track {
+            Track::Peer { from } => from,
+            _ => unreachable!(),
+        })
+        .collect();
+    from.sort_unstable();
+    from.dedup();
+    assert_eq!(from, vec![1, 2, 3]);
 }
