@@ -121,10 +121,14 @@ pub enum Completion {
         /// Its key.
         key: u64,
         /// When its first byte started moving: the host instant it was seen
-        /// done less its time on the copy stream (as for computes).
+        /// done less its time on the copy stream (as for computes); for a
+        /// multi-path piece, when its forward over the peer link started.
         start: Instant,
         /// When the host saw it done.
         at: Instant,
+        /// A multi-path piece: seconds its host-to-helper copy took on the
+        /// helper's copy stream (it ended before the forward started).
+        staged_s: Option<f64>,
     },
     /// A compute finished (and its output, if any, is on the host).
     Compute {
@@ -201,6 +205,9 @@ pub struct Executor {
     next_slot: Vec<usize>,
     /// Per helper GPU: multi-path pieces whose staging may be reused.
     staged: Vec<multipath::Staged>,
+    /// Per multi-path piece (by key): the events around its host-to-helper
+    /// copy on the helper's copy stream.
+    piece_legs: HashMap<u64, (Event, Event)>,
 }
 
 impl Executor {
@@ -524,10 +531,20 @@ impl Executor {
                     break;
                 }
                 let at = Instant::now();
+                let staged_s = match self.piece_legs.remove(&key) {
+                    Some((a, b)) => {
+                        let s = self.dev.elapsed_s(a, b)?.max(0.0);
+                        self.dev.release(a);
+                        self.dev.release(b);
+                        Some(s)
+                    }
+                    None => None,
+                };
                 out.push(Completion::Copy {
                     key,
                     start: self.started(start, e, at)?,
                     at,
+                    staged_s,
                 });
                 self.copies.insert(key, CopyState::Done);
                 self.dev.release(start);

@@ -293,8 +293,13 @@ impl Run<'_> {
 
     fn complete(&mut self, c: Completion) -> Result<()> {
         match c {
-            Completion::Copy { key, start, at } => {
-                self.spans.copy_done(key, start, at);
+            Completion::Copy {
+                key,
+                start,
+                at,
+                staged_s,
+            } => {
+                self.spans.copy_done(key, start, at, staged_s);
                 if let Some(id) = self.copy_of_key.remove(&key) {
                     self.copy_key.remove(&id);
                     self.feed(Event::CopyDone { copy: id }, at)?;

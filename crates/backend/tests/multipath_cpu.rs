@@ -123,6 +123,20 @@ fn replay_carries_out_multipath_pieces_with_peer_tracks() {
         && e["args"]["name"]
             .as_str()
             .is_some_and(|n| n.starts_with("peer link from GPU"))));
+    // Each forward's host-to-helper copy is on the helper's link track,
+    // ending when the forward starts.
+    for f in events.iter().filter(|e| e["cat"] == "peer") {
+        let leg = events.iter().find(|c| {
+            c["cat"] == "copy"
+                && c["pid"] == f["args"]["from"]
+                && c["args"]["bytes"] == f["args"]["bytes"]
+                && (c["ts"].as_f64().unwrap() + c["dur"].as_f64().unwrap()
+                    - f["ts"].as_f64().unwrap())
+                .abs()
+                    < 0.01
+        });
+        assert!(leg.is_some(), "no helper copy for {f}");
+    }
 }
 
 #[test]

@@ -101,12 +101,13 @@ impl Executor {
         let host = self.host.models[op.model]
             .source(op.pinned, op.shard)
             .expect("checked at queue time");
+        let leg_start = self.dev.record(h, StreamKind::Copy)?;
         let t0 = std::time::Instant::now();
         self.dev.copy_h2d(h, host, src, stage_at, bytes)?;
         self.issue.copy(t0.elapsed().as_secs_f64());
         let landed = self.dev.record(h, StreamKind::Copy)?;
         self.dev.wait(t, StreamKind::Peer, landed)?;
-        self.dev.release(landed);
+        self.piece_legs.insert(op.key, (leg_start, landed));
         let start = self.dev.record(t, StreamKind::Peer)?;
         self.dev
             .copy_peer_on(StreamKind::Peer, t, dst, h, stage_at, bytes)?;
