@@ -126,6 +126,7 @@ pub fn warm_up(ex: &mut Executor, w: &Workload, placed: &[Placement]) -> Result<
                         layers: layers.clone(),
                         pool_offset: 0,
                         pinned,
+                        ..CopyOp::default()
                     })?;
                     copies[s].push((layers.clone(), key));
                 }
@@ -209,8 +210,12 @@ impl Run<'_> {
                         stage: c.stage as usize,
                         shard: c.shard as usize,
                         layers: c.layers.start as usize..c.layers.end as usize,
-                        pool_offset: c.pool_offset,
+                        // The group's offset: a piece lands inside it.
+                        pool_offset: c.pool_offset - c.part.map_or(0, |p| p.offset),
                         pinned: c.source == Source::Pinned,
+                        part: c.part,
+                        bytes: c.bytes,
+                        via: c.via,
                     })?;
                 }
                 Action::Compute(t) => {
@@ -307,8 +312,13 @@ impl Run<'_> {
 
     fn complete(&mut self, c: Completion) -> Result<()> {
         match c {
-            Completion::Copy { key, start, at } => {
-                self.spans.copy_done(key, start, at);
+            Completion::Copy {
+                key,
+                start,
+                at,
+                staged_s,
+            } => {
+                self.spans.copy_done(key, start, at, staged_s);
                 if let Some(id) = self.copy_of_key.remove(&key) {
                     self.copy_key.remove(&id);
                     self.feed(Event::CopyDone { copy: id }, at)?;

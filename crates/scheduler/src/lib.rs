@@ -29,6 +29,12 @@
 //!   (`source`: pinned or pageable), starting `shard_offset` bytes into that
 //!   shard's host image, to `pool_offset` in `gpu`'s weight pool. Enqueue on
 //!   `gpu`'s copy stream; report [`Event::CopyDone`] when it completes.
+//!   With [`CopyOp::via`] set (multi-path loading), copy the bytes on the
+//!   helper's copy stream into `staging_offset` of the helper's pool, then
+//!   peer-copy them to `pool_offset` on `gpu` once they are there; report
+//!   `CopyDone` when the peer copy is done. Staging is a ring: before
+//!   writing staging bytes that an earlier piece used, wait for that
+//!   piece's peer copy (a hazard on the helper's memory, never a choice).
 //! - [`Action::Compute`]`(task)`: read [`Scheduler::task`]`(task)` (valid
 //!   until its `ComputeDone` is fed) and enqueue on the compute stream of
 //!   every GPU in [`Task::gpus`] (a tensor-parallel group runs together). If
@@ -90,6 +96,7 @@
 
 pub mod grouping;
 pub mod memory;
+pub mod multipath;
 pub mod placement;
 mod sched;
 mod slab;
@@ -167,6 +174,36 @@ pub struct CopyOp {
     pub source: Source,
     /// Part of a streamed (uncached) pass rather than a cached load.
     pub streamed: bool,
+    /// Multi-path loading: the bytes go over this helper's link into its
+    /// staging space first, then over the peer link to `gpu`
+    /// ([`multipath`]); `None`: over `gpu`'s own link.
+    pub via: Option<Via>,
+    /// Multi-path loading: this copy is one piece of a layer group split
+    /// over several links (`bytes` at `part.offset` of the group's
+    /// `part.group_bytes`), for executors that copy whole layers and must
+    /// place the piece inside their own layout of the group; `None`: the
+    /// whole group.
+    pub part: Option<Part>,
+}
+
+/// Where a piece sits in its layer group ([`CopyOp::part`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Offset of the piece's bytes in the group's bytes.
+    pub offset: u64,
+    /// Bytes of the whole group.
+    pub group_bytes: u64,
+}
+
+/// The helper a multi-path piece goes through ([`CopyOp::via`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via {
+    /// The helper GPU: its link carries the host-to-device copy.
+    pub helper: u32,
+    /// Where the piece is staged in the helper's pool (inside the staging
+    /// space reserved at its top, never a model's region; reused as a
+    /// ring, see the crate docs).
+    pub staging_offset: u64,
 }
 
 /// A region of a GPU's weight pool given back.

@@ -5,8 +5,8 @@ use clap::builder::TypedValueParser as _;
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use switchyard_core::output_set::OutputSet;
-use switchyard_core::workload::{Eviction, Grouping, PolicyName, PolicySpec, System};
-use switchyard_core::{arrivals, Error, Schedule, Workload};
+use switchyard_core::workload::{Eviction, Grouping, Loading, PolicyName, PolicySpec, System};
+use switchyard_core::{arrivals, Error, InputError, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
@@ -50,6 +50,9 @@ pub struct Args {
     /// Override `policy.grouping` (optimal, per_layer, one_group).
     #[arg(long, value_parser = Grouping::from_name)]
     pub grouping: Option<Grouping>,
+    /// Override `policy.loading` (direct, multipath).
+    #[arg(long, value_parser = Loading::from_name)]
+    pub loading: Option<Loading>,
     /// Run every system on the same schedule (skipping `resident` when the
     /// models do not all fit) and draw their CDFs in one figure.
     #[arg(long, conflicts_with = "system")]
@@ -143,6 +146,12 @@ fn execute(args: &Args) -> Result<(), Error> {
     )?;
     if let Some(seed) = args.seed {
         workload.seed = seed;
+    }
+    if let Some(mode) = args.loading {
+        workload.loading = workload
+            .loading
+            .with_mode(mode, &workload.cluster)
+            .map_err(|e| InputError::new(&args.workload, None, "--loading", e))?;
     }
     let schedule = match &args.schedule {
         Some(path) => Schedule::read_csv(path, &workload.model_names())?,

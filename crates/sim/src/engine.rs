@@ -119,6 +119,12 @@ pub struct Engine<'a> {
     /// When each lane frees up: one per GPU link, and one more: the host
     /// path that pageable copies share when the profile says so.
     link_free: Vec<f64>,
+    /// Multi-path loading: when each GPU's peer-link ingress frees up
+    /// ([`Engine::time_piece`]).
+    peer_free: Vec<f64>,
+    /// Multi-path loading: per helper, the staged pieces `(offset, bytes,
+    /// forward done)` whose staging bytes a later piece may reuse.
+    staged: Vec<std::collections::VecDeque<(u64, u64, f64)>>,
     /// Per GPU: when the last copy into it ends (what the profile's `host`
     /// topology shares is split among the GPUs copying at once).
     copy_busy: Vec<f64>,
@@ -199,6 +205,8 @@ impl<'a> Engine<'a> {
             heap: BinaryHeap::with_capacity(1024),
             seq: 0,
             link_free: vec![0.0; n_gpus + 1],
+            peer_free: vec![0.0; n_gpus],
+            staged: vec![std::collections::VecDeque::new(); n_gpus],
             copy_busy: vec![0.0; n_gpus],
             copying: Vec::new(),
             stream_free: vec![f64::NEG_INFINITY; n_gpus],
@@ -301,6 +309,7 @@ impl<'a> Engine<'a> {
         let mut result = Ok(());
         for a in &actions {
             match a {
+                Action::Copy(c) if c.via.is_some() => self.time_piece(c),
                 Action::Copy(c) => {
                     let (start, end) = self.time_copy(c);
                     self.complete_at(end, false, c.id);
@@ -378,8 +387,10 @@ impl<'a> Engine<'a> {
         }
         for a in actions {
             if let Action::Copy(c) = a {
-                if let Err(i) = self.copying.binary_search(&c.gpu) {
-                    self.copying.insert(i, c.gpu);
+                // A multi-path piece's host copy runs on its helper's link.
+                let g = c.via.map_or(c.gpu, |v| v.helper);
+                if let Err(i) = self.copying.binary_search(&g) {
+                    self.copying.insert(i, g);
                 }
             }
         }
@@ -603,6 +614,11 @@ impl<'a> Engine<'a> {
             system: policy.system.name().to_string(),
             eviction: policy.eviction.name().to_string(),
             grouping: policy.grouping.name().to_string(),
+            multipath_helpers: if workload.loading.multipath() {
+                workload.loading.helpers
+            } else {
+                0
+            },
             summary: overall,
             loads: stats.iter().map(|s| s.loads).sum(),
             bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
@@ -660,5 +676,6 @@ fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
     bar
 }
 
+mod multipath;
 #[cfg(test)]
 mod tests;

@@ -140,6 +140,11 @@ pub(super) fn summarize(
         system: w.policy.system.name().to_string(),
         eviction: w.policy.eviction.name().to_string(),
         grouping: w.policy.grouping.name().to_string(),
+        multipath_helpers: if w.loading.multipath() {
+            w.loading.helpers
+        } else {
+            0
+        },
         summary: Summary::of(&all, within),
         loads: stats.iter().map(|s| s.loads).sum(),
         bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
