@@ -271,6 +271,7 @@ pub fn parallel_forward(
                 layers: layers.clone(),
                 pool_offset: 0,
                 pinned: true,
+                ..CopyOp::default()
             })?;
             waits.push((layers.clone(), key));
         }

@@ -50,13 +50,16 @@ const OUT_SLOTS: usize = 128;
 /// launches.
 pub const LAYERS_PER_PUMP: usize = 1;
 
+pub mod background;
 mod build;
 pub use build::Split;
 mod handoff;
 mod issue_stats;
+mod multipath;
 pub mod workload;
 pub use handoff::{HandoffStats, OUTBOX_SLOTS};
 pub use issue_stats::IssueStats;
+pub use multipath::check_peer_access;
 
 /// A host-to-device copy of (one rank's shard of) a model's layers into the pool.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +80,14 @@ pub struct CopyOp {
     pub pool_offset: u64,
     /// From pinned memory (else pageable).
     pub pinned: bool,
+    /// Multi-path loading: only this piece of the group (the scheduler's
+    /// [`CopyOp::bytes`] at `part.offset`), with `pool_offset` still the
+    /// group's; `None`: the whole group.
+    pub part: Option<switchyard_scheduler::Part>,
+    /// Its byte count in the scheduler's accounting (used with `part`).
+    pub bytes: u64,
+    /// Multi-path loading: through this helper's staging and the peer link.
+    pub via: Option<switchyard_scheduler::Via>,
 }
 
 /// A batch through a range of a model's layers on a tensor-parallel group.
@@ -111,10 +122,14 @@ pub enum Completion {
         /// Its key.
         key: u64,
         /// When its first byte started moving: the host instant it was seen
-        /// done less its time on the copy stream (as for computes).
+        /// done less its time on the copy stream (as for computes); for a
+        /// multi-path piece, when its forward over the peer link started.
         start: Instant,
         /// When the host saw it done.
         at: Instant,
+        /// A multi-path piece: seconds its host-to-helper copy took on the
+        /// helper's copy stream (it ended before the forward started).
+        staged_s: Option<f64>,
     },
     /// A compute finished (and its output, if any, is on the host).
     Compute {
@@ -177,6 +192,8 @@ pub struct Executor {
     pub issue: IssueStats,
     /// Warm passes' graphs ([`forward::Graphs`]).
     pub graphs: forward::Graphs,
+    /// The workload's background jobs ([`background`]).
+    background: background::Jobs,
     copyq: Vec<VecDeque<PendingCopy>>,
     computeq: VecDeque<ComputeOp>,
     copies: HashMap<u64, CopyState>,
@@ -189,6 +206,11 @@ pub struct Executor {
     out_slot_bytes: u64,
     out_busy: Vec<Vec<Option<u64>>>,
     next_slot: Vec<usize>,
+    /// Per helper GPU: multi-path pieces whose staging may be reused.
+    staged: Vec<multipath::Staged>,
+    /// Per multi-path piece (by key): the events around its host-to-helper
+    /// copy on the helper's copy stream.
+    piece_legs: HashMap<u64, (Event, Event)>,
 }
 
 impl Executor {
@@ -228,7 +250,13 @@ impl Executor {
         if self.copies.insert(op.key, CopyState::Queued).is_some() {
             bail!("copy {} issued twice", op.key);
         }
-        self.copyq[op.gpu].push_back(PendingCopy {
+        // A multi-path piece queues on its helper's link.
+        let link = match op.via {
+            Some(v) if (v.helper as usize) < self.copyq.len() => v.helper as usize,
+            Some(v) => bail!("copy {} names helper GPU {}", op.key, v.helper),
+            None => op.gpu,
+        };
+        self.copyq[link].push_back(PendingCopy {
             op,
             done_bytes: 0,
             start: None,
@@ -270,9 +298,14 @@ impl Executor {
     pub fn pump(&mut self) -> Result<()> {
         for g in 0..self.copyq.len() {
             while let Some(front) = self.copyq[g].front_mut() {
+                if front.op.via.is_some() {
+                    let piece = self.copyq[g].pop_front().expect("front exists");
+                    self.issue_piece(piece.op)?;
+                    continue;
+                }
                 let op = &front.op;
                 let shard = &self.shards[op.model];
-                let (src_base, total) = shard.main_range(op.layers.clone());
+                let (src_base, pool_base, total) = multipath::piece_span(shard, op);
                 let host = &self.host.models[op.model];
                 let src = host
                     .source(op.pinned, op.shard)
@@ -291,7 +324,7 @@ impl Executor {
                         g,
                         src,
                         src_base + front.done_bytes,
-                        op.pool_offset + front.done_bytes,
+                        pool_base + front.done_bytes,
                         n,
                     )?;
                     self.issue.copy(t.elapsed().as_secs_f64());
@@ -301,7 +334,8 @@ impl Executor {
                     break;
                 }
                 let (soff, sbytes) = shard.side_range(op.layers.clone());
-                if sbytes > 0 {
+                // A group's side parts go with its first piece.
+                if sbytes > 0 && op.part.is_none_or(|p| p.offset == 0) {
                     let img = host
                         .side(op.stage, op.shard)
                         .expect("checked at queue time");
@@ -351,6 +385,7 @@ impl Executor {
                 i += 1;
             }
         }
+        self.pump_background()?;
         Ok(())
     }
 
@@ -500,10 +535,20 @@ impl Executor {
                     break;
                 }
                 let at = Instant::now();
+                let staged_s = match self.piece_legs.remove(&key) {
+                    Some((a, b)) => {
+                        let s = self.dev.elapsed_s(a, b)?.max(0.0);
+                        self.dev.release(a);
+                        self.dev.release(b);
+                        Some(s)
+                    }
+                    None => None,
+                };
                 out.push(Completion::Copy {
                     key,
                     start: self.started(start, e, at)?,
                     at,
+                    staged_s,
                 });
                 self.copies.insert(key, CopyState::Done);
                 self.dev.release(start);
@@ -549,7 +594,7 @@ impl Executor {
         Ok(at.checked_sub(Duration::from_secs_f64(ran)).unwrap_or(at))
     }
 
-    /// Whether anything is queued or in flight.
+    /// Whether anything is queued or in flight (background jobs aside).
     pub fn busy(&self) -> bool {
         self.copyq.iter().any(|q| !q.is_empty())
             || !self.computeq.is_empty()

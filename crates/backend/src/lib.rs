@@ -17,6 +17,7 @@ pub mod forward;
 pub mod host_store;
 pub mod model;
 pub mod multi_bench;
+pub mod multipath_bench;
 pub mod pace;
 pub mod pool;
 pub mod replay;

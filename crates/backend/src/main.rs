@@ -9,7 +9,7 @@ use switchyard_backend::device::DeviceError;
 use switchyard_backend::host_store::WeightSource;
 use switchyard_backend::{check, device, replay};
 use switchyard_core::hardware::HardwareProfile;
-use switchyard_core::workload::{Eviction, Grouping, PolicyName, System};
+use switchyard_core::workload::{Eviction, Grouping, Loading, PolicyName, System};
 use switchyard_core::{Error, InputError, Schedule, Workload, EXIT_BAD_INPUT};
 
 /// Replay a request schedule on a device, driven by the simulator's scheduler.
@@ -61,6 +61,9 @@ struct RunArgs {
     /// Override `policy.grouping` (optimal, per_layer, one_group).
     #[arg(long, value_parser = Grouping::from_name)]
     grouping: Option<Grouping>,
+    /// Override `policy.loading` (direct, multipath).
+    #[arg(long, value_parser = Loading::from_name)]
+    loading: Option<Loading>,
     /// Warm one-GPU passes through CUDA graphs (`on`), captured per pool
     /// placement, or every pass layer by layer (`off`, the default: the
     /// simulator does not model the captures). Calibrate with the same.
@@ -304,6 +307,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             w.policy.system = a.system.unwrap_or(w.policy.system);
             w.policy.eviction = a.eviction.unwrap_or(w.policy.eviction);
             w.policy.grouping = a.grouping.unwrap_or(w.policy.grouping);
+            if let Some(mode) = a.loading {
+                w.loading = w
+                    .loading
+                    .with_mode(mode, &w.cluster)
+                    .map_err(|e| InputError::new(wpath, None, "--loading", e))?;
+            }
             replay::check_supported(&w)?;
             let schedule = Schedule::read_csv(spath, &w.model_names())?;
             let seed = a.seed.unwrap_or(w.seed);
@@ -328,6 +337,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 None => WeightSource::Random { seed },
             };
             let dev = device::open(&a.device, w.cluster.gpus as usize)?;
+            // Before weights are built: a refusal costs nothing.
+            switchyard_backend::exec::check_peer_access(dev.as_ref(), &w)?;
             let mut ex = replay::build_executor(dev, &w, &weights)?;
             ex.graphs.off = a.graphs == "off";
             // Ctrl-C ends the run early with what it measured (a second

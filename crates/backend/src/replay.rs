@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use switchyard_core::model::Dtype;
 use switchyard_core::records::RequestRecord;
 use switchyard_core::{Schedule, Workload};
 use switchyard_scheduler::placement::Placement;
@@ -47,11 +48,25 @@ pub use crate::exec::workload::{build_executor, placements, shard_layout};
 use outputs::{summarize, write_outputs, Dispatch};
 pub use outputs::{ModelResult, ReplayResult, ReplayRun};
 
-/// Checks that `replay` can run the workload's models (batch size, and a
-/// tensor-parallel split their dimensions allow); the error names the model.
+/// Checks that `replay` can run the workload's models (fp16 weights, batch
+/// size, and a tensor-parallel split their dimensions allow); the error
+/// names the model.
 pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> {
     let placed = placements(w);
     for (i, m) in w.models.iter().enumerate() {
+        let dtype = w.dtype(i);
+        if dtype != Dtype::Fp16 {
+            return Err(switchyard_core::InputError::new(
+                &w.source,
+                None,
+                format!("models[{i}].dtype"),
+                format!(
+                    "replay runs fp16 weights only (its kernels, GEMMs and collectives are fp16); `{}` is {} (sim honours it)",
+                    m.name,
+                    dtype.name()
+                ),
+            ));
+        }
         if m.max_batch as usize > crate::device::MAX_BATCH {
             return Err(switchyard_core::InputError::new(
                 &w.source,
@@ -111,6 +126,7 @@ pub fn warm_up(ex: &mut Executor, w: &Workload, placed: &[Placement]) -> Result<
                         layers: layers.clone(),
                         pool_offset: 0,
                         pinned,
+                        ..CopyOp::default()
                     })?;
                     copies[s].push((layers.clone(), key));
                 }
@@ -170,6 +186,8 @@ struct Run<'a> {
     spans: SpanLog,
     events: u64,
     t0: Instant,
+    /// The background jobs' results, once the run is over.
+    background: Vec<crate::exec::background::BackgroundResult>,
 }
 
 impl Run<'_> {
@@ -192,8 +210,12 @@ impl Run<'_> {
                         stage: c.stage as usize,
                         shard: c.shard as usize,
                         layers: c.layers.start as usize..c.layers.end as usize,
-                        pool_offset: c.pool_offset,
+                        // The group's offset: a piece lands inside it.
+                        pool_offset: c.pool_offset - c.part.map_or(0, |p| p.offset),
                         pinned: c.source == Source::Pinned,
+                        part: c.part,
+                        bytes: c.bytes,
+                        via: c.via,
                     })?;
                 }
                 Action::Compute(t) => {
@@ -252,6 +274,8 @@ impl Run<'_> {
                         handoff_to,
                     })?;
                 }
+                Action::Preempt(g) => self.ex.preempt_background(*g as usize)?,
+                Action::Resume(g) => self.ex.resume_background(*g as usize)?,
                 Action::Evict(e) => {
                     self.ex
                         .evict(e.gpu as usize, e.model as usize, e.pool_offset, e.bytes)
@@ -288,8 +312,13 @@ impl Run<'_> {
 
     fn complete(&mut self, c: Completion) -> Result<()> {
         match c {
-            Completion::Copy { key, start, at } => {
-                self.spans.copy_done(key, start, at);
+            Completion::Copy {
+                key,
+                start,
+                at,
+                staged_s,
+            } => {
+                self.spans.copy_done(key, start, at, staged_s);
                 if let Some(id) = self.copy_of_key.remove(&key) {
                     self.copy_key.remove(&id);
                     self.feed(Event::CopyDone { copy: id }, at)?;
@@ -348,16 +377,21 @@ pub fn replay_until(
         spans: SpanLog::new(w.cluster.gpus, w.model_names()),
         events: 0,
         t0: Instant::now(),
+        background: Vec::new(),
     };
     run.carry_out(Instant::now())?;
     run.ex.drain()?;
+    run.ex.prepare_background(w)?;
     let (mut late, mut max_delay, mut sum_delay) = (0u64, 0f64, 0f64);
     let n = schedule.requests.len();
     let mut next = 0;
     run.t0 = Instant::now();
     run.spans.start(run.t0);
     run.ex.issue = Default::default();
+    run.ex.start_background();
     let t0 = run.t0;
+    // Background jobs run (and are counted) to `duration_s` at least.
+    let jobs_until = (!w.background.is_empty()).then(|| t0 + Duration::from_secs_f64(w.duration_s));
     let mut partial = false;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -389,10 +423,11 @@ pub fn replay_until(
             )?;
             next += 1;
         }
-        if next == n && !run.sched.busy() && !run.ex.busy() {
+        if next == n && !run.sched.busy() && !run.ex.busy() && jobs_until.is_none_or(|u| now >= u) {
             break;
         }
-        if !run.ex.busy() && next < n {
+        // With background jobs the loop keeps issuing their iterations.
+        if !run.ex.busy() && next < n && jobs_until.is_none() {
             let due = t0 + Duration::from_secs_f64(schedule.requests[next].arrival_s);
             let wait = due.saturating_duration_since(Instant::now());
             if wait > SLEEP_MIN {
@@ -404,6 +439,7 @@ pub fn replay_until(
         std::hint::spin_loop();
     }
     let wall_s = t0.elapsed().as_secs_f64();
+    run.background = run.ex.finish_background(wall_s)?;
     if partial {
         // Let what is in flight finish on the device; nothing more is fed.
         run.ex.drain()?;

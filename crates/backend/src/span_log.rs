@@ -43,7 +43,11 @@ impl SpanLog {
             key,
             Span {
                 gpu: c.gpu,
-                track: Track::Copy,
+                track: match c.via {
+                    // A piece's measured span is its forward into `gpu`.
+                    Some(v) => Track::Peer { from: v.helper },
+                    None => Track::Copy,
+                },
                 model: c.model,
                 stage: c.stage,
                 layers: (c.layers.start, c.layers.end),
@@ -56,11 +60,22 @@ impl SpanLog {
         );
     }
 
-    /// Copy `key` ran from `start` to `at`.
-    pub fn copy_done(&mut self, key: u64, start: Instant, at: Instant) {
+    /// Copy `key` ran from `start` to `at`; a multi-path piece's forward,
+    /// after its host-to-helper copy of `staged_s` seconds, drawn on the
+    /// helper's link track as ending when the forward started.
+    pub fn copy_done(&mut self, key: u64, start: Instant, at: Instant, staged_s: Option<f64>) {
         if let Some(mut s) = self.copies.remove(&key) {
             s.start_s = self.secs(start);
             s.end_s = self.secs(at);
+            if let (Track::Peer { from }, Some(leg)) = (s.track, staged_s) {
+                self.push(Span {
+                    gpu: from,
+                    track: Track::Copy,
+                    start_s: s.start_s - leg,
+                    end_s: s.start_s,
+                    ..s.clone()
+                });
+            }
             self.push(s);
         }
     }
@@ -125,6 +140,8 @@ mod tests {
             pool_offset: 0,
             source: switchyard_scheduler::Source::Pinned,
             streamed: false,
+            via: None,
+            part: None,
         };
         log.copy_issued(1, &op);
         log.copy_issued(2, &op);
@@ -132,13 +149,15 @@ mod tests {
             1,
             t0 - Duration::from_millis(5),
             t0 - Duration::from_millis(1),
+            None,
         );
         log.copy_done(
             2,
             t0 + Duration::from_millis(2),
             t0 + Duration::from_millis(5),
+            None,
         );
-        log.copy_done(3, t0, t0); // never issued: ignored
+        log.copy_done(3, t0, t0, None); // never issued: ignored
         let spans = &log.timeline().spans;
         assert_eq!(spans.len(), 1);
         assert!((spans[0].start_s - 0.002).abs() < 1e-9);

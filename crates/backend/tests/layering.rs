@@ -29,7 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["calibrate::passes"],
     &["calibrate::paced"],
     &["calibrate", "replay"],
-    &["check", "warm_bench", "multi_bench"],
+    &["check", "warm_bench", "multi_bench", "multipath_bench"],
 ];
 
 /// The layer index and unit of module `path` (`a::b`), if listed.

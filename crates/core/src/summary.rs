@@ -26,6 +26,10 @@ pub struct RunSummary<X> {
     pub eviction: String,
     /// Layer grouping (PipeSwitch, streaming).
     pub grouping: String,
+    /// Multi-path loading's helpers per load (`policy.loading: multipath`);
+    /// absent (0) with direct loading, so earlier outputs are unchanged.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub multipath_helpers: u32,
     /// Latency summary over all requests.
     #[serde(flatten)]
     pub summary: Summary,
@@ -88,6 +92,10 @@ pub fn read(path: &Path) -> Result<AnySummary> {
     })
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +112,7 @@ mod tests {
             system: "computron".into(),
             eviction: "lru".into(),
             grouping: "optimal".into(),
+            multipath_helpers: 0,
             summary: Summary::of(&[1.0, 2.0], 2),
             loads: 3,
             bytes_loaded: 4,

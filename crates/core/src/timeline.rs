@@ -13,6 +13,12 @@ pub enum Track {
     Compute,
     /// The copy stream (the GPU's host link).
     Copy,
+    /// The peer link from GPU `from` into this GPU (multi-path loading's
+    /// forwarded pieces).
+    Peer {
+        /// The GPU the bytes come from.
+        from: u32,
+    },
 }
 
 /// One interval of work on one GPU.
@@ -66,9 +72,11 @@ impl Timeline {
 }
 
 /// Writes `timeline` to `path` (atomically) as Chrome trace-event JSON:
-/// process `g` is GPU `g`, thread 0 its compute stream, thread 1 its link.
-/// Only GPUs with a span kept are named, so the file grows with the spans
-/// kept, not with the cluster (a million idle GPUs write nothing).
+/// process `g` is GPU `g`, thread 0 its compute stream, thread 1 its link,
+/// thread `2 + h` the peer link from GPU `h` into it (named only where
+/// spans use it). Only GPUs with a span kept are named, so the file grows
+/// with the spans kept, not with the cluster (a million idle GPUs write
+/// nothing).
 pub fn write_timeline(path: &Path, timeline: &Timeline) -> Result<(), Error> {
     write_atomic_with(path, |w| write_trace(w, timeline))
 }
@@ -101,6 +109,20 @@ fn write_trace(w: &mut dyn Write, t: &Timeline) -> std::io::Result<()> {
         sep(w)?;
         write!(w, "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{g},\"tid\":1,\"args\":{{\"name\":\"host link (copies)\"}}}}")?;
     }
+    let mut peers: Vec<(u32, u32)> = t
+        .spans
+        .iter()
+        .filter_map(|s| match s.track {
+            Track::Peer { from } => Some((s.gpu, from)),
+            _ => None,
+        })
+        .collect();
+    peers.sort_unstable();
+    peers.dedup();
+    for (g, from) in peers {
+        sep(w)?;
+        write!(w, "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{g},\"tid\":{},\"args\":{{\"name\":\"peer link from GPU {from}\"}}}}", 2 + from)?;
+    }
     for s in &t.spans {
         sep(w)?;
         let model = t
@@ -120,6 +142,11 @@ fn write_trace(w: &mut dyn Write, t: &Timeline) -> std::io::Result<()> {
                 w,
                 "{{\"name\":\"load {model} s{} L{}..{}\",\"cat\":\"copy\",\"ph\":\"X\",\"pid\":{},\"tid\":1,\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"bytes\":{},\"streamed\":{}}}}}",
                 s.stage, s.layers.0, s.layers.1, s.gpu, s.bytes, s.streamed
+            )?,
+            Track::Peer { from } => write!(
+                w,
+                "{{\"name\":\"forward {model} s{} L{}..{}\",\"cat\":\"peer\",\"ph\":\"X\",\"pid\":{},\"tid\":{},\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"bytes\":{},\"from\":{from}}}}}",
+                s.stage, s.layers.0, s.layers.1, s.gpu, 2 + from, s.bytes
             )?,
         }
     }

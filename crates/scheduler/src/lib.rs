@@ -29,6 +29,12 @@
 //!   (`source`: pinned or pageable), starting `shard_offset` bytes into that
 //!   shard's host image, to `pool_offset` in `gpu`'s weight pool. Enqueue on
 //!   `gpu`'s copy stream; report [`Event::CopyDone`] when it completes.
+//!   With [`CopyOp::via`] set (multi-path loading), copy the bytes on the
+//!   helper's copy stream into `staging_offset` of the helper's pool, then
+//!   peer-copy them to `pool_offset` on `gpu` once they are there; report
+//!   `CopyDone` when the peer copy is done. Staging is a ring: before
+//!   writing staging bytes that an earlier piece used, wait for that
+//!   piece's peer copy (a hazard on the helper's memory, never a choice).
 //! - [`Action::Compute`]`(task)`: read [`Scheduler::task`]`(task)` (valid
 //!   until its `ComputeDone` is fed) and enqueue on the compute stream of
 //!   every GPU in [`Task::gpus`] (a tensor-parallel group runs together). If
@@ -44,6 +50,11 @@
 //!   [`Scheduler::batch`]`(batch)` as finished at the time of the
 //!   `ComputeDone` that produced this action. Batch data stays readable until
 //!   the next `on_event` call.
+//! - [`Action::Preempt`]`(gpu)` / [`Action::Resume`]`(gpu)` (only for GPUs
+//!   with a workload `background` job): stop issuing the job's iterations
+//!   before the computes that follow (they wait, in stream order, for the
+//!   iteration in progress) / issue them again (the GPU's computes are all
+//!   done). The job starts running at time 0.
 //!
 //! Ids ([`CopyId`], [`TaskId`], [`BatchId`]) are small integers reused after
 //! their completion is fed back, so executors can index flat arrays by them.
@@ -85,6 +96,7 @@
 
 pub mod grouping;
 pub mod memory;
+pub mod multipath;
 pub mod placement;
 mod sched;
 mod slab;
@@ -162,6 +174,36 @@ pub struct CopyOp {
     pub source: Source,
     /// Part of a streamed (uncached) pass rather than a cached load.
     pub streamed: bool,
+    /// Multi-path loading: the bytes go over this helper's link into its
+    /// staging space first, then over the peer link to `gpu`
+    /// ([`multipath`]); `None`: over `gpu`'s own link.
+    pub via: Option<Via>,
+    /// Multi-path loading: this copy is one piece of a layer group split
+    /// over several links (`bytes` at `part.offset` of the group's
+    /// `part.group_bytes`), for executors that copy whole layers and must
+    /// place the piece inside their own layout of the group; `None`: the
+    /// whole group.
+    pub part: Option<Part>,
+}
+
+/// Where a piece sits in its layer group ([`CopyOp::part`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Offset of the piece's bytes in the group's bytes.
+    pub offset: u64,
+    /// Bytes of the whole group.
+    pub group_bytes: u64,
+}
+
+/// The helper a multi-path piece goes through ([`CopyOp::via`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Via {
+    /// The helper GPU: its link carries the host-to-device copy.
+    pub helper: u32,
+    /// Where the piece is staged in the helper's pool (inside the staging
+    /// space reserved at its top, never a model's region; reused as a
+    /// ring, see the crate docs).
+    pub staging_offset: u64,
 }
 
 /// A region of a GPU's weight pool given back.
@@ -190,6 +232,14 @@ pub enum Action {
     Evict(EvictOp),
     /// The batch is done: record its requests as finished now.
     Finish(BatchId),
+    /// The GPU's background job stops issuing iterations: the request work
+    /// that follows on its compute stream waits for the iteration in
+    /// progress (issued just before the first [`Action::Compute`] on a GPU
+    /// with a job, while the job runs).
+    Preempt(u32),
+    /// The GPU's background job runs iterations again: every compute
+    /// issued on the GPU has been reported done.
+    Resume(u32),
 }
 
 /// One pipeline stage of one batch on its tensor-parallel GPU group.

@@ -1,6 +1,7 @@
 //! The scheduler state machine (see the crate docs for the contract).
 
 use crate::memory::Pool;
+use crate::multipath::{Multipath, Piece};
 use crate::placement::Placement;
 use crate::slab::Slab;
 use crate::traits::SystemTraits;
@@ -89,10 +90,16 @@ pub struct Scheduler {
     stats: Vec<LoadStats>,
     scratch: Vec<u64>,
     preloaded: bool,
+    /// Multi-path loading's planner (`policy.loading: multipath`), if on.
+    multipath: Option<Multipath>,
+    /// Pieces of the group being split (reused).
+    pieces: Vec<Piece>,
     /// Most stages a GPU may hold at once (`policy.max_loaded`), besides memory.
     max_loaded: Option<u32>,
     /// Per GPU: stages holding a region there (cached, not streamed).
     loaded: Vec<u32>,
+    /// When the background jobs yield to requests.
+    preemption: background::Preemption,
 }
 
 /// One load of a stage, as [`Scheduler::issue_copies`] issues it.
@@ -136,7 +143,11 @@ impl Scheduler {
         let hw = &workload.cluster.hardware;
         let n_gpus = workload.cluster.gpus.max(1);
         let placements = crate::traits::placements(workload, policy);
-        let capacity = hw.usable_bytes();
+        let multipath = Multipath::new(&workload.loading, n_gpus, hw.usable_bytes());
+        // Multi-path staging space is carved off the top of every pool.
+        let capacity = multipath
+            .as_ref()
+            .map_or(hw.usable_bytes(), Multipath::weight_capacity);
         let mut models = Vec::with_capacity(placements.len());
         for (m, p) in placements.iter().enumerate() {
             for s in 0..p.pp {
@@ -208,7 +219,10 @@ impl Scheduler {
             preloaded: false,
             max_loaded: policy.max_loaded,
             loaded: vec![0; n_gpus as usize],
+            preemption: background::Preemption::new(workload, n_gpus),
             placements,
+            multipath,
+            pieces: Vec::new(),
         };
         if s.traits.preloads {
             s.reserve_all(workload)?;
@@ -285,6 +299,8 @@ impl Scheduler {
                             pool_offset: st.regions[r] + goff,
                             source: self.traits.source,
                             streamed: false,
+                            via: None,
+                            part: None,
                         }));
                     }
                 }
@@ -317,6 +333,9 @@ impl Scheduler {
             Event::CopyDone { copy } => {
                 let meta = *self.copies.get(copy);
                 self.copies.release(copy);
+                if let Some(mp) = &mut self.multipath {
+                    mp.done(copy);
+                }
                 if !meta.streamed {
                     let st = &mut self.models[meta.model as usize].stages[meta.stage as usize];
                     st.loading.retain(|(_, c)| *c != copy);
@@ -336,6 +355,7 @@ impl Scheduler {
         let (b, m, s, streamed) = (t.batch, t.model as usize, t.stage, t.streamed);
         let tp = self.placements[m].tp as usize;
         let bytes = self.placements[m].shard_bytes[s as usize];
+        self.preemption.done(self.placements[m].stage_gpus(s));
         for r in 0..tp {
             let g = self.placements[m].gpus[s as usize * tp + r];
             self.busy[g as usize] -= 1;
@@ -368,6 +388,8 @@ impl Scheduler {
             let g = self.placements[m].gpus[s as usize * tp + r];
             self.try_dispatch(g, actions);
         }
+        self.preemption
+            .settle(self.placements[m].stage_gpus(s), actions);
     }
 
     /// Forms a batch on GPU `g` if it is idle: the model (first stage on `g`,
@@ -528,6 +550,7 @@ impl Scheduler {
         for &g in p.stage_gpus(s) {
             self.busy[g as usize] += 1;
         }
+        self.preemption.issue(p.stage_gpus(s), actions);
         actions.push(Action::Compute(task_id));
         true
     }
@@ -577,31 +600,43 @@ impl Scheduler {
         let p = &self.placements[mi];
         let tp = p.tp as usize;
         let gs = p.groups_for(s, batch);
+        let mut pieces = std::mem::take(&mut self.pieces);
         for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
             for (r, &region) in regions[..tp].iter().enumerate() {
-                let id = self.copies.alloc();
-                *self.copies.get_mut(id) = CopyMeta {
-                    model: m,
-                    stage: s,
-                    streamed,
-                };
-                actions.push(Action::Copy(CopyOp {
-                    id,
-                    model: m,
-                    stage: s,
-                    gpu: p.gpus[s as usize * tp + r],
-                    shard: r as u32,
-                    layers: range.clone(),
-                    bytes: gbytes,
-                    shard_offset: goff,
-                    pool_offset: region + goff,
-                    source: self.traits.source,
-                    streamed,
-                }));
-                waits.push((range.clone(), id));
+                let gpu = p.gpus[s as usize * tp + r];
+                // Multi-path loading may split a one-GPU stage's group.
+                Multipath::plan(self.multipath.as_mut(), gpu, gbytes, tp == 1, &mut pieces);
+                for piece in &pieces {
+                    let id = self.copies.alloc();
+                    *self.copies.get_mut(id) = CopyMeta {
+                        model: m,
+                        stage: s,
+                        streamed,
+                    };
+                    if let Some(mp) = &mut self.multipath {
+                        mp.issued(id, gpu, piece);
+                    }
+                    actions.push(Action::Copy(CopyOp {
+                        id,
+                        model: m,
+                        stage: s,
+                        gpu,
+                        shard: r as u32,
+                        layers: range.clone(),
+                        bytes: piece.bytes,
+                        shard_offset: goff + piece.offset,
+                        pool_offset: region + goff + piece.offset,
+                        source: self.traits.source,
+                        streamed,
+                        via: piece.via,
+                        part: piece.part_of(gbytes, pieces.len()),
+                    }));
+                    waits.push((range.clone(), id));
+                }
                 self.stats[mi].bytes += gbytes;
             }
         }
+        self.pieces = pieces;
         self.stats[mi].loads += 1;
     }
 }

@@ -8,8 +8,8 @@ use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::latency_sketch::{LatencySketch, DEFAULT_EXACT_QUANTILES};
 use switchyard_core::output_set::OutputSet;
 use switchyard_core::schedule::write_requests_csv;
-use switchyard_core::workload::{Eviction, Grouping, PolicyName, PolicySpec, System};
-use switchyard_core::{arrivals, Error, Schedule, Workload};
+use switchyard_core::workload::{Eviction, Grouping, Loading, PolicyName, PolicySpec, System};
+use switchyard_core::{arrivals, Error, InputError, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
@@ -62,6 +62,9 @@ pub struct Args {
     /// Override `policy.grouping` (optimal, per_layer, one_group).
     #[arg(long, value_parser = Grouping::from_name)]
     pub grouping: Option<Grouping>,
+    /// Override `policy.loading` (direct, multipath).
+    #[arg(long, value_parser = Loading::from_name)]
+    pub loading: Option<Loading>,
     /// Run every system on the same schedule (skipping `resident` when the
     /// models do not all fit) and draw their CDFs in one figure.
     #[arg(long, conflicts_with = "system")]
@@ -161,6 +164,12 @@ fn execute(args: &Args) -> Result<(), Error> {
     )?;
     if let Some(seed) = args.seed {
         workload.seed = seed;
+    }
+    if let Some(mode) = args.loading {
+        workload.loading = workload
+            .loading
+            .with_mode(mode, &workload.cluster)
+            .map_err(|e| InputError::new(&args.workload, None, "--loading", e))?;
     }
     let names = workload.model_names();
     let requests = match &args.schedule {

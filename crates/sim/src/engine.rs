@@ -164,6 +164,12 @@ pub struct Engine<'a> {
     /// When each lane frees up: one per GPU link, and one more: the host
     /// path that pageable copies share when the profile says so.
     link_free: Vec<f64>,
+    /// Multi-path loading: when each GPU's peer-link ingress frees up
+    /// ([`Engine::time_piece`]).
+    peer_free: Vec<f64>,
+    /// Multi-path loading: per helper, the staged pieces `(offset, bytes,
+    /// forward done)` whose staging bytes a later piece may reuse.
+    staged: Vec<std::collections::VecDeque<(u64, u64, f64)>>,
     /// Per GPU: when the last copy into it ends (what the profile's `host`
     /// topology shares is split among the GPUs copying at once).
     copy_busy: Vec<f64>,
@@ -263,6 +269,8 @@ impl<'a> Engine<'a> {
             heap: BinaryHeap::with_capacity(1024),
             seq: 0,
             link_free: vec![0.0; n_gpus + 1],
+            peer_free: vec![0.0; n_gpus],
+            staged: vec![std::collections::VecDeque::new(); n_gpus],
             copy_busy: vec![0.0; n_gpus],
             copying: Vec::new(),
             stream_free: vec![f64::NEG_INFINITY; n_gpus],
@@ -368,6 +376,7 @@ impl<'a> Engine<'a> {
         let mut result = Ok(());
         for a in &actions {
             match a {
+                Action::Copy(c) if c.via.is_some() => self.time_piece(c),
                 Action::Copy(c) => {
                     let (start, end) = self.time_copy(c);
                     self.complete_at(end, false, c.id);
@@ -413,7 +422,9 @@ impl<'a> Engine<'a> {
                         }
                     }
                 }
-                Action::Evict(_) => {}
+                // The background job's preemption is timed where the
+                // compute that causes it is (`time_compute`, the same rule).
+                Action::Evict(_) | Action::Preempt(_) | Action::Resume(_) => {}
                 Action::Finish(bid) => {
                     result = self.finish_batch(*bid, out);
                     if result.is_err() {
@@ -443,8 +454,10 @@ impl<'a> Engine<'a> {
         }
         for a in actions {
             if let Action::Copy(c) = a {
-                if let Err(i) = self.copying.binary_search(&c.gpu) {
-                    self.copying.insert(i, c.gpu);
+                // A multi-path piece's host copy runs on its helper's link.
+                let g = c.via.map_or(c.gpu, |v| v.helper);
+                if let Err(i) = self.copying.binary_search(&g) {
+                    self.copying.insert(i, g);
                 }
             }
         }
@@ -672,6 +685,11 @@ impl<'a> Engine<'a> {
             system: policy.system.name().to_string(),
             eviction: policy.eviction.name().to_string(),
             grouping: policy.grouping.name().to_string(),
+            multipath_helpers: if workload.loading.multipath() {
+                workload.loading.helpers
+            } else {
+                0
+            },
             summary: overall,
             loads: stats.iter().map(|s| s.loads).sum(),
             bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
@@ -730,5 +748,6 @@ fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
     bar
 }
 
+mod multipath;
 #[cfg(test)]
 mod tests;

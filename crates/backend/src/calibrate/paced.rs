@@ -158,6 +158,7 @@ impl Loaded {
                 layers: 0..layers,
                 pool_offset: self.offsets[m],
                 pinned: self.pinned,
+                ..CopyOp::default()
             })?;
             keys.push(self.key);
         }
@@ -234,7 +235,9 @@ impl Loaded {
             self.ex.pump()?;
             for c in self.ex.poll()? {
                 match c {
-                    Completion::Copy { key: k, start, at } if k == key => {
+                    Completion::Copy {
+                        key: k, start, at, ..
+                    } if k == key => {
                         self.ex.drain()?;
                         return Ok(bytes as f64 / (at - start).as_secs_f64().max(1e-12));
                     }

@@ -306,7 +306,24 @@ impl Device for CpuDevice {
         src: DevPtr,
         bytes: u64,
     ) -> DeviceResult<()> {
-        self.not_capturing(dst_gpu, "a peer copy")?;
+        self.copy_peer_on(StreamKind::Compute, dst_gpu, dst, src_gpu, src, bytes)
+    }
+
+    fn copy_peer_on(
+        &mut self,
+        stream: StreamKind,
+        dst_gpu: usize,
+        dst: DevPtr,
+        src_gpu: usize,
+        src: DevPtr,
+        bytes: u64,
+    ) -> DeviceResult<()> {
+        if stream == StreamKind::Compute {
+            self.not_capturing(dst_gpu, "a peer copy")?;
+        }
+        if !self.peer_access(dst_gpu, src_gpu) {
+            invalid!("cpu device: GPU {dst_gpu} has no peer access to GPU {src_gpu}");
+        }
         let v = self.mem(src_gpu, src, bytes as usize)?.to_vec();
         self.mem_mut(dst_gpu, dst, bytes as usize)?
             .copy_from_slice(&v);

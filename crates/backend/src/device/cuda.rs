@@ -91,6 +91,8 @@ struct Gpu {
     ctx: Arc<CudaContext>,
     compute: Arc<CudaStream>,
     copy: Arc<CudaStream>,
+    /// Multi-path loading's peer copies into this GPU.
+    peer: Arc<CudaStream>,
     /// Dropped before its workspace (fields drop in order).
     blas: BlasHandle,
     _blas_workspace: DeviceAlloc,
@@ -105,6 +107,7 @@ impl Gpu {
         match kind {
             StreamKind::Copy => &self.copy,
             StreamKind::Compute => &self.compute,
+            StreamKind::Peer => &self.peer,
         }
     }
 }
@@ -207,6 +210,7 @@ impl Drop for CudaDevice {
         for g in &self.gpus {
             let _ = g.compute.synchronize();
             let _ = g.copy.synchronize();
+            let _ = g.peer.synchronize();
         }
     }
 }
@@ -389,6 +393,18 @@ impl Device for CudaDevice {
         src: DevPtr,
         bytes: u64,
     ) -> DeviceResult<()> {
+        self.copy_peer_on(StreamKind::Compute, dst_gpu, dst, src_gpu, src, bytes)
+    }
+
+    fn copy_peer_on(
+        &mut self,
+        stream: StreamKind,
+        dst_gpu: usize,
+        dst: DevPtr,
+        src_gpu: usize,
+        src: DevPtr,
+        bytes: u64,
+    ) -> DeviceResult<()> {
         let Some(src_g) = self.gpus.get(src_gpu) else {
             invalid!(
                 "GPU {src_gpu} does not exist (this machine has {})",
@@ -408,7 +424,7 @@ impl Device for CudaDevice {
                 s,
                 sctx,
                 bytes as usize,
-                g.compute.cu_stream(),
+                g.stream(stream).cu_stream(),
             )
         }
         .result()
@@ -473,6 +489,7 @@ impl Device for CudaDevice {
             let g = self.on(i)?;
             g.compute.synchronize()?;
             g.copy.synchronize()?;
+            g.peer.synchronize()?;
         }
         Ok(())
     }

@@ -34,6 +34,9 @@ pub enum StreamKind {
     Compute,
     /// Host-to-device weight copies.
     Copy,
+    /// Peer copies of multi-path loading's pieces into this GPU (so they
+    /// queue neither behind its weight copies nor its kernels).
+    Peer,
 }
 
 /// A recorded event; release it with [`Device::release`] once consumed.
@@ -111,6 +114,18 @@ pub trait Device: Kernels {
     /// link), on `dst_gpu`'s compute stream.
     fn copy_peer(
         &mut self,
+        dst_gpu: usize,
+        dst: DevPtr,
+        src_gpu: usize,
+        src: DevPtr,
+        bytes: u64,
+    ) -> DeviceResult<()>;
+
+    /// Copies `bytes` from `src` on `src_gpu` to `dst` on `dst_gpu` (peer
+    /// link), on `dst_gpu`'s `stream`.
+    fn copy_peer_on(
+        &mut self,
+        stream: StreamKind,
         dst_gpu: usize,
         dst: DevPtr,
         src_gpu: usize,

@@ -125,6 +125,7 @@ impl Executor {
             synthetic_slope,
             issue: super::IssueStats::default(),
             graphs: Default::default(),
+            background: Default::default(),
             copyq: (0..gpus).map(|_| VecDeque::new()).collect(),
             computeq: VecDeque::new(),
             copies: HashMap::new(),
@@ -137,6 +138,8 @@ impl Executor {
             out_slot_bytes,
             out_busy: vec![vec![None; OUT_SLOTS]; gpus],
             next_slot: vec![0; gpus],
+            staged: vec![Vec::new(); gpus],
+            piece_legs: HashMap::new(),
         };
         ex.gemm_rate = ex.measure_gemm_rate()?;
         Ok(ex)

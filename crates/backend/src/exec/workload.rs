@@ -44,6 +44,7 @@ pub fn build_executor(
             dev.gpus()
         );
     }
+    super::check_peer_access(dev.as_ref(), w)?;
     let layouts: Vec<ModelLayout> = w
         .models
         .iter()

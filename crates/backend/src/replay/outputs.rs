@@ -44,6 +44,9 @@ pub struct ReplayRun {
     pub host_path: crate::exec::IssueStats,
     /// `tp x pp` of each model as placed, in workload order.
     pub parallel: Vec<String>,
+    /// The workload's background jobs: iterations and share of their GPU
+    /// over the run (to `duration_s` at least, as `sim` counts).
+    pub background: Vec<crate::exec::background::BackgroundResult>,
     /// The run was interrupted (Ctrl-C): only the requests finished by then
     /// are recorded and summarised.
     pub partial: bool,
@@ -137,6 +140,11 @@ pub(super) fn summarize(
         system: w.policy.system.name().to_string(),
         eviction: w.policy.eviction.name().to_string(),
         grouping: w.policy.grouping.name().to_string(),
+        multipath_helpers: if w.loading.multipath() {
+            w.loading.helpers
+        } else {
+            0
+        },
         summary: Summary::of(&all, within),
         loads: stats.iter().map(|s| s.loads).sum(),
         bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
@@ -157,6 +165,7 @@ pub(super) fn summarize(
                 .iter()
                 .map(|p| format!("{}x{}", p.tp, p.pp))
                 .collect(),
+            background: run.background.clone(),
             partial,
         },
         models,

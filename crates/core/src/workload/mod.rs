@@ -32,6 +32,8 @@ pub struct Workload {
     pub arrivals: ArrivalSpec,
     /// Which serving system and eviction policy.
     pub policy: PolicySpec,
+    /// Which links carry loads (`policy.loading`; every system honours it).
+    pub loading: LoadingSpec,
     /// Best-effort jobs sharing GPUs with the served models (at most one per GPU).
     pub background: Vec<BackgroundJob>,
     /// Models (indices into `models`) whose weights are in GPU memory when
@@ -323,10 +325,13 @@ pub struct PolicySpec {
 }
 
 mod background;
+mod loading;
 mod raw;
 mod trace_models;
 
 pub use background::BackgroundJob;
+pub use loading::{Loading, LoadingSpec, DEFAULT_STAGING_MIB};
+
 /// Default of [`Limits::max_models`].
 pub const DEFAULT_MAX_MODELS: u64 = 1_000_000;
 /// Default of [`Limits::max_gpus`].
@@ -544,6 +549,7 @@ impl Workload {
             grouping: raw.policy.grouping,
             max_loaded,
         };
+        let loading = loading::validate(&ctx, &raw.policy, &cluster)?;
         Ok(Workload {
             name: raw.name,
             seed: raw.seed,
@@ -553,6 +559,7 @@ impl Workload {
             dtypes,
             arrivals,
             policy,
+            loading,
             background,
             preload,
             source: path.to_path_buf(),

@@ -111,6 +111,12 @@ pub(super) struct RawPolicy {
     pub(super) eviction: Eviction,
     #[serde(default = "default_grouping")]
     pub(super) grouping: Grouping,
+    /// `direct` (default) or `multipath` ([`super::loading`]).
+    pub(super) loading: Option<Spanned<super::Loading>>,
+    /// Helper GPUs per load (`multipath` only; default 1).
+    pub(super) multipath_helpers: Option<Spanned<u64>>,
+    /// Staging memory reserved per GPU, MiB (`multipath` only).
+    pub(super) multipath_staging_mib: Option<Spanned<f64>>,
     /// Most models loaded on one GPU at once (Computron's `max_loaded`).
     #[serde(default)]
     pub(super) max_loaded: Option<Spanned<u64>>,

@@ -104,6 +104,15 @@ impl Scheduler {
                 ));
             }
         }
+        if let Some(mp) = &self.multipath {
+            mp.check()?;
+        }
         Ok(())
+    }
+
+    /// Multi-path loading's planner (staging pools), when the workload asks
+    /// for `loading: multipath`.
+    pub fn multipath(&self) -> Option<&crate::multipath::Multipath> {
+        self.multipath.as_ref()
     }
 }

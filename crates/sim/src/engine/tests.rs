@@ -33,6 +33,8 @@ fn copy(id: u32, gpu: u32, bytes: u64, source: Source) -> CopyOp {
         pool_offset: 0,
         source,
         streamed: false,
+        via: None,
+        part: None,
     }
 }
 

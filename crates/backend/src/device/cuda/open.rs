@@ -38,6 +38,7 @@ impl CudaDevice {
             names.push(ctx.name().unwrap_or_else(|_| "unknown GPU".into()));
             let compute = ctx.new_stream()?;
             let copy = ctx.new_stream()?;
+            let peer = ctx.new_stream()?;
             let blas = BlasHandle::new(&compute).context("cuBLAS")?;
             let workspace = DeviceAlloc::new(&ctx, CUBLAS_WORKSPACE as u64)?;
             // SAFETY: the handle is live (owned by `blas`), and the
@@ -62,6 +63,7 @@ impl CudaDevice {
                 ctx,
                 compute,
                 copy,
+                peer,
                 blas,
                 _blas_workspace: workspace,
                 funcs,

@@ -1,0 +1,162 @@
+//! How stage loads travel from host memory to a GPU (`policy.loading`):
+//! over the GPU's own link only, or split over the links of up to `k`
+//! helper GPUs as well (multi-path loading, DeepPlan's idea): a helper's
+//! piece is copied into reserved staging memory on the helper, then
+//! forwarded over the peer link.
+
+use super::raw::RawPolicy;
+use super::Cluster;
+use crate::error::InputError;
+use crate::yaml::Ctx;
+use serde::Deserialize;
+
+/// Default of [`LoadingSpec::staging_bytes`]: 1 GiB of staging per GPU.
+pub const DEFAULT_STAGING_MIB: f64 = 1024.0;
+
+/// Which links carry a load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Loading {
+    /// Each shard over its own GPU's host link (every system's default).
+    #[default]
+    Direct,
+    /// A one-GPU model's layer groups split over its GPU's link and the
+    /// links of up to [`LoadingSpec::helpers`] other GPUs, forwarded over
+    /// the peer link.
+    Multipath,
+}
+
+/// The loading part of the policy: `policy.loading`,
+/// `policy.multipath_helpers`, `policy.multipath_staging_mib`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadingSpec {
+    /// Direct or multi-path.
+    pub mode: Loading,
+    /// Most helper GPUs one load may borrow links from (`k`); 0 when direct.
+    pub helpers: u32,
+    /// Staging memory reserved on every GPU for the pieces it forwards,
+    /// bytes (taken out of its weight pool at start, so never from a
+    /// model loaded there); 0 when direct.
+    pub staging_bytes: u64,
+}
+
+impl LoadingSpec {
+    /// Whether loads may use helper links.
+    pub fn multipath(&self) -> bool {
+        self.mode == Loading::Multipath && self.helpers > 0
+    }
+
+    /// This spec with its mode set to `mode` (a command line's
+    /// `--loading`): multi-path keeps the workload's helpers and staging
+    /// when it gave them, else one helper and the default staging; direct
+    /// clears them. Fails, saying why, on a one-GPU cluster.
+    pub fn with_mode(self, mode: Loading, cluster: &Cluster) -> Result<LoadingSpec, String> {
+        match mode {
+            Loading::Direct => Ok(LoadingSpec::default()),
+            Loading::Multipath if self.multipath() => Ok(self),
+            Loading::Multipath if cluster.gpus < 2 => Err(format!(
+                "`multipath` borrows other GPUs' links, but the cluster has {} GPU",
+                cluster.gpus
+            )),
+            Loading::Multipath => Ok(LoadingSpec {
+                mode,
+                helpers: 1,
+                staging_bytes: default_staging(cluster),
+            }),
+        }
+    }
+}
+
+impl super::PolicyName for Loading {
+    const VALUES: &'static [Loading] = &[Loading::Direct, Loading::Multipath];
+    fn name(self) -> &'static str {
+        match self {
+            Loading::Direct => "direct",
+            Loading::Multipath => "multipath",
+        }
+    }
+}
+
+/// [`DEFAULT_STAGING_MIB`], at most an eighth of a GPU's usable memory.
+fn default_staging(cluster: &Cluster) -> u64 {
+    ((DEFAULT_STAGING_MIB * 1024.0 * 1024.0) as u64).min(cluster.hardware.usable_bytes() / 8)
+}
+
+/// Validates the loading fields of `raw` for `cluster`.
+pub(super) fn validate(
+    ctx: &Ctx,
+    raw: &RawPolicy,
+    cluster: &Cluster,
+) -> Result<LoadingSpec, InputError> {
+    let mode = raw.loading.as_ref().map(|l| l.value).unwrap_or_default();
+    if mode == Loading::Direct {
+        if let Some(h) = &raw.multipath_helpers {
+            return Err(ctx.err(
+                &h.referenced,
+                "policy.multipath_helpers",
+                "only meaningful with `loading: multipath`",
+            ));
+        }
+        if let Some(s) = &raw.multipath_staging_mib {
+            return Err(ctx.err(
+                &s.referenced,
+                "policy.multipath_staging_mib",
+                "only meaningful with `loading: multipath`",
+            ));
+        }
+        return Ok(LoadingSpec::default());
+    }
+    let at = raw.loading.as_ref().expect("multipath was given");
+    if cluster.gpus < 2 {
+        return Err(ctx.err(
+            &at.referenced,
+            "policy.loading",
+            format!(
+                "`multipath` borrows other GPUs' links, but `cluster.gpus` is {}",
+                cluster.gpus
+            ),
+        ));
+    }
+    let helpers = match &raw.multipath_helpers {
+        Some(h) => {
+            let k = ctx.at_least_one(h, "policy.multipath_helpers")?;
+            if k >= cluster.gpus as u64 {
+                return Err(ctx.err(
+                    &h.referenced,
+                    "policy.multipath_helpers",
+                    format!(
+                        "expected at most {} (the other GPUs of `cluster.gpus: {}`), got {k}",
+                        cluster.gpus - 1,
+                        cluster.gpus
+                    ),
+                ));
+            }
+            k as u32
+        }
+        None => 1,
+    };
+    let usable = cluster.hardware.usable_bytes();
+    let staging_bytes = match &raw.multipath_staging_mib {
+        Some(s) => {
+            let mib = ctx.positive(s, "policy.multipath_staging_mib", "MiB")?;
+            let bytes = (mib * 1024.0 * 1024.0).round();
+            if bytes >= usable as f64 {
+                return Err(ctx.err(
+                    &s.referenced,
+                    "policy.multipath_staging_mib",
+                    format!(
+                        "expected less than a GPU's usable {:.0} MiB, got {mib}",
+                        usable as f64 / (1024.0 * 1024.0)
+                    ),
+                ));
+            }
+            bytes as u64
+        }
+        None => default_staging(cluster),
+    };
+    Ok(LoadingSpec {
+        mode,
+        helpers,
+        staging_bytes,
+    })
+}
