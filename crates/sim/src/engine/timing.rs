@@ -1,0 +1,148 @@
+//! Timing what the scheduler issued: copies on their links (and the host
+//! topology's shares) and computes on the two clocks (the host issuing
+//! layers, the GPU running them).
+
+use super::*;
+
+impl<'a> Engine<'a> {
+    /// Copy timing: `(start, end)` of copy `c` issued now. It waits for its
+    /// lane (its GPU's link; pageable copies: the one shared host path when
+    /// the profile says `pageable_shared`) and takes `alpha + bytes / beta`
+    /// of the pinned or pageable link (times the jitter factor).
+    ///
+    /// With a `host` topology in the profile, `beta` is at most the share
+    /// of host memory and of the GPU's upstream link that falls to it when
+    /// the bandwidth is split evenly among the GPUs copying in this step
+    /// (see [`Engine::note_copying`]). The share is fixed when the copy is
+    /// issued: exact when GPUs copy alike (a tensor- or pipeline-parallel
+    /// load), pessimistic for a copy that outlasts the others.
+    pub fn time_copy(&mut self, c: &CopyOp) -> (f64, f64) {
+        let hw = &self.workload.cluster.hardware;
+        let n_gpus = self.stream_free.len();
+        let g = c.gpu as usize;
+        let (link, lane) = match c.source {
+            Source::Pinned => (&hw.pinned, g),
+            Source::Pageable if hw.pageable_shared => (&hw.pageable, n_gpus),
+            Source::Pageable => (&hw.pageable, g),
+        };
+        let start = self.link_free[lane].max(self.now);
+        let cost = match hw.host.share_bytes_per_s(c.gpu, &self.copying) {
+            Some(share) if share < link.beta_bytes_per_s => link.alpha_s + c.bytes as f64 / share,
+            _ => link.time(c.bytes),
+        };
+        let end = start + cost * self.noise.copy();
+        self.link_free[lane] = end;
+        self.copy_busy[g] = self.copy_busy[g].max(end);
+        let id = c.id as usize;
+        if self.copy_done.len() <= id {
+            self.copy_done.resize(id + 1, 0.0);
+            self.copy_issued.resize(id + 1, 0.0);
+        }
+        self.copy_done[id] = end;
+        self.copy_issued[id] = match c.source {
+            Source::Pinned => self.now,
+            Source::Pageable => end,
+        };
+        (start, end)
+    }
+
+    /// Compute timing: `(start of its first layer, end)` of task `id` issued
+    /// now. It starts once the previous stage's activations have crossed the
+    /// peer link and every GPU of its group is free; a GPU that sat idle
+    /// pays the profile's idle penalty at the first layer (hidden when later
+    /// layers wait on their copies anyway); each layer range listed in the
+    /// task's waits starts no earlier than its copies are done.
+    pub fn time_compute(&mut self, id: TaskId) -> (f64, f64) {
+        let workload: &'a Workload = self.workload;
+        let hw = &workload.cluster.hardware;
+        let task = self.sched.task(id);
+        let table = &self.tables[task.model as usize];
+        let b = task.batch_size;
+        let f = self.noise.compute();
+        let mut t = self.now;
+        if task.input_from.is_some() {
+            let shape = &workload.models[task.model as usize].shape;
+            t += hw.peer.time(activation_bytes(shape, b));
+        }
+        let idle_since = task
+            .gpus
+            .iter()
+            .map(|&g| self.stream_free[g as usize])
+            .fold(f64::NEG_INFINITY, f64::max);
+        t = t.max(idle_since);
+        // A background job on these GPUs yields them at its iteration's
+        // end; the GPU was busy with it until then, never idle.
+        let stream_free = &self.stream_free;
+        let handed = self
+            .background
+            .preempt(&task.gpus, |g| stream_free[g as usize], t);
+        let idle_since = if handed > t { handed } else { idle_since };
+        t = handed;
+        let layers = task.layers.start as usize..task.layers.end as usize;
+        let mut cursor = layers.start;
+        let mut first: Option<f64> = None;
+        // Replay's one host thread issues every GPU's passes: a pass on
+        // another GPU being issued now holds this one back (never, unless
+        // the profile measured issuing).
+        if (self.host_issuing.0..self.host_issuing.1).contains(&t) {
+            t = self.host_issuing.1;
+        }
+        // Two clocks: `h`, the host issuing the layers (at the calibrated,
+        // issue-bound rate; it starts once every copy waited for is
+        // issued), and `t`, the GPU running them: a layer ends no earlier
+        // than issued, and where it waited for a copy the host was ahead,
+        // so it runs at the GPU's own (queued) rate.
+        let issued = task.waits.iter().map(|w| self.copy_issued[w.1 as usize]);
+        let mut h = issued.fold(t, f64::max);
+        self.host_issuing = (h, h + table.issue_time(layers.clone(), b) * f);
+        // The first layer starts at `t`; a GPU that sat idle before it pays
+        // the profile's idle penalty there (hidden when later layers wait
+        // on their copies anyway).
+        let begin = |first: &mut Option<f64>, t: &mut f64, h: &mut f64| {
+            if first.is_none() {
+                *first = Some(*t);
+                let extra = hw.compute.idle_extra_s(*t - idle_since);
+                *t += extra;
+                *h += extra;
+            }
+        };
+        let run = |range: Range<usize>, t: &mut f64, h: &mut f64| {
+            *h += table.time(range.clone(), b) * f;
+            *t = (*t + table.queued_time(range, b) * f).max(*h);
+        };
+        let mut i = 0;
+        while i < task.waits.len() {
+            let range = task.waits[i].0.clone();
+            let mut ready = 0.0f64;
+            while i < task.waits.len() && task.waits[i].0 == range {
+                ready = ready.max(self.copy_done[task.waits[i].1 as usize]);
+                i += 1;
+            }
+            let (rs, re) = (range.start as usize, range.end as usize);
+            if rs > cursor {
+                begin(&mut first, &mut t, &mut h);
+                run(cursor..rs, &mut t, &mut h);
+            }
+            t = t.max(ready);
+            begin(&mut first, &mut t, &mut h);
+            run(rs..re, &mut t, &mut h);
+            cursor = re;
+        }
+        begin(&mut first, &mut t, &mut h);
+        let start = first.expect("set by begin");
+        if cursor < layers.end {
+            run(cursor..layers.end, &mut t, &mut h);
+        }
+        for &g in &task.gpus {
+            self.stream_free[g as usize] = t;
+        }
+        if task.stage == 0 {
+            let bi = task.batch as usize;
+            if self.batch_start.len() <= bi {
+                self.batch_start.resize(bi + 1, 0.0);
+            }
+            self.batch_start[bi] = start;
+        }
+        (start, t)
+    }
+}
