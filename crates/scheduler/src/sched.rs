@@ -554,91 +554,6 @@ impl Scheduler {
         actions.push(Action::Compute(task_id));
         true
     }
-
-    /// Copies every group of stage `s` of model `m` into its regions, grouped
-    /// for a compute of `batch` requests ([`Placement::groups_for`]). The
-    /// groups go into the stage's `loading` as issued, so every compute that
-    /// waits on this load waits on exactly these copies.
-    fn issue_load(&mut self, m: u32, s: u32, batch: u32, actions: &mut Vec<Action>) {
-        let st = &mut self.models[m as usize].stages[s as usize];
-        st.load_batch = batch;
-        let regions = std::mem::take(&mut st.regions);
-        let mut loading = std::mem::take(&mut st.loading);
-        let load = StageLoad {
-            model: m,
-            stage: s,
-            batch,
-            regions: &regions,
-            streamed: false,
-        };
-        self.issue_copies(load, &mut loading, actions);
-        let st = &mut self.models[m as usize].stages[s as usize];
-        st.regions = regions;
-        st.loading = loading;
-        self.reindex_stage(m, s);
-    }
-
-    /// Issues one load ([`StageLoad`]) of stage `s` of model `m`: a copy per
-    /// group of its grouping for a compute of `batch` requests, per
-    /// tensor-parallel rank `r` into pool offset `regions[r]` (plus the
-    /// group's offset), from the system's host memory; each copy is appended
-    /// to `waits` as issued and counted in the model's load stats.
-    fn issue_copies(
-        &mut self,
-        load: StageLoad,
-        waits: &mut Vec<(Range<u32>, CopyId)>,
-        actions: &mut Vec<Action>,
-    ) {
-        let StageLoad {
-            model: m,
-            stage: s,
-            batch,
-            regions,
-            streamed,
-        } = load;
-        let mi = m as usize;
-        let p = &self.placements[mi];
-        let tp = p.tp as usize;
-        let gs = p.groups_for(s, batch);
-        let mut pieces = std::mem::take(&mut self.pieces);
-        for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
-            for (r, &region) in regions[..tp].iter().enumerate() {
-                let gpu = p.gpus[s as usize * tp + r];
-                // Multi-path loading may split a one-GPU stage's group.
-                Multipath::plan(self.multipath.as_mut(), gpu, gbytes, tp == 1, &mut pieces);
-                for piece in &pieces {
-                    let id = self.copies.alloc();
-                    *self.copies.get_mut(id) = CopyMeta {
-                        model: m,
-                        stage: s,
-                        streamed,
-                    };
-                    if let Some(mp) = &mut self.multipath {
-                        mp.issued(id, gpu, piece);
-                    }
-                    actions.push(Action::Copy(CopyOp {
-                        id,
-                        model: m,
-                        stage: s,
-                        gpu,
-                        shard: r as u32,
-                        layers: range.clone(),
-                        bytes: piece.bytes,
-                        shard_offset: goff + piece.offset,
-                        pool_offset: region + goff + piece.offset,
-                        source: self.traits.source,
-                        streamed,
-                        via: piece.via,
-                        part: piece.part_of(gbytes, pieces.len()),
-                    }));
-                    waits.push((range.clone(), id));
-                }
-                self.stats[mi].bytes += gbytes;
-            }
-        }
-        self.pieces = pieces;
-        self.stats[mi].loads += 1;
-    }
 }
 
 mod access;
@@ -646,4 +561,5 @@ mod background;
 mod deferred;
 mod evict;
 mod index;
+mod load;
 mod warm;
