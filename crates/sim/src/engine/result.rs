@@ -1,0 +1,67 @@
+//! Ending a run: spans kept for the timeline (window and cap) and the
+//! run's records summed into a [`SimResult`].
+
+use super::*;
+
+impl Engine<'_> {
+    pub(super) fn span(&mut self, s: Span) {
+        keep_span(
+            &mut self.timeline,
+            &mut self.timeline_cut_at,
+            self.opts,
+            self.now,
+            s,
+        );
+    }
+
+    /// The summary of the run so far (call when it is over).
+    pub(super) fn result(mut self) -> SimResult {
+        let workload = self.workload;
+        let stats = self.sched.load_stats();
+        let models = workload
+            .models
+            .iter()
+            .enumerate()
+            .map(|(m, spec)| ModelResult {
+                model: spec.name.clone(),
+                summary: self.lat.model(m),
+                loads: stats[m].loads,
+                bytes_loaded: stats[m].bytes,
+            })
+            .collect();
+        let overall = self.lat.overall();
+        let policy = self.policy;
+        SimResult {
+            workload: workload.name.clone(),
+            system: policy.system.name().to_string(),
+            eviction: policy.eviction.name().to_string(),
+            grouping: policy.grouping.name().to_string(),
+            multipath_helpers: if workload.loading.multipath() {
+                workload.loading.helpers
+            } else {
+                0
+            },
+            summary: overall,
+            loads: stats.iter().map(|s| s.loads).sum(),
+            bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
+            events: self.events,
+            run: SimRun {
+                simulated_s: self.now,
+                quantiles_sketched: self.lat.sketched(),
+                timeline_cut: self.timeline_cut_at.map(|t| TimelineCut {
+                    max_spans: self.opts.timeline_max_events as u64,
+                    kept_spans: self.timeline.spans.len() as u64,
+                    dropped_spans: self.timeline.dropped,
+                    complete_until_s: t,
+                }),
+                background: self.background.results(
+                    workload,
+                    |g| self.stream_free[g as usize],
+                    self.now.max(workload.duration_s),
+                ),
+                timeline: self.timeline,
+            },
+            models,
+        }
+    }
+}
