@@ -91,6 +91,26 @@ pub struct CopyOp {
     pub via: Option<switchyard_scheduler::Via>,
 }
 
+impl CopyOp {
+    /// The executor's copy `key` for the scheduler's copy `c`.
+    pub fn of_action(key: u64, c: &switchyard_scheduler::CopyOp) -> CopyOp {
+        CopyOp {
+            key,
+            gpu: c.gpu as usize,
+            model: c.model as usize,
+            stage: c.stage as usize,
+            shard: c.shard as usize,
+            layers: c.layers.start as usize..c.layers.end as usize,
+            // The group's offset: a piece lands inside it.
+            pool_offset: c.pool_offset - c.part.map_or(0, |p| p.offset),
+            pinned: c.source == switchyard_scheduler::Source::Pinned,
+            part: c.part,
+            bytes: c.bytes,
+            via: c.via,
+        }
+    }
+}
+
 /// A batch through a range of a model's layers on a tensor-parallel group.
 #[derive(Debug, Clone, Default)]
 pub struct ComputeOp {

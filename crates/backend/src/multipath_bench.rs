@@ -18,7 +18,7 @@ use std::time::Instant;
 use switchyard_core::stats::median;
 use switchyard_core::workload::LoadingSpec;
 use switchyard_core::{Schedule, Workload};
-use switchyard_scheduler::{Action, Event, Scheduler, Source};
+use switchyard_scheduler::{Action, Event, Scheduler};
 
 /// One model's row.
 #[derive(Debug, Clone, Serialize)]
@@ -105,19 +105,7 @@ fn scheduler_copies(w: &Workload, loading: LoadingSpec) -> Result<Vec<CopyOp>> {
     let mut ops = Vec::new();
     for a in &actions {
         if let Action::Copy(c) = a {
-            ops.push(CopyOp {
-                key: ops.len() as u64 + 1,
-                gpu: c.gpu as usize,
-                model: c.model as usize,
-                stage: c.stage as usize,
-                shard: c.shard as usize,
-                layers: c.layers.start as usize..c.layers.end as usize,
-                pool_offset: c.pool_offset - c.part.map_or(0, |p| p.offset),
-                pinned: c.source == Source::Pinned,
-                part: c.part,
-                bytes: c.bytes,
-                via: c.via,
-            });
+            ops.push(CopyOp::of_action(ops.len() as u64 + 1, c));
         }
     }
     if ops.is_empty() {

@@ -203,20 +203,7 @@ impl Run<'_> {
                         self.copy_of_key.insert(key, c.id);
                         self.spans.copy_issued(key, c);
                     }
-                    self.ex.copy(CopyOp {
-                        key,
-                        gpu: c.gpu as usize,
-                        model: c.model as usize,
-                        stage: c.stage as usize,
-                        shard: c.shard as usize,
-                        layers: c.layers.start as usize..c.layers.end as usize,
-                        // The group's offset: a piece lands inside it.
-                        pool_offset: c.pool_offset - c.part.map_or(0, |p| p.offset),
-                        pinned: c.source == Source::Pinned,
-                        part: c.part,
-                        bytes: c.bytes,
-                        via: c.via,
-                    })?;
+                    self.ex.copy(CopyOp::of_action(key, c))?;
                 }
                 Action::Compute(t) => {
                     let task = self.sched.task(*t);
