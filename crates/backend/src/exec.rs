@@ -163,6 +163,9 @@ pub enum Completion {
         start: Instant,
         /// When the host saw it done.
         at: Instant,
+        /// Host seconds spent issuing it (its layer steps or graph launch),
+        /// which bounds a pass whose launches outpace the GPU.
+        host_s: f64,
     },
 }
 
@@ -184,6 +187,8 @@ struct Issuing {
     op: ComputeOp,
     pass: forward::Pass,
     slot: usize,
+    /// Host seconds spent issuing it so far.
+    host_s: f64,
 }
 
 struct IssuedCompute {
@@ -191,6 +196,7 @@ struct IssuedCompute {
     gpus: Vec<usize>,
     start: Event,
     done: Vec<Event>,
+    host_s: f64,
 }
 
 /// Carries out copies and computes on a device.
@@ -213,6 +219,9 @@ pub struct Executor {
     pub issue: IssueStats,
     /// Warm passes' graphs ([`forward::Graphs`]).
     pub graphs: forward::Graphs,
+    /// The CPUs the host thread issuing its work was pinned to
+    /// ([`crate::host_cpus`]), `None` when unpinned.
+    pub host_cpus: Option<String>,
     /// The workload's background jobs ([`background`]).
     background: background::Jobs,
     copyq: Vec<VecDeque<PendingCopy>>,
@@ -461,6 +470,7 @@ impl Executor {
                 key: c.key,
                 start,
                 at,
+                host_s: c.host_s,
             });
             self.dev.release(c.start);
             for (&g, e) in c.gpus.iter().zip(c.done) {

@@ -14,6 +14,7 @@ pub mod check;
 pub mod device;
 pub mod exec;
 pub mod forward;
+pub mod host_cpus;
 pub mod host_store;
 pub mod model;
 pub mod multi_bench;

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use switchyard_backend::calibrate::{calibrate, CalibrateOptions};
 use switchyard_backend::device::DeviceError;
+use switchyard_backend::host_cpus::{self, CpuPin};
 use switchyard_backend::host_store::WeightSource;
 use switchyard_backend::{check, device, replay};
 use switchyard_core::hardware::HardwareProfile;
@@ -69,6 +70,11 @@ struct RunArgs {
     /// simulator does not model the captures). Calibrate with the same.
     #[arg(long, default_value = "off", value_parser = ["on", "off"])]
     graphs: String,
+    /// Host CPUs of the thread that issues every copy and launch: `off`
+    /// (the OS decides, the default), `auto` (the first GPU's NUMA-local
+    /// CPUs, from its PCI device) or a CPU list such as `0-7,16`.
+    #[arg(long, default_value = "off", value_parser = CpuPin::from_name)]
+    pin_cpus: CpuPin,
     /// Most models (copies and trace names expanded) a workload may serve.
     #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_MODELS)]
     max_models: u64,
@@ -110,6 +116,11 @@ enum Cmd {
         /// that many GPUs, comma-separated (e.g. `2`); needs as many GPUs.
         #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(2..))]
         tp: Vec<u32>,
+        /// Host CPUs of the thread that issues every copy and launch: `off`
+        /// (the OS decides, the default), `auto` (the first GPU's NUMA-local
+        /// CPUs, from its PCI device) or a CPU list such as `0-7,16`.
+        #[arg(long, default_value = "off", value_parser = CpuPin::from_name)]
+        pin_cpus: CpuPin,
     },
     /// Time warm forward passes layer by layer and through graphs; prints CSV.
     Passes {
@@ -190,6 +201,18 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Pins this (the host) thread as `pin` says, near `dev`'s first GPU for
+/// `auto`: the CPU list it runs on, `None` when unpinned.
+fn pin_host_thread(pin: &CpuPin, dev: &dyn device::Device) -> Result<Option<String>, CliError> {
+    let bus = dev.pci_bus_id(0);
+    let cpus = host_cpus::apply(pin, bus.as_deref(), &mut |n| eprintln!("note: {n}"))
+        .map_err(|e| InputError::new("<flags>", None, "--pin-cpus", e))?;
+    if let Some(c) = &cpus {
+        eprintln!("host thread pinned to CPUs {c}");
+    }
+    Ok(cpus)
+}
+
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.cmd {
         Some(Cmd::Calibrate {
@@ -202,10 +225,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             reps,
             tp,
             graphs,
+            pin_cpus,
         }) => {
             let base = HardwareProfile::resolve(&base, None)?;
             let gpus = tp.iter().copied().max().unwrap_or(1) as usize;
             let mut dev = device::open(&device, gpus)?;
+            let pinned = pin_host_thread(&pin_cpus, dev.as_ref())?;
             let name = name.unwrap_or_else(|| {
                 out.file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -225,6 +250,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             switchyard_backend::calibrate::paced::refine(dev, &opts, &mut profile, &mut report)?;
             eprint!("{report}");
             let mut text = format!("# Written by `replay calibrate` on {describe}.\n");
+            text += &format!(
+                "# host thread: {}\n",
+                pinned.map_or("unpinned".into(), |c| format!("pinned to CPUs {c}"))
+            );
             for line in report.lines() {
                 text += &format!("# {line}\n");
             }
@@ -339,8 +368,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let dev = device::open(&a.device, w.cluster.gpus as usize)?;
             // Before weights are built: a refusal costs nothing.
             switchyard_backend::exec::check_peer_access(dev.as_ref(), &w)?;
+            let host_cpus = pin_host_thread(&a.pin_cpus, dev.as_ref())?;
             let mut ex = replay::build_executor(dev, &w, &weights)?;
             ex.graphs.off = a.graphs == "off";
+            ex.host_cpus = host_cpus;
             // Ctrl-C ends the run early with what it measured (a second
             // one ends the process at once).
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

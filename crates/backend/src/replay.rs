@@ -311,10 +311,15 @@ impl Run<'_> {
                     self.feed(Event::CopyDone { copy: id }, at)?;
                 }
             }
-            Completion::Compute { key, start, at } => {
+            Completion::Compute {
+                key,
+                start,
+                at,
+                host_s,
+            } => {
                 if let Some(t) = self.task_of_key.remove(&key) {
                     let task = self.sched.task(t);
-                    self.spans.compute_done(task, start, at);
+                    self.spans.compute_done(task, start, at, host_s);
                     if task.stage == 0 {
                         self.batch_start.insert(task.batch, start);
                     }

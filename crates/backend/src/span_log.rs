@@ -56,6 +56,7 @@ impl SpanLog {
                 batch_size: 0,
                 bytes: c.bytes,
                 streamed: c.streamed,
+                host_s: None,
             },
         );
     }
@@ -80,8 +81,9 @@ impl SpanLog {
         }
     }
 
-    /// `task` ran from `start` to `at`: one span on each of its GPUs.
-    pub fn compute_done(&mut self, task: &Task, start: Instant, at: Instant) {
+    /// `task` ran from `start` to `at`, its issuing holding the host for
+    /// `host_s` seconds: one span on each of its GPUs.
+    pub fn compute_done(&mut self, task: &Task, start: Instant, at: Instant, host_s: f64) {
         for &gpu in &task.gpus {
             self.push(Span {
                 gpu,
@@ -94,6 +96,7 @@ impl SpanLog {
                 batch_size: task.batch_size,
                 bytes: 0,
                 streamed: task.streamed,
+                host_s: Some(host_s),
             });
         }
     }

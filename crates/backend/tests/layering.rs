@@ -12,7 +12,12 @@ use std::path::Path;
 /// other freely (they are one unit).
 const LAYERS: &[&[&str]] = &[
     // 1. The device leaf: its own types first, then the devices.
-    &["device::error", "device::ops", "device::seeded"],
+    &[
+        "device::error",
+        "device::ops",
+        "device::seeded",
+        "host_cpus",
+    ],
     &["device::host_buffer"],
     &["device"],
     // 2. Models, no device code: layout first, then what reads it.

@@ -341,3 +341,70 @@ fn an_interrupted_replay_writes_what_it_measured_marked_partial() {
     assert!(summary.contains("\"partial\": true"), "{summary}");
     assert!(records::read(&out.join("requests.csv")).unwrap().is_empty());
 }
+
+#[test]
+fn pin_cpus_pins_the_host_thread_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    workload(dir.path(), "pipeswitch", "");
+    let schedule = dir.path().join("schedule.csv");
+    std::fs::write(
+        &schedule,
+        "id,arrival_s,model\n0,0.01,syn-0\n1,0.02,syn-1\n",
+    )
+    .unwrap();
+    let cpu = switchyard_backend::host_cpus::allowed_cpus().unwrap()[0];
+    let run = |pin: &str, out: &Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_replay"))
+            .args(["--device", "cpu", "-w"])
+            .arg(dir.path().join("w.yaml"))
+            .arg("--schedule")
+            .arg(&schedule)
+            .arg("--out")
+            .arg(out)
+            .args(["--pin-cpus", pin])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let out = dir.path().join("pinned");
+    let (code, err) = run(&cpu.to_string(), &out);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains(&format!("pinned to CPUs {cpu}")), "{err}");
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(
+        summary.contains(&format!("\"host_cpus\": \"{cpu}\"")),
+        "{summary}"
+    );
+    // Every measured compute span says how long its issuing held the host.
+    let timeline = std::fs::read_to_string(out.join("timeline.json")).unwrap();
+    let computes = timeline.matches("\"cat\":\"compute\"").count();
+    assert!(computes >= 2, "{timeline}");
+    assert_eq!(
+        timeline.matches("\"host_ms\":").count(),
+        computes,
+        "{timeline}"
+    );
+    // The CPU device has no PCI address: `auto` says so and runs unpinned.
+    let out = dir.path().join("auto");
+    let (code, err) = run("auto", &out);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("left unpinned"), "{err}");
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"host_cpus\": null"), "{summary}");
+    // A bad list is bad input, before any run.
+    let out = dir.path().join("bad");
+    let (code, err) = run("3-1", &out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--pin-cpus") && err.contains("backwards"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // CPUs the process may not use: refused by name.
+    let (code, err) = run("100000", &out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("none of CPUs 100000"), "{err}");
+}

@@ -44,6 +44,9 @@ pub struct Span {
     pub bytes: u64,
     /// Streamed (uncached) weights.
     pub streamed: bool,
+    /// Compute measured by `replay`: host seconds spent issuing it (`None`
+    /// in `sim`, which has no such figure); written as `host_ms`.
+    pub host_s: Option<f64>,
 }
 
 /// Spans recorded during a run, capped in number (`sim` predicts them,
@@ -135,8 +138,16 @@ fn write_trace(w: &mut dyn Write, t: &Timeline) -> std::io::Result<()> {
         match s.track {
             Track::Compute => write!(
                 w,
-                "{{\"name\":\"{model} s{} x{}\",\"cat\":\"compute\",\"ph\":\"X\",\"pid\":{},\"tid\":0,\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"layers\":\"{}..{}\",\"batch\":{},\"streamed\":{}}}}}",
-                s.stage, s.batch_size, s.gpu, s.layers.0, s.layers.1, s.batch_size, s.streamed
+                "{{\"name\":\"{model} s{} x{}\",\"cat\":\"compute\",\"ph\":\"X\",\"pid\":{},\"tid\":0,\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"layers\":\"{}..{}\",\"batch\":{},\"streamed\":{}{}}}}}",
+                s.stage,
+                s.batch_size,
+                s.gpu,
+                s.layers.0,
+                s.layers.1,
+                s.batch_size,
+                s.streamed,
+                s.host_s
+                    .map_or(String::new(), |h| format!(",\"host_ms\":{:.3}", h * 1e3))
             )?,
             Track::Copy => write!(
                 w,
@@ -157,4 +168,50 @@ fn json_escape(s: &str) -> String {
     serde_json::to_string(s)
         .map(|q| q[1..q.len() - 1].to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compute(host_s: Option<f64>) -> Span {
+        Span {
+            gpu: 0,
+            track: Track::Compute,
+            model: 0,
+            stage: 0,
+            layers: (0, 4),
+            start_s: 0.001,
+            end_s: 0.003,
+            batch_size: 2,
+            bytes: 0,
+            streamed: false,
+            host_s,
+        }
+    }
+
+    #[test]
+    fn a_measured_compute_carries_its_host_issue_time() {
+        let mut t = Timeline {
+            gpus: 1,
+            models: vec!["m".into()],
+            ..Timeline::default()
+        };
+        t.push(10, compute(None));
+        t.push(10, compute(Some(0.0015)));
+        let mut out = Vec::new();
+        write_trace(&mut out, &t).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let events: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let spans: Vec<_> = events["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["cat"] == "compute")
+            .collect();
+        assert_eq!(spans.len(), 2);
+        assert!(spans[0]["args"].get("host_ms").is_none(), "{text}");
+        assert_eq!(spans[1]["args"]["host_ms"], 1.5, "{text}");
+        assert_eq!(spans[1]["dur"], 2000.0, "{text}");
+    }
 }

@@ -392,6 +392,7 @@ impl<'a> Engine<'a> {
                             batch_size: 0,
                             bytes: c.bytes,
                             streamed: c.streamed,
+                            host_s: None,
                         });
                     }
                 }
@@ -417,6 +418,7 @@ impl<'a> Engine<'a> {
                                     batch_size: task.batch_size,
                                     bytes: 0,
                                     streamed: task.streamed,
+                                    host_s: None,
                                 },
                             );
                         }

@@ -208,7 +208,10 @@ impl Loaded {
         loop {
             self.ex.pump()?;
             for c in self.ex.poll()? {
-                if let Completion::Compute { key: k, start, at } = c {
+                if let Completion::Compute {
+                    key: k, start, at, ..
+                } = c
+                {
                     if k == key {
                         self.ex.drain()?;
                         return Ok((at - start).as_secs_f64());

@@ -252,6 +252,15 @@ impl Device for CudaDevice {
         self.gpus.get(gpu)?.ctx.total_mem().ok().map(|b| b as u64)
     }
 
+    fn pci_bus_id(&self, gpu: usize) -> Option<String> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let ctx = &self.gpus.get(gpu)?.ctx;
+        let domain = ctx.attribute(A::CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID).ok()?;
+        let bus = ctx.attribute(A::CU_DEVICE_ATTRIBUTE_PCI_BUS_ID).ok()?;
+        let device = ctx.attribute(A::CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID).ok()?;
+        Some(format!("{domain:04x}:{bus:02x}:{device:02x}.0"))
+    }
+
     fn free_memory(&self, gpu: usize) -> DeviceResult<u64> {
         let (free, _) = self.gpus[gpu].ctx.mem_get_info()?;
         self.gpus[self.current].ctx.bind_to_thread()?;

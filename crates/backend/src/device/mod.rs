@@ -81,6 +81,11 @@ pub trait Device: Kernels {
     fn gpus(&self) -> usize;
     /// Total device memory of `gpu`, bytes (`None` for emulated GPUs).
     fn total_memory(&self, gpu: usize) -> Option<u64>;
+    /// PCI address of `gpu` (`0000:1b:00.0`), where the device has one:
+    /// which host CPUs are near it (`replay --pin-cpus auto`).
+    fn pci_bus_id(&self, _gpu: usize) -> Option<String> {
+        None
+    }
     /// Device memory free on `gpu` before the arena, bytes.
     fn free_memory(&self, gpu: usize) -> DeviceResult<u64>;
     /// Allocates each GPU's arena once: `arena_bytes` of device memory.

@@ -124,6 +124,7 @@ impl Executor {
             gemm_rate: 0.0,
             synthetic_slope,
             issue: super::IssueStats::default(),
+            host_cpus: None,
             graphs: Default::default(),
             background: Default::default(),
             copyq: (0..gpus).map(|_| VecDeque::new()).collect(),

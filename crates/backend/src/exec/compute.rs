@@ -31,7 +31,12 @@ impl Executor {
             self.inflight[gg] += 1;
         }
         let pass = self.with_run(&op, slot, |_, r| forward::Pass::new(r))?;
-        self.issuing.push(Issuing { op, pass, slot });
+        self.issuing.push(Issuing {
+            op,
+            pass,
+            slot,
+            host_s: 0.0,
+        });
         Ok(())
     }
 
@@ -46,6 +51,7 @@ impl Executor {
                 op: ComputeOp::default(),
                 pass: forward::Pass::default(),
                 slot: 0,
+                host_s: 0.0,
             },
         );
         let mut graphs = std::mem::take(&mut self.graphs);
@@ -55,6 +61,7 @@ impl Executor {
             Ok((how, c.pass.issued_all(r)))
         });
         let s = t.elapsed().as_secs_f64();
+        c.host_s += s;
         self.graphs = graphs;
         self.issuing[i] = c;
         let (how, done) = done?;
@@ -69,7 +76,12 @@ impl Executor {
     /// Ends an issued compute: output copy, hand-over to the next stage,
     /// done events.
     pub(super) fn finish_compute(&mut self, c: Issuing) -> Result<()> {
-        let Issuing { op, pass, slot } = c;
+        let Issuing {
+            op,
+            pass,
+            slot,
+            host_s,
+        } = c;
         let g = op.gpus[0];
         let start = self.with_run(&op, slot, |dev, r| pass.finish(dev, r))?;
         if !op.handoff_to.is_empty() {
@@ -96,6 +108,7 @@ impl Executor {
             gpus: op.gpus,
             start,
             done,
+            host_s,
         });
         Ok(())
     }

@@ -42,6 +42,9 @@ pub struct ReplayRun {
     /// Host time in single issuing calls of the executor (what can hold
     /// the dispatcher back), counted over the measured run.
     pub host_path: crate::exec::IssueStats,
+    /// The CPUs replay's host thread was pinned to (`--pin-cpus`), `null`
+    /// when it was left to the OS.
+    pub host_cpus: Option<String>,
     /// `tp x pp` of each model as placed, in workload order.
     pub parallel: Vec<String>,
     /// The workload's background jobs: iterations and share of their GPU
@@ -159,6 +162,7 @@ pub(super) fn summarize(
             mean_dispatch_delay_s: dispatch.mean_delay_s,
             handoffs: run.ex.handoff_stats(),
             host_path: run.ex.issue,
+            host_cpus: run.ex.host_cpus.clone(),
             parallel: run
                 .sched
                 .placements()

@@ -77,6 +77,7 @@ impl Engine<'_> {
                 batch_size: 0,
                 bytes: c.bytes,
                 streamed: c.streamed,
+                host_s: None,
             };
             self.span(span(via.helper, Track::Copy, start, staged));
             self.span(span(
