@@ -30,7 +30,11 @@ const LAYERS: &[&[&str]] = &[
     &["host_store", "pool", "span_log", "pace"],
     &["exec"],
     // 5. Calibration (shared leaves first), replay, benches, checks.
-    &["calibrate::options", "calibrate::layer_times"],
+    &[
+        "calibrate::options",
+        "calibrate::layer_times",
+        "calibrate::stalls",
+    ],
     &["calibrate::passes"],
     &["calibrate::paced"],
     &["calibrate", "replay"],

@@ -289,7 +289,7 @@ impl<'a> Engine<'a> {
                 batch_size: 0,
                 cold: false,
             },
-            noise: Noise::new(hw.jitter, workload.seed),
+            noise: Noise::new(&hw.jitter, workload.seed),
             background: Background::new(workload, n_gpus),
             events: 0,
             now: 0.0,

@@ -27,6 +27,7 @@ pub mod layer_times;
 pub mod options;
 pub mod paced;
 pub mod passes;
+pub mod stalls;
 
 pub use options::CalibrateOptions;
 

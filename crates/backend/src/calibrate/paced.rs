@@ -325,6 +325,15 @@ fn refine_models(
         }
         penalty.push((gap, median(&mut extra).max(0.0)));
     }
+    // Host stalls: passes at the smallest batch, back to back in turns.
+    let b0 = opts.batches[0];
+    let budget = Duration::from_secs_f64(0.8 * opts.reps.max(1) as f64);
+    let stalls = super::stalls::measure(issued.len(), budget, |m| Ok(group.pass(m, b0)?.0))?;
+    profile.jitter.host_stall_rate_per_s = stalls.rate_per_s();
+    profile.jitter.host_stall_ms = stalls.quantiles_ms();
+    if profile.jitter.host_stall_ms.is_empty() {
+        profile.jitter.host_stall_rate_per_s = 0.0;
+    }
     let overhead = profile.compute.request_overhead_s;
     *report += "passes through the executor, architectures taking turns (replaces the pass times above):\n";
     for (m, a) in opts.archs.iter().enumerate() {
@@ -354,7 +363,20 @@ fn refine_models(
     for (gap, extra) in &profile.compute.idle_penalty {
         *report += &format!(" {:.1} ms: {:.1} us", gap * 1e3, extra * 1e6);
     }
-    *report += "\n";
+    *report += &format!(
+        "\nhost stalls (batch-{b0} passes back to back in turns, over {:.1} ms above their median): {} in {} passes, {:.3} s; {:.2} per s; sizes ms {:?}{}\n",
+        super::stalls::THRESHOLD_S * 1e3,
+        stalls.stalls_s.len(),
+        stalls.passes,
+        stalls.seconds,
+        stalls.rate_per_s(),
+        stalls.quantiles_ms(),
+        if profile.jitter.host_stalls() {
+            ""
+        } else {
+            " (fewer than two: none kept)"
+        }
+    );
     Ok(group.ex.dev)
 }
 

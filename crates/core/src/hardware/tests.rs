@@ -27,6 +27,8 @@ fn round_trips_through_yaml() {
     p.jitter = Jitter {
         copy_cv: 0.01,
         compute_cv: 0.05,
+        host_stall_rate_per_s: 3.7,
+        host_stall_ms: vec![1.0, 1.5, 5.9],
     };
     let q = parse(Path::new("x.yaml"), &p.to_yaml()).unwrap();
     assert!((q.compute.request_overhead_s - 80e-6).abs() < 1e-12);
@@ -198,4 +200,36 @@ fn bad_host_sections_name_their_field() {
         assert!(e.line.is_some(), "{e}");
         assert!(e.message.contains(says), "{e}");
     }
+}
+
+#[test]
+fn host_stalls_need_a_rate_and_ordered_quantiles() {
+    let base = HardwareProfile::resolve("a100-pcie4", None)
+        .unwrap()
+        .to_yaml();
+    for (jitter, field) in [
+        ("{ host_stall_rate_per_s: 3.0 }", "jitter.host_stall_ms"),
+        (
+            "{ host_stall_rate_per_s: 3.0, host_stall_ms: [2.0, 1.0] }",
+            "jitter.host_stall_ms",
+        ),
+        (
+            "{ host_stall_rate_per_s: 3.0, host_stall_ms: [1.0] }",
+            "jitter.host_stall_ms",
+        ),
+        (
+            "{ host_stall_rate_per_s: -1.0, host_stall_ms: [1.0, 2.0] }",
+            "jitter.host_stall_rate_per_s",
+        ),
+    ] {
+        let e = parse(Path::new("p.yaml"), &format!("{base}jitter: {jitter}\n")).unwrap_err();
+        assert_eq!(e.field, field, "{jitter}: {e}");
+        assert!(e.to_string().contains("p.yaml"), "{e}");
+    }
+    let ok = parse(
+        Path::new("p.yaml"),
+        &format!("{base}jitter: {{ host_stall_rate_per_s: 3.0, host_stall_ms: [1.0, 2.0] }}\n"),
+    )
+    .unwrap();
+    assert!(ok.jitter.host_stalls());
 }

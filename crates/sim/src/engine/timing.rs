@@ -94,7 +94,12 @@ impl<'a> Engine<'a> {
         // so it runs at the GPU's own (queued) rate.
         let issued = task.waits.iter().map(|w| self.copy_issued[w.1 as usize]);
         let mut h = issued.fold(t, f64::max);
-        self.host_issuing = (h, h + table.issue_time(layers.clone(), b) * f);
+        // The host stalls now and then while issuing (the profile's host
+        // stalls; none unless measured): the stall holds the host clock,
+        // so it shows where the host, not a copy, sets the pace.
+        let issue_s = table.issue_time(layers.clone(), b) * f;
+        let stall = self.noise.host_stall(issue_s);
+        self.host_issuing = (h, h + issue_s + stall);
         // The first layer starts at `t`; a GPU that sat idle before it pays
         // the profile's idle penalty there (hidden when later layers wait
         // on their copies anyway).
@@ -103,7 +108,7 @@ impl<'a> Engine<'a> {
                 *first = Some(*t);
                 let extra = hw.compute.idle_extra_s(*t - idle_since);
                 *t += extra;
-                *h += extra;
+                *h += extra + stall;
             }
         };
         let run = |range: Range<usize>, t: &mut f64, h: &mut f64| {
