@@ -30,7 +30,7 @@ pub mod passes;
 
 pub use options::CalibrateOptions;
 
-use crate::device::{Device, Gemm, Mat, StreamKind};
+use crate::device::{el_bytes, Device, Dtype, Gemm, Mat, StreamKind};
 use crate::forward;
 use crate::model::ModelLayout;
 use anyhow::{bail, Result};
@@ -231,13 +231,13 @@ pub fn measure_peer(
     })
 }
 
-/// fp16 GEMM rate of an `n^3` product at arena offset 0, FLOP/s.
-pub fn gemm_rate(dev: &mut dyn Device, n: usize, reps: usize) -> Result<f64> {
-    let el = (n * n) as u64 * 2;
+/// GEMM rate of an `n^3` product of elements of `dtype` at arena offset 0, FLOP/s.
+pub fn gemm_rate(dev: &mut dyn Device, n: usize, reps: usize, dtype: Dtype) -> Result<f64> {
+    let el = (n * n * el_bytes(dtype)) as u64;
     for i in 0..3u64 {
-        dev.fill_random(0, i * el, n * n, 11 + i, 0.05)?;
+        dev.fill_random(0, i * el, n * n, 11 + i, 0.05, dtype)?;
     }
-    let g = Gemm::plain(n, n, n, Mat::n(0, n), Mat::n(el, n), Mat::n(2 * el, n));
+    let g = Gemm::plain(n, n, n, Mat::n(0, n), Mat::n(el, n), Mat::n(2 * el, n)).typed(dtype);
     Ok(crate::device::gemm_rate_of(dev, 0, &g, reps)?)
 }
 
@@ -332,7 +332,7 @@ pub fn calibrate(
         );
         profile.peer = peer.cost;
     }
-    let rate = gemm_rate(dev, gemm_n, if cuda { 20 } else { 2 })?;
+    let rate = gemm_rate(dev, gemm_n, if cuda { 20 } else { 2 }, Dtype::Fp16)?;
     report += &format!("fp16 gemm {gemm_n}^3: {:.1} TFLOP/s\n", rate / 1e12);
     if cuda {
         profile.compute.flops_per_s = rate;
@@ -343,7 +343,7 @@ pub fn calibrate(
     let (mut overhead, mut relative) = (Vec::new(), Vec::new());
     let mut idle: Vec<Vec<f64>> = vec![Vec::new(); passes::IDLE_GAPS_S.len()];
     let ws_base = region.div_ceil(256) * 256;
-    forward::init_workspace(dev, 0, ws_base)?;
+    forward::init_workspace(dev, 0, ws_base, &[Dtype::Fp16])?;
     for (a, layout) in opts.archs.iter().zip(&layouts) {
         let mut host = dev.alloc_host(layout.total_bytes(), true)?;
         crate::model::weights::fill_random(layout, 7, host.as_mut_slice());
