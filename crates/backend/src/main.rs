@@ -110,6 +110,13 @@ enum Cmd {
         /// that many GPUs, comma-separated (e.g. `2`); needs as many GPUs.
         #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(2..))]
         tp: Vec<u32>,
+        /// Weight types whose GEMM rate and passes are measured,
+        /// comma-separated (`fp16`, `fp32`, `bf16`); fp16 is always
+        /// measured. fp32 and bf16 passes go to `calibrated` under
+        /// `arch@fp32` / `arch@bf16`, the fp32 rate to
+        /// `compute.fp32_flops_per_s`.
+        #[arg(long, value_delimiter = ',', default_value = "fp16", value_parser = ["fp16", "fp32", "bf16"])]
+        dtypes: Vec<String>,
     },
     /// Time warm forward passes layer by layer and through graphs; prints CSV.
     Passes {
@@ -202,6 +209,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             reps,
             tp,
             graphs,
+            dtypes,
         }) => {
             let base = HardwareProfile::resolve(&base, None)?;
             let gpus = tp.iter().copied().max().unwrap_or(1) as usize;
@@ -219,6 +227,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 reps: reps.max(1),
                 tp,
                 graphs: graphs == "on",
+                dtypes: dtypes
+                    .iter()
+                    .filter_map(|d| Dtype::from_name(d).ok())
+                    .collect(),
             };
             let (mut profile, mut report) = calibrate(dev.as_mut(), &opts)?;
             let describe = dev.describe();
