@@ -328,7 +328,7 @@ pub fn parallel_forward_typed(
     }
     ex.drain()?;
     let bytes = forward::output_bytes(&layout, requests.len());
-    let out = decode(dtype, &ex.last_output((pp - 1) * tp, bytes)?);
+    let out = decode(dtype, ex.last_output((pp - 1) * tp, bytes)?);
     let mut full = vec![0u8; layout.total_bytes() as usize];
     crate::model::weights::fill_random(&layout, seed, &mut full);
     let want: Vec<f32> = reference::forward(&layout, &full, requests)?

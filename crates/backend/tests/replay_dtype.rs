@@ -127,3 +127,20 @@ fn replay_binary_runs_typed_models_on_the_cpu_device() {
         assert_eq!(recs.iter().filter(|r| r.model == m).count(), 3, "{m}");
     }
 }
+
+/// PipeSwitch's paper workloads declare fp32 models: replay accepts them
+/// and lays each out in fp32, twice the fp16 bytes.
+#[test]
+fn pipeswitch_paper_workloads_pass_replays_checks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/papers/pipeswitch");
+    for name in ["fig5_ready", "fig5_switch", "preempt_training"] {
+        let w = Workload::load(&dir.join(format!("{name}.yaml"))).unwrap();
+        replay::check_supported(&w).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (i, m) in w.models.iter().enumerate() {
+            assert_eq!(w.dtype(i), Dtype::Fp32, "{name} {}", m.name);
+            let l = switchyard_backend::model::ModelLayout::typed(&m.shape, Dtype::Fp32).unwrap();
+            let fp16 = switchyard_core::arch::builtin(&m.shape.arch).unwrap();
+            assert_eq!(l.total_bytes(), 2 * fp16.total_bytes(), "{name} {}", m.name);
+        }
+    }
+}
