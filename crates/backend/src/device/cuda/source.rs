@@ -222,3 +222,56 @@ extern "C" __global__ void fill_random$sfx($T* dst, u64 n, u64 seed, float scale
     }
 }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel is generated once per type, under the name the device
+    /// loads, with nothing of the template left unfilled; the fp16 kernels
+    /// keep their names and `h16` signatures.
+    #[test]
+    fn every_kernel_is_generated_for_every_type() {
+        let s = source();
+        assert!(!s.contains('$'), "an unfilled template field");
+        for name in NAMES {
+            for d in Dtype::ALL {
+                let decl = format!("extern \"C\" __global__ void {}(", kernel_name(name, d));
+                assert_eq!(s.matches(&decl).count(), 1, "{decl}");
+            }
+        }
+        assert!(s.contains("extern \"C\" __global__ void add(h16* x, const h16* y, u64 n)"));
+        assert!(s.contains("extern \"C\" __global__ void add_f32(float* x, const float* y, u64 n)"));
+        assert!(s.contains("extern \"C\" __global__ void add_bf16(b16* x, const b16* y, u64 n)"));
+        // Braces balance (a cut in the template would not).
+        assert_eq!(s.matches('{').count(), s.matches('}').count());
+    }
+
+    /// The bf16 conversion the kernels use (round to nearest even, NaN kept
+    /// quiet), written here in Rust bit for bit, agrees with `half`'s,
+    /// which the CPU device and the weights use.
+    #[test]
+    fn bf16_rounding_matches_half() {
+        let f2b = |f: f32| -> u16 {
+            let mut u = f.to_bits();
+            if (u & 0x7fff_ffff) > 0x7f80_0000 {
+                return ((u >> 16) | 0x40) as u16;
+            }
+            u = u.wrapping_add(0x7fff + ((u >> 16) & 1));
+            (u >> 16) as u16
+        };
+        let mut x = 0x9E37_79B9u32;
+        for i in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let f = f32::from_bits(if i % 2 == 0 { x } else { x & 0x3fff_ffff });
+            let want = half::bf16::from_f32(f).to_bits();
+            assert!(
+                f2b(f) == want || f.is_nan() && f2b(f) & 0x7fc0 == 0x7fc0,
+                "{f:e}: {:#x} vs {want:#x}",
+                f2b(f)
+            );
+        }
+    }
+}
