@@ -15,7 +15,8 @@
 #   --seeds   seeds per point of Computron's random workloads (default 5)
 #   --replay  also replay Computron's swap-in schedules on this machine's
 #             GPUs (four are needed: nvidia-h200-x4), into computron/measured/,
-#             which fills the tables' `measured` column
+#             which fills the tables' `measured` column, and PipeSwitch's
+#             Fig. 5 schedules (fp32 models, one GPU) into pipeswitch/measured/
 #   --device  replay's device (default cuda)
 #
 # Deterministic: the same inputs give the same bytes. Standard tools and
@@ -34,7 +35,7 @@ while [[ $# -gt 0 ]]; do
         --seeds) seeds="$2"; shift 2 ;;
         --replay) replay=1; shift ;;
         --device) device="$2"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "papers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -103,6 +104,23 @@ if [[ $replay == 1 ]]; then
         rm -f "$d"/latency_cdf.svg "$d"/latency_cdf.png
     done
     nvidia-smi -L >"$out/computron/measured/gpus.txt" 2>&1 || true
+    # PipeSwitch's Fig. 5 runs (fp32 models, replayed in fp32 since the
+    # backend runs a model's dtype) on one GPU, the preset's schedules, into
+    # pipeswitch/measured/ (not yet a column of tables.md).
+    mkdir -p "$out/pipeswitch/measured"
+    for spec in "ready:fig5_ready:" "pipeswitch:fig5_switch:" \
+        "stop_and_start:fig5_switch:--system stop-and-start" \
+        "per_layer:fig5_switch:--grouping per_layer" \
+        "one_group:fig5_switch:--grouping one_group"; do
+        IFS=: read -r name wname extra <<<"$spec"
+        d="$out/pipeswitch/measured/$name"
+        # shellcheck disable=SC2086
+        "$bin/replay" -w "$exp/pipeswitch/$wname.yaml" \
+            --schedule "$out/pipeswitch/preset/$name/schedule.csv" $extra \
+            --device "$device" -o "$d" >"$d.log.tmp" 2>&1 || { cat "$d.log.tmp" >&2; exit 1; }
+        mv "$d.log.tmp" "$d.log"
+        rm -f "$d"/latency_cdf.svg "$d"/latency_cdf.png
+    done
 fi
 
 {

@@ -2,15 +2,36 @@
 //! reference ([`crate::model::reference`]) on tiny transformers, with fresh
 //! random weights each call (used by the tests and by `replay selftest`).
 
-use crate::device::{Device, StreamKind};
+use crate::device::{decode, Device, Dtype, StreamKind};
 use crate::forward;
 use crate::model::{reference, transformer_shape, ModelLayout};
 use anyhow::Result;
-use half::f16;
 use switchyard_core::model::TransformerDims;
 
-/// Runs `requests` through a tiny model on `dev` (GPU 0) and through the
-/// reference; returns `||out - ref|| / ||ref||` over all outputs.
+/// Relative error a forward pass in `dtype` may show against the f32
+/// reference on the tiny models: the rounding of activations to the type
+/// through the layers (fp16 ~1e-3 per rounding, bf16 ~8x that, fp32 only
+/// the order of the sums).
+pub fn tolerance(dtype: Dtype) -> f64 {
+    match dtype {
+        Dtype::Fp16 => 1e-2,
+        Dtype::Bf16 => 3e-2,
+        Dtype::Fp32 => 1e-4,
+    }
+}
+
+/// The tiny transformer `arch` with `dims` and `seq` tokens, laid out in `dtype`.
+pub fn tiny_layout(
+    arch: &str,
+    dims: TransformerDims,
+    seq: u64,
+    dtype: Dtype,
+) -> Result<ModelLayout> {
+    ModelLayout::typed(&transformer_shape(arch, dims, seq).with_dtype(dtype), dtype)
+}
+
+/// Runs `requests` through a tiny fp16 model on `dev` (GPU 0) and through
+/// the reference; returns `||out - ref|| / ||ref||` over all outputs.
 pub fn forward_check(
     dev: &mut dyn Device,
     arch: &str,
@@ -19,14 +40,26 @@ pub fn forward_check(
     requests: &[u64],
     seed: u64,
 ) -> Result<f64> {
-    let layout = ModelLayout::new(&transformer_shape(arch, dims, seq))?;
+    forward_check_typed(dev, (arch, dims, seq), requests, seed, Dtype::Fp16)
+}
+
+/// [`forward_check`] of the tiny model laid out in `dtype` (weights and
+/// the device's pass in that type).
+pub fn forward_check_typed(
+    dev: &mut dyn Device,
+    (arch, dims, seq): (&str, TransformerDims, u64),
+    requests: &[u64],
+    seed: u64,
+    dtype: Dtype,
+) -> Result<f64> {
+    let layout = tiny_layout(arch, dims, seq, dtype)?;
     let mut host = dev.alloc_host(layout.total_bytes(), true)?;
     crate::model::weights::fill_random(&layout, seed, host.as_mut_slice());
     let pool = layout.total_bytes().div_ceil(256) * 256;
     let ws = forward::workspace_bytes(&layout, requests.len());
     dev.init_arena(pool + ws)?;
     // Poison the workspace so unwritten outputs show.
-    dev.fill_random(0, pool, (ws / 2) as usize, seed ^ 0xBAD, 1e4)?;
+    dev.fill_random(0, pool, (ws / 2) as usize, seed ^ 0xBAD, 1e4, Dtype::Fp16)?;
     let n = layout.layers();
     // Two copies (groups) so the compute waits on both, pipelined.
     let split = layout.layer_offsets[1];
@@ -69,11 +102,7 @@ pub fn forward_check(
     for e in [e0, e1, done] {
         dev.release(e);
     }
-    let got: Vec<f32> = out
-        .as_slice()
-        .chunks_exact(2)
-        .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-        .collect();
+    let got = decode(dtype, out.as_slice());
     let want: Vec<f32> = reference::forward(&layout, host.as_slice(), requests)?
         .into_iter()
         .flatten()
@@ -107,22 +136,21 @@ pub const GRAPH_PLACEMENTS: usize = forward::PLACEMENTS_PER_SHAPE + 1;
 /// launched a cached graph, each with other request ids (they must not be
 /// baked into the graph). Every output is checked against the f32
 /// reference; returns the worst `||out - ref|| / ||ref||` and what the
-/// cache did.
+/// cache did. The model is laid out in `dtype`.
 pub fn graph_check(
     dev: &mut dyn Device,
-    arch: &str,
-    dims: TransformerDims,
-    seq: u64,
+    (arch, dims, seq): (&str, TransformerDims, u64),
     seed: u64,
+    dtype: Dtype,
 ) -> Result<(f64, forward::GraphStats)> {
-    let layout = ModelLayout::new(&transformer_shape(arch, dims, seq))?;
+    let layout = tiny_layout(arch, dims, seq, dtype)?;
     let mut host = dev.alloc_host(layout.total_bytes(), true)?;
     crate::model::weights::fill_random(&layout, seed, host.as_mut_slice());
     let slot = layout.total_bytes().div_ceil(256) * 256;
     let b = 3u64;
     let ws = GRAPH_PLACEMENTS as u64 * slot;
     dev.init_arena(ws + forward::workspace_bytes(&layout, b as usize))?;
-    dev.fill_random(0, 0, (ws / 2) as usize, seed ^ 0xBAD, 1e4)?;
+    dev.fill_random(0, 0, (ws / 2) as usize, seed ^ 0xBAD, 1e4, Dtype::Fp16)?;
     let out = dev.alloc_host(forward::output_bytes(&layout, b as usize), true)?;
     let shard = crate::model::shard::ShardLayout::single(&layout);
     let mut graphs = forward::Graphs::default();
@@ -133,7 +161,8 @@ pub fn graph_check(
             let at = place * slot;
             dev.copy_h2d(0, &host, 0, at, layout.total_bytes())?;
             if place > 0 {
-                dev.fill_random(0, at - slot, (slot / 2) as usize, seed ^ place, 1e4)?;
+                let n = (slot / 2) as usize;
+                dev.fill_random(0, at - slot, n, seed ^ place, 1e4, Dtype::Fp16)?;
             }
             let addr = forward::whole_at(&layout, at);
             let launches = graphs.stats.launches;
@@ -167,11 +196,7 @@ pub fn graph_check(
                 dev.synchronize(done)?;
                 dev.release(start);
                 dev.release(done);
-                let got: Vec<f32> = out
-                    .as_slice()
-                    .chunks_exact(2)
-                    .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect();
+                let got = decode(dtype, out.as_slice());
                 let want: Vec<f32> = reference::forward(&layout, host.as_slice(), &requests)?
                     .into_iter()
                     .flatten()
@@ -201,7 +226,7 @@ pub fn fresh_seed() -> u64 {
 /// Output of [`parallel_forward`].
 #[derive(Debug, Clone)]
 pub struct ParallelOutput {
-    /// The model's outputs (rank 0 of the last stage), fp16 as f32.
+    /// The model's outputs (rank 0 of the last stage), as f32.
     pub out: Vec<f32>,
     /// `||out - ref|| / ||ref||` against the f32 host reference.
     pub ref_err: f64,
@@ -212,18 +237,30 @@ pub struct ParallelOutput {
 /// Runs `requests` through a tiny transformer split `tp` ways over `pp`
 /// stages on GPUs `0 .. tp * pp` of `dev` (stage `s`, rank `r` on GPU
 /// `s * tp + r`), through the executor: every shard copied over its own
-/// GPU's link, the stages handing whole batches over.
+/// GPU's link, the stages handing whole batches over. The model is fp16.
 pub fn parallel_forward(
+    dev: Box<dyn Device>,
+    model: (&str, TransformerDims, u64),
+    requests: &[u64],
+    seed: u64,
+    split: (usize, usize),
+) -> Result<ParallelOutput> {
+    parallel_forward_typed(dev, model, requests, seed, split, Dtype::Fp16)
+}
+
+/// [`parallel_forward`] of the model laid out in `dtype`.
+pub fn parallel_forward_typed(
     mut dev: Box<dyn Device>,
     (arch, dims, seq): (&str, TransformerDims, u64),
     requests: &[u64],
     seed: u64,
     (tp, pp): (usize, usize),
+    dtype: Dtype,
 ) -> Result<ParallelOutput> {
     use crate::exec::{ComputeOp, CopyOp, Executor, Split};
     use crate::host_store::{HostStore, WeightSource};
     use crate::model::shard::ShardLayout;
-    let layout = ModelLayout::new(&transformer_shape(arch, dims, seq))?;
+    let layout = tiny_layout(arch, dims, seq, dtype)?;
     let stages = switchyard_core::model::stage_partition(&layout.shape, pp);
     anyhow::ensure!(stages.len() == pp, "{arch} has fewer than {pp} layers");
     let shard = ShardLayout::new(&layout, tp, &stages)?;
@@ -291,11 +328,7 @@ pub fn parallel_forward(
     }
     ex.drain()?;
     let bytes = forward::output_bytes(&layout, requests.len());
-    let out: Vec<f32> = ex
-        .last_output((pp - 1) * tp, bytes)?
-        .chunks_exact(2)
-        .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-        .collect();
+    let out = decode(dtype, ex.last_output((pp - 1) * tp, bytes)?);
     let mut full = vec![0u8; layout.total_bytes() as usize];
     crate::model::weights::fill_random(&layout, seed, &mut full);
     let want: Vec<f32> = reference::forward(&layout, &full, requests)?

@@ -211,8 +211,11 @@ pub struct Executor {
     pub shards: Vec<ShardLayout>,
     /// Where layers sit in each GPU's pool.
     pub pool: Pool,
-    /// Measured GEMM rate (sizes synthetic layers), FLOP/s.
+    /// Measured fp16 GEMM rate (sizes synthetic fp16 and bf16 layers), FLOP/s.
     pub gemm_rate: f64,
+    /// Measured GEMM rates of the other element types the models use
+    /// (sizes their synthetic layers), FLOP/s.
+    pub gemm_rates: Vec<(crate::device::Dtype, f64)>,
     /// Synthetic batch slope of the hardware profile.
     pub synthetic_slope: f64,
     /// Host time spent in single issuing calls.

@@ -14,13 +14,18 @@
 //! The work is the layer's FLOPs for the batch (convolutional) or, for
 //! synthetic models, `layer_s * (1 + slope * (batch - 1))` seconds at the
 //! device's measured GEMM rate, so their time tracks the workload's numbers.
+//!
+//! Every operation runs in the model's element type
+//! ([`ModelLayout::dtype`]): weights and activations of fp16, bf16 or fp32,
+//! f32 accumulation in the GEMMs and f32 arithmetic in the small kernels;
+//! attention scores are f32 for every type.
 
 mod block;
 mod graph;
 pub use graph::{GraphStats, Graphs, Issued, CAPTURE_AFTER, PLACEMENTS_PER_SHAPE};
 
 use crate::device::HostBuffer;
-use crate::device::{DevPtr, Device, Event, Gemm, Mat, StreamKind, MAX_BATCH};
+use crate::device::{el_bytes, DevPtr, Device, Dtype, Event, Gemm, Mat, StreamKind, MAX_BATCH};
 use crate::model::layout::{generic_dims, Kind, ModelLayout, TransformerCfg};
 use crate::model::shard::ShardLayout;
 use anyhow::{bail, Result};
@@ -53,9 +58,12 @@ struct Plan {
     end: DevPtr,
 }
 
-fn plan(cfg: &TransformerCfg, b: usize, s: usize, base: DevPtr) -> Plan {
+/// Workspace of a batch of `b` requests of `s` tokens at `base`, activations
+/// of `el` bytes an element.
+fn plan(cfg: &TransformerCfg, b: usize, s: usize, base: DevPtr, el: usize) -> Plan {
     let d = cfg.dims;
     let (h, f, heads, t) = (d.hidden, d.ffn, d.heads, (b * s) as u64);
+    let el = el as u64;
     let mut at = base;
     let mut take = |bytes: u64| {
         let p = at;
@@ -63,22 +71,22 @@ fn plan(cfg: &TransformerCfg, b: usize, s: usize, base: DevPtr) -> Plan {
         p
     };
     let out_bytes = if cfg.lm_head {
-        b as u64 * d.vocab * 2
+        b as u64 * d.vocab * el
     } else {
-        b as u64 * h * 2
+        b as u64 * h * el
     };
     let p = Plan {
-        x: take(t * h * 2),
-        y: take(t * h * 2),
-        qkv: take(3 * t * h * 2),
-        q: take(t * h * 2),
-        k: take(t * h * 2),
-        v: take(t * h * 2),
+        x: take(t * h * el),
+        y: take(t * h * el),
+        qkv: take(3 * t * h * el),
+        q: take(t * h * el),
+        k: take(t * h * el),
+        v: take(t * h * el),
         scores: take(b as u64 * heads * (s * s) as u64 * 4),
-        probs: take(b as u64 * heads * (s * s) as u64 * 2),
-        o: take(t * h * 2),
-        attn: take(t * h * 2),
-        mlp: take(t * f * 2),
+        probs: take(b as u64 * heads * (s * s) as u64 * el),
+        o: take(t * h * el),
+        attn: take(t * h * el),
+        mlp: take(t * f * el),
         out: take(out_bytes),
         end: 0,
     };
@@ -88,36 +96,64 @@ fn plan(cfg: &TransformerCfg, b: usize, s: usize, base: DevPtr) -> Plan {
 /// Workspace bytes a model needs for a batch of `batch` requests.
 pub fn workspace_bytes(layout: &ModelLayout, batch: usize) -> u64 {
     match layout.kind {
-        Kind::Transformer(cfg) => plan(&cfg, batch, layout.shape.items_per_request as usize, 0).end,
-        Kind::Generic => generic_ws(0).2 + GEN_OUT_PER_REQUEST * MAX_BATCH as u64,
+        Kind::Transformer(cfg) => {
+            plan(
+                &cfg,
+                batch,
+                layout.shape.items_per_request as usize,
+                0,
+                layout.el(),
+            )
+            .end
+        }
+        Kind::Generic => generic_ws(0, layout.el()).2 + GEN_OUT_PER_REQUEST * MAX_BATCH as u64,
     }
 }
 
-/// (input block, output chunk, end) of the GEMM-equivalent workspace; a
-/// scratch region of one output chunk follows (see [`scratch`]).
-fn generic_ws(base: DevPtr) -> (DevPtr, DevPtr, u64) {
+/// (input block, output chunk, end) of the GEMM-equivalent workspace of
+/// elements of `el` bytes; a scratch region of one output chunk follows
+/// (see [`gen_regions`]).
+fn generic_ws(base: DevPtr, el: usize) -> (DevPtr, DevPtr, u64) {
     let inp = base;
-    let out = inp + (GEN_M * 1024 * 2) as u64;
-    (inp, out, out + 2 * (GEN_CHUNK * GEN_M * 2) as u64)
+    let out = inp + (GEN_M * 1024 * el) as u64;
+    (inp, out, out + 2 * (GEN_CHUNK * GEN_M * el) as u64)
 }
 
-/// Input block, output chunk and scratch chunk (`GEN_CHUNK * GEN_M` fp16
-/// each) of the GEMM-equivalent workspace at `ws`.
-pub fn gen_regions(ws: DevPtr) -> (DevPtr, DevPtr, DevPtr) {
-    let (inp, out, _) = generic_ws(ws);
-    (inp, out, out + (GEN_CHUNK * GEN_M * 2) as u64)
+/// Input block, output chunk and scratch chunk (`GEN_CHUNK * GEN_M`
+/// elements of `dtype` each) of the GEMM-equivalent workspace at `ws`.
+pub fn gen_regions(ws: DevPtr, dtype: Dtype) -> (DevPtr, DevPtr, DevPtr) {
+    let el = el_bytes(dtype);
+    let (inp, out, _) = generic_ws(ws, el);
+    (inp, out, out + (GEN_CHUNK * GEN_M * el) as u64)
 }
 
-/// Fills the GEMM-equivalent input block with seeded values (once, at start).
-pub fn init_workspace(dev: &mut dyn Device, gpu: usize, ws: DevPtr) -> Result<()> {
-    Ok(dev.fill_random(gpu, generic_ws(ws).0, GEN_M * 1024, 0x5EED, 1.0)?)
+/// Fills the GEMM-equivalent input block with seeded values (once, at
+/// start), as fp16 values over the bytes of the widest element type in
+/// `dtypes`. The block is filler whose values are never checked; the fp16
+/// values of `[-1, 1]` it holds read as finite numbers in every type
+/// (their high bytes never make a bf16 or fp32 infinity or NaN).
+pub fn init_workspace(
+    dev: &mut dyn Device,
+    gpu: usize,
+    ws: DevPtr,
+    dtypes: &[Dtype],
+) -> Result<()> {
+    let el = dtypes
+        .iter()
+        .map(|&d| el_bytes(d))
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let n = GEN_M * 1024 * el / 2;
+    Ok(dev.fill_random(gpu, generic_ws(ws, el).0, n, 0x5EED, 1.0, Dtype::Fp16)?)
 }
 
 /// Bytes of output a batch of `batch` requests copies to the host.
 pub fn output_bytes(layout: &ModelLayout, batch: usize) -> u64 {
+    let el = layout.el() as u64;
     match layout.kind {
-        Kind::Transformer(cfg) if cfg.lm_head => batch as u64 * cfg.dims.vocab * 2,
-        Kind::Transformer(cfg) => batch as u64 * cfg.dims.hidden * 2,
+        Kind::Transformer(cfg) if cfg.lm_head => batch as u64 * cfg.dims.vocab * el,
+        Kind::Transformer(cfg) => batch as u64 * cfg.dims.hidden * el,
         Kind::Generic => batch as u64 * GEN_OUT_PER_REQUEST,
     }
 }
@@ -146,7 +182,8 @@ pub struct Run<'a> {
     pub waits: &'a [(Range<usize>, Event)],
     /// Where rank 0's output goes when the range ends the model.
     pub out: Option<(&'a HostBuffer, u64)>,
-    /// Measured GEMM rate of the device, FLOP/s (sizes synthetic work).
+    /// Measured GEMM rate of the device for the model's element type,
+    /// FLOP/s (sizes synthetic work).
     pub gemm_rate: f64,
     /// Synthetic models: batch `n` takes `1 + slope * (n - 1)` times batch 1.
     pub synthetic_slope: f64,
@@ -310,10 +347,11 @@ pub fn hidden(layout: &ModelLayout, batch: usize, ws: DevPtr) -> (DevPtr, u64) {
     match layout.kind {
         Kind::Transformer(cfg) => {
             let s = layout.shape.items_per_request as usize;
-            let p = plan(&cfg, batch, s, ws);
-            (p.x, (batch * s) as u64 * cfg.dims.hidden * 2)
+            let el = layout.el();
+            let p = plan(&cfg, batch, s, ws, el);
+            (p.x, (batch * s * el) as u64 * cfg.dims.hidden)
         }
-        Kind::Generic => (generic_ws(ws).1, output_bytes(layout, batch)),
+        Kind::Generic => (generic_ws(ws, layout.el()).1, output_bytes(layout, batch)),
     }
 }
 
@@ -334,11 +372,12 @@ fn generic_flops(r: &Run, l: usize, b: usize) -> f64 {
 /// chunks are all-reduced, as a row-parallel layer would be.
 fn generic_layer(dev: &mut dyn Device, r: &Run, l: usize) -> Result<()> {
     let tp = r.gpus.len();
-    let (k, n) = generic_dims(r.shard.main_range(l..l + 1).1);
+    let (dt, el) = (r.layout.dtype, r.layout.el());
+    let (k, n) = generic_dims(r.shard.main_range(l..l + 1).1, dt);
     if n == 0 {
         return Ok(());
     }
-    let (inp, out, _) = generic_ws(r.ws);
+    let (inp, out, _) = generic_ws(r.ws, el);
     let flops = generic_flops(r, l, r.requests.len()) / tp as f64;
     let per_row = 2.0 * (k * n) as f64;
     let m = (flops / per_row).round().clamp(1.0, GEN_M as f64) as usize;
@@ -356,10 +395,11 @@ fn generic_layer(dev: &mut dyn Device, r: &Run, l: usize) -> Result<()> {
                         cw,
                         m,
                         k,
-                        Mat::n(w + (c0 * 2) as u64, n),
+                        Mat::n(w + (c0 * el) as u64, n),
                         Mat::n(inp, k),
                         Mat::n(out, cw),
-                    ),
+                    )
+                    .typed(dt),
                 )?;
                 last = cw;
                 c0 += cw;
@@ -367,7 +407,7 @@ fn generic_layer(dev: &mut dyn Device, r: &Run, l: usize) -> Result<()> {
         }
     }
     if tp > 1 {
-        dev.all_reduce(r.gpus, &vec![out; tp], m * last)?;
+        dev.all_reduce(r.gpus, &vec![out; tp], m * last, dt)?;
     }
     Ok(())
 }
@@ -377,11 +417,12 @@ fn copy_output(dev: &mut dyn Device, r: &Run, buf: &HostBuffer, off: u64) -> Res
     let g = r.gpus[0];
     match r.layout.kind {
         Kind::Transformer(cfg) => {
-            let p = plan(&cfg, b, r.layout.shape.items_per_request as usize, r.ws);
+            let s = r.layout.shape.items_per_request as usize;
+            let p = plan(&cfg, b, s, r.ws, r.layout.el());
             Ok(dev.copy_d2h(g, p.out, buf, off, output_bytes(r.layout, b))?)
         }
         Kind::Generic => {
-            let (_, out, _) = generic_ws(r.ws);
+            let (_, out, _) = generic_ws(r.ws, r.layout.el());
             Ok(dev.copy_d2h(g, out, buf, off, output_bytes(r.layout, b))?)
         }
     }

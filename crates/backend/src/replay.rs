@@ -34,7 +34,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use switchyard_core::model::Dtype;
 use switchyard_core::records::RequestRecord;
 use switchyard_core::{Schedule, Workload};
 use switchyard_scheduler::placement::Placement;
@@ -48,25 +47,13 @@ pub use crate::exec::workload::{build_executor, placements, shard_layout};
 use outputs::{summarize, write_outputs, Dispatch};
 pub use outputs::{ModelResult, ReplayResult, ReplayRun};
 
-/// Checks that `replay` can run the workload's models (fp16 weights, batch
-/// size, and a tensor-parallel split their dimensions allow); the error
-/// names the model.
+/// Checks that `replay` can run the workload's models (batch size, and a
+/// tensor-parallel split their dimensions allow; weights of every
+/// [`switchyard_core::model::Dtype`] run, in that type); the error names
+/// the model.
 pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> {
     let placed = placements(w);
     for (i, m) in w.models.iter().enumerate() {
-        let dtype = w.dtype(i);
-        if dtype != Dtype::Fp16 {
-            return Err(switchyard_core::InputError::new(
-                &w.source,
-                None,
-                format!("models[{i}].dtype"),
-                format!(
-                    "replay runs fp16 weights only (its kernels, GEMMs and collectives are fp16); `{}` is {} (sim honours it)",
-                    m.name,
-                    dtype.name()
-                ),
-            ));
-        }
         if m.max_batch as usize > crate::device::MAX_BATCH {
             return Err(switchyard_core::InputError::new(
                 &w.source,
@@ -79,7 +66,7 @@ pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> 
             ));
         }
         let p = &placed[i];
-        let split = ModelLayout::new(&m.shape).and_then(|l| shard_layout(&l, p));
+        let split = ModelLayout::typed(&m.shape, w.dtype(i)).and_then(|l| shard_layout(&l, p));
         if let Err(e) = split {
             return Err(switchyard_core::InputError::new(
                 &w.source,

@@ -92,7 +92,7 @@ pub fn measure_layout(
     let ws = layout.total_bytes().div_ceil(256) * 256;
     dev.init_arena(ws + forward::workspace_bytes(layout, max_b) + (1 << 20))?;
     if matches!(layout.kind, crate::model::Kind::Generic) {
-        forward::init_workspace(dev, 0, ws)?;
+        forward::init_workspace(dev, 0, ws, &[layout.dtype])?;
     }
     {
         let mut host = dev.alloc_host(layout.total_bytes(), true)?;

@@ -4,8 +4,10 @@
 //! weights, on the CPU device (always) and on CUDA (when it has the GPUs).
 
 mod common;
-use switchyard_backend::check::{fresh_seed, parallel_forward, rel_err};
-use switchyard_backend::device::{cpu::CpuDevice, cuda, Device, Kernels};
+use switchyard_backend::check::{
+    fresh_seed, parallel_forward, parallel_forward_typed, rel_err, tolerance,
+};
+use switchyard_backend::device::{cpu::CpuDevice, cuda, Device, Dtype, Kernels};
 use switchyard_backend::model::tiny::tiny_models;
 
 const CONFIGS: [(usize, usize); 3] = [(2, 1), (1, 2), (2, 2)];
@@ -48,6 +50,66 @@ fn cpu_tp_and_pp_match_one_gpu() {
             assert_eq!(got.handoffs.host, 0);
         }
     }
+}
+
+/// fp32 and bf16 models split tp x pp: all-reduces, all-gathers and
+/// hand-overs in the model's type, against the reference and one GPU.
+fn typed_splits_match(open: &dyn Fn(usize) -> Option<Box<dyn Device>>, kind: &str) {
+    let requests = [3, 17, 4242];
+    for ((arch, dims, seq), dtype) in
+        tiny_models()
+            .into_iter()
+            .zip([Dtype::Fp32, Dtype::Bf16, Dtype::Fp32])
+    {
+        let seed = fresh_seed();
+        let model = (arch.as_str(), dims, seq);
+        let one = parallel_forward_typed(open(1).unwrap(), model, &requests, seed, (1, 1), dtype)
+            .unwrap();
+        for (tp, pp) in CONFIGS {
+            let Some(dev) = open(tp * pp) else {
+                println!("skipped {kind} {arch} tp={tp} pp={pp}: too few GPUs");
+                continue;
+            };
+            let got = parallel_forward_typed(dev, model, &requests, seed, (tp, pp), dtype).unwrap();
+            let err = rel_err(&got.out, &one.out);
+            println!(
+                "{kind} {arch} {} tp={tp} pp={pp}: vs one GPU {err:.2e}, vs reference {:.2e}",
+                dtype.name(),
+                got.ref_err
+            );
+            assert!(
+                got.ref_err < tolerance(dtype),
+                "{arch} {dtype:?} tp={tp} pp={pp}: {}",
+                got.ref_err
+            );
+            assert!(
+                err < tolerance(dtype),
+                "{arch} {dtype:?} tp={tp} pp={pp}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cpu_fp32_and_bf16_splits_match_one_gpu() {
+    typed_splits_match(&|n| Some(cpu(n, true)), "cpu");
+}
+
+#[test]
+fn cuda_fp32_and_bf16_splits_match_one_gpu() {
+    let Some(dev) = common::cuda_or_skip() else {
+        return;
+    };
+    let have = dev.gpus();
+    drop(dev);
+    if have > 1 && !cuda::nccl_present() {
+        println!("skipped: no libnccl.so on this machine");
+        return;
+    }
+    typed_splits_match(
+        &|n| (n <= have).then(|| Box::new(cuda::CudaDevice::open().unwrap()) as Box<dyn Device>),
+        "cuda",
+    );
 }
 
 #[test]
@@ -116,9 +178,11 @@ fn cuda_nccl_one_rank_collectives_run() {
     use switchyard_backend::device::StreamKind;
     let n = 4096;
     dev.init_arena(3 * n as u64 * 2).unwrap();
-    dev.fill_random(0, 0, n, 7, 1.0).unwrap();
-    dev.all_reduce(&[0], &[0], n).unwrap();
-    dev.all_gather(&[0], &[0], &[n as u64 * 2], n).unwrap();
+    let half = switchyard_backend::device::Dtype::Fp16;
+    dev.fill_random(0, 0, n, 7, 1.0, half).unwrap();
+    dev.all_reduce(&[0], &[0], n, half).unwrap();
+    dev.all_gather(&[0], &[0], &[n as u64 * 2], n, half)
+        .unwrap();
     let out = dev.alloc_host(2 * n as u64 * 2, true).unwrap();
     dev.copy_d2h(0, 0, &out, 0, 2 * n as u64 * 2).unwrap();
     let e = dev.record(0, StreamKind::Compute).unwrap();

@@ -140,34 +140,6 @@ policy:
     assert!(e.message.contains("heads"), "{e}");
 }
 
-/// A model whose weights are not fp16 is refused by name (replay's
-/// kernels are fp16), fp16 named explicitly is not.
-#[test]
-fn weights_other_than_fp16_are_refused_by_field() {
-    let dir = tempfile::tempdir().unwrap();
-    for (dtype, refused) in [("fp32", true), ("bf16", true), ("fp16", false)] {
-        let text = format!(
-            "name: d\nseed: 5\nduration_s: 1\ncluster: {{ hardware: h200-pcie5, gpus: 1 }}\n\
-             models:\n  - {{ name: a, arch: bert-base }}\n  - {{ name: b, arch: bert-base, dtype: {dtype} }}\n\
-             arrivals: {{ process: poisson, rate: 4 }}\npolicy: {{ system: pipeswitch }}\n"
-        );
-        let p = dir.path().join("w.yaml");
-        std::fs::write(&p, &text).unwrap();
-        let w = Workload::load(&p).unwrap();
-        match replay::check_supported(&w) {
-            Err(e) => {
-                assert!(refused, "{dtype}: {e}");
-                assert_eq!(e.field, "models[1].dtype");
-                assert!(
-                    e.message.contains(dtype) && e.message.contains("`b`"),
-                    "{e}"
-                );
-            }
-            Ok(()) => assert!(!refused, "{dtype} accepted"),
-        }
-    }
-}
-
 /// Computron with models split tp = 2 and pp = 2 over four emulated GPUs:
 /// every request finishes, loads go shard by shard, activations are handed
 /// over between stages in micro-batches, and a one-GPU model beside them

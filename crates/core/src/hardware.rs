@@ -151,6 +151,20 @@ impl Jitter {
     }
 }
 
+/// Separates an architecture from a weight type in the keys of
+/// [`HardwareProfile::calibrated`] (`bert-base@fp32`).
+pub const DTYPE_KEY_SEP: char = '@';
+
+/// The key of `arch`'s calibrated times measured in `dtype`: the
+/// architecture's name for fp16 (the keys of every earlier profile), else
+/// `arch@fp32` / `arch@bf16`.
+pub fn calibrated_key(arch: &str, dtype: crate::model::Dtype) -> String {
+    match dtype {
+        crate::model::Dtype::Fp16 => arch.to_string(),
+        d => format!("{arch}{DTYPE_KEY_SEP}{}", d.name()),
+    }
+}
+
 /// Measured per-layer compute times of one architecture, from `replay calibrate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,17 +254,33 @@ pub struct HardwareProfile {
 }
 
 impl HardwareProfile {
-    /// The profile as a model of weight type `dtype` sees it: fp32 layers
-    /// run at `fp32_flops_per_s` (when given) and without the calibrated
-    /// times, which are of fp16 passes; fp16 and bf16 see it unchanged.
+    /// The profile as a model of weight type `dtype` sees it. Calibrated
+    /// times measured in that type (`replay calibrate --dtypes`, kept under
+    /// [`calibrated_key`]`(arch, dtype)`, e.g. `bert-base@fp32`) take the
+    /// place of the architecture's fp16 times. Where none were measured:
+    /// fp32 layers run on the roofline at `fp32_flops_per_s` (when given,
+    /// else the fp16 rate), the fp16 times not holding for them; bf16
+    /// layers keep the fp16 times and rate. fp16 sees the profile unchanged.
     pub fn for_dtype(&self, dtype: crate::model::Dtype) -> HardwareProfile {
+        use crate::model::Dtype;
         let mut p = self.clone();
-        if dtype == crate::model::Dtype::Fp32 {
+        if dtype == Dtype::Fp16 {
+            return p;
+        }
+        let suffix = format!("{DTYPE_KEY_SEP}{}", dtype.name());
+        let measured: Vec<(String, CalibratedTimes)> = self
+            .calibrated
+            .iter()
+            .filter_map(|(k, c)| Some((k.strip_suffix(&suffix)?.to_string(), c.clone())))
+            .collect();
+        p.calibrated.retain(|k, _| !k.contains(DTYPE_KEY_SEP));
+        if dtype == Dtype::Fp32 {
             if let Some(r) = self.compute.fp32_flops_per_s {
                 p.compute.flops_per_s = r;
             }
             p.calibrated.clear();
         }
+        p.calibrated.extend(measured);
         p
     }
 

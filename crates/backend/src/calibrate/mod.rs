@@ -16,7 +16,13 @@
 //!   compute times of each architecture asked for at each batch size
 //!   (median of several passes, CUDA events around every layer, scaled to
 //!   the median whole pass: see [`crate::calibrate::passes`]), written to
-//!   the profile's `calibrated` map.
+//!   the profile's `calibrated` map. With `--dtypes fp32,bf16` the same
+//!   for models whose weights are of those types: the fp32 GEMM rate goes
+//!   to `compute.fp32_flops_per_s`, and each architecture's passes in the
+//!   type to `calibrated` under `arch@fp32` / `arch@bf16`
+//!   ([`switchyard_core::hardware::calibrated_key`]), which the simulator
+//!   uses for models of that type
+//!   ([`switchyard_core::hardware::HardwareProfile::for_dtype`]).
 //! - Host overhead per request (`compute.request_overhead_us`) and the
 //!   variation of copies and passes (`jitter`, robust CVs).
 //!
@@ -31,7 +37,7 @@ pub mod stalls;
 
 pub use options::CalibrateOptions;
 
-use crate::device::{Device, Gemm, Mat, StreamKind};
+use crate::device::{el_bytes, Device, Dtype, Gemm, Mat, StreamKind};
 use crate::forward;
 use crate::model::ModelLayout;
 use anyhow::{bail, Result};
@@ -232,13 +238,13 @@ pub fn measure_peer(
     })
 }
 
-/// fp16 GEMM rate of an `n^3` product at arena offset 0, FLOP/s.
-pub fn gemm_rate(dev: &mut dyn Device, n: usize, reps: usize) -> Result<f64> {
-    let el = (n * n) as u64 * 2;
+/// GEMM rate of an `n^3` product of elements of `dtype` at arena offset 0, FLOP/s.
+pub fn gemm_rate(dev: &mut dyn Device, n: usize, reps: usize, dtype: Dtype) -> Result<f64> {
+    let el = (n * n * el_bytes(dtype)) as u64;
     for i in 0..3u64 {
-        dev.fill_random(0, i * el, n * n, 11 + i, 0.05)?;
+        dev.fill_random(0, i * el, n * n, 11 + i, 0.05, dtype)?;
     }
-    let g = Gemm::plain(n, n, n, Mat::n(0, n), Mat::n(el, n), Mat::n(2 * el, n));
+    let g = Gemm::plain(n, n, n, Mat::n(0, n), Mat::n(el, n), Mat::n(2 * el, n)).typed(dtype);
     Ok(crate::device::gemm_rate_of(dev, 0, &g, reps)?)
 }
 
@@ -255,16 +261,23 @@ pub fn calibrate(
             profile.reserved_bytes = t / 10;
         }
     }
+    let entries = opts.entries();
     let mut layouts = Vec::new();
-    for a in &opts.archs {
+    for (a, d) in &entries {
         let Some(shape) = switchyard_core::arch::builtin(a) else {
             bail!(
                 "unknown architecture `{a}`; expected one of: {}",
                 switchyard_core::arch::NAMES.join(", ")
             );
         };
-        layouts.push(ModelLayout::new(&shape)?);
+        layouts.push(ModelLayout::typed(&shape.with_dtype(*d), *d)?);
     }
+    let widest = opts
+        .dtypes()
+        .iter()
+        .map(|&d| el_bytes(d))
+        .max()
+        .unwrap_or(2);
     let cuda = dev.kind() == "cuda";
     let max_copy: u64 = if cuda { GIB_BYTES } else { 16 << 20 };
     let weights: u64 = layouts
@@ -278,7 +291,9 @@ pub fn calibrate(
         .max()
         .unwrap_or(0);
     let gemm_n = if cuda { 8192 } else { 128 };
-    let region = weights.max(max_copy).max(3 * (gemm_n * gemm_n * 2) as u64);
+    let region = weights
+        .max(max_copy)
+        .max(3 * (gemm_n * gemm_n * widest) as u64);
     dev.init_arena(region + ws + (64 << 20))?;
     let mut report = String::new();
     let sizes = sweep_sizes(max_copy);
@@ -333,19 +348,30 @@ pub fn calibrate(
         );
         profile.peer = peer.cost;
     }
-    let rate = gemm_rate(dev, gemm_n, if cuda { 20 } else { 2 })?;
-    report += &format!("fp16 gemm {gemm_n}^3: {:.1} TFLOP/s\n", rate / 1e12);
-    if cuda {
-        profile.compute.flops_per_s = rate;
+    let mut rates = Vec::new();
+    for d in opts.dtypes() {
+        let rate = gemm_rate(dev, gemm_n, if cuda { 20 } else { 2 }, d)?;
+        report += &format!("{} gemm {gemm_n}^3: {:.1} TFLOP/s\n", d.name(), rate / 1e12);
+        if cuda {
+            match d {
+                Dtype::Fp16 => profile.compute.flops_per_s = rate,
+                Dtype::Fp32 => profile.compute.fp32_flops_per_s = Some(rate),
+                // bf16 runs at the fp16 rate in the cost model: reported only.
+                Dtype::Bf16 => {}
+            }
+        }
+        rates.push((d, rate));
     }
+    let rate_of = |d: Dtype| rates.iter().find(|r| r.0 == d).map_or(0.0, |r| r.1);
     // Weights of every architecture, back to back, then the workspace.
     let mut at = 0u64;
     let mut calibrated = BTreeMap::new();
     let (mut overhead, mut relative) = (Vec::new(), Vec::new());
     let mut idle: Vec<Vec<f64>> = vec![Vec::new(); passes::IDLE_GAPS_S.len()];
     let ws_base = region.div_ceil(256) * 256;
-    forward::init_workspace(dev, 0, ws_base)?;
-    for (a, layout) in opts.archs.iter().zip(&layouts) {
+    forward::init_workspace(dev, 0, ws_base, &opts.dtypes())?;
+    for ((arch, d), layout) in entries.iter().zip(&layouts) {
+        let a = &CalibrateOptions::key(arch, *d);
         let mut host = dev.alloc_host(layout.total_bytes(), true)?;
         crate::model::weights::fill_random(layout, 7, host.as_mut_slice());
         dev.copy_h2d(0, &host, 0, at, layout.total_bytes())?;
@@ -360,15 +386,18 @@ pub fn calibrate(
             &passes::Plan {
                 batches: &opts.batches,
                 reps: opts.reps,
-                gemm_rate: rate,
+                gemm_rate: rate_of(*d),
                 graphs: opts.graphs,
             },
         )?;
-        overhead.extend_from_slice(&passes.overhead_s);
-        relative.extend_from_slice(&passes.relative);
-        for per_batch in &passes.idle_extra_s {
-            for (i, &x) in per_batch.iter().enumerate() {
-                idle[i].push(x);
+        // Host overhead, jitter and idle penalty: of the fp16 passes.
+        if *d == Dtype::Fp16 {
+            overhead.extend_from_slice(&passes.overhead_s);
+            relative.extend_from_slice(&passes.relative);
+            for per_batch in &passes.idle_extra_s {
+                for (i, &x) in per_batch.iter().enumerate() {
+                    idle[i].push(x);
+                }
             }
         }
         let g = passes.graphs;
@@ -454,6 +483,7 @@ mod tests {
             reps: 1,
             tp: vec![],
             graphs: false,
+            dtypes: vec![Dtype::Fp32],
         };
         let (p, report) = calibrate(&mut dev, &opts).unwrap();
         assert!(report.contains("pinned"));
@@ -461,5 +491,6 @@ mod tests {
             switchyard_core::hardware::parse(std::path::Path::new("x.yaml"), &p.to_yaml()).unwrap();
         assert_eq!(q.name, "cpu-test");
         assert!(q.pinned.beta_bytes_per_s > 0.0);
+        assert!(report.contains("fp32 gemm"), "{report}");
     }
 }

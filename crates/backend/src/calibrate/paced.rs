@@ -18,7 +18,7 @@
 
 use super::options::CalibrateOptions;
 use super::passes::IDLE_GAPS_S;
-use crate::device::Device;
+use crate::device::{Device, Dtype};
 use crate::exec::workload::build_executor;
 use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
 use crate::host_store::WeightSource;
@@ -50,10 +50,20 @@ pub fn refine(
 /// in order, each split `tp` ways.
 fn model_entries(opts: &CalibrateOptions, tp: u32) -> String {
     let max_b = opts.batches.iter().copied().max().unwrap_or(1);
-    opts.archs
+    opts.entries()
         .iter()
-        .map(|a| {
-            format!("  - {{ arch: {a}, max_batch: {max_b}, parallel: {{ tp: {tp}, pp: 1 }} }}\n")
+        .map(|(a, d)| {
+            let typed = match d {
+                Dtype::Fp16 => String::new(),
+                d => format!(
+                    "name: \"{}\", dtype: {}, ",
+                    CalibrateOptions::key(a, *d),
+                    d.name()
+                ),
+            };
+            format!(
+                "  - {{ {typed}arch: {a}, max_batch: {max_b}, parallel: {{ tp: {tp}, pp: 1 }} }}\n"
+            )
         })
         .collect()
 }
@@ -290,7 +300,7 @@ impl Loaded {
 }
 
 /// [`refine`]'s one-GPU step for the workload `models` entries, one per
-/// architecture of `opts.archs`, in that order; gives the device back.
+/// entry of `opts.entries()`, in that order; gives the device back.
 fn refine_models(
     dev: Box<dyn Device>,
     models: &str,
@@ -336,7 +346,8 @@ fn refine_models(
     }
     let overhead = profile.compute.request_overhead_s;
     *report += "passes through the executor, architectures taking turns (replaces the pass times above):\n";
-    for (m, a) in opts.archs.iter().enumerate() {
+    for (m, (arch, d)) in opts.entries().iter().enumerate() {
+        let a = &CalibrateOptions::key(arch, *d);
         let Some(c) = profile.calibrated.get_mut(a) else {
             bail!("architecture {a} was not calibrated before the paced passes");
         };
@@ -424,7 +435,7 @@ fn pageable_loads(
 
 /// [`refine`]'s tensor-parallel step: for each degree of `opts.tp`, every
 /// architecture (the workload `models` entries `entries(tp)`, in the order
-/// of `opts.archs`) split over GPUs `0..tp`, timed as the one-GPU passes are;
+/// of `opts.entries()`) split over GPUs `0..tp`, timed as the one-GPU passes are;
 /// each pass (less the per-request overhead) goes to `tensor_parallel`.
 fn tensor_parallel(
     mut dev: Box<dyn Device>,
@@ -447,7 +458,8 @@ fn tensor_parallel(
         *report += &format!(
             "passes split over {tp} GPUs (tensor parallel), architectures taking turns:\n"
         );
-        for (m, a) in opts.archs.iter().enumerate() {
+        for (m, (arch, d)) in opts.entries().iter().enumerate() {
+            let a = &CalibrateOptions::key(arch, *d);
             let Some(c) = profile.calibrated.get_mut(a) else {
                 bail!("architecture {a} was not calibrated before the tensor-parallel passes");
             };
@@ -490,6 +502,7 @@ mod tests {
             reps: 1,
             tp,
             graphs: false,
+            dtypes: vec![],
         };
         let mut profile = HardwareProfile::resolve("h200-pcie5", None).unwrap();
         profile.gpu_memory_bytes = 8 << 30;
@@ -525,6 +538,35 @@ mod tests {
         assert!(queued.iter().all(|&t| t > 0.0 && t < 1.0), "{queued:?}");
         assert_eq!(profile.compute.idle_penalty.len(), IDLE_GAPS_S.len());
         assert!(report.contains("tiny batch 2 paced"), "{report}");
+    }
+
+    #[test]
+    fn cpu_paced_passes_of_fp32_entries_go_to_their_own_key() {
+        let (mut opts, mut profile) = tiny(vec![]);
+        opts.dtypes = vec![Dtype::Fp32];
+        let fp32 = CalibrateOptions::key("tiny", Dtype::Fp32);
+        assert_eq!(
+            opts.entries(),
+            vec![("tiny".into(), Dtype::Fp16), ("tiny".into(), Dtype::Fp32)]
+        );
+        let c = profile.calibrated["tiny"].clone();
+        profile.calibrated.insert(fp32.clone(), c);
+        let mut report = String::new();
+        let models = format!(
+            "  - {{ name: tiny, layers: 2, layer_mb: 1, layer_ms: 0.05, max_batch: 2 }}\n  \
+             - {{ name: \"{fp32}\", dtype: fp32, layers: 2, layer_mb: 1, layer_ms: 0.05, max_batch: 2 }}\n"
+        );
+        let dev = Box::new(CpuDevice::new(1));
+        refine_models(dev, &models, &opts, &mut profile, &mut report).unwrap();
+        for key in ["tiny", fp32.as_str()] {
+            let c = &profile.calibrated[key];
+            assert_eq!(c.queued_pass_s.len(), 2, "{key}");
+            assert!(
+                c.layer_s.iter().all(|r| r.iter().sum::<f64>() < 1.0),
+                "{key}"
+            );
+        }
+        assert!(report.contains("tiny@fp32 batch 2 paced"), "{report}");
     }
 
     #[test]

@@ -228,7 +228,7 @@ mod tests {
         let ws = layout.total_bytes().div_ceil(256) * 256;
         dev.init_arena(ws + forward::workspace_bytes(&layout, 2) + (1 << 20))
             .unwrap();
-        forward::init_workspace(&mut dev, 0, ws).unwrap();
+        forward::init_workspace(&mut dev, 0, ws, &[layout.dtype]).unwrap();
         let plan = Plan {
             batches: &[1, 2],
             reps: 2,

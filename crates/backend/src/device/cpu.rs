@@ -6,9 +6,8 @@
 
 use super::error::invalid;
 use super::HostBuffer;
-use super::{Act, DevPtr, Device, Embed, Event, Gemm, Graph, Kernels, StreamKind};
+use super::{Act, DevPtr, Device, Dtype, Embed, Event, Gemm, Graph, Kernels, StreamKind};
 use super::{DeviceError, DeviceResult};
-use half::f16;
 use std::time::Instant;
 
 struct Arena {
@@ -89,33 +88,18 @@ impl CpuDevice {
         Ok(unsafe { std::slice::from_raw_parts_mut(p, n) })
     }
 
-    fn read_f16(&self, gpu: usize, at: DevPtr, n: usize) -> DeviceResult<Vec<f32>> {
-        let m = self.mem(gpu, at, n * 2)?;
-        Ok(m.chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect())
+    /// Reads `n` elements of `dtype` at `at` as f32.
+    fn read(&self, gpu: usize, at: DevPtr, n: usize, dtype: Dtype) -> DeviceResult<Vec<f32>> {
+        Ok(super::decode(
+            dtype,
+            self.mem(gpu, at, n * super::el_bytes(dtype))?,
+        ))
     }
 
-    fn write_f16(&mut self, gpu: usize, at: DevPtr, v: &[f32]) -> DeviceResult<()> {
-        let m = self.mem_mut(gpu, at, v.len() * 2)?;
-        for (c, x) in m.chunks_exact_mut(2).zip(v) {
-            c.copy_from_slice(&f16::from_f32(*x).to_le_bytes());
-        }
-        Ok(())
-    }
-
-    fn read_f32(&self, gpu: usize, at: DevPtr, n: usize) -> DeviceResult<Vec<f32>> {
-        let m = self.mem(gpu, at, n * 4)?;
-        Ok(m.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-
-    fn write_f32(&mut self, gpu: usize, at: DevPtr, v: &[f32]) -> DeviceResult<()> {
-        let m = self.mem_mut(gpu, at, v.len() * 4)?;
-        for (c, x) in m.chunks_exact_mut(4).zip(v) {
-            c.copy_from_slice(&x.to_le_bytes());
-        }
+    /// Writes `v` at `at` as elements of `dtype` (rounded to nearest even).
+    fn write(&mut self, gpu: usize, at: DevPtr, v: &[f32], dtype: Dtype) -> DeviceResult<()> {
+        let m = self.mem_mut(gpu, at, v.len() * super::el_bytes(dtype))?;
+        super::encode(dtype, v, m);
         Ok(())
     }
 
@@ -224,7 +208,13 @@ impl Device for CpuDevice {
         self.peer || dst_gpu == src_gpu
     }
 
-    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> DeviceResult<()> {
+    fn all_reduce(
+        &mut self,
+        gpus: &[usize],
+        bufs: &[DevPtr],
+        n: usize,
+        dtype: Dtype,
+    ) -> DeviceResult<()> {
         for &g in gpus {
             self.not_capturing(g, "an all-reduce")?;
         }
@@ -233,12 +223,12 @@ impl Device for CpuDevice {
         }
         let mut sum = vec![0f32; n];
         for (g, b) in gpus.iter().zip(bufs) {
-            for (s, v) in sum.iter_mut().zip(self.read_f16(*g, *b, n)?) {
+            for (s, v) in sum.iter_mut().zip(self.read(*g, *b, n, dtype)?) {
                 *s += v;
             }
         }
         for (g, b) in gpus.iter().zip(bufs) {
-            self.write_f16(*g, *b, &sum)?;
+            self.write(*g, *b, &sum, dtype)?;
         }
         Ok(())
     }
@@ -249,6 +239,7 @@ impl Device for CpuDevice {
         send: &[DevPtr],
         recv: &[DevPtr],
         n: usize,
+        dtype: Dtype,
     ) -> DeviceResult<()> {
         for &g in gpus {
             self.not_capturing(g, "an all-gather")?;
@@ -261,9 +252,10 @@ impl Device for CpuDevice {
                 recv.len()
             );
         }
-        let mut all = Vec::with_capacity(n * 2 * gpus.len());
+        let bytes = n * super::el_bytes(dtype);
+        let mut all = Vec::with_capacity(bytes * gpus.len());
         for (g, b) in gpus.iter().zip(send) {
-            all.extend_from_slice(self.mem(*g, *b, n * 2)?);
+            all.extend_from_slice(self.mem(*g, *b, bytes)?);
         }
         for (g, b) in gpus.iter().zip(recv) {
             self.mem_mut(*g, *b, all.len())?.copy_from_slice(&all);

@@ -9,7 +9,8 @@
 
 use super::error::invalid;
 use super::{
-    Context, DevPtr, Device, DeviceError, DeviceResult, Event, Graph, HostBuffer, StreamKind,
+    el_bytes, Context, DevPtr, Device, DeviceError, DeviceResult, Dtype, Event, Graph, HostBuffer,
+    StreamKind,
 };
 use cudarc::cublas::sys as cb;
 use cudarc::driver::{result as dr, sys, CudaContext, CudaEvent, CudaFunction, CudaStream};
@@ -96,7 +97,8 @@ struct Gpu {
     /// Dropped before its workspace (fields drop in order).
     blas: BlasHandle,
     _blas_workspace: DeviceAlloc,
-    funcs: HashMap<&'static str, CudaFunction>,
+    /// Kernels by name (of [`source::NAMES`]) and element type.
+    funcs: HashMap<(&'static str, Dtype), CudaFunction>,
     arena: Option<DeviceAlloc>,
     free_events: Vec<CudaEvent>,
 }
@@ -177,13 +179,16 @@ impl CudaDevice {
     fn launch(
         &mut self,
         gpu: usize,
-        name: &str,
+        (name, dtype): (&'static str, Dtype),
         grid: u32,
         block: u32,
         args: &mut [*mut c_void],
     ) -> DeviceResult<()> {
         let g = self.on(gpu)?;
-        let f = g.funcs[name].cu_function();
+        let Some(f) = g.funcs.get(&(name, dtype)) else {
+            invalid!("no kernel {name} for {} elements", dtype.name());
+        };
+        let f = f.cu_function();
         // SAFETY: `f` is a kernel of the module loaded in this GPU's context
         // (bound by `on`), kept alive by `funcs`; `args` holds one pointer
         // per kernel parameter, each to a live value of the parameter's type
@@ -200,7 +205,7 @@ impl CudaDevice {
                 args,
             )
         }
-        .with_context(|| format!("kernel {name}"))
+        .with_context(|| format!("kernel {}", source::kernel_name(name, dtype)))
     }
 }
 
@@ -352,8 +357,14 @@ impl Device for CudaDevice {
                 .unwrap_or(false)
     }
 
-    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> DeviceResult<()> {
-        self.nccl_all_reduce(gpus, bufs, n)
+    fn all_reduce(
+        &mut self,
+        gpus: &[usize],
+        bufs: &[DevPtr],
+        n: usize,
+        dtype: Dtype,
+    ) -> DeviceResult<()> {
+        self.nccl_all_reduce(gpus, bufs, n, dtype)
     }
 
     fn all_gather(
@@ -362,8 +373,9 @@ impl Device for CudaDevice {
         send: &[DevPtr],
         recv: &[DevPtr],
         n: usize,
+        dtype: Dtype,
     ) -> DeviceResult<()> {
-        self.nccl_all_gather(gpus, send, recv, n)
+        self.nccl_all_gather(gpus, send, recv, n, dtype)
     }
 
     fn copy_d2h(

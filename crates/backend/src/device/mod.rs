@@ -24,7 +24,8 @@ pub mod seeded;
 pub use error::{Context, DeviceError, DeviceResult};
 pub use host_buffer::HostBuffer;
 pub use ops::{
-    token_id, Act, DevPtr, Embed, Gemm, Heads, LayerNorm, Mat, Softmax, SplitHeads, MAX_BATCH,
+    decode, el_bytes, encode, token_id, Act, DevPtr, Dtype, Embed, Gemm, Heads, LayerNorm, Mat,
+    Softmax, SplitHeads, MAX_BATCH,
 };
 
 /// Which stream of a GPU an operation runs on.
@@ -153,11 +154,17 @@ pub trait Device: Kernels {
     /// Whether `dst_gpu` can read `src_gpu`'s memory directly (peer access:
     /// NVLink or PCIe peer-to-peer); if not, activations go through the host.
     fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool;
-    /// Sums `n` fp16 elements at `bufs[r]` on `gpus[r]` over the group and
+    /// Sums `n` elements of `dtype` at `bufs[r]` on `gpus[r]` over the group and
     /// leaves the sum in every rank's buffer, on the compute streams (NCCL
     /// on CUDA, one communicator per ordered group).
-    fn all_reduce(&mut self, gpus: &[usize], bufs: &[DevPtr], n: usize) -> DeviceResult<()>;
-    /// Gathers `n` fp16 elements at `send[r]` of every rank into
+    fn all_reduce(
+        &mut self,
+        gpus: &[usize],
+        bufs: &[DevPtr],
+        n: usize,
+        dtype: Dtype,
+    ) -> DeviceResult<()>;
+    /// Gathers `n` elements of `dtype` at `send[r]` of every rank into
     /// `recv[q]` (`tp * n` elements, rank order) on every rank `q`.
     fn all_gather(
         &mut self,
@@ -165,6 +172,7 @@ pub trait Device: Kernels {
         send: &[DevPtr],
         recv: &[DevPtr],
         n: usize,
+        dtype: Dtype,
     ) -> DeviceResult<()>;
 
     /// Records an event on a stream.
@@ -237,7 +245,8 @@ pub trait Kernels {
     fn embed(&mut self, gpu: usize, e: &Embed) -> DeviceResult<()>;
     /// Row-wise layer norm ([`LayerNorm`]).
     fn layer_norm(&mut self, gpu: usize, op: &LayerNorm) -> DeviceResult<()>;
-    /// `y[r, c] = act(y[r, c] + bias[c])`; `ld` is the distance between rows.
+    /// `y[r, c] = act(y[r, c] + bias[c])` over `rows x cols` elements of `dtype`.
+    #[allow(clippy::too_many_arguments)]
     fn bias_act(
         &mut self,
         gpu: usize,
@@ -246,17 +255,25 @@ pub trait Kernels {
         rows: usize,
         cols: usize,
         act: Act,
+        dtype: Dtype,
     ) -> DeviceResult<()>;
-    /// `x[i] += y[i]` over `n` fp16 elements.
-    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> DeviceResult<()>;
+    /// `x[i] += y[i]` over `n` elements of `dtype`.
+    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize, dtype: Dtype)
+        -> DeviceResult<()>;
     /// Splits `qkv` into per-head `q, k, v` ([`SplitHeads`]).
     fn split_heads(&mut self, gpu: usize, op: &SplitHeads) -> DeviceResult<()>;
     /// Row softmax of scores into probabilities ([`Softmax`]).
     fn softmax(&mut self, gpu: usize, op: &Softmax) -> DeviceResult<()>;
-    /// Merges `o [B*H, S, dh]` back into `out [B*S, H*dh]`.
-    fn merge_heads(&mut self, gpu: usize, o: DevPtr, out: DevPtr, shape: Heads)
-        -> DeviceResult<()>;
-    /// Fills `n` fp16 elements at `dst` with seeded values in `[-scale, scale]`.
+    /// Merges `o [B*H, S, dh]` back into `out [B*S, H*dh]` (elements of `dtype`).
+    fn merge_heads(
+        &mut self,
+        gpu: usize,
+        o: DevPtr,
+        out: DevPtr,
+        shape: Heads,
+        dtype: Dtype,
+    ) -> DeviceResult<()>;
+    /// Fills `n` elements of `dtype` at `dst` with seeded values in `[-scale, scale]`.
     fn fill_random(
         &mut self,
         gpu: usize,
@@ -264,6 +281,7 @@ pub trait Kernels {
         n: usize,
         seed: u64,
         scale: f32,
+        dtype: Dtype,
     ) -> DeviceResult<()>;
 }
 

@@ -5,6 +5,46 @@
 /// A byte offset into one GPU's arena (pool first, then workspace).
 pub type DevPtr = u64;
 
+pub use switchyard_core::model::Dtype;
+
+/// Bytes of one element of `dtype` (weights and activations of a model of
+/// that type).
+pub fn el_bytes(dtype: Dtype) -> usize {
+    dtype.bytes() as usize
+}
+
+/// Little-endian elements of `dtype` read as f32.
+pub fn decode(dtype: Dtype, bytes: &[u8]) -> Vec<f32> {
+    match dtype {
+        Dtype::Fp16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::Bf16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::Fp32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    }
+}
+
+/// Writes `v` as little-endian elements of `dtype` into `out` (rounded to
+/// nearest even, as the CUDA kernels' conversions do); `out` holds
+/// `v.len()` elements.
+pub fn encode(dtype: Dtype, v: &[f32], out: &mut [u8]) {
+    let el = el_bytes(dtype);
+    for (c, x) in out.chunks_exact_mut(el).zip(v) {
+        match dtype {
+            Dtype::Fp16 => c.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes()),
+            Dtype::Bf16 => c.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes()),
+            Dtype::Fp32 => c.copy_from_slice(&x.to_le_bytes()),
+        }
+    }
+}
+
 /// Elementwise activation fused after a bias add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
@@ -67,8 +107,8 @@ impl Mat {
 /// A (strided, batched) matrix product in cuBLAS's column-major convention:
 /// `C[i + j*ldc] = alpha * sum_p op(A)[i,p] * op(B)[p,j] + beta * C`, with
 /// `op(A)[i,p] = A[i + p*lda]` (or `A[p + i*lda]` when `ta`), for `batch`
-/// products whose matrices start `stride_*` elements apart. A and B are fp16;
-/// C is fp16, or f32 when `c_f32`; accumulation is f32.
+/// products whose matrices start `stride_*` elements apart. A and B are of
+/// `dtype`; C is of `dtype`, or f32 when `c_f32`; accumulation is f32.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Gemm {
     /// Transpose A.
@@ -105,11 +145,13 @@ pub struct Gemm {
     pub c_f32: bool,
     /// Scale of the product.
     pub alpha: f32,
+    /// Element type of A, B and (unless `c_f32`) C.
+    pub dtype: Dtype,
 }
 
 impl Gemm {
     /// A plain (unbatched) product `C = op(A) op(B)` of `m x k` by `k x n`,
-    /// with fp16 output and alpha 1.
+    /// with fp16 operands and output and alpha 1 (see [`Gemm::typed`]).
     pub fn plain(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: Mat) -> Gemm {
         Gemm {
             ta: a.t,
@@ -129,6 +171,26 @@ impl Gemm {
             stride_c: 0,
             c_f32: false,
             alpha: 1.0,
+            dtype: Dtype::Fp16,
+        }
+    }
+
+    /// The same product over elements of `dtype`.
+    pub fn typed(self, dtype: Dtype) -> Gemm {
+        Gemm { dtype, ..self }
+    }
+
+    /// Bytes of one element of A and B.
+    pub fn el(&self) -> usize {
+        el_bytes(self.dtype)
+    }
+
+    /// Bytes of one element of C.
+    pub fn c_el(&self) -> usize {
+        if self.c_f32 {
+            4
+        } else {
+            self.el()
         }
     }
 
@@ -166,6 +228,8 @@ pub struct Embed {
     pub vocab: usize,
     /// Offset added to positions (OPT's learned positions start at 2).
     pub pos_offset: usize,
+    /// Element type of the tables and the output.
+    pub dtype: Dtype,
 }
 
 /// The synthetic token at position `s` of request `req` (the same on every device).
@@ -178,7 +242,7 @@ pub fn token_id(req: u32, s: u32, vocab: u32) -> u32 {
     x % vocab
 }
 
-/// Row-wise layer norm of `rows x cols` fp16 values:
+/// Row-wise layer norm of `rows x cols` values of `dtype`:
 /// `y = (x - mean) / sqrt(var + eps) * gain + bias`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerNorm {
@@ -196,6 +260,8 @@ pub struct LayerNorm {
     pub cols: usize,
     /// Added to the variance.
     pub eps: f32,
+    /// Element type of input, output, gain and bias.
+    pub dtype: Dtype,
 }
 
 /// The shape of multi-head attention's per-head tensors: `batch` requests
@@ -232,16 +298,18 @@ pub struct SplitHeads {
     pub v: DevPtr,
     /// The shape.
     pub shape: Heads,
+    /// Element type.
+    pub dtype: Dtype,
 }
 
-/// Row softmax of f32 scores `[rows, cols]` into fp16 probabilities, with
+/// Row softmax of f32 scores `[rows, cols]` into probabilities of `dtype`, with
 /// `scale` applied first and, when `causal`, the keys after each query
 /// masked (row `r` is query `r % cols`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Softmax {
     /// f32 scores.
     pub scores: DevPtr,
-    /// fp16 probabilities out.
+    /// Probabilities out.
     pub probs: DevPtr,
     /// Rows (`B*H*S`).
     pub rows: usize,
@@ -251,4 +319,6 @@ pub struct Softmax {
     pub causal: bool,
     /// Scale applied to the scores first.
     pub scale: f32,
+    /// Element type of the probabilities.
+    pub dtype: Dtype,
 }

@@ -12,7 +12,7 @@
 //! [`Action::Resume`]: switchyard_scheduler::Action::Resume
 
 use super::Executor;
-use crate::device::{Device, Event, Gemm, Mat, StreamKind};
+use crate::device::{Device, Dtype, Event, Gemm, Mat, StreamKind};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use switchyard_core::Workload;
@@ -128,9 +128,9 @@ impl Executor {
             let el = (side * side * 2) as u64;
             let (a, bm, c) = (base, base + el, base + 2 * el);
             self.dev
-                .fill_random(g, a, side * side, 0xB6 + g as u64, 0.03)?;
+                .fill_random(g, a, side * side, 0xB6 + g as u64, 0.03, Dtype::Fp16)?;
             self.dev
-                .fill_random(g, bm, side * side, 0xB7 + g as u64, 0.03)?;
+                .fill_random(g, bm, side * side, 0xB7 + g as u64, 0.03, Dtype::Fp16)?;
             let gemm = Gemm::plain(
                 side,
                 side,

@@ -3,7 +3,7 @@
 //! the GEMM rate that sizes GEMM-equivalent layers. Start-up only.
 
 use super::{handoff, Executor, OUTBOX_SLOTS, OUT_SLOTS};
-use crate::device::{gemm_rate_of, Device, Gemm, Mat};
+use crate::device::{gemm_rate_of, Device, Dtype, Gemm, Mat};
 use crate::forward;
 use crate::host_store::HostStore;
 use crate::model::shard::ShardLayout;
@@ -62,16 +62,21 @@ impl Executor {
     ) -> Result<Executor> {
         let Split { shards, homes } = split;
         let gpus = dev.gpus();
+        let dtypes = model_dtypes(&layouts);
+        // The GEMM-rate probe's regions, of every element type in use.
+        let mut probes = Vec::new();
+        for &d in &dtypes {
+            let shape = switchyard_core::model::ModelShape::synthetic("w", 1, 2, 0.0);
+            probes.push(forward::workspace_bytes(
+                &ModelLayout::typed(&shape.with_dtype(d), d)?,
+                1,
+            ));
+        }
         let ws = layouts
             .iter()
             .zip(max_batch)
             .map(|(l, &b)| forward::workspace_bytes(l, b))
-            .chain([forward::workspace_bytes(
-                &ModelLayout::new(&switchyard_core::model::ModelShape::synthetic(
-                    "w", 1, 2, 0.0,
-                ))?,
-                1,
-            )])
+            .chain(probes)
             .max()
             .unwrap_or(0);
         let mut side = vec![Vec::new(); gpus];
@@ -112,7 +117,7 @@ impl Executor {
         let mut out = Vec::new();
         for g in 0..gpus {
             out.push(dev.alloc_host(out_slot_bytes * OUT_SLOTS as u64, true)?);
-            forward::init_workspace(dev.as_mut(), g, pool.ws_base)?;
+            forward::init_workspace(dev.as_mut(), g, pool.ws_base, &dtypes)?;
         }
         let hand = handoff::Handoff::new(dev.as_mut(), staged, pool.outbox_slot)?;
         let mut ex = Executor {
@@ -122,6 +127,7 @@ impl Executor {
             shards,
             pool,
             gemm_rate: 0.0,
+            gemm_rates: Vec::new(),
             synthetic_slope,
             issue: super::IssueStats::default(),
             host_cpus: None,
@@ -142,12 +148,26 @@ impl Executor {
             staged: vec![Vec::new(); gpus],
             piece_legs: HashMap::new(),
         };
-        ex.gemm_rate = ex.measure_gemm_rate()?;
+        ex.gemm_rate = ex.measure_gemm_rate(Dtype::Fp16)?;
+        for d in dtypes.into_iter().filter(|&d| d != Dtype::Fp16) {
+            let rate = ex.measure_gemm_rate(d)?;
+            ex.gemm_rates.push((d, rate));
+        }
         Ok(ex)
     }
 
-    /// Achieved rate of the GEMM shape GEMM-equivalent layers use, FLOP/s.
-    fn measure_gemm_rate(&mut self) -> Result<f64> {
+    /// The measured GEMM rate of elements of `dtype`, FLOP/s (the fp16
+    /// rate for a type not measured).
+    pub fn gemm_rate_for(&self, dtype: Dtype) -> f64 {
+        self.gemm_rates
+            .iter()
+            .find(|(d, _)| *d == dtype)
+            .map_or(self.gemm_rate, |(_, r)| *r)
+    }
+
+    /// Achieved rate of the GEMM shape GEMM-equivalent layers use, over
+    /// elements of `dtype`, FLOP/s.
+    fn measure_gemm_rate(&mut self, dtype: Dtype) -> Result<f64> {
         let ws = self.pool.ws_base;
         let (m, n, k) = if self.dev.kind() == "cuda" {
             (forward::GEN_CHUNK, forward::GEN_M, 1024)
@@ -155,10 +175,18 @@ impl Executor {
             (256, 32, 1024)
         };
         // Weights: the output chunk region filled as a random `[k, m]` matrix.
-        let (inp, w, scratch) = forward::gen_regions(ws);
-        self.dev.fill_random(0, w, m * k, 0xC0FFEE, 0.03)?;
-        let g = Gemm::plain(m, n, k, Mat::n(w, m), Mat::n(inp, k), Mat::n(scratch, m));
+        let (inp, w, scratch) = forward::gen_regions(ws, dtype);
+        self.dev.fill_random(0, w, m * k, 0xC0FFEE, 0.03, dtype)?;
+        let g = Gemm::plain(m, n, k, Mat::n(w, m), Mat::n(inp, k), Mat::n(scratch, m)).typed(dtype);
         let reps = if self.dev.kind() == "cuda" { 20 } else { 2 };
         Ok(gemm_rate_of(self.dev.as_mut(), 0, &g, reps)?)
     }
+}
+
+/// The element types of `layouts`, fp16 first and always present.
+fn model_dtypes(layouts: &[ModelLayout]) -> Vec<Dtype> {
+    Dtype::ALL
+        .into_iter()
+        .filter(|&d| d == Dtype::Fp16 || layouts.iter().any(|l| l.dtype == d))
+        .collect()
 }

@@ -147,7 +147,7 @@ impl Executor {
             ws: pool.ws_base,
             waits: &waits,
             out: Some((&self.out[g], slot as u64 * self.out_slot_bytes)),
-            gemm_rate: self.gemm_rate,
+            gemm_rate: self.gemm_rate_for(self.layouts[op.model].dtype),
             synthetic_slope: self.synthetic_slope,
         };
         f(self.dev.as_mut(), &run)

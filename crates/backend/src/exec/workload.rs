@@ -48,7 +48,8 @@ pub fn build_executor(
     let layouts: Vec<ModelLayout> = w
         .models
         .iter()
-        .map(|m| ModelLayout::new(&m.shape))
+        .enumerate()
+        .map(|(i, m)| ModelLayout::typed(&m.shape, w.dtype(i)))
         .collect::<Result<_>>()?;
     let placed = placements(w);
     let shards: Vec<ShardLayout> = layouts

@@ -6,29 +6,32 @@
 
 use super::{plan, tensor, Plan, Run};
 use crate::device::{
-    Act, DevPtr, Device, Embed, Gemm, Heads, LayerNorm, Mat, Softmax, SplitHeads, MAX_BATCH,
+    Act, DevPtr, Device, Dtype, Embed, Gemm, Heads, LayerNorm, Mat, Softmax, SplitHeads, MAX_BATCH,
 };
 use crate::model::TransformerCfg;
 use anyhow::{bail, Result};
 use switchyard_core::model::LayerKind;
 
 /// `y = x W` (+ nothing: bias added by the caller) for `t` rows: `W` is
-/// row-major `[k, n]`, `x` (rows `x.ld` apart) is `[t, k]`.
+/// row-major `[k, n]`, `x` (rows `x.ld` apart) is `[t, k]`, all of `dt`.
 fn matmul(
     dev: &mut dyn Device,
-    g: usize,
+    (g, dt): (usize, Dtype),
     x: Mat,
     w: DevPtr,
     y: DevPtr,
     (t, k, n): (usize, usize, usize),
 ) -> Result<()> {
-    Ok(dev.gemm(g, &Gemm::plain(n, t, k, Mat::n(w, n), x, Mat::n(y, n)))?)
+    Ok(dev.gemm(
+        g,
+        &Gemm::plain(n, t, k, Mat::n(w, n), x, Mat::n(y, n)).typed(dt),
+    )?)
 }
 
 /// Sums `p.y` (`t * h` elements) over the group (nothing with one rank).
 fn reduce(dev: &mut dyn Device, r: &Run, at: DevPtr, n: usize) -> Result<()> {
     if r.gpus.len() > 1 {
-        dev.all_reduce(r.gpus, &vec![at; r.gpus.len()], n)?;
+        dev.all_reduce(r.gpus, &vec![at; r.gpus.len()], n, r.layout.dtype)?;
     }
     Ok(())
 }
@@ -40,7 +43,8 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
     let (h, t) = (d.hidden as usize, b * s);
     let tp = r.gpus.len();
     let hp = h / tp;
-    let p = plan(cfg, b, s, r.ws);
+    let (dt, el) = (r.layout.dtype, r.layout.el());
+    let p = plan(cfg, b, s, r.ws, el);
     let ts = |rank: usize, suffix: &str| tensor(r, rank, l, suffix);
     match r.layout.shape.layers[l].kind {
         LayerKind::Embedding => {
@@ -76,11 +80,12 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                         hidden: hp,
                         vocab: d.vocab as usize,
                         pos_offset: cfg.pos_offset,
+                        dtype: dt,
                     },
                 )?;
             }
             if tp > 1 {
-                dev.all_gather(r.gpus, &vec![p.o; tp], &vec![p.q; tp], t * hp)?;
+                dev.all_gather(r.gpus, &vec![p.o; tp], &vec![p.q; tp], t * hp, dt)?;
                 for &g in r.gpus {
                     // [tp, t, hp] -> [t, tp * hp]: the heads merge does it.
                     let shape = Heads {
@@ -89,7 +94,7 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                         heads: tp,
                         head_dim: hp,
                     };
-                    dev.merge_heads(g, p.q, p.x, shape)?;
+                    dev.merge_heads(g, p.q, p.x, shape, dt)?;
                 }
             }
             if d.token_types > 0 {
@@ -105,6 +110,7 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                             rows: t,
                             cols: h,
                             eps: 1e-12,
+                            dtype: dt,
                         },
                     )?;
                 }
@@ -125,6 +131,7 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                         rows: t,
                         cols: h,
                         eps: 1e-5,
+                        dtype: dt,
                     },
                 )?;
                 // The tied embedding: a copy beside this stage, or layer 0's.
@@ -139,7 +146,7 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                 };
                 // Logits of each request's last token only (the output):
                 // its rows of `p.y` lie `s * h` elements apart.
-                let y = p.y + (((s - 1) * h + rank * hp) * 2) as u64;
+                let y = p.y + (((s - 1) * h + rank * hp) * el) as u64;
                 dev.gemm(
                     g,
                     &Gemm::plain(
@@ -149,7 +156,8 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                         Mat::t(tok, hp),
                         Mat::n(y, s * h),
                         Mat::n(p.out, v),
-                    ),
+                    )
+                    .typed(dt),
                 )?;
             }
             // Partial logits over each rank's hidden columns: sum them.
@@ -160,9 +168,10 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
                 let w = ts(rank, ".pooler.weight")?;
                 dev.gemm(
                     g,
-                    &Gemm::plain(h, b, h, Mat::n(w, h), Mat::n(p.x, s * h), Mat::n(p.out, h)),
+                    &Gemm::plain(h, b, h, Mat::n(w, h), Mat::n(p.x, s * h), Mat::n(p.out, h))
+                        .typed(dt),
                 )?;
-                dev.bias_act(g, p.out, ts(rank, ".pooler.bias")?, b, h, Act::Tanh)?;
+                dev.bias_act(g, p.out, ts(rank, ".pooler.bias")?, b, h, Act::Tanh, dt)?;
             }
         }
         other => bail!(
@@ -180,6 +189,7 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
     let tp = r.gpus.len();
     let (hp, fp, heads) = (h / tp, f / tp, d.heads as usize / tp);
     let eps = if cfg.post_ln { 1e-12 } else { 1e-5 };
+    let dt = r.layout.dtype;
     let ts = |rank: usize, suffix: &str| tensor(r, rank, l, suffix);
     // Attention: column-parallel QKV (this rank's heads), row-parallel output.
     for (rank, &g) in r.gpus.iter().enumerate() {
@@ -197,23 +207,24 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
                     rows: t,
                     cols: h,
                     eps,
+                    dtype: dt,
                 },
             )?;
             p.y
         };
         let w = ts(rank, ".qkv.weight")?;
-        matmul(dev, g, Mat::n(input, h), w, p.qkv, (t, h, 3 * hp))?;
-        dev.bias_act(g, p.qkv, ts(rank, ".qkv.bias")?, t, 3 * hp, Act::None)?;
-        attention(dev, g, cfg, p, b, s, heads)?;
+        matmul(dev, (g, dt), Mat::n(input, h), w, p.qkv, (t, h, 3 * hp))?;
+        dev.bias_act(g, p.qkv, ts(rank, ".qkv.bias")?, t, 3 * hp, Act::None, dt)?;
+        attention(dev, (g, dt), cfg, p, (b, s, heads))?;
         let w = ts(rank, ".out.weight")?;
-        matmul(dev, g, Mat::n(p.attn, hp), w, p.y, (t, hp, h))?;
+        matmul(dev, (g, dt), Mat::n(p.attn, hp), w, p.y, (t, hp, h))?;
     }
     reduce(dev, r, p.y, t * h)?;
     // MLP: column-parallel fc1, row-parallel fc2.
     for (rank, &g) in r.gpus.iter().enumerate() {
-        dev.bias_act(g, p.y, ts(rank, ".out.bias")?, t, h, Act::None)?;
+        dev.bias_act(g, p.y, ts(rank, ".out.bias")?, t, h, Act::None, dt)?;
         let input = if cfg.post_ln {
-            dev.add(g, p.y, p.x, t * h)?;
+            dev.add(g, p.y, p.x, t * h, dt)?;
             let (w, bb) = (ts(rank, ".ln1.weight")?, ts(rank, ".ln1.bias")?);
             dev.layer_norm(
                 g,
@@ -225,11 +236,12 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
                     rows: t,
                     cols: h,
                     eps,
+                    dtype: dt,
                 },
             )?;
             p.x
         } else {
-            dev.add(g, p.x, p.y, t * h)?;
+            dev.add(g, p.x, p.y, t * h, dt)?;
             let (w, bb) = (ts(rank, ".ln2.weight")?, ts(rank, ".ln2.bias")?);
             dev.layer_norm(
                 g,
@@ -241,21 +253,22 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
                     rows: t,
                     cols: h,
                     eps,
+                    dtype: dt,
                 },
             )?;
             p.y
         };
         let w = ts(rank, ".fc1.weight")?;
-        matmul(dev, g, Mat::n(input, h), w, p.mlp, (t, h, fp))?;
-        dev.bias_act(g, p.mlp, ts(rank, ".fc1.bias")?, t, fp, cfg.act)?;
+        matmul(dev, (g, dt), Mat::n(input, h), w, p.mlp, (t, h, fp))?;
+        dev.bias_act(g, p.mlp, ts(rank, ".fc1.bias")?, t, fp, cfg.act, dt)?;
         let w = ts(rank, ".fc2.weight")?;
-        matmul(dev, g, Mat::n(p.mlp, fp), w, p.y, (t, fp, h))?;
+        matmul(dev, (g, dt), Mat::n(p.mlp, fp), w, p.y, (t, fp, h))?;
     }
     reduce(dev, r, p.y, t * h)?;
     for (rank, &g) in r.gpus.iter().enumerate() {
-        dev.bias_act(g, p.y, ts(rank, ".fc2.bias")?, t, h, Act::None)?;
+        dev.bias_act(g, p.y, ts(rank, ".fc2.bias")?, t, h, Act::None, dt)?;
         if cfg.post_ln {
-            dev.add(g, p.y, p.x, t * h)?;
+            dev.add(g, p.y, p.x, t * h, dt)?;
             let (w, bb) = (ts(rank, ".ln2.weight")?, ts(rank, ".ln2.bias")?);
             dev.layer_norm(
                 g,
@@ -267,10 +280,11 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
                     rows: t,
                     cols: h,
                     eps,
+                    dtype: dt,
                 },
             )?;
         } else {
-            dev.add(g, p.x, p.y, t * h)?;
+            dev.add(g, p.x, p.y, t * h, dt)?;
         }
     }
     Ok(())
@@ -279,12 +293,10 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
 /// Scaled-dot-product attention of `heads` heads from `p.qkv` into `p.attn`.
 fn attention(
     dev: &mut dyn Device,
-    g: usize,
+    (g, dt): (usize, Dtype),
     cfg: &TransformerCfg,
     p: &Plan,
-    b: usize,
-    s: usize,
-    heads: usize,
+    (b, s, heads): (usize, usize, usize),
 ) -> Result<()> {
     let dh = cfg.dims.hidden as usize / cfg.dims.heads as usize;
     let shape = Heads {
@@ -301,6 +313,7 @@ fn attention(
             k: p.k,
             v: p.v,
             shape,
+            dtype: dt,
         },
     )?;
     let mut sc = Gemm::plain(
@@ -310,7 +323,8 @@ fn attention(
         Mat::t(p.k, dh),
         Mat::n(p.q, dh),
         Mat::n(p.scores, s),
-    );
+    )
+    .typed(dt);
     sc.batch = b * heads;
     (sc.stride_a, sc.stride_b, sc.stride_c, sc.c_f32) = (s * dh, s * dh, s * s, true);
     dev.gemm(g, &sc)?;
@@ -323,6 +337,7 @@ fn attention(
             cols: s,
             causal: cfg.causal,
             scale: 1.0 / (dh as f32).sqrt(),
+            dtype: dt,
         },
     )?;
     let mut pv = Gemm::plain(
@@ -332,9 +347,10 @@ fn attention(
         Mat::n(p.v, dh),
         Mat::n(p.probs, s),
         Mat::n(p.o, dh),
-    );
+    )
+    .typed(dt);
     pv.batch = b * heads;
     (pv.stride_a, pv.stride_b, pv.stride_c) = (s * dh, s * s, s * dh);
     dev.gemm(g, &pv)?;
-    Ok(dev.merge_heads(g, p.o, p.attn, shape)?)
+    Ok(dev.merge_heads(g, p.o, p.attn, shape, dt)?)
 }

@@ -1,11 +1,12 @@
-//! A model's layout: its tensors, in layer order, in one fp16 buffer, so a
-//! layer group is one contiguous copy; and the transformer shapes built from
-//! an architecture's dimensions.
+//! A model's layout: its tensors, in layer order, in one buffer of the
+//! model's element type ([`Dtype`]: fp16 by default, fp32 or bf16), so a
+//! layer group is one contiguous copy; and the transformer shapes built
+//! from an architecture's dimensions.
 
 use anyhow::{bail, Result};
 use switchyard_core::model::{Family, LayerKind, ModelShape, TransformerDims, DTYPE_BYTES};
 
-use crate::device::Act;
+use crate::device::{el_bytes, Act, Dtype};
 
 /// How a tensor is initialised when weights are seeded random.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,11 +65,13 @@ pub enum Kind {
     Generic,
 }
 
-/// A model's tensors and layer offsets in its fp16 buffer.
+/// A model's tensors and layer offsets in its buffer.
 #[derive(Debug, Clone)]
 pub struct ModelLayout {
-    /// The shape it was built from.
+    /// The shape it was built from (bytes of `dtype`).
     pub shape: ModelShape,
+    /// Element type of its weights and of its activations on the device.
+    pub dtype: Dtype,
     /// How it runs.
     pub kind: Kind,
     /// `layer_offsets[l]`: byte offset of layer `l`; the last entry is the total.
@@ -78,9 +81,17 @@ pub struct ModelLayout {
 }
 
 impl ModelLayout {
-    /// Lays out `shape`'s tensors; fails if they do not add up to its
-    /// layers' parameter bytes.
+    /// Lays out `shape`'s tensors in fp16; fails if they do not add up to
+    /// its layers' parameter bytes.
     pub fn new(shape: &ModelShape) -> Result<ModelLayout> {
+        ModelLayout::typed(shape, Dtype::Fp16)
+    }
+
+    /// Lays out `shape`'s tensors as elements of `dtype`, the shape's
+    /// bytes being of that type already (as a workload's are,
+    /// [`ModelShape::with_dtype`]); fails if the tensors do not add up to
+    /// its layers' parameter bytes.
+    pub fn typed(shape: &ModelShape, dtype: Dtype) -> Result<ModelLayout> {
         let mut layer_offsets = vec![0u64];
         for l in &shape.layers {
             layer_offsets.push(layer_offsets.last().unwrap() + l.param_bytes);
@@ -88,12 +99,16 @@ impl ModelLayout {
         let (kind, tensors) = match &shape.family {
             Family::Transformer(d) => {
                 let cfg = transformer_cfg(&shape.arch, d);
-                (Kind::Transformer(cfg), transformer_tensors(shape, d, &cfg)?)
+                (
+                    Kind::Transformer(cfg),
+                    transformer_tensors(shape, d, &cfg, dtype)?,
+                )
             }
-            _ => (Kind::Generic, generic_tensors(shape)),
+            _ => (Kind::Generic, generic_tensors(shape, dtype)),
         };
         Ok(ModelLayout {
             shape: shape.clone(),
+            dtype,
             kind,
             layer_offsets,
             tensors,
@@ -108,6 +123,11 @@ impl ModelLayout {
     /// Bytes of layers `r`.
     pub fn range_bytes(&self, r: std::ops::Range<usize>) -> u64 {
         self.layer_offsets[r.end] - self.layer_offsets[r.start]
+    }
+
+    /// Bytes of one element (weights and activations).
+    pub fn el(&self) -> usize {
+        el_bytes(self.dtype)
     }
 
     /// Number of layers.
@@ -144,6 +164,7 @@ fn transformer_tensors(
     shape: &ModelShape,
     d: &TransformerDims,
     cfg: &TransformerCfg,
+    dtype: Dtype,
 ) -> Result<Vec<TensorSpec>> {
     let (h, f) = (d.hidden as usize, d.ffn as usize);
     let w = |fan_in: usize| Init::Uniform(1.0 / (fan_in as f32).sqrt());
@@ -206,7 +227,7 @@ fn transformer_tensors(
                 shape: dims,
                 init,
             };
-            off += t.numel() as u64 * DTYPE_BYTES;
+            off += (t.numel() * el_bytes(dtype)) as u64;
             out.push(t);
         }
         if off != layer.param_bytes {
@@ -222,13 +243,13 @@ fn transformer_tensors(
     Ok(out)
 }
 
-fn generic_tensors(shape: &ModelShape) -> Vec<TensorSpec> {
+fn generic_tensors(shape: &ModelShape, dtype: Dtype) -> Vec<TensorSpec> {
     shape
         .layers
         .iter()
         .enumerate()
         .map(|(l, layer)| {
-            let (k, n) = generic_dims(layer.param_bytes);
+            let (k, n) = generic_dims(layer.param_bytes, dtype);
             TensorSpec {
                 name: format!("{}.weight", layer.name),
                 layer: l,
@@ -289,10 +310,10 @@ pub fn transformer_shape(arch: &str, d: TransformerDims, seq: u64) -> ModelShape
 }
 
 /// The `[k, n]` matrix a GEMM-equivalent layer of `bytes` parameter bytes
-/// multiplies by: `k = min(1024, params)`, `n = params / k` (trailing
-/// elements that do not fill a row are copied but not read).
-pub fn generic_dims(bytes: u64) -> (usize, usize) {
-    let params = (bytes / DTYPE_BYTES) as usize;
+/// of `dtype` multiplies by: `k = min(1024, params)`, `n = params / k`
+/// (trailing elements that do not fill a row are copied but not read).
+pub fn generic_dims(bytes: u64, dtype: Dtype) -> (usize, usize) {
+    let params = bytes as usize / el_bytes(dtype);
     let k = params.clamp(1, 1024);
     (k, params / k)
 }
@@ -320,9 +341,31 @@ mod tests {
     }
 
     #[test]
+    fn typed_layouts_scale_offsets() {
+        for name in ["bert-base", "gpt2", "resnet-152"] {
+            let fp16 = switchyard_core::arch::builtin(name).unwrap();
+            let a = ModelLayout::new(&fp16).unwrap();
+            for d in [Dtype::Fp32, Dtype::Bf16] {
+                let l = ModelLayout::typed(&fp16.clone().with_dtype(d), d).unwrap();
+                let k = d.bytes() / 2;
+                assert_eq!(l.total_bytes(), a.total_bytes() * k, "{name} {d:?}");
+                assert_eq!(l.tensors.len(), a.tensors.len());
+                for (x, y) in l.tensors.iter().zip(&a.tensors) {
+                    assert_eq!((x.offset, &x.shape), (y.offset * k, &y.shape), "{name}");
+                }
+            }
+            // An fp16 shape laid out as fp32 does not add up.
+            if name != "resnet-152" {
+                assert!(ModelLayout::typed(&fp16, Dtype::Fp32).is_err());
+            }
+        }
+    }
+
+    #[test]
     fn generic_dims_cover_params() {
-        assert_eq!(generic_dims(2 * 4096), (1024, 4));
-        assert_eq!(generic_dims(2 * 10), (10, 1));
-        assert_eq!(generic_dims(1), (1, 0));
+        assert_eq!(generic_dims(2 * 4096, Dtype::Fp16), (1024, 4));
+        assert_eq!(generic_dims(2 * 10, Dtype::Fp16), (10, 1));
+        assert_eq!(generic_dims(1, Dtype::Fp16), (1, 0));
+        assert_eq!(generic_dims(4 * 4096, Dtype::Fp32), (1024, 4));
     }
 }

@@ -3,9 +3,8 @@
 //! as the oracle that the CUDA and CPU devices are checked against.
 
 use super::layout::{Kind, ModelLayout};
-use crate::device::token_id;
+use crate::device::{decode, token_id};
 use anyhow::{bail, Result};
-use half::f16;
 
 struct W<'a> {
     layout: &'a ModelLayout,
@@ -16,10 +15,10 @@ impl W<'_> {
     fn get(&self, layer: usize, suffix: &str) -> Vec<f32> {
         let t = self.layout.tensor(layer, suffix).expect("tensor");
         let off = (self.layout.layer_offsets[layer] + t.offset) as usize;
-        self.buf[off..off + t.numel() * 2]
-            .chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()
+        decode(
+            self.layout.dtype,
+            &self.buf[off..off + t.numel() * self.layout.el()],
+        )
     }
 }
 
@@ -59,7 +58,8 @@ fn gelu(x: f32) -> f32 {
 }
 
 /// The outputs (last-token logits, or the pooled vector) of each request of
-/// `requests` through the whole model whose fp16 weights are `buf`.
+/// `requests` through the whole model whose weights (of the layout's
+/// element type) are `buf`; every activation is kept in f32.
 pub fn forward(layout: &ModelLayout, buf: &[u8], requests: &[u64]) -> Result<Vec<Vec<f32>>> {
     let Kind::Transformer(cfg) = layout.kind else {
         bail!("the reference covers transformers only");

@@ -25,7 +25,7 @@
 use super::layout::{Kind, ModelLayout};
 use anyhow::{bail, Result};
 use std::ops::Range;
-use switchyard_core::model::{LayerKind, DTYPE_BYTES};
+use switchyard_core::model::LayerKind;
 
 /// How a tensor is split over the ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl ShardLayout {
             let kind = layout.shape.layers[l].kind;
             let lname_len = layout.shape.layers[l].name.len() + 1;
             for (i, t) in layout.tensors.iter().enumerate().filter(|t| t.1.layer == l) {
-                let full = t.numel() as u64 * DTYPE_BYTES;
+                let full = (t.numel() * layout.el()) as u64;
                 if tp == 1 {
                     push(i, Split::Whole, false, full);
                     continue;
@@ -166,7 +166,7 @@ impl ShardLayout {
             // copy of the (rank's columns of the) token embedding.
             if let (Some(ti), Kind::Transformer(cfg)) = (tok, layout.kind) {
                 if cfg.lm_head && kind == LayerKind::Head && stage_of[l] != stage_of[0] {
-                    let full = layout.tensors[ti].numel() as u64 * DTYPE_BYTES;
+                    let full = (layout.tensors[ti].numel() * layout.el()) as u64;
                     let split = if tp == 1 {
                         Split::Whole
                     } else {
@@ -282,7 +282,7 @@ impl ShardLayout {
             [r, c] => (*r, *c),
             s => (s[..s.len() - 1].iter().product(), *s.last().unwrap()),
         };
-        let el = DTYPE_BYTES as usize;
+        let el = layout.el();
         match p.split {
             Split::Whole => dst.copy_from_slice(&full[start..start + dst.len()]),
             Split::Rows => {

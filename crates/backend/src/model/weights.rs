@@ -3,8 +3,8 @@
 
 use super::layout::{Init, ModelLayout, TensorSpec};
 use crate::device::seeded::{mix64, uniform};
+use crate::device::{encode, Dtype as Elem};
 use anyhow::{bail, Context, Result};
-use half::f16;
 use safetensors::{Dtype, SafeTensors};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,8 +16,9 @@ fn tensor_seed(seed: u64, index: usize) -> u64 {
 
 const CHUNK: usize = 1 << 22;
 
-/// Fills `buf` (the model's whole buffer) with seeded random weights; bytes
-/// no tensor covers are zeroed.
+/// Fills `buf` (the model's whole buffer) with seeded random weights in the
+/// layout's element type (the same values, rounded to it, for every type);
+/// bytes no tensor covers are zeroed.
 pub fn fill_random(layout: &ModelLayout, seed: u64, buf: &mut [u8]) {
     assert_eq!(buf.len() as u64, layout.total_bytes());
     // Zero what no tensor covers.
@@ -26,7 +27,7 @@ pub fn fill_random(layout: &ModelLayout, seed: u64, buf: &mut [u8]) {
             .tensors
             .iter()
             .filter(|t| t.layer == l)
-            .map(|t| t.offset + t.numel() as u64 * 2)
+            .map(|t| t.offset + (t.numel() * layout.el()) as u64)
             .max()
             .unwrap_or(0);
         let (start, end) = (layout.layer_offsets[l], layout.layer_offsets[l + 1]);
@@ -54,31 +55,44 @@ pub fn fill_random(layout: &ModelLayout, seed: u64, buf: &mut [u8]) {
                 let Some(&(ti, e0)) = items.get(i) else { break };
                 let t = &layout.tensors[ti];
                 let n = (t.numel() - e0).min(CHUNK);
-                let off = (layout.layer_offsets[t.layer] + t.offset) as usize + e0 * 2;
-                // SAFETY: `off + 2n` is within `buf` (the layout's tensors lie
-                // inside its total bytes, asserted above) and chunks are
+                let el = layout.el();
+                let off = (layout.layer_offsets[t.layer] + t.offset) as usize + e0 * el;
+                // SAFETY: `off + n * el` is within `buf` (the layout's tensors
+                // lie inside its total bytes, asserted above) and chunks are
                 // disjoint ranges of it, so no two threads write one byte;
                 // `buf` outlives the scope.
-                let out = unsafe { std::slice::from_raw_parts_mut((base + off) as *mut u8, n * 2) };
-                fill_tensor_chunk(t, tensor_seed(seed, ti), e0, out);
+                let out =
+                    unsafe { std::slice::from_raw_parts_mut((base + off) as *mut u8, n * el) };
+                fill_tensor_chunk(t, tensor_seed(seed, ti), e0, layout.dtype, out);
             });
         }
     });
 }
 
-fn fill_tensor_chunk(t: &TensorSpec, seed: u64, e0: usize, out: &mut [u8]) {
-    for (j, o) in out.chunks_exact_mut(2).enumerate() {
+fn fill_tensor_chunk(t: &TensorSpec, seed: u64, e0: usize, dtype: Elem, out: &mut [u8]) {
+    let el = crate::device::el_bytes(dtype);
+    for (j, o) in out.chunks_exact_mut(el).enumerate() {
         let u = uniform(seed, (e0 + j) as u64);
         let v = match t.init {
             Init::Uniform(s) => u * s,
             Init::One => 1.0 + 0.05 * u,
         };
-        o.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+        encode(dtype, &[v], o);
+    }
+}
+
+/// The safetensors type of elements of `dtype`.
+fn st_dtype(dtype: Elem) -> Dtype {
+    match dtype {
+        Elem::Fp16 => Dtype::F16,
+        Elem::Fp32 => Dtype::F32,
+        Elem::Bf16 => Dtype::BF16,
     }
 }
 
 /// Loads every tensor of `layout` from a safetensors file into `buf`;
-/// tensors must be F16 with the layout's shapes. Bytes no tensor covers are zeroed.
+/// tensors must be of the layout's element type (F16, F32 or BF16) with its
+/// shapes. Bytes no tensor covers are zeroed.
 pub fn load_safetensors(layout: &ModelLayout, path: &Path, buf: &mut [u8]) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let st = SafeTensors::deserialize(&bytes)
@@ -93,12 +107,14 @@ pub fn load_safetensors(layout: &ModelLayout, path: &Path, buf: &mut [u8]) -> Re
                 layout.shape.arch
             )
         })?;
-        if view.dtype() != Dtype::F16 {
+        let want = st_dtype(layout.dtype);
+        if view.dtype() != want {
             bail!(
-                "{}: tensor `{}` is {:?}; expected F16",
+                "{}: tensor `{}` is {:?}; expected {want:?} (the model's dtype is {})",
                 path.display(),
                 t.name,
-                view.dtype()
+                view.dtype(),
+                layout.dtype.name()
             );
         }
         if view.shape() != t.shape.as_slice() {
@@ -121,10 +137,10 @@ pub fn save_safetensors(layout: &ModelLayout, buf: &[u8], path: &Path) -> Result
     let mut views = Vec::new();
     for t in &layout.tensors {
         let off = (layout.layer_offsets[t.layer] + t.offset) as usize;
-        let data = &buf[off..off + t.numel() * 2];
+        let data = &buf[off..off + t.numel() * layout.el()];
         views.push((
             t.name.clone(),
-            safetensors::tensor::TensorView::new(Dtype::F16, t.shape.clone(), data)?,
+            safetensors::tensor::TensorView::new(st_dtype(layout.dtype), t.shape.clone(), data)?,
         ));
     }
     safetensors::serialize_to_file(views, None, path)

@@ -172,6 +172,42 @@ fn fp32_models_see_the_fp32_rate_without_fp16_calibrations() {
 }
 
 #[test]
+fn measured_fp32_and_bf16_times_replace_the_fallbacks() {
+    use crate::model::Dtype;
+    let mut p = parse(Path::new("h.yaml"), HOST).unwrap();
+    let times = |s: f64| CalibratedTimes {
+        batch_sizes: vec![1],
+        layer_s: vec![vec![s]],
+        ..Default::default()
+    };
+    p.calibrated.insert("bert-base".into(), times(1.0));
+    p.calibrated.insert("gpt2".into(), times(2.0));
+    p.calibrated
+        .insert(calibrated_key("bert-base", Dtype::Fp32), times(3.0));
+    p.calibrated
+        .insert(calibrated_key("gpt2", Dtype::Bf16), times(4.0));
+    assert_eq!(calibrated_key("gpt2", Dtype::Bf16), "gpt2@bf16");
+    assert_eq!(calibrated_key("gpt2", Dtype::Fp16), "gpt2");
+    // fp16: the profile as it is.
+    assert_eq!(p.for_dtype(Dtype::Fp16), p);
+    // fp32: only the measured fp32 times, under the plain name; gpt2 falls
+    // back to the roofline at the fp32 rate.
+    let f = p.for_dtype(Dtype::Fp32);
+    assert_eq!(f.calibrated.len(), 1);
+    assert_eq!(f.calibrated["bert-base"], times(3.0));
+    assert_eq!(f.compute.flops_per_s, 12.5e12);
+    // bf16: gpt2's measured bf16 times, bert-base's fp16 ones.
+    let b = p.for_dtype(Dtype::Bf16);
+    assert_eq!(b.calibrated.len(), 2);
+    assert_eq!(b.calibrated["gpt2"], times(4.0));
+    assert_eq!(b.calibrated["bert-base"], times(1.0));
+    assert_eq!(b.compute, p.compute);
+    // Such a profile writes and reads back.
+    let q = parse(Path::new("q.yaml"), &p.to_yaml()).unwrap();
+    assert_eq!(q.calibrated, p.calibrated);
+}
+
+#[test]
 fn bad_host_sections_name_their_field() {
     for (bad, field, says) in [
         (

@@ -8,7 +8,7 @@
 use super::CpuDevice;
 use crate::device::error::invalid;
 use crate::device::{
-    Act, DevPtr, DeviceResult, Embed, Gemm, Heads, Kernels, LayerNorm, Softmax, SplitHeads,
+    Act, DevPtr, DeviceResult, Dtype, Embed, Gemm, Heads, Kernels, LayerNorm, Softmax, SplitHeads,
 };
 
 /// One recorded kernel with its arguments.
@@ -17,12 +17,12 @@ pub(super) enum Op {
     Gemm(Gemm),
     Embed(Box<Embed>),
     LayerNorm(LayerNorm),
-    BiasAct(DevPtr, DevPtr, usize, usize, Act),
-    Add(DevPtr, DevPtr, usize),
+    BiasAct(DevPtr, DevPtr, usize, usize, Act, Dtype),
+    Add(DevPtr, DevPtr, usize, Dtype),
     SplitHeads(SplitHeads),
     Softmax(Softmax),
-    MergeHeads(DevPtr, DevPtr, Heads),
-    FillRandom(DevPtr, usize, u64, f32),
+    MergeHeads(DevPtr, DevPtr, Heads, Dtype),
+    FillRandom(DevPtr, usize, u64, f32, Dtype),
 }
 
 /// Capture state of a CPU device.
@@ -110,12 +110,14 @@ impl CpuDevice {
                 Op::Gemm(m) => self.gemm(gpu, &m)?,
                 Op::Embed(e) => self.embed(gpu, &e)?,
                 Op::LayerNorm(op) => self.layer_norm(gpu, &op)?,
-                Op::BiasAct(y, b, r, c, a) => self.bias_act(gpu, y, b, r, c, a)?,
-                Op::Add(x, y, n) => self.add(gpu, x, y, n)?,
+                Op::BiasAct(y, b, r, c, a, d) => self.bias_act(gpu, y, b, r, c, a, d)?,
+                Op::Add(x, y, n, d) => self.add(gpu, x, y, n, d)?,
                 Op::SplitHeads(op) => self.split_heads(gpu, &op)?,
                 Op::Softmax(op) => self.softmax(gpu, &op)?,
-                Op::MergeHeads(o, out, shape) => self.merge_heads(gpu, o, out, shape)?,
-                Op::FillRandom(d, n, seed, scale) => self.fill_random(gpu, d, n, seed, scale)?,
+                Op::MergeHeads(o, out, shape, d) => self.merge_heads(gpu, o, out, shape, d)?,
+                Op::FillRandom(at, n, seed, scale, d) => {
+                    self.fill_random(gpu, at, n, seed, scale, d)?
+                }
             }
         }
         Ok(())

@@ -1,12 +1,12 @@
-//! The forward pass's operations on the host: GEMMs in f32 over fp16
-//! inputs, and the small kernels, on the emulated GPUs' arenas.
+//! The forward pass's operations on the host: GEMMs in f32 over fp16, bf16
+//! or fp32 inputs, and the small kernels, on the emulated GPUs' arenas.
 
 use super::graph::Op;
 use super::*;
-use crate::device::{Heads, LayerNorm, Softmax, SplitHeads};
+use crate::device::{el_bytes, Heads, LayerNorm, Softmax, SplitHeads};
 
-/// The forward pass's operations on the host: f32 arithmetic on fp16 data,
-/// the same formulas as the CUDA kernels.
+/// The forward pass's operations on the host: f32 arithmetic on data of
+/// each operation's element type, the same formulas as the CUDA kernels.
 impl Kernels for CpuDevice {
     fn gemm(&mut self, gpu: usize, g: &Gemm) -> DeviceResult<()> {
         if self.captured(gpu, || Op::Gemm(*g)) {
@@ -15,15 +15,17 @@ impl Kernels for CpuDevice {
         let (ra, ca) = if g.ta { (g.k, g.m) } else { (g.m, g.k) };
         let (rb, cb) = if g.tb { (g.n, g.k) } else { (g.k, g.n) };
         for bi in 0..g.batch {
-            let a = self.read_f16(
+            let a = self.read(
                 gpu,
-                g.a + (bi * g.stride_a * 2) as u64,
+                g.a + (bi * g.stride_a * g.el()) as u64,
                 extent(ra, ca, g.lda),
+                g.dtype,
             )?;
-            let b = self.read_f16(
+            let b = self.read(
                 gpu,
-                g.b + (bi * g.stride_b * 2) as u64,
+                g.b + (bi * g.stride_b * g.el()) as u64,
                 extent(rb, cb, g.ldb),
+                g.dtype,
             )?;
             // Row i of op(A) and column j of op(B), contiguous over p.
             let mut at = vec![0f32; g.m * g.k];
@@ -46,13 +48,10 @@ impl Kernels for CpuDevice {
                     };
                 }
             }
-            let c_at = g.c + (bi * g.stride_c * if g.c_f32 { 4 } else { 2 }) as u64;
+            let c_at = g.c + (bi * g.stride_c * g.c_el()) as u64;
             let n_c = extent(g.m, g.n, g.ldc);
-            let mut c = if g.c_f32 {
-                self.read_f32(gpu, c_at, n_c)?
-            } else {
-                self.read_f16(gpu, c_at, n_c)?
-            };
+            let c_type = if g.c_f32 { Dtype::Fp32 } else { g.dtype };
+            let mut c = self.read(gpu, c_at, n_c, c_type)?;
             for j in 0..g.n {
                 let bj = &bt[j * g.k..(j + 1) * g.k];
                 for i in 0..g.m {
@@ -61,11 +60,7 @@ impl Kernels for CpuDevice {
                     c[i + j * g.ldc] = g.alpha * s;
                 }
             }
-            if g.c_f32 {
-                self.write_f32(gpu, c_at, &c)?;
-            } else {
-                self.write_f16(gpu, c_at, &c)?;
-            }
+            self.write(gpu, c_at, &c, c_type)?;
         }
         Ok(())
     }
@@ -74,24 +69,30 @@ impl Kernels for CpuDevice {
         if self.captured(gpu, || Op::Embed(Box::new(*e))) {
             return Ok(());
         }
-        let h = e.hidden;
+        let (h, dt) = (e.hidden, e.dtype);
+        let el = el_bytes(dt) as u64;
         let typ = match e.typ {
-            Some(t) => self.read_f16(gpu, t, h)?,
+            Some(t) => self.read(gpu, t, h, dt)?,
             None => vec![0.0; h],
         };
         let mut out = vec![0f32; e.batch * e.seq * h];
         for b in 0..e.batch {
             for s in 0..e.seq {
                 let id = crate::device::token_id(e.ids[b], s as u32, e.vocab as u32) as u64;
-                let tok = self.read_f16(gpu, e.tok + id * h as u64 * 2, h)?;
-                let pos = self.read_f16(gpu, e.pos + ((s + e.pos_offset) * h * 2) as u64, h)?;
+                let tok = self.read(gpu, e.tok + id * h as u64 * el, h, dt)?;
+                let pos = self.read(
+                    gpu,
+                    e.pos + (s + e.pos_offset) as u64 * h as u64 * el,
+                    h,
+                    dt,
+                )?;
                 let row = &mut out[(b * e.seq + s) * h..][..h];
                 for c in 0..h {
                     row[c] = tok[c] + pos[c] + typ[c];
                 }
             }
         }
-        self.write_f16(gpu, e.out, &out)
+        self.write(gpu, e.out, &out, dt)
     }
 
     fn layer_norm(&mut self, gpu: usize, op: &LayerNorm) -> DeviceResult<()> {
@@ -106,9 +107,10 @@ impl Kernels for CpuDevice {
             rows,
             cols,
             eps,
+            dtype: dt,
         } = *op;
-        let xv = self.read_f16(gpu, x, rows * cols)?;
-        let (gv, bv) = (self.read_f16(gpu, g, cols)?, self.read_f16(gpu, b, cols)?);
+        let xv = self.read(gpu, x, rows * cols, dt)?;
+        let (gv, bv) = (self.read(gpu, g, cols, dt)?, self.read(gpu, b, cols, dt)?);
         let mut out = vec![0f32; rows * cols];
         for r in 0..rows {
             let row = &xv[r * cols..(r + 1) * cols];
@@ -119,7 +121,7 @@ impl Kernels for CpuDevice {
                 out[r * cols + c] = (row[c] - mean) * inv * gv[c] + bv[c];
             }
         }
-        self.write_f16(gpu, y, &out)
+        self.write(gpu, y, &out, dt)
     }
 
     fn bias_act(
@@ -130,28 +132,29 @@ impl Kernels for CpuDevice {
         rows: usize,
         cols: usize,
         act: Act,
+        dt: Dtype,
     ) -> DeviceResult<()> {
-        if self.captured(gpu, || Op::BiasAct(y, bias, rows, cols, act)) {
+        if self.captured(gpu, || Op::BiasAct(y, bias, rows, cols, act, dt)) {
             return Ok(());
         }
-        let mut v = self.read_f16(gpu, y, rows * cols)?;
-        let bv = self.read_f16(gpu, bias, cols)?;
+        let mut v = self.read(gpu, y, rows * cols, dt)?;
+        let bv = self.read(gpu, bias, cols, dt)?;
         for (i, x) in v.iter_mut().enumerate() {
             *x = act.apply(*x + bv[i % cols]);
         }
-        self.write_f16(gpu, y, &v)
+        self.write(gpu, y, &v, dt)
     }
 
-    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize) -> DeviceResult<()> {
-        if self.captured(gpu, || Op::Add(x, y, n)) {
+    fn add(&mut self, gpu: usize, x: DevPtr, y: DevPtr, n: usize, dt: Dtype) -> DeviceResult<()> {
+        if self.captured(gpu, || Op::Add(x, y, n, dt)) {
             return Ok(());
         }
-        let mut xv = self.read_f16(gpu, x, n)?;
-        let yv = self.read_f16(gpu, y, n)?;
+        let mut xv = self.read(gpu, x, n, dt)?;
+        let yv = self.read(gpu, y, n, dt)?;
         for (a, b) in xv.iter_mut().zip(yv) {
             *a += b;
         }
-        self.write_f16(gpu, x, &xv)
+        self.write(gpu, x, &xv, dt)
     }
 
     fn split_heads(&mut self, gpu: usize, op: &SplitHeads) -> DeviceResult<()> {
@@ -164,10 +167,11 @@ impl Kernels for CpuDevice {
             k,
             v,
             shape,
+            dtype: dt,
         } = *op;
         let (b, s, h, dh) = (shape.batch, shape.seq, shape.heads, shape.head_dim);
         let hid = h * dh;
-        let src = self.read_f16(gpu, qkv, b * s * 3 * hid)?;
+        let src = self.read(gpu, qkv, b * s * 3 * hid, dt)?;
         let mut outs = [
             vec![0f32; b * s * hid],
             vec![0f32; b * s * hid],
@@ -184,9 +188,9 @@ impl Kernels for CpuDevice {
                 }
             }
         }
-        self.write_f16(gpu, q, &outs[0])?;
-        self.write_f16(gpu, k, &outs[1])?;
-        self.write_f16(gpu, v, &outs[2])
+        self.write(gpu, q, &outs[0], dt)?;
+        self.write(gpu, k, &outs[1], dt)?;
+        self.write(gpu, v, &outs[2], dt)
     }
 
     fn softmax(&mut self, gpu: usize, op: &Softmax) -> DeviceResult<()> {
@@ -200,8 +204,9 @@ impl Kernels for CpuDevice {
             cols: s,
             causal,
             scale,
+            dtype: dt,
         } = *op;
-        let sc = self.read_f32(gpu, scores, rows * s)?;
+        let sc = self.read(gpu, scores, rows * s, Dtype::Fp32)?;
         let mut p = vec![0f32; rows * s];
         for r in 0..rows {
             let i = r % s;
@@ -213,7 +218,7 @@ impl Kernels for CpuDevice {
                 p[r * s + j] = (row[j] * scale - m).exp() / sum;
             }
         }
-        self.write_f16(gpu, probs, &p)
+        self.write(gpu, probs, &p, dt)
     }
 
     fn merge_heads(
@@ -222,12 +227,13 @@ impl Kernels for CpuDevice {
         o: DevPtr,
         out: DevPtr,
         shape: Heads,
+        dt: Dtype,
     ) -> DeviceResult<()> {
-        if self.captured(gpu, || Op::MergeHeads(o, out, shape)) {
+        if self.captured(gpu, || Op::MergeHeads(o, out, shape, dt)) {
             return Ok(());
         }
         let (b, s, h, dh) = (shape.batch, shape.seq, shape.heads, shape.head_dim);
-        let src = self.read_f16(gpu, o, b * s * h * dh)?;
+        let src = self.read(gpu, o, b * s * h * dh, dt)?;
         let mut dst = vec![0f32; src.len()];
         for bb in 0..b {
             for j in 0..h {
@@ -239,7 +245,7 @@ impl Kernels for CpuDevice {
                 }
             }
         }
-        self.write_f16(gpu, out, &dst)
+        self.write(gpu, out, &dst, dt)
     }
 
     fn fill_random(
@@ -249,13 +255,14 @@ impl Kernels for CpuDevice {
         n: usize,
         seed: u64,
         scale: f32,
+        dt: Dtype,
     ) -> DeviceResult<()> {
-        if self.captured(gpu, || Op::FillRandom(dst, n, seed, scale)) {
+        if self.captured(gpu, || Op::FillRandom(dst, n, seed, scale, dt)) {
             return Ok(());
         }
         let v: Vec<f32> = (0..n as u64)
             .map(|i| crate::device::seeded::uniform(seed, i) * scale)
             .collect();
-        self.write_f16(gpu, dst, &v)
+        self.write(gpu, dst, &v, dt)
     }
 }

@@ -124,19 +124,20 @@ impl CudaDevice {
             .collect()
     }
 
-    /// In-place fp16 sum over the group.
+    /// In-place sum of elements of `dtype` over the group.
     pub(super) fn nccl_all_reduce(
         &mut self,
         gpus: &[usize],
         bufs: &[DevPtr],
         n: usize,
+        dtype: Dtype,
     ) -> DeviceResult<()> {
         let comms = self.comm(gpus)?;
-        let ptrs = self.check_group(gpus, bufs, n as u64 * 2)?;
+        let ptrs = self.check_group(gpus, bufs, (n * el_bytes(dtype)) as u64)?;
         let group = NcclGroup::start()?;
         for (r, &g) in gpus.iter().enumerate() {
             let p = ptrs[r] as *mut c_void;
-            // SAFETY: `p` holds `n` fp16 elements inside GPU `g`'s arena
+            // SAFETY: `p` holds `n` elements of `dtype` inside GPU `g`'s arena
             // (checked by `check_group`); `comms[r]` is rank `r`'s live
             // communicator (owned by `self.comms`) and the stream is `g`'s.
             let res = unsafe {
@@ -144,7 +145,7 @@ impl CudaDevice {
                     p,
                     p,
                     n,
-                    nccl::ncclDataType_t::ncclFloat16,
+                    nccl_type(dtype),
                     nccl::ncclRedOp_t::ncclSum,
                     comms[r],
                     self.gpus[g].compute.cu_stream() as nccl::cudaStream_t,
@@ -155,20 +156,22 @@ impl CudaDevice {
         group.end()
     }
 
-    /// fp16 all-gather over the group (rank order).
+    /// All-gather of elements of `dtype` over the group (rank order).
     pub(super) fn nccl_all_gather(
         &mut self,
         gpus: &[usize],
         send: &[DevPtr],
         recv: &[DevPtr],
         n: usize,
+        dtype: Dtype,
     ) -> DeviceResult<()> {
         let comms = self.comm(gpus)?;
-        let s = self.check_group(gpus, send, n as u64 * 2)?;
-        let d = self.check_group(gpus, recv, (n * gpus.len()) as u64 * 2)?;
+        let el = el_bytes(dtype) as u64;
+        let s = self.check_group(gpus, send, n as u64 * el)?;
+        let d = self.check_group(gpus, recv, (n * gpus.len()) as u64 * el)?;
         let group = NcclGroup::start()?;
         for (r, &g) in gpus.iter().enumerate() {
-            // SAFETY: `s[r]` holds `n` and `d[r]` `n * ranks` fp16 elements
+            // SAFETY: `s[r]` holds `n` and `d[r]` `n * ranks` elements of `dtype`
             // inside GPU `g`'s arena (checked by `check_group`); `comms[r]`
             // is rank `r`'s live communicator and the stream is `g`'s.
             let res = unsafe {
@@ -176,7 +179,7 @@ impl CudaDevice {
                     s[r] as *const c_void,
                     d[r] as *mut c_void,
                     n,
-                    nccl::ncclDataType_t::ncclFloat16,
+                    nccl_type(dtype),
                     comms[r],
                     self.gpus[g].compute.cu_stream() as nccl::cudaStream_t,
                 )
@@ -184,5 +187,14 @@ impl CudaDevice {
             ckn(res, "ncclAllGather")?;
         }
         group.end()
+    }
+}
+
+/// NCCL's name of elements of `dtype`.
+fn nccl_type(dtype: Dtype) -> nccl::ncclDataType_t {
+    match dtype {
+        Dtype::Fp16 => nccl::ncclDataType_t::ncclFloat16,
+        Dtype::Fp32 => nccl::ncclDataType_t::ncclFloat32,
+        Dtype::Bf16 => nccl::ncclDataType_t::ncclBfloat16,
     }
 }

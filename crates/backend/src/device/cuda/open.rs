@@ -28,7 +28,7 @@ impl CudaDevice {
         if !unsafe { cb::is_culib_present() } {
             return unavailable("cuBLAS (libcublas.so) cannot be loaded: add CUDA's lib64 folder to LD_LIBRARY_PATH");
         }
-        let ptx = cudarc::nvrtc::compile_ptx(source::SOURCE)
+        let ptx = cudarc::nvrtc::compile_ptx(source::source())
             .context("NVRTC failed to compile the kernels")?;
         let mut gpus = Vec::new();
         let mut names = Vec::new();
@@ -54,10 +54,13 @@ impl CudaDevice {
                 .context("loading the kernels")?;
             let mut funcs = HashMap::new();
             for name in source::NAMES {
-                let f = module
-                    .load_function(name)
-                    .with_context(|| format!("kernel {name}"))?;
-                funcs.insert(*name, f);
+                for dtype in Dtype::ALL {
+                    let full = source::kernel_name(name, dtype);
+                    let f = module
+                        .load_function(&full)
+                        .with_context(|| format!("kernel {full}"))?;
+                    funcs.insert((*name, dtype), f);
+                }
             }
             gpus.push(Gpu {
                 ctx,
