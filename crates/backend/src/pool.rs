@@ -90,6 +90,11 @@ impl Pool {
         }
     }
 
+    /// Number of GPUs.
+    pub fn gpus(&self) -> usize {
+        self.resident.len()
+    }
+
     /// Bytes of each GPU's arena.
     pub fn arena_bytes(&self) -> u64 {
         self.arena
