@@ -128,6 +128,7 @@ mod tests {
             eviction: "lru".into(),
             grouping: "optimal".into(),
             multipath_helpers: 0,
+            direct_host: false,
             summary: Summary::of(&[1.0, 2.0], 2),
             loads: 3,
             bytes_loaded: 4,
@@ -138,6 +139,8 @@ mod tests {
                 summary: Summary::of(&[], 0),
                 loads: 0,
                 bytes_loaded: 0,
+                direct_host_layers: 0,
+                direct_host_bytes: 0,
             }],
         };
         let text = String::from_utf8(to_json(&s)).unwrap();

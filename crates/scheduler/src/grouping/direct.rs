@@ -63,6 +63,7 @@ pub struct DirectPlan {
 /// The plan for a stage of `bytes.len()` layers (copy bytes `bytes`,
 /// compute seconds `compute`, copy link `link`) under `policy` when the
 /// first layers may run from host memory at `costs`.
+#[allow(clippy::single_range_in_vec_init)]
 pub fn with_direct(
     policy: Grouping,
     bytes: &[u64],
@@ -203,6 +204,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn fixed_groupings_are_kept_for_the_copied_layers() {
         let bytes = [100, 10, 10, 10];
         let compute = [0.0, 0.005, 0.005, 0.005];

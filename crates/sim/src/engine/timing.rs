@@ -186,7 +186,6 @@ impl<'a> Engine<'a> {
         if cursor < layers.end {
             run(cursor..layers.end, &mut t, &mut h);
         }
-        drop(run);
         if !reads.is_empty() {
             self.link_free[lane_of] = lane;
         }
