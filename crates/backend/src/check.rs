@@ -40,17 +40,46 @@ pub fn forward_check(
     requests: &[u64],
     seed: u64,
 ) -> Result<f64> {
-    forward_check_typed(dev, (arch, dims, seq), requests, seed, Dtype::Fp16)
+    pass_check(dev, (arch, dims, seq), requests, seed, Dtype::Fp16, false)
 }
 
 /// [`forward_check`] of the tiny model laid out in `dtype` (weights and
 /// the device's pass in that type).
 pub fn forward_check_typed(
     dev: &mut dyn Device,
+    model: (&str, TransformerDims, u64),
+    requests: &[u64],
+    seed: u64,
+    dtype: Dtype,
+) -> Result<f64> {
+    pass_check(dev, model, requests, seed, dtype, false)
+}
+
+/// [`forward_check`] with the embedding (layer 0) read in place from the
+/// pinned host image mapped for the GPU ([`Device::map_host`]: direct host
+/// access), the other layers copied: kernels reading weights where they
+/// lie must compute the same outputs. `replay selftest` and the tests run
+/// it; on CUDA it exercises mapped pinned memory.
+pub fn direct_host_check(
+    dev: &mut dyn Device,
+    arch: &str,
+    dims: TransformerDims,
+    seq: u64,
+    requests: &[u64],
+    seed: u64,
+) -> Result<f64> {
+    pass_check(dev, (arch, dims, seq), requests, seed, Dtype::Fp16, true)
+}
+
+/// The pass of [`forward_check_typed`]; with `host_embedding`, layer 0 is
+/// read from mapped host memory instead of its first copy.
+fn pass_check(
+    dev: &mut dyn Device,
     (arch, dims, seq): (&str, TransformerDims, u64),
     requests: &[u64],
     seed: u64,
     dtype: Dtype,
+    host_embedding: bool,
 ) -> Result<f64> {
     let layout = tiny_layout(arch, dims, seq, dtype)?;
     let mut host = dev.alloc_host(layout.total_bytes(), true)?;
@@ -63,13 +92,29 @@ pub fn forward_check_typed(
     let n = layout.layers();
     // Two copies (groups) so the compute waits on both, pipelined.
     let split = layout.layer_offsets[1];
-    dev.copy_h2d(0, &host, 0, 0, split)?;
+    // Read in place, layer 0 is never copied: the arena's bytes there stay
+    // what they were, so a pass that ignored the mapping would be wrong.
+    if !host_embedding {
+        dev.copy_h2d(0, &host, 0, 0, split)?;
+    }
     let e0 = dev.record(0, StreamKind::Copy)?;
     dev.copy_h2d(0, &host, split, split, layout.total_bytes() - split)?;
     let e1 = dev.record(0, StreamKind::Copy)?;
     let out_bytes = forward::output_bytes(&layout, requests.len());
     let out = dev.alloc_host(out_bytes, true)?;
-    let addr = forward::whole_at(&layout, 0);
+    let copied = forward::whole_at(&layout, 0);
+    let mapped = if host_embedding {
+        // SAFETY: `host` outlives the one pass that reads the mapping (this
+        // function waits for it), and its bytes are not written after the
+        // fill above; nothing reads the mapping once it returns.
+        Some(unsafe { dev.map_host(0, &host, 0, split) }?)
+    } else {
+        None
+    };
+    let addr = |rank: usize, l: usize| match mapped {
+        Some(at) if l == 0 => Some(at),
+        _ => copied(rank, l),
+    };
     let shard = crate::model::shard::ShardLayout::single(&layout);
     // Issued a layer at a time, as the executor does: once the first copy
     // is seen done it leaves the waits, so later steps must not need it.

@@ -53,6 +53,7 @@ pub const LAYERS_PER_PUMP: usize = 1;
 pub mod background;
 mod build;
 mod compute;
+mod direct_host;
 pub use build::Split;
 mod handoff;
 mod issue_stats;

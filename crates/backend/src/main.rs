@@ -65,6 +65,10 @@ struct RunArgs {
     /// Override `policy.loading` (direct, multipath).
     #[arg(long, value_parser = Loading::from_name)]
     loading: Option<Loading>,
+    /// Override `policy.direct_host` (on, off): layers the grouping DP
+    /// picks run from mapped pinned host memory.
+    #[arg(long, value_parser = ["on", "off"])]
+    direct_host: Option<String>,
     /// Warm one-GPU passes through CUDA graphs (`on`), captured per pool
     /// placement, or every pass layer by layer (`off`, the default: the
     /// simulator does not model the captures). Calibrate with the same.
@@ -369,6 +373,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     .loading
                     .with_mode(mode, &w.cluster)
                     .map_err(|e| InputError::new(wpath, None, "--loading", e))?;
+            }
+            if let Some(on) = &a.direct_host {
+                w.loading = w
+                    .loading
+                    .with_direct_host(on == "on", w.policy.system)
+                    .map_err(|e| InputError::new(wpath, None, "--direct-host", e))?;
             }
             replay::check_supported(&w)?;
             let schedule = Schedule::read_csv(spath, &w.model_names())?;

@@ -90,6 +90,11 @@ impl Pool {
         }
     }
 
+    /// Number of GPUs.
+    pub fn gpus(&self) -> usize {
+        self.resident.len()
+    }
+
     /// Bytes of each GPU's arena.
     pub fn arena_bytes(&self) -> u64 {
         self.arena
@@ -135,6 +140,28 @@ impl Pool {
             map.insert((model, l), offset + offsets[l] - base);
         }
         Ok(bytes)
+    }
+
+    /// Records that the main parts of `layers` of `model` (at `offsets`, a
+    /// rank image's layer offsets) are read in place from host memory
+    /// mapped at `at` on `gpu` (direct host access: outside the pool, so
+    /// never evicted). Returns their total bytes.
+    pub fn place_mapped(
+        &mut self,
+        gpu: usize,
+        model: usize,
+        offsets: &[u64],
+        layers: Range<usize>,
+        at: DevPtr,
+    ) -> Result<u64> {
+        let Some(map) = self.resident.get_mut(gpu) else {
+            bail!("GPU {gpu} does not exist");
+        };
+        let base = offsets[layers.start];
+        for l in layers.clone() {
+            map.insert((model, l), at + offsets[l] - base);
+        }
+        Ok(offsets[layers.end] - base)
     }
 
     /// Forgets `model`'s layers that sit in `[offset, offset + bytes)` on `gpu`.
@@ -183,5 +210,11 @@ mod tests {
         assert!(p.place(0, 0, "s", o, 0..1, 3).is_err());
         p.evict(0, 0, 4000, 2000);
         assert_eq!(p.addr(0, 0, 1), None);
+        // Mapped layers sit outside the pool and survive every eviction.
+        let at = crate::device::mapped::MAPPED_BASE;
+        assert_eq!(p.place_mapped(0, 1, o, 0..2, at).unwrap(), 2000);
+        assert_eq!(p.addr(0, 1, 1), Some(at + 1000));
+        p.evict(0, 1, 0, 10_000);
+        assert_eq!(p.addr(0, 1, 1), Some(at + 1000));
     }
 }

@@ -85,7 +85,8 @@ pub fn check_supported(w: &Workload) -> Result<(), switchyard_core::InputError> 
 /// Runs every model once at every batch size up to `max_batch`: a whole model
 /// (`tp = pp = 1`) on every GPU, a split model on its placed GPUs (`placed`,
 /// the scheduler's placements) through all its stages; weights copied from
-/// the system's host memory to offset 0 of each pool, given back after.
+/// the system's host memory to offset 0 of each pool (all but the layers
+/// left in host memory), given back after.
 pub fn warm_up(ex: &mut Executor, w: &Workload, placed: &[Placement]) -> Result<()> {
     let pinned = copy_source(w.policy.system) == Source::Pinned;
     let mut key = u64::MAX / 2;
@@ -100,8 +101,14 @@ pub fn warm_up(ex: &mut Executor, w: &Workload, placed: &[Placement]) -> Result<
         for home in homes {
             let stage_gpus = |s: usize| home[s * tp..(s + 1) * tp].to_vec();
             let mut copies = vec![Vec::new(); pp];
+            // Layers left in host memory (`policy.direct_host`) are read
+            // where they are mapped, never copied.
+            let copied = |ex: &Executor, s: usize| {
+                let stage = ex.shards[m].stages[s].clone();
+                (p.direct[s].end as usize).max(stage.start)..stage.end
+            };
             for s in 0..pp {
-                let layers = ex.shards[m].stages[s].clone();
+                let layers = copied(ex, s);
                 for r in 0..tp {
                     key += 1;
                     ex.copy(CopyOp {
@@ -147,7 +154,7 @@ pub fn warm_up(ex: &mut Executor, w: &Workload, placed: &[Placement]) -> Result<
             }
             ex.drain()?;
             for s in 0..pp {
-                let bytes = ex.shards[m].main_range(ex.shards[m].stages[s].clone()).1;
+                let bytes = ex.shards[m].main_range(copied(ex, s)).1;
                 for r in 0..tp {
                     ex.evict(home[s * tp + r], m, 0, bytes);
                 }

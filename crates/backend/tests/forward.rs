@@ -110,3 +110,43 @@ fn cuda_warm_passes_through_graphs_match_reference() {
     };
     check_graphs(&mut dev, "cuda");
 }
+
+#[test]
+fn cpu_pass_reading_the_embedding_from_mapped_host_memory_matches_reference() {
+    let mut dev = CpuDevice::new(1);
+    for (arch, dims, seq) in tiny_models() {
+        let seed = fresh_seed();
+        let err = switchyard_backend::check::direct_host_check(
+            &mut dev,
+            &arch,
+            dims,
+            seq,
+            &[3, 17, 4242],
+            seed,
+        )
+        .unwrap();
+        println!("cpu {arch} (embedding in host memory): relative error {err:.2e} (seed {seed})");
+        assert!(err < 1e-2, "{arch}: relative error {err} (seed {seed})");
+    }
+}
+
+#[test]
+fn cuda_pass_reading_the_embedding_from_mapped_host_memory_matches_reference() {
+    let Some(mut dev) = common::cuda_or_skip() else {
+        return;
+    };
+    for (arch, dims, seq) in tiny_models() {
+        let seed = fresh_seed();
+        let err = switchyard_backend::check::direct_host_check(
+            &mut dev,
+            &arch,
+            dims,
+            seq,
+            &[3, 17, 4242, 9],
+            seed,
+        )
+        .unwrap();
+        println!("cuda {arch} (embedding in host memory): relative error {err:.2e} (seed {seed})");
+        assert!(err < 1e-2, "{arch}: relative error {err} (seed {seed})");
+    }
+}

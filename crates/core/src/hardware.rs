@@ -241,6 +241,11 @@ pub struct HardwareProfile {
     pub pageable_shared: bool,
     /// GPU-to-GPU copies (NVLink where present).
     pub peer: LinkCost,
+    /// Kernels reading weights in place from mapped pinned host memory
+    /// (`links.direct_host_gbps`, bytes/s per GPU); `None`: the profile
+    /// does not say, and [`HardwareProfile::direct_host_bytes_per_s`]
+    /// falls back to the pinned link's rate.
+    pub direct_host: Option<f64>,
     /// Compute of one GPU.
     pub compute: ComputeModel,
     /// Calibrated per-layer times by architecture, when measured.
@@ -282,6 +287,16 @@ impl HardwareProfile {
         }
         p.calibrated.extend(measured);
         p
+    }
+
+    /// Rate at which a GPU's kernels read weights from mapped pinned host
+    /// memory (direct host access), bytes/s: the profile's
+    /// `links.direct_host_gbps`, else the pinned link's `beta`. Zero-copy
+    /// reads that are coalesced into whole 128-byte lines reach the copy
+    /// engine's rate over the same link (EMOGI, VLDB 2021), so the pinned
+    /// rate is the default until `replay calibrate` measures it.
+    pub fn direct_host_bytes_per_s(&self) -> f64 {
+        self.direct_host.unwrap_or(self.pinned.beta_bytes_per_s)
     }
 
     /// Bytes of one GPU that model weights may use.
@@ -346,6 +361,9 @@ struct RawLinks {
     pinned: RawLink,
     pageable: RawLink,
     peer: RawLink,
+    /// Kernels reading mapped pinned host memory, GB/s (default: pinned beta).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    direct_host_gbps: Option<Spanned<f64>>,
     /// Pageable copies of all GPUs queue on one host path.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pageable_shared: bool,
@@ -407,6 +425,7 @@ impl From<&HardwareProfile> for RawProfile {
                 pinned: link(&p.pinned),
                 pageable: link(&p.pageable),
                 peer: link(&p.peer),
+                direct_host_gbps: p.direct_host.map(|r| spanned(r / 1e9)),
                 pageable_shared: p.pageable_shared,
             },
             compute: RawCompute {
@@ -559,6 +578,10 @@ pub fn parse(file: &Path, text: &str) -> Result<HardwareProfile, InputError> {
         pageable: link(&raw.links.pageable, "pageable")?,
         pageable_shared: raw.links.pageable_shared,
         peer: link(&raw.links.peer, "peer")?,
+        direct_host: match &raw.links.direct_host_gbps {
+            Some(v) => Some(ctx.positive(v, "links.direct_host_gbps", "GB/s")? * 1e9),
+            None => None,
+        },
         compute: ComputeModel {
             flops_per_s: ctx.positive(
                 &raw.compute.fp16_tflops,

@@ -6,6 +6,7 @@ pub mod arch;
 pub mod arrival_stream;
 pub mod arrivals;
 pub mod cost;
+pub mod direct_host;
 pub mod error;
 pub mod hardware;
 pub mod latency_sketch;

@@ -30,6 +30,9 @@ pub struct RunSummary<X> {
     /// absent (0) with direct loading, so earlier outputs are unchanged.
     #[serde(skip_serializing_if = "is_zero")]
     pub multipath_helpers: u32,
+    /// Direct host access was on (`policy.direct_host`); absent when off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub direct_host: bool,
     /// Latency summary over all requests.
     #[serde(flatten)]
     pub summary: Summary,
@@ -59,6 +62,18 @@ pub struct ModelSummary {
     pub loads: u64,
     /// Bytes copied host-to-device for the model.
     pub bytes_loaded: u64,
+    /// Direct host access: the model's first layers the grouping DP left
+    /// in pinned host memory (per stage, summed); absent when none.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub direct_host_layers: u64,
+    /// Bytes of those layers (never copied, no GPU memory); absent when none.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub direct_host_bytes: u64,
+}
+
+/// Whether a count is zero (fields left out of `summary.json` then).
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 /// A summary read without knowing which kind of run wrote it: the run's
@@ -113,6 +128,7 @@ mod tests {
             eviction: "lru".into(),
             grouping: "optimal".into(),
             multipath_helpers: 0,
+            direct_host: false,
             summary: Summary::of(&[1.0, 2.0], 2),
             loads: 3,
             bytes_loaded: 4,
@@ -123,6 +139,8 @@ mod tests {
                 summary: Summary::of(&[], 0),
                 loads: 0,
                 bytes_loaded: 0,
+                direct_host_layers: 0,
+                direct_host_bytes: 0,
             }],
         };
         let text = String::from_utf8(to_json(&s)).unwrap();

@@ -13,6 +13,9 @@ pub enum Track {
     Compute,
     /// The copy stream (the GPU's host link).
     Copy,
+    /// Kernels reading weights in place from pinned host memory over the
+    /// GPU's host link (`policy.direct_host`): drawn on the link's track.
+    HostRead,
     /// The peer link from GPU `from` into this GPU (multi-path loading's
     /// forwarded pieces).
     Peer {
@@ -75,7 +78,8 @@ impl Timeline {
 }
 
 /// Writes `timeline` to `path` (atomically) as Chrome trace-event JSON:
-/// process `g` is GPU `g`, thread 0 its compute stream, thread 1 its link,
+/// process `g` is GPU `g`, thread 0 its compute stream, thread 1 its link
+/// (copies, and direct host reads),
 /// thread `2 + h` the peer link from GPU `h` into it (named only where
 /// spans use it). Only GPUs with a span kept are named, so the file grows
 /// with the spans kept, not with the cluster (a million idle GPUs write
@@ -153,6 +157,11 @@ fn write_trace(w: &mut dyn Write, t: &Timeline) -> std::io::Result<()> {
                 w,
                 "{{\"name\":\"load {model} s{} L{}..{}\",\"cat\":\"copy\",\"ph\":\"X\",\"pid\":{},\"tid\":1,\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"bytes\":{},\"streamed\":{}}}}}",
                 s.stage, s.layers.0, s.layers.1, s.gpu, s.bytes, s.streamed
+            )?,
+            Track::HostRead => write!(
+                w,
+                "{{\"name\":\"host read {model} s{} L{}..{}\",\"cat\":\"direct_host\",\"ph\":\"X\",\"pid\":{},\"tid\":1,\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"bytes\":{},\"batch\":{}}}}}",
+                s.stage, s.layers.0, s.layers.1, s.gpu, s.bytes, s.batch_size
             )?,
             Track::Peer { from } => write!(
                 w,

@@ -41,6 +41,30 @@ pub fn optimal(bytes: &[u64], compute: &[f64], link: &LinkCost) -> Vec<Range<usi
     if n == 0 {
         return vec![0..0];
     }
+    let (_, next) = suffix_plan(bytes, compute, link);
+    walk(&next, 0)
+}
+
+/// The groups of the optimal plan of layers `from..n`, read off the
+/// dynamic program's `next` boundaries.
+fn walk(next: &[usize], from: usize) -> Vec<Range<usize>> {
+    let n = next.len() - 1;
+    let mut out = Vec::new();
+    let mut s = from;
+    while s < n {
+        out.push(s..next[s]);
+        s = next[s];
+    }
+    out
+}
+
+/// The dynamic program of [`optimal`] over every suffix: `(H, next)`,
+/// where `H[s]` is the best finish of layers `s..n` with copies and
+/// compute both starting at 0 and the bytes before `s` already counted in
+/// the copies (`H[s] - Pre(s)`: the suffix's best on its own), and
+/// `next[s]` the end of the first group of that plan.
+fn suffix_plan(bytes: &[u64], compute: &[f64], link: &LinkCost) -> (Vec<f64>, Vec<usize>) {
+    let n = bytes.len();
     let mut pre = vec![0.0f64; n + 1];
     for i in 0..n {
         pre[i + 1] = pre[i] + bytes[i] as f64 / link.beta_bytes_per_s;
@@ -65,13 +89,7 @@ pub fn optimal(bytes: &[u64], compute: &[f64], link: &LinkCost) -> Vec<Range<usi
         h[s] = best;
         next[s] = arg;
     }
-    let mut out = Vec::new();
-    let mut s = 0;
-    while s < n {
-        out.push(s..next[s]);
-        s = next[s];
-    }
-    out
+    (h, next)
 }
 
 /// When the last group finishes computing, with copies issued back to back
@@ -82,13 +100,28 @@ pub fn finish_time(
     compute: &[f64],
     link: &LinkCost,
 ) -> f64 {
-    let (mut copied, mut done) = (0.0f64, 0.0f64);
+    finish_after(groups, bytes, compute, link, 0.0, 0.0)
+}
+
+/// [`finish_time`] with the copies starting at `copied` and the compute
+/// at `done`.
+fn finish_after(
+    groups: &[Range<usize>],
+    bytes: &[u64],
+    compute: &[f64],
+    link: &LinkCost,
+    mut copied: f64,
+    mut done: f64,
+) -> f64 {
     for g in groups {
         copied += link.time(bytes[g.clone()].iter().sum());
         done = done.max(copied) + compute[g.clone()].iter().sum::<f64>();
     }
     done
 }
+
+mod direct;
+pub use direct::{with_direct, DirectCosts, DirectPlan};
 
 #[cfg(test)]
 mod tests {

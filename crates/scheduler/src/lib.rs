@@ -42,7 +42,12 @@
 //!   over from that GPU (peer link). Layers then run in order; a layer range
 //!   listed in [`Task::waits`] may start only when every copy listed for it is
 //!   done (one copy per tp rank) and the previous layers have run: PipeSwitch
-//!   pipelining. Report [`Event::ComputeDone`] when the last layer is done.
+//!   pipelining. The layers of [`Task::direct`] (`policy.direct_host`) are
+//!   never copied: they read their weights from the model's pinned host
+//!   image, mapped into the GPU's address space, at
+//!   [`Placement::direct_bytes`]-relative offsets from its start; the
+//!   other layers sit in the pool from `weights_offsets` on, the direct
+//!   layers' bytes left out. Report [`Event::ComputeDone`] when the last layer is done.
 //! - [`Action::Evict`]`(`[`EvictOp`]`)`: the region is free from now on (no
 //!   data moves; every compute that used it has already been reported done).
 //! - [`Action::Finish`]`(batch)`: the batch's last stage is done; its outputs
@@ -253,6 +258,11 @@ pub struct Task {
     pub stage: u32,
     /// Layers run (absolute indices).
     pub layers: Range<u32>,
+    /// Layers of `layers` (a prefix; empty without `policy.direct_host`)
+    /// whose weights stay in mapped pinned host memory: the kernels read
+    /// them there, over the GPU's link, in every pass
+    /// ([`Placement::direct`]).
+    pub direct: Range<u32>,
     /// The tensor-parallel group, rank order.
     pub gpus: Vec<u32>,
     /// Pool offset of this stage's weights on each GPU of `gpus`.

@@ -242,6 +242,7 @@ mod tests {
             mode: Loading::Multipath,
             helpers: k,
             staging_bytes: staging,
+            direct_host: false,
         };
         Multipath::new(&spec, gpus, 1 << 34).unwrap()
     }

@@ -3,12 +3,14 @@
 //! each batch size a load can be for.
 
 use crate::grouping;
+use crate::grouping::DirectCosts;
 use crate::traits::SystemTraits;
 use crate::Source;
 use std::ops::Range;
 use switchyard_core::cost::{layer_compute_s, shard_layer_bytes};
-use switchyard_core::hardware::HardwareProfile;
-use switchyard_core::model::{stage_partition, Dtype};
+use switchyard_core::direct_host;
+use switchyard_core::hardware::{HardwareProfile, LinkCost};
+use switchyard_core::model::{stage_partition, Dtype, ModelShape};
 use switchyard_core::workload::{Grouping, ModelSpec, System};
 
 /// Where one model lives and how its shards are loaded.
@@ -23,8 +25,17 @@ pub struct Placement {
     /// Layers of each stage (absolute layer indices).
     pub stages: Vec<Range<u32>>,
     /// Bytes of one shard of each stage on one GPU (sum of the stage's
-    /// per-layer shard bytes, each layer's bytes divided by `tp`, rounded up).
+    /// per-layer shard bytes, each layer's bytes divided by `tp`, rounded
+    /// up), less the layers of [`Placement::direct`], which stay in host
+    /// memory: what a load copies and the stage's region in the pool.
     pub shard_bytes: Vec<u64>,
+    /// Per stage: the layers (absolute indices, a prefix of the stage;
+    /// empty without `policy.direct_host`) that run from mapped pinned
+    /// host memory: never copied, no GPU memory, read by every pass.
+    pub direct: Vec<Range<u32>>,
+    /// Per stage: bytes of the shard's host image before its first copied
+    /// byte (the layers of [`Placement::direct`]); copies start there.
+    pub direct_bytes: Vec<u64>,
     /// The model's largest batch: groupings are cached for batches `1..=max_batch`.
     pub max_batch: u32,
     /// `groupings[stage][batch - 1]`: the stage's copy groups planned with the
@@ -35,9 +46,12 @@ pub struct Placement {
 /// How one stage's shard is split into copies, for one batch size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageGroups {
-    /// Copy groups: absolute layer ranges, in order, covering the stage.
+    /// Copy groups: absolute layer ranges, in order, covering the stage's
+    /// copied layers (all but [`Placement::direct`]).
     pub ranges: Vec<Range<u32>>,
-    /// For each group: `(offset within the shard, bytes)` on one GPU.
+    /// For each group: `(offset within the stage's GPU region, bytes)` on
+    /// one GPU; in the shard's host image the group starts
+    /// [`Placement::direct_bytes`] further on.
     pub bytes: Vec<(u64, u64)>,
 }
 
@@ -59,6 +73,13 @@ impl Placement {
     pub fn groups_for(&self, stage: u32, batch: u32) -> &StageGroups {
         let b = batch.clamp(1, self.max_batch.max(1)) as usize;
         &self.groupings[stage as usize][b - 1]
+    }
+
+    /// Direct host access: `(layers, bytes)` of the model left in pinned
+    /// host memory, over its stages (`(0, 0)` without `policy.direct_host`).
+    pub fn direct_host(&self) -> (u64, u64) {
+        let layers = self.direct.iter().map(|r| r.len() as u64).sum();
+        (layers, self.direct_bytes.iter().sum())
     }
 }
 
@@ -106,6 +127,24 @@ pub fn place_typed(
     system: System,
     grouping: Grouping,
 ) -> Vec<Placement> {
+    place_with(models, dtypes, gpus, hw, system, grouping, false)
+}
+
+/// [`place_typed`], and with `direct_host` the first layers of each
+/// one-GPU stage that the grouping DP picks ([`grouping::with_direct`],
+/// costed at the model's largest batch) left in pinned host memory
+/// ([`Placement::direct`]); the copied layers are then grouped per batch
+/// size as before.
+#[allow(clippy::too_many_arguments)]
+pub fn place_with(
+    models: &[ModelSpec],
+    dtypes: &[Dtype],
+    gpus: u32,
+    hw: &HardwareProfile,
+    system: System,
+    grouping: Grouping,
+    direct_host: bool,
+) -> Vec<Placement> {
     // The profile each weight type sees, made once (fp16 is `hw` itself).
     let typed: Vec<(Dtype, HardwareProfile)> = Dtype::ALL
         .into_iter()
@@ -130,9 +169,31 @@ pub fn place_typed(
             let hw = hw_of(i);
             let (tp, pp) = parallelism(system, m);
             let stages: Vec<Range<usize>> = stage_partition(&m.shape, pp as usize);
+            let max_batch = m.max_batch.max(1);
+            // Layers left in host memory: only where one GPU runs the
+            // whole model (tp = pp = 1), from pinned memory.
+            let direct: Vec<usize> = stages
+                .iter()
+                .map(|r| {
+                    let one_gpu = tp == 1 && pp == 1;
+                    let pinned = traits.source == Source::Pinned;
+                    if direct_host && one_gpu && pinned {
+                        direct_prefix(hw, &m.shape, r.clone(), max_batch, grouping, link)
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let layer_bytes = |l| shard_layer_bytes(&m.shape, l, tp);
+            let direct_bytes: Vec<u64> = stages
+                .iter()
+                .zip(&direct)
+                .map(|(r, &d)| (r.start..r.start + d).map(layer_bytes).sum())
+                .collect();
             let shard_bytes: Vec<u64> = stages
                 .iter()
-                .map(|r| r.clone().map(|l| shard_layer_bytes(&m.shape, l, tp)).sum())
+                .zip(&direct)
+                .map(|(r, &d)| (r.start + d..r.end).map(layer_bytes).sum())
                 .collect();
             let width = (tp * pp) as usize;
             let gpu_at = |base: usize, i: usize| ((base + i) % gpus as usize) as u32;
@@ -148,22 +209,24 @@ pub fn place_typed(
             for (i, g) in placed.iter().enumerate() {
                 load[*g as usize] += shard_bytes[i / tp as usize];
             }
-            let max_batch = m.max_batch.max(1);
             let groupings = stages
                 .iter()
-                .map(|r| {
-                    let bytes: Vec<u64> = r
-                        .clone()
-                        .map(|l| shard_layer_bytes(&m.shape, l, tp))
-                        .collect();
+                .zip(&direct)
+                .map(|(r, &d)| {
+                    let copied = r.start + d..r.end;
+                    let bytes: Vec<u64> = copied.clone().map(layer_bytes).collect();
+                    let host = r.start..r.start + d;
                     (1..=max_batch)
                         .map(|b| {
-                            let compute: Vec<f64> = r
+                            let compute: Vec<f64> = copied
                                 .clone()
-                                .map(|l| layer_compute_s(hw, &m.shape, l, b, tp))
+                                .map(|l| {
+                                    let c = layer_compute_s(hw, &m.shape, l, b, tp);
+                                    with_host_reads(hw, &m.shape, &host, l, b, c)
+                                })
                                 .collect();
                             let gs = grouping::groups(grouping, &bytes, &compute, link);
-                            stage_groups(&gs, &bytes, r.start)
+                            stage_groups(&gs, &bytes, copied.start)
                         })
                         .collect()
                 })
@@ -177,11 +240,93 @@ pub fn place_typed(
                     .map(|r| r.start as u32..r.end as u32)
                     .collect(),
                 shard_bytes,
+                direct: stages
+                    .iter()
+                    .zip(&direct)
+                    .map(|(r, &d)| r.start as u32..(r.start + d) as u32)
+                    .collect(),
+                direct_bytes,
                 max_batch,
                 groupings,
             }
         })
         .collect()
+}
+
+/// `compute` seconds of layer `l` of `shape` for a pass of `batch`
+/// requests, or longer when it reads host memory with the layers `host`
+/// left there (a head tied to a host-resident embedding): its reads then
+/// run at the direct-host rate, the copies being done by then.
+fn with_host_reads(
+    hw: &HardwareProfile,
+    shape: &ModelShape,
+    host: &Range<usize>,
+    l: usize,
+    batch: u32,
+    compute: f64,
+) -> f64 {
+    if host.is_empty() {
+        return compute;
+    }
+    let read = direct_host::host_read_bytes(shape, host, l, batch);
+    compute.max(direct_host::read_s(hw, read, false))
+}
+
+/// Most a warm pass may slow down (as a fraction of its time) because the
+/// layers left in host memory read it in every pass (`policy.direct_host`).
+pub const WARM_SLOWDOWN_MAX: f64 = 0.02;
+
+/// How many of the first layers of `stage` the grouping DP leaves in host
+/// memory ([`grouping::with_direct`]), costed for a cold pass of `batch`
+/// requests.
+fn direct_prefix(
+    hw: &HardwareProfile,
+    shape: &ModelShape,
+    stage: Range<usize>,
+    batch: u32,
+    grouping: Grouping,
+    link: &LinkCost,
+) -> usize {
+    let bytes: Vec<u64> = stage.clone().map(|l| shape.layers[l].param_bytes).collect();
+    let compute: Vec<f64> = stage
+        .clone()
+        .map(|l| layer_compute_s(hw, shape, l, batch, 1))
+        .collect();
+    // The host layers are a prefix, so layer `l` among them reads what it
+    // reads with `start..=l` left there; a copied layer reads host memory
+    // only as a head tied to the embedding (`compute_after`).
+    let first = stage.start..stage.start + 1;
+    let mut costs = DirectCosts::default();
+    // A warm pass with `0..m` in host memory: `warm[0..m]` then
+    // `compute_after[m..]`.
+    let mut warm = Vec::with_capacity(stage.len());
+    for (i, l) in stage.clone().enumerate() {
+        let read = direct_host::host_read_bytes(shape, &(stage.start..l + 1), l, batch);
+        costs
+            .time
+            .push(compute[i].max(direct_host::read_s(hw, read, true)));
+        costs.link.push(direct_host::link_s(hw, read));
+        warm.push(compute[i].max(direct_host::read_s(hw, read, false)));
+        costs
+            .compute_after
+            .push(with_host_reads(hw, shape, &first, l, batch, compute[i]));
+    }
+    // The layers stay in host memory while the model is loaded: at most
+    // those that slow a warm pass by `WARM_SLOWDOWN_MAX` (its loss grows
+    // with every layer added).
+    let pass: f64 = compute.iter().sum();
+    let after: f64 = costs.compute_after.iter().sum();
+    let (mut host, mut rest) = (0.0f64, after);
+    costs.max_layers = 0;
+    for m in 1..=stage.len() {
+        host += warm[m - 1];
+        rest -= costs.compute_after[m - 1];
+        if host + rest > pass * (1.0 + WARM_SLOWDOWN_MAX) {
+            break;
+        }
+        costs.max_layers = m;
+    }
+    grouping::with_direct(grouping, &bytes, &compute, link, &costs).direct
 }
 
 /// `gs` (ranges relative to a stage starting at layer `start`, over the

@@ -92,6 +92,8 @@ pub struct Scheduler {
     preloaded: bool,
     /// Multi-path loading's planner (`policy.loading: multipath`), if on.
     multipath: Option<Multipath>,
+    /// Direct host access is on for this system (`policy.direct_host`).
+    direct_host: bool,
     /// Pieces of the group being split (reused).
     pieces: Vec<Piece>,
     /// Most stages a GPU may hold at once (`policy.max_loaded`), besides memory.
@@ -222,6 +224,8 @@ impl Scheduler {
             preemption: background::Preemption::new(workload, n_gpus),
             placements,
             multipath,
+            direct_host: workload.loading.direct_host
+                && switchyard_core::workload::direct_host_refusal(policy.system).is_none(),
             pieces: Vec::new(),
         };
         if s.traits.preloads {
@@ -295,7 +299,7 @@ impl Scheduler {
                             shard: r as u32,
                             layers: range.clone(),
                             bytes,
-                            shard_offset: goff,
+                            shard_offset: p.direct_bytes[s] + goff,
                             pool_offset: st.regions[r] + goff,
                             source: self.traits.source,
                             streamed: false,
@@ -539,6 +543,7 @@ impl Scheduler {
         task.model = m;
         task.stage = s;
         task.layers = p.stages[si].clone();
+        task.direct = p.direct[si].clone();
         task.gpus.clear();
         task.gpus.extend_from_slice(p.stage_gpus(s));
         task.input_from = if s > 0 {

@@ -4,7 +4,7 @@
 //! ask [`copy_source`] and [`placements`] rather than deciding for
 //! themselves.
 
-use crate::placement::{place_typed, Placement};
+use crate::placement::{place_with, Placement};
 use crate::Source;
 use switchyard_core::workload::{Grouping, PolicySpec, System};
 use switchyard_core::Workload;
@@ -100,13 +100,19 @@ pub fn copy_source(system: System) -> Source {
 /// ([`crate::Scheduler::placements`]); for executors that must lay out
 /// weights before the scheduler runs.
 pub fn placements(workload: &Workload, policy: PolicySpec) -> Vec<Placement> {
-    place_typed(
+    // `policy.direct_host` is refused at parse time for the systems that
+    // cannot honour it; a policy swapped in later (`--compare-systems`)
+    // runs without it.
+    let direct_host = workload.loading.direct_host
+        && switchyard_core::workload::direct_host_refusal(policy.system).is_none();
+    place_with(
         &workload.models,
         &workload.dtypes,
         workload.cluster.gpus.max(1),
         &workload.cluster.hardware,
         policy.system,
         policy.grouping,
+        direct_host,
     )
 }
 

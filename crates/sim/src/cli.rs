@@ -65,6 +65,10 @@ pub struct Args {
     /// Override `policy.loading` (direct, multipath).
     #[arg(long, value_parser = Loading::from_name)]
     pub loading: Option<Loading>,
+    /// Override `policy.direct_host` (on, off): the grouping DP may leave
+    /// a model's first layers in pinned host memory, read in place.
+    #[arg(long, value_parser = ["on", "off"])]
+    pub direct_host: Option<String>,
     /// Run every system on the same schedule (skipping `resident` when the
     /// models do not all fit) and draw their CDFs in one figure.
     #[arg(long, conflicts_with = "system")]
@@ -170,6 +174,13 @@ fn execute(args: &Args) -> Result<(), Error> {
             .loading
             .with_mode(mode, &workload.cluster)
             .map_err(|e| InputError::new(&args.workload, None, "--loading", e))?;
+    }
+    if let Some(on) = &args.direct_host {
+        let system = args.system.unwrap_or(workload.policy.system);
+        workload.loading = workload
+            .loading
+            .with_direct_host(on == "on", system)
+            .map_err(|e| InputError::new(&args.workload, None, "--direct-host", e))?;
     }
     let names = workload.model_names();
     let requests = match &args.schedule {

@@ -57,6 +57,19 @@ impl Default for SimOptions {
 /// Spans `timeline.json` keeps unless told otherwise (`sim --timeline-max-spans`).
 pub const DEFAULT_TIMELINE_SPANS: usize = 200_000;
 
+/// One layer's reads of pinned host memory in a pass (`policy.direct_host`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct HostRead {
+    /// The layer (absolute index).
+    layer: u32,
+    /// Bytes it reads over the link.
+    bytes: u64,
+    /// When its reads start, seconds.
+    start_s: f64,
+    /// When they end, seconds.
+    end_s: f64,
+}
+
 /// A completion in the heap, ordered by (time, issue sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
@@ -189,6 +202,9 @@ pub struct Engine<'a> {
     host_issuing: (f64, f64),
     /// Per batch id: when its first stage started.
     batch_start: Vec<f64>,
+    /// Direct host access: the host reads of the compute timed last
+    /// ([`Engine::time_compute`]), for the timeline.
+    host_reads: Vec<HostRead>,
     lat: Latencies,
     /// The record written for each request (reused).
     record: RequestRecord,
@@ -278,6 +294,7 @@ impl<'a> Engine<'a> {
             copy_issued: Vec::new(),
             host_issuing: (0.0, 0.0),
             batch_start: Vec::new(),
+            host_reads: Vec::new(),
             lat: Latencies::new(workload.models.len(), opts.exact_quantiles),
             record: RequestRecord {
                 id: 0,
@@ -401,6 +418,27 @@ impl<'a> Engine<'a> {
                     self.complete_at(end, true, *id);
                     if self.opts.timeline {
                         let task = self.sched.task(*id);
+                        for r in &self.host_reads {
+                            keep_span(
+                                &mut self.timeline,
+                                &mut self.timeline_cut_at,
+                                self.opts,
+                                self.now,
+                                Span {
+                                    gpu: task.gpus[0],
+                                    track: Track::HostRead,
+                                    model: task.model,
+                                    stage: task.stage,
+                                    layers: (r.layer, r.layer + 1),
+                                    start_s: r.start_s,
+                                    end_s: r.end_s,
+                                    batch_size: task.batch_size,
+                                    bytes: r.bytes,
+                                    streamed: task.streamed,
+                                    host_s: None,
+                                },
+                            );
+                        }
                         for &g in &task.gpus {
                             keep_span(
                                 &mut self.timeline,

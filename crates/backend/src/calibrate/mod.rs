@@ -12,6 +12,8 @@
 //!   ([`paced`]), which is what replay sees. Pageable copies
 //!   of all GPUs are marked as sharing one host path (`pageable_shared`):
 //!   replay's one host thread stages them one at a time.
+//! - Direct host reads (`links.direct_host_gbps`): a matrix product reading
+//!   its weight from mapped pinned host memory ([`direct_read`]).
 //! - Compute: the fp16 GEMM rate (8192^3 through cuBLAS), and per-layer
 //!   compute times of each architecture asked for at each batch size
 //!   (median of several passes, CUDA events around every layer, scaled to
@@ -29,6 +31,7 @@
 //! Fields not measured (HBM bandwidth, launch overhead, reserved memory,
 //! synthetic slope, and peer link on one GPU) come from a base profile.
 
+mod direct_read;
 pub mod layer_times;
 pub mod options;
 pub mod paced;
@@ -339,6 +342,16 @@ pub fn calibrate(
     );
     profile.pinned.beta_bytes_per_s = beta;
     profile.jitter.copy_cv = cv;
+    // Kernels reading weights in place from mapped pinned memory
+    // (`policy.direct_host`): a product over a `max_copy / 4` weight.
+    let direct = direct_read::direct_read_rate(dev, max_copy / 4, region, opts.reps.max(5))?;
+    report += &format!(
+        "direct host reads ({} MiB weight in mapped pinned memory, {} tokens): {:.2} GB/s (links.direct_host_gbps)\n",
+        max_copy >> 22,
+        8,
+        direct / 1e9
+    );
+    profile.direct_host = Some(direct);
     if dev.gpus() > 1 {
         let peer = measure_peer(dev, &sizes, opts.reps, 0)?;
         report += &format!(
@@ -492,5 +505,7 @@ mod tests {
         assert_eq!(q.name, "cpu-test");
         assert!(q.pinned.beta_bytes_per_s > 0.0);
         assert!(report.contains("fp32 gemm"), "{report}");
+        assert!(report.contains("direct host reads"), "{report}");
+        assert!(q.direct_host.is_some_and(|r| r > 0.0));
     }
 }

@@ -5,6 +5,7 @@
 //! the host time of their recording.
 
 use super::error::invalid;
+use super::mapped::MappedRanges;
 use super::HostBuffer;
 use super::{Act, DevPtr, Device, Dtype, Embed, Event, Gemm, Graph, Kernels, StreamKind};
 use super::{DeviceError, DeviceResult};
@@ -33,6 +34,8 @@ pub struct CpuDevice {
     /// access); `false` sends pipeline activations through the host.
     pub peer: bool,
     arenas: Vec<Arena>,
+    /// Per GPU: host ranges its kernels read in place (`map_host`).
+    mapped: Vec<MappedRanges>,
     gpus: usize,
     events: std::collections::HashMap<u64, Instant>,
     next_event: u64,
@@ -48,6 +51,7 @@ impl CpuDevice {
         CpuDevice {
             peer: true,
             arenas: Vec::new(),
+            mapped: (0..gpus.max(1)).map(|_| MappedRanges::default()).collect(),
             gpus: gpus.max(1),
             events: Default::default(),
             next_event: 0,
@@ -71,8 +75,19 @@ impl CpuDevice {
         Ok((unsafe { a.ptr.add(at as usize) }, bytes))
     }
 
-    /// Reads GPU `gpu`'s arena bytes `[at, at + bytes)`.
+    /// Reads GPU `gpu`'s arena bytes `[at, at + bytes)`, or host bytes
+    /// mapped for it ([`Device::map_host`]).
     fn mem(&self, gpu: usize, at: DevPtr, bytes: usize) -> DeviceResult<&[u8]> {
+        if MappedRanges::is_mapped(at) {
+            let Some(m) = self.mapped.get(gpu) else {
+                invalid!("cpu device: GPU {gpu} does not exist");
+            };
+            let p = m.resolve(at, bytes as u64)? as *const u8;
+            // SAFETY: `p..p + bytes` lies in a host buffer mapped by
+            // `map_host` (checked by `resolve`), whose caller keeps it alive
+            // and unchanged for the device's life.
+            return Ok(unsafe { std::slice::from_raw_parts(p, bytes) });
+        }
         let (p, n) = self.span(gpu, at, bytes)?;
         // SAFETY: the range is inside a live mapping owned by `self` (checked
         // by `span`); writes need `&mut self`, so none happens while this
@@ -202,6 +217,28 @@ impl Device for CpuDevice {
         };
         self.mem_mut(gpu, dst, bytes as usize)?.copy_from_slice(s);
         Ok(())
+    }
+
+    unsafe fn map_host(
+        &mut self,
+        gpu: usize,
+        src: &HostBuffer,
+        src_off: u64,
+        bytes: u64,
+    ) -> DeviceResult<DevPtr> {
+        if !src.is_pinned() {
+            invalid!("cpu device: only pinned host memory can be mapped for kernels");
+        }
+        if src_off + bytes > src.len() {
+            invalid!(
+                "cpu device: mapping [{src_off}, +{bytes}) past the end of a {}-byte buffer",
+                src.len()
+            );
+        }
+        let Some(m) = self.mapped.get_mut(gpu) else {
+            invalid!("cpu device: GPU {gpu} does not exist");
+        };
+        Ok(m.add(src.as_ptr() as u64 + src_off, bytes))
     }
 
     fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool {

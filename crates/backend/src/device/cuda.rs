@@ -8,6 +8,7 @@
 //! [`source`].
 
 use super::error::invalid;
+use super::mapped::MappedRanges;
 use super::{
     el_bytes, Context, DevPtr, Device, DeviceError, DeviceResult, Dtype, Event, Graph, HostBuffer,
     StreamKind,
@@ -100,6 +101,8 @@ struct Gpu {
     /// Kernels by name (of [`source::NAMES`]) and element type.
     funcs: HashMap<(&'static str, Dtype), CudaFunction>,
     arena: Option<DeviceAlloc>,
+    /// Pinned host ranges its kernels read in place (`map_host`).
+    mapped: MappedRanges,
     free_events: Vec<CudaEvent>,
 }
 
@@ -160,8 +163,12 @@ impl CudaDevice {
         Ok(&self.gpus[gpu])
     }
 
-    /// `gpu`'s arena address of `[at, at + bytes)`, checked.
+    /// `gpu`'s arena address of `[at, at + bytes)`, or the mapped device
+    /// address of host memory ([`Device::map_host`]), checked.
     fn ptr(g: &Gpu, at: DevPtr, bytes: u64) -> DeviceResult<sys::CUdeviceptr> {
+        if MappedRanges::is_mapped(at) {
+            return g.mapped.resolve(at, bytes);
+        }
         match &g.arena {
             Some(a) => a.at(at, bytes),
             None => invalid!("device access [{at}, +{bytes}) before the arena is allocated"),
@@ -301,15 +308,17 @@ impl Device for CudaDevice {
             return HostBuffer::heap(bytes, false);
         }
         self.on(0)?;
+        // Portable (every context copies from it) and mapped (kernels may
+        // read it in place: direct host access, `map_host`).
+        let flags = sys::CU_MEMHOSTALLOC_PORTABLE | sys::CU_MEMHOSTALLOC_DEVICEMAP;
         // SAFETY: a plain page-locked allocation in the bound context; the
         // pointer is handed to the `HostBuffer`, which frees it once.
-        let p = unsafe { dr::malloc_host(bytes.max(1) as usize, sys::CU_MEMHOSTALLOC_PORTABLE) }
-            .map_err(|e| {
-                DeviceError::OutOfMemory(format!(
-                    "cuMemHostAlloc of {:.2} GiB pinned memory failed: {e}",
-                    bytes as f64 / GIB
-                ))
-            })?;
+        let p = unsafe { dr::malloc_host(bytes.max(1) as usize, flags) }.map_err(|e| {
+            DeviceError::OutOfMemory(format!(
+                "cuMemHostAlloc of {:.2} GiB pinned memory failed: {e}",
+                bytes as f64 / GIB
+            ))
+        })?;
         // SAFETY: `p` points to `bytes.max(1)` bytes from `cuMemHostAlloc`,
         // owned by nothing else.
         Ok(unsafe { HostBuffer::from_cuda_pinned(p as *mut u8, bytes) })
@@ -345,6 +354,34 @@ impl Device for CudaDevice {
         }
         .result()
         .context("host-to-device copy")
+    }
+
+    unsafe fn map_host(
+        &mut self,
+        gpu: usize,
+        src: &HostBuffer,
+        src_off: u64,
+        bytes: u64,
+    ) -> DeviceResult<DevPtr> {
+        if !src.is_pinned() {
+            invalid!("only pinned host memory can be mapped for kernels");
+        }
+        if src_off + bytes > src.len() {
+            invalid!(
+                "mapping [{src_off}, +{bytes}) past the end of a {}-byte buffer",
+                src.len()
+            );
+        }
+        self.on(gpu)?;
+        let mut dptr: sys::CUdeviceptr = 0;
+        let host = src.as_ptr().wrapping_add(src_off as usize) as *mut c_void;
+        // SAFETY: `host` lies in `src`, page-locked by `cuMemHostAlloc` with
+        // `CU_MEMHOSTALLOC_DEVICEMAP` (`alloc_host`); the call writes one
+        // device pointer into `dptr` in `gpu`'s context (bound by `on`). The
+        // caller keeps `src` alive for the device's life (`map_host`'s
+        // contract), so the mapping never dangles.
+        unsafe { sys::cuMemHostGetDevicePointer_v2(&mut dptr, host, 0) }.result()?;
+        Ok(self.gpus[gpu].mapped.add(dptr, bytes))
     }
 
     fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool {

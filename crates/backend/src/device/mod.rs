@@ -18,6 +18,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod error;
 pub mod host_buffer;
+pub mod mapped;
 pub mod ops;
 pub mod seeded;
 
@@ -151,6 +152,27 @@ pub trait Device: Kernels {
         dst: DevPtr,
         bytes: u64,
     ) -> DeviceResult<()>;
+    /// Maps `bytes` of pinned `src` from `src_off` into `gpu`'s address
+    /// space (direct host access): the returned address, and addresses
+    /// after it within `bytes`, may be read by `gpu`'s kernels and matrix
+    /// products as if they were in its arena; the reads cross the GPU's
+    /// host link (CUDA: `cuMemHostGetDevicePointer` on memory allocated
+    /// with `CU_MEMHOSTALLOC_DEVICEMAP`; CPU: the host bytes read in place).
+    /// Nothing may be copied into it.
+    ///
+    /// # Safety
+    /// `src` must stay alive, and its bytes in the range unchanged, for as
+    /// long as kernels read the returned addresses (the device keeps the
+    /// mapping, never undone: a read after `src` is gone reads freed
+    /// memory).
+    unsafe fn map_host(
+        &mut self,
+        gpu: usize,
+        src: &HostBuffer,
+        src_off: u64,
+        bytes: u64,
+    ) -> DeviceResult<DevPtr>;
+
     /// Whether `dst_gpu` can read `src_gpu`'s memory directly (peer access:
     /// NVLink or PCIe peer-to-peer); if not, activations go through the host.
     fn peer_access(&self, dst_gpu: usize, src_gpu: usize) -> bool;

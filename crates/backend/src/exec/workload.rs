@@ -74,7 +74,7 @@ pub fn build_executor(
     )?;
     let max_batch: Vec<usize> = w.models.iter().map(|m| m.max_batch as usize).collect();
     let hw = &w.cluster.hardware;
-    Executor::with_shards(
+    let mut ex = Executor::with_shards(
         dev,
         host,
         layouts,
@@ -82,5 +82,8 @@ pub fn build_executor(
         &max_batch,
         hw.usable_bytes(),
         hw.compute.synthetic_batch_slope,
-    )
+    )?;
+    // Layers the scheduler leaves in host memory are read there.
+    ex.map_direct_layers(&placed)?;
+    Ok(ex)
 }

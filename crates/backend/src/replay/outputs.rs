@@ -131,11 +131,14 @@ pub(super) fn summarize(
             .count() as u64;
         within += ok;
         all.extend_from_slice(&lat);
+        let (direct_host_layers, direct_host_bytes) = run.sched.placement(i as u32).direct_host();
         models.push(ModelResult {
             model: m.name.clone(),
             summary: Summary::of(&lat, ok),
             loads: stats[i].loads,
             bytes_loaded: stats[i].bytes,
+            direct_host_layers,
+            direct_host_bytes,
         });
     }
     ReplayResult {
@@ -148,6 +151,7 @@ pub(super) fn summarize(
         } else {
             0
         },
+        direct_host: run.sched.direct_host(),
         summary: Summary::of(&all, within),
         loads: stats.iter().map(|s| s.loads).sum(),
         bytes_loaded: stats.iter().map(|s| s.bytes).sum(),

@@ -2,10 +2,13 @@
 //! over the GPU's own link only, or split over the links of up to `k`
 //! helper GPUs as well (multi-path loading, DeepPlan's idea): a helper's
 //! piece is copied into reserved staging memory on the helper, then
-//! forwarded over the peer link.
+//! forwarded over the peer link. Independently of the links,
+//! `policy.direct_host` lets the layers the grouping DP picks run from
+//! mapped pinned host memory instead of being copied (DeepPlan's direct
+//! host access).
 
 use super::raw::RawPolicy;
-use super::Cluster;
+use super::{Cluster, System};
 use crate::error::InputError;
 use crate::yaml::Ctx;
 use serde::Deserialize;
@@ -27,7 +30,8 @@ pub enum Loading {
 }
 
 /// The loading part of the policy: `policy.loading`,
-/// `policy.multipath_helpers`, `policy.multipath_staging_mib`.
+/// `policy.multipath_helpers`, `policy.multipath_staging_mib`,
+/// `policy.direct_host`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadingSpec {
     /// Direct or multi-path.
@@ -38,6 +42,12 @@ pub struct LoadingSpec {
     /// bytes (taken out of its weight pool at start, so never from a
     /// model loaded there); 0 when direct.
     pub staging_bytes: u64,
+    /// Direct host access (`policy.direct_host`, default off): the layer
+    /// grouping may leave a stage's first layers in pinned host memory,
+    /// read by the kernels in place, never copied nor held in GPU memory
+    /// (the scheduler's `grouping::with_direct` decides which, from the
+    /// profile's `links.direct_host_gbps`).
+    pub direct_host: bool,
 }
 
 impl LoadingSpec {
@@ -51,8 +61,12 @@ impl LoadingSpec {
     /// when it gave them, else one helper and the default staging; direct
     /// clears them. Fails, saying why, on a one-GPU cluster.
     pub fn with_mode(self, mode: Loading, cluster: &Cluster) -> Result<LoadingSpec, String> {
+        let direct_host = self.direct_host;
         match mode {
-            Loading::Direct => Ok(LoadingSpec::default()),
+            Loading::Direct => Ok(LoadingSpec {
+                direct_host,
+                ..LoadingSpec::default()
+            }),
             Loading::Multipath if self.multipath() => Ok(self),
             Loading::Multipath if cluster.gpus < 2 => Err(format!(
                 "`multipath` borrows other GPUs' links, but the cluster has {} GPU",
@@ -62,8 +76,26 @@ impl LoadingSpec {
                 mode,
                 helpers: 1,
                 staging_bytes: default_staging(cluster),
+                direct_host,
             }),
         }
+    }
+}
+
+impl LoadingSpec {
+    /// This spec with direct host access set to `on` (a command line's
+    /// `--direct-host`) for a run of `system`; fails, saying why, when
+    /// `system` cannot read weights from host memory.
+    pub fn with_direct_host(self, on: bool, system: System) -> Result<LoadingSpec, String> {
+        if on {
+            if let Some(why) = direct_host_refusal(system) {
+                return Err(why.to_string());
+            }
+        }
+        Ok(LoadingSpec {
+            direct_host: on,
+            ..self
+        })
     }
 }
 
@@ -88,6 +120,7 @@ pub(super) fn validate(
     raw: &RawPolicy,
     cluster: &Cluster,
 ) -> Result<LoadingSpec, InputError> {
+    let direct_host = validate_direct_host(ctx, raw)?;
     let mode = raw.loading.as_ref().map(|l| l.value).unwrap_or_default();
     if mode == Loading::Direct {
         if let Some(h) = &raw.multipath_helpers {
@@ -104,7 +137,10 @@ pub(super) fn validate(
                 "only meaningful with `loading: multipath`",
             ));
         }
-        return Ok(LoadingSpec::default());
+        return Ok(LoadingSpec {
+            direct_host,
+            ..LoadingSpec::default()
+        });
     }
     let at = raw.loading.as_ref().expect("multipath was given");
     if cluster.gpus < 2 {
@@ -158,5 +194,33 @@ pub(super) fn validate(
         mode,
         helpers,
         staging_bytes,
+        direct_host,
     })
+}
+
+/// Why `system` cannot run layers from host memory, if it cannot: the
+/// mapped memory must be pinned, and a preloaded system never loads.
+pub fn direct_host_refusal(system: System) -> Option<&'static str> {
+    match system {
+        System::StopAndStart => Some(
+            "`stop-and-start` holds weights in pageable memory, and kernels can read only pinned (mapped) host memory",
+        ),
+        System::Resident => Some(
+            "`resident` loads every model before the clock starts, so no load is faster for it; it would only slow every pass",
+        ),
+        _ => None,
+    }
+}
+
+/// Validates `policy.direct_host` for the policy's system.
+fn validate_direct_host(ctx: &Ctx, raw: &RawPolicy) -> Result<bool, InputError> {
+    let Some(d) = &raw.direct_host else {
+        return Ok(false);
+    };
+    if d.value {
+        if let Some(why) = direct_host_refusal(raw.system) {
+            return Err(ctx.err(&d.referenced, "policy.direct_host", why));
+        }
+    }
+    Ok(d.value)
 }

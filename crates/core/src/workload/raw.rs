@@ -117,6 +117,10 @@ pub(super) struct RawPolicy {
     pub(super) multipath_helpers: Option<Spanned<u64>>,
     /// Staging memory reserved per GPU, MiB (`multipath` only).
     pub(super) multipath_staging_mib: Option<Spanned<f64>>,
+    /// Layers the grouping DP picks run from mapped pinned host memory
+    /// ([`super::loading`]; default false).
+    #[serde(default)]
+    pub(super) direct_host: Option<Spanned<bool>>,
     /// Most models loaded on one GPU at once (Computron's `max_loaded`).
     #[serde(default)]
     pub(super) max_loaded: Option<Spanned<u64>>,

@@ -21,6 +21,13 @@ impl Scheduler {
         &self.placements[m as usize]
     }
 
+    /// Whether direct host access is on for this scheduler's system
+    /// (`policy.direct_host`, and a system that can honour it): what
+    /// `summary.json` says.
+    pub fn direct_host(&self) -> bool {
+        self.direct_host
+    }
+
     /// Placements of every model, in workload order.
     pub fn placements(&self) -> &[Placement] {
         &self.placements

@@ -49,6 +49,8 @@ impl Scheduler {
         let p = &self.placements[mi];
         let tp = p.tp as usize;
         let gs = p.groups_for(s, batch);
+        // Layers left in host memory come first in the shard's host image.
+        let host_skip = p.direct_bytes[s as usize];
         let mut pieces = std::mem::take(&mut self.pieces);
         for (range, &(goff, gbytes)) in gs.ranges.iter().zip(&gs.bytes) {
             for (r, &region) in regions[..tp].iter().enumerate() {
@@ -73,7 +75,7 @@ impl Scheduler {
                         shard: r as u32,
                         layers: range.clone(),
                         bytes: piece.bytes,
-                        shard_offset: goff + piece.offset,
+                        shard_offset: host_skip + goff + piece.offset,
                         pool_offset: region + goff + piece.offset,
                         source: self.traits.source,
                         streamed,

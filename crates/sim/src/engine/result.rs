@@ -22,11 +22,17 @@ impl Engine<'_> {
             .models
             .iter()
             .enumerate()
-            .map(|(m, spec)| ModelResult {
-                model: spec.name.clone(),
-                summary: self.lat.model(m),
-                loads: stats[m].loads,
-                bytes_loaded: stats[m].bytes,
+            .map(|(m, spec)| {
+                let (direct_host_layers, direct_host_bytes) =
+                    self.sched.placement(m as u32).direct_host();
+                ModelResult {
+                    model: spec.name.clone(),
+                    summary: self.lat.model(m),
+                    loads: stats[m].loads,
+                    bytes_loaded: stats[m].bytes,
+                    direct_host_layers,
+                    direct_host_bytes,
+                }
             })
             .collect();
         let overall = self.lat.overall();
@@ -41,6 +47,7 @@ impl Engine<'_> {
             } else {
                 0
             },
+            direct_host: self.sched.direct_host(),
             summary: overall,
             loads: stats.iter().map(|s| s.loads).sum(),
             bytes_loaded: stats.iter().map(|s| s.bytes).sum(),

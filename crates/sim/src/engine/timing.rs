@@ -3,6 +3,7 @@
 //! layers, the GPU running them).
 
 use super::*;
+use switchyard_core::direct_host;
 
 impl<'a> Engine<'a> {
     /// Copy timing: `(start, end)` of copy `c` issued now. It waits for its
@@ -111,9 +112,61 @@ impl<'a> Engine<'a> {
                 *h += extra + stall;
             }
         };
-        let run = |range: Range<usize>, t: &mut f64, h: &mut f64| {
+        let plain = |range: Range<usize>, t: &mut f64, h: &mut f64| {
             *h += table.time(range.clone(), b) * f;
             *t = (*t + table.queued_time(range, b) * f).max(*h);
+        };
+        // Direct host access: the layers of this pass that read pinned host
+        // memory over the GPU's link, and the link's lane they share with
+        // the copies.
+        let mut reads = std::mem::take(&mut self.host_reads);
+        reads.clear();
+        if !task.direct.is_empty() {
+            let shape = &workload.models[task.model as usize].shape;
+            let direct = task.direct.start as usize..task.direct.end as usize;
+            for l in layers.clone() {
+                let bytes = direct_host::host_read_bytes(shape, &direct, l, b);
+                if bytes > 0 {
+                    reads.push(HostRead {
+                        layer: l as u32,
+                        bytes,
+                        start_s: 0.0,
+                        end_s: 0.0,
+                    });
+                }
+            }
+        }
+        let lane_of = task.gpus[0] as usize;
+        // Copies queued on the link run until `copies_end`; the reads push
+        // `lane`, where the copies issued later start.
+        let copies_end = self.link_free[lane_of];
+        let mut lane = copies_end;
+        // A layer reading host memory runs for at least its reads: at the
+        // direct-host rate, or half the link while copies are queued on it
+        // (two flows sharing it); the copies issued after it lose its bytes
+        // at the link's rate (those in flight keep their times: a small
+        // error, as the reads the DP leaves in host memory are small).
+        let mut run = |range: Range<usize>, t: &mut f64, h: &mut f64| {
+            let mut from = range.start;
+            for r in reads.iter_mut() {
+                let l = r.layer as usize;
+                if !range.contains(&l) {
+                    continue;
+                }
+                if l > from {
+                    plain(from..l, t, h);
+                }
+                *h += table.time(l..l + 1, b) * f;
+                let start = *t;
+                let read = direct_host::read_s(hw, r.bytes, copies_end > start);
+                *t = (start + (table.queued_time(l..l + 1, b) * f).max(read)).max(*h);
+                lane = lane.max(start) + direct_host::link_s(hw, r.bytes);
+                (r.start_s, r.end_s) = (start, start + read);
+                from = l + 1;
+            }
+            if from < range.end {
+                plain(from..range.end, t, h);
+            }
         };
         let mut i = 0;
         while i < task.waits.len() {
@@ -138,6 +191,10 @@ impl<'a> Engine<'a> {
         if cursor < layers.end {
             run(cursor..layers.end, &mut t, &mut h);
         }
+        if !reads.is_empty() {
+            self.link_free[lane_of] = lane;
+        }
+        self.host_reads = reads;
         for &g in &task.gpus {
             self.stream_free[g as usize] = t;
         }

@@ -71,6 +71,7 @@ impl CudaDevice {
                 _blas_workspace: workspace,
                 funcs,
                 arena: None,
+                mapped: Default::default(),
                 free_events: Vec::new(),
             });
         }
