@@ -5,6 +5,7 @@
 use crate::grouping;
 use crate::traits::SystemTraits;
 use crate::Source;
+use smallvec::SmallVec;
 use std::ops::Range;
 use switchyard_core::cost::{layer_compute_s, shard_layer_bytes};
 use switchyard_core::hardware::HardwareProfile;
@@ -19,12 +20,12 @@ pub struct Placement {
     /// Pipeline stages.
     pub pp: u32,
     /// `gpus[stage * tp + rank]`: the GPU holding that shard. All distinct.
-    pub gpus: Vec<u32>,
+    pub gpus: SmallVec<[u32; 4]>,
     /// Layers of each stage (absolute layer indices).
-    pub stages: Vec<Range<u32>>,
+    pub stages: SmallVec<[Range<u32>; 2]>,
     /// Bytes of one shard of each stage on one GPU (sum of the stage's
     /// per-layer shard bytes, each layer's bytes divided by `tp`, rounded up).
-    pub shard_bytes: Vec<u64>,
+    pub shard_bytes: SmallVec<[u64; 2]>,
     /// The model's largest batch: groupings are cached for batches `1..=max_batch`.
     pub max_batch: u32,
     /// `groupings[stage][batch - 1]`: the stage's copy groups planned with the
@@ -130,7 +131,7 @@ pub fn place_typed(
             let hw = hw_of(i);
             let (tp, pp) = parallelism(system, m);
             let stages: Vec<Range<usize>> = stage_partition(&m.shape, pp as usize);
-            let shard_bytes: Vec<u64> = stages
+            let shard_bytes: SmallVec<[u64; 2]> = stages
                 .iter()
                 .map(|r| r.clone().map(|l| shard_layer_bytes(&m.shape, l, tp)).sum())
                 .collect();
@@ -144,7 +145,7 @@ pub fn place_typed(
                         .unwrap_or(0)
                 })
                 .unwrap_or(0);
-            let placed: Vec<u32> = (0..width).map(|i| gpu_at(base, i)).collect();
+            let placed: SmallVec<[u32; 4]> = (0..width).map(|i| gpu_at(base, i)).collect();
             for (i, g) in placed.iter().enumerate() {
                 load[*g as usize] += shard_bytes[i / tp as usize];
             }
