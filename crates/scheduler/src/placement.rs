@@ -6,7 +6,9 @@ use crate::grouping;
 use crate::traits::SystemTraits;
 use crate::Source;
 use smallvec::SmallVec;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
+use std::sync::Arc;
 use switchyard_core::cost::{layer_compute_s, shard_layer_bytes};
 use switchyard_core::hardware::HardwareProfile;
 use switchyard_core::model::{stage_partition, Dtype};
@@ -30,7 +32,9 @@ pub struct Placement {
     pub max_batch: u32,
     /// `groupings[stage][batch - 1]`: the stage's copy groups planned with the
     /// compute times of that batch size (read through [`Placement::groups_for`]).
-    groupings: Vec<Vec<StageGroups>>,
+    /// Shared by every model with the same per-layer bytes and compute
+    /// times (copies of one template): one plan in cache, not one each.
+    groupings: Arc<Vec<Vec<StageGroups>>>,
 }
 
 /// How one stage's shard is split into copies, for one batch size.
@@ -118,6 +122,11 @@ pub fn place_typed(
         typed.iter().find(|(t, _)| *t == d).map_or(hw, |(_, p)| p)
     };
     let mut load = vec![0u64; gpus as usize];
+    // `(load, GPU)` of every GPU: a one-GPU model's base is the first.
+    let mut by_load: BTreeSet<(u64, usize)> = (0..gpus as usize).map(|g| (0, g)).collect();
+    // Groupings planned so far, by their inputs' bits (per stage: the
+    // layers' bytes, then per batch size their compute times).
+    let mut planned: HashMap<Vec<u64>, Arc<Vec<Vec<StageGroups>>>> = HashMap::new();
     let traits = SystemTraits::of(system);
     let grouping = traits.grouping(grouping);
     let link = match traits.source {
@@ -137,38 +146,70 @@ pub fn place_typed(
                 .collect();
             let width = (tp * pp) as usize;
             let gpu_at = |base: usize, i: usize| ((base + i) % gpus as usize) as u32;
-            let base = (0..gpus as usize)
-                .min_by_key(|&b| {
-                    (0..width)
-                        .map(|i| load[gpu_at(b, i) as usize] + shard_bytes[i / tp as usize])
-                        .max()
-                        .unwrap_or(0)
+            // The least loaded GPU (the lowest of equals) for a one-GPU
+            // model: what the scan below finds, without scanning.
+            let least = by_load.first().filter(|_| width == 1).map(|&(_, g)| g);
+            let base = least
+                .or_else(|| {
+                    (0..gpus as usize).min_by_key(|&b| {
+                        (0..width)
+                            .map(|i| load[gpu_at(b, i) as usize] + shard_bytes[i / tp as usize])
+                            .max()
+                            .unwrap_or(0)
+                    })
                 })
                 .unwrap_or(0);
             let placed: SmallVec<[u32; 4]> = (0..width).map(|i| gpu_at(base, i)).collect();
             for (i, g) in placed.iter().enumerate() {
-                load[*g as usize] += shard_bytes[i / tp as usize];
+                let g = *g as usize;
+                by_load.remove(&(load[g], g));
+                load[g] += shard_bytes[i / tp as usize];
+                by_load.insert((load[g], g));
             }
             let max_batch = m.max_batch.max(1);
-            let groupings = stages
+            // Per stage: its layers' bytes and, per batch size, their compute times.
+            let inputs: Vec<(Vec<u64>, Vec<Vec<f64>>)> = stages
                 .iter()
                 .map(|r| {
                     let bytes: Vec<u64> = r
                         .clone()
                         .map(|l| shard_layer_bytes(&m.shape, l, tp))
                         .collect();
-                    (1..=max_batch)
+                    let compute = (1..=max_batch)
                         .map(|b| {
-                            let compute: Vec<f64> = r
-                                .clone()
+                            r.clone()
                                 .map(|l| layer_compute_s(hw, &m.shape, l, b, tp))
-                                .collect();
-                            let gs = grouping::groups(grouping, &bytes, &compute, link);
-                            stage_groups(&gs, &bytes, r.start)
+                                .collect()
                         })
-                        .collect()
+                        .collect();
+                    (bytes, compute)
                 })
                 .collect();
+            let mut key = Vec::new();
+            for (r, (bytes, compute)) in stages.iter().zip(&inputs) {
+                key.extend([r.start as u64, r.end as u64]);
+                key.extend(bytes);
+                key.extend(compute.iter().flatten().map(|x| x.to_bits()));
+            }
+            let groupings = planned
+                .entry(key)
+                .or_insert_with(|| {
+                    let plan = stages
+                        .iter()
+                        .zip(&inputs)
+                        .map(|(r, (bytes, compute))| {
+                            compute
+                                .iter()
+                                .map(|c| {
+                                    let gs = grouping::groups(grouping, bytes, c, link);
+                                    stage_groups(&gs, bytes, r.start)
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    Arc::new(plan)
+                })
+                .clone();
             Placement {
                 tp,
                 pp,
