@@ -28,13 +28,16 @@ impl WeightedPick {
     /// and finite); `None` otherwise (where `WeightedIndex::new` fails).
     pub fn new(weights: &[f64]) -> Option<WeightedPick> {
         let (&first, rest) = weights.split_first()?;
-        if !(first >= 0.0) {
+        // `NaN` and negative weights are refused (`is_sign_negative` would
+        // also refuse -0.0, which `WeightedIndex` takes).
+        let valid = |w: f64| w >= 0.0;
+        if !valid(first) {
             return None;
         }
         let mut total = first;
         let mut cumulative = Vec::with_capacity(rest.len());
         for &w in rest {
-            if !(w >= 0.0) {
+            if !valid(w) {
                 return None;
             }
             cumulative.push(total);
