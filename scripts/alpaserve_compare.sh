@@ -77,8 +77,9 @@ YAML
         echo "$t1 - $t0" | bc >> "$tmp/sim"
     done
     sim_req=$(grep -m1 '"requests"' "$tmp/run/summary.json" | tr -dc 0-9)
-    sim_mean=$(grep -m1 '"mean_s"' "$tmp/run/summary.json" | tr -dc '0-9.e-')
-    sim_slo=$(grep -m1 '"slo_attainment"' "$tmp/run/summary.json" | tr -dc '0-9.e-')
+    json_value() { grep -m1 "\"$1\"" "$tmp/run/summary.json" | awk -F': ' '{ gsub(/[ ,]/, "", $2); print $2 }'; }
+    sim_mean=$(json_value mean_s)
+    sim_slo=$(json_value slo_attainment)
     sim_s=$(median < "$tmp/sim")
     event_loop_s=nan event_loop_info="not run (EVENT_LOOP_MAX=$el_max)"
     for mode in numba event_loop; do
@@ -109,7 +110,7 @@ done
     echo "Command: \`$(printf '%s ' ${PYTHON:+PYTHON=$PYTHON} ${REPEATS:+REPEATS=$REPEATS} ${EVENT_LOOP_REPEATS:+EVENT_LOOP_REPEATS=$EVENT_LOOP_REPEATS} ${EVENT_LOOP_MAX:+EVENT_LOOP_MAX=$EVENT_LOOP_MAX} ${SIZES:+SIZES=\"$SIZES\"} ${RATE:+RATE=$RATE} bash scripts/alpaserve_compare.sh "$mms" "$out" | sed 's/ $//')\`"
     echo "(sim: $(git describe --always --dirty); AlpaServe: alpa-projects/mms $(git -C "$mms" rev-parse --short HEAD); $("$py" --version 2>&1))."
     echo
-    echo "Machine: $(nproc)-vCPU $(uname -s) $(uname -r), \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\","
+    echo "Machine: $(nproc --all)-vCPU $(uname -s) $(uname -r), \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\","
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Every run on one core (${pin[*]:-not pinned: no taskset}), one numba thread."
     echo
     echo "Workload: $models models resident on $gpus GPUs, batch 1, 0.2 ms a request, per-model Gamma arrivals (CV $cv)"
