@@ -52,20 +52,23 @@ measure() {
         awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$tmp/time" > "$tmp/time.cpu"
         mv "$tmp/time.cpu" "$tmp/time"
     else
-        local t0 t1 peak=0 pid
+        # CPU: utime + stime of /proc/PID/stat at the last poll (up to
+        # 50 ms short of the whole run).
+        local t0 t1 peak=0 pid ticks=0 hz
+        hz=$(getconf CLK_TCK)
         t0=$(date +%s.%N)
         "$@" & pid=$!
         while kill -0 "$pid" 2>/dev/null; do
-            local hwm
+            local hwm t
             hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
             [ "${hwm:-0}" -gt "$peak" ] && peak=$hwm
+            t=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+            [ "${t:-0}" -gt "$ticks" ] && ticks=$t
             sleep 0.05
         done
         wait "$pid"
         t1=$(date +%s.%N)
-        local cpu
-        cpu=$(times | awk 'NR == 2 { gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4 }')
-        echo "$(echo "$t1 - $t0" | bc) $peak ${cpu:-0}" > "$tmp/time"
+        echo "$(echo "$t1 - $t0" | bc) $peak $(awk -v t="$ticks" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')" > "$tmp/time"
     fi
 }
 
