@@ -14,10 +14,10 @@
 
 use crate::arrivals::gamma_interarrival;
 use crate::schedule::{round_ns, Request};
+use crate::weighted_pick::WeightedPick;
 use crate::workload::Process;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Exp, Gamma};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -177,7 +177,7 @@ impl ArrivalPlan {
             } => Source::Pooled {
                 times: Box::new(TimeStream::new(process, duration_s, (**times).clone())),
                 picks: picks.clone(),
-                pick: WeightedIndex::new(shares).expect("shares are validated positive"),
+                pick: WeightedPick::new(shares).expect("shares are validated positive"),
             },
             PlanKind::PerModel(streams) => {
                 let mut heap = BinaryHeap::with_capacity(streams.len());
@@ -224,7 +224,7 @@ enum Source<'a> {
     Pooled {
         times: Box<TimeStream>,
         picks: Box<StdRng>,
-        pick: WeightedIndex<f64>,
+        pick: WeightedPick,
     },
     PerModel {
         /// Model of each live stream.

@@ -5,10 +5,10 @@ use crate::arrival_stream::ArrivalPlan;
 use crate::error::Result;
 use crate::schedule::Schedule;
 use crate::traces;
+use crate::weighted_pick::WeightedPick;
 use crate::workload::{ArrivalSpec, Process, Workload};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Exp, Gamma};
 
 /// Most requests a generated schedule may hold unless the caller raises it
@@ -229,7 +229,7 @@ fn arrivals_capped(
         }
         process => {
             let times = capped_times(process, duration_s, rng, cap);
-            let pick = WeightedIndex::new(&shares).expect("shares are validated positive");
+            let pick = WeightedPick::new(&shares).expect("shares are validated positive");
             times
                 .into_iter()
                 .map(|t| (t, pick.sample(rng) as u32))

@@ -266,6 +266,38 @@ impl ComputeTable {
         }
     }
 
+    /// The table's times as bits, in one sequence: two tables with equal
+    /// keys give every lookup the same answer (models copied from one
+    /// template share a table: [`ComputeTable::dedup`]).
+    fn key(&self) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(self.layers as u64).chain(
+            self.prefix
+                .iter()
+                .chain(&self.queued)
+                .chain(&self.issue)
+                .map(|x| x.to_bits()),
+        )
+    }
+
+    /// `tables` with equal ones kept once: the distinct tables, in order of
+    /// first appearance, and for each input its index among them. Many
+    /// models copied from one template then read one table, which stays in
+    /// cache, instead of one each.
+    pub fn dedup(tables: impl IntoIterator<Item = ComputeTable>) -> (Vec<ComputeTable>, Vec<u32>) {
+        let mut index: std::collections::HashMap<Vec<u64>, u32> = std::collections::HashMap::new();
+        let mut distinct = Vec::new();
+        let of = tables
+            .into_iter()
+            .map(|t| {
+                *index.entry(t.key().collect()).or_insert_with(|| {
+                    distinct.push(t);
+                    (distinct.len() - 1) as u32
+                })
+            })
+            .collect();
+        (distinct, of)
+    }
+
     /// Host seconds spent issuing `layers` at `batch` ([`layer_issue_s`]).
     pub fn issue_time(&self, layers: Range<usize>, batch: u32) -> f64 {
         Self::span(&self.issue, self.layers, layers, batch)

@@ -20,6 +20,7 @@ pub mod stats;
 pub mod summary;
 pub mod timeline;
 pub mod traces;
+pub mod weighted_pick;
 pub mod workload;
 pub mod yaml;
 

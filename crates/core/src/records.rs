@@ -105,7 +105,7 @@ impl RecordWriter {
     }
 }
 
-fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -121,7 +121,7 @@ fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
 
 /// Appends `x` exactly as `format!("{x:.9}")` writes it: the binary value
 /// rounded to nine decimals, ties to even.
-fn push_fixed9(buf: &mut Vec<u8>, x: f64) {
+pub(crate) fn push_fixed9(buf: &mut Vec<u8>, x: f64) {
     const SCALE: u128 = 1_000_000_000;
     let bits = x.to_bits();
     let exp_bits = ((bits >> 52) & 0x7ff) as i64;

@@ -6,7 +6,10 @@ use crate::grouping;
 use crate::grouping::DirectCosts;
 use crate::traits::SystemTraits;
 use crate::Source;
+use smallvec::SmallVec;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
+use std::sync::Arc;
 use switchyard_core::cost::{layer_compute_s, shard_layer_bytes};
 use switchyard_core::direct_host;
 use switchyard_core::hardware::{HardwareProfile, LinkCost};
@@ -21,14 +24,14 @@ pub struct Placement {
     /// Pipeline stages.
     pub pp: u32,
     /// `gpus[stage * tp + rank]`: the GPU holding that shard. All distinct.
-    pub gpus: Vec<u32>,
+    pub gpus: SmallVec<[u32; 4]>,
     /// Layers of each stage (absolute layer indices).
-    pub stages: Vec<Range<u32>>,
+    pub stages: SmallVec<[Range<u32>; 2]>,
     /// Bytes of one shard of each stage on one GPU (sum of the stage's
     /// per-layer shard bytes, each layer's bytes divided by `tp`, rounded
     /// up), less the layers of [`Placement::direct`], which stay in host
     /// memory: what a load copies and the stage's region in the pool.
-    pub shard_bytes: Vec<u64>,
+    pub shard_bytes: SmallVec<[u64; 2]>,
     /// Per stage: the layers (absolute indices, a prefix of the stage;
     /// empty without `policy.direct_host`) that run from mapped pinned
     /// host memory: never copied, no GPU memory, read by every pass.
@@ -40,7 +43,9 @@ pub struct Placement {
     pub max_batch: u32,
     /// `groupings[stage][batch - 1]`: the stage's copy groups planned with the
     /// compute times of that batch size (read through [`Placement::groups_for`]).
-    groupings: Vec<Vec<StageGroups>>,
+    /// Shared by every model with the same per-layer bytes and compute
+    /// times (copies of one template): one plan in cache, not one each.
+    groupings: Arc<Vec<Vec<StageGroups>>>,
 }
 
 /// How one stage's shard is split into copies, for one batch size.
@@ -156,6 +161,11 @@ pub fn place_with(
         typed.iter().find(|(t, _)| *t == d).map_or(hw, |(_, p)| p)
     };
     let mut load = vec![0u64; gpus as usize];
+    // `(load, GPU)` of every GPU: a one-GPU model's base is the first.
+    let mut by_load: BTreeSet<(u64, usize)> = (0..gpus as usize).map(|g| (0, g)).collect();
+    // Groupings planned so far, by their inputs' bits (per stage: the
+    // layers' bytes, then per batch size their compute times).
+    let mut planned: HashMap<Vec<u64>, Arc<Vec<Vec<StageGroups>>>> = HashMap::new();
     let traits = SystemTraits::of(system);
     let grouping = traits.grouping(grouping);
     let link = match traits.source {
@@ -190,47 +200,80 @@ pub fn place_with(
                 .zip(&direct)
                 .map(|(r, &d)| (r.start..r.start + d).map(layer_bytes).sum())
                 .collect();
-            let shard_bytes: Vec<u64> = stages
+            let shard_bytes: SmallVec<[u64; 2]> = stages
                 .iter()
                 .zip(&direct)
                 .map(|(r, &d)| (r.start + d..r.end).map(layer_bytes).sum())
                 .collect();
             let width = (tp * pp) as usize;
             let gpu_at = |base: usize, i: usize| ((base + i) % gpus as usize) as u32;
-            let base = (0..gpus as usize)
-                .min_by_key(|&b| {
-                    (0..width)
-                        .map(|i| load[gpu_at(b, i) as usize] + shard_bytes[i / tp as usize])
-                        .max()
-                        .unwrap_or(0)
+            // The least loaded GPU (the lowest of equals) for a one-GPU
+            // model: what the scan below finds, without scanning.
+            let least = by_load.first().filter(|_| width == 1).map(|&(_, g)| g);
+            let base = least
+                .or_else(|| {
+                    (0..gpus as usize).min_by_key(|&b| {
+                        (0..width)
+                            .map(|i| load[gpu_at(b, i) as usize] + shard_bytes[i / tp as usize])
+                            .max()
+                            .unwrap_or(0)
+                    })
                 })
                 .unwrap_or(0);
-            let placed: Vec<u32> = (0..width).map(|i| gpu_at(base, i)).collect();
+            let placed: SmallVec<[u32; 4]> = (0..width).map(|i| gpu_at(base, i)).collect();
             for (i, g) in placed.iter().enumerate() {
-                load[*g as usize] += shard_bytes[i / tp as usize];
+                let g = *g as usize;
+                by_load.remove(&(load[g], g));
+                load[g] += shard_bytes[i / tp as usize];
+                by_load.insert((load[g], g));
             }
-            let groupings = stages
+            // Per stage: its copied layers, their bytes and, per batch size,
+            // their compute times (reading host memory where layers stay there).
+            let inputs: Vec<(Range<usize>, Vec<u64>, Vec<Vec<f64>>)> = stages
                 .iter()
                 .zip(&direct)
                 .map(|(r, &d)| {
                     let copied = r.start + d..r.end;
                     let bytes: Vec<u64> = copied.clone().map(layer_bytes).collect();
                     let host = r.start..r.start + d;
-                    (1..=max_batch)
+                    let compute = (1..=max_batch)
                         .map(|b| {
-                            let compute: Vec<f64> = copied
+                            copied
                                 .clone()
                                 .map(|l| {
                                     let c = layer_compute_s(hw, &m.shape, l, b, tp);
                                     with_host_reads(hw, &m.shape, &host, l, b, c)
                                 })
-                                .collect();
-                            let gs = grouping::groups(grouping, &bytes, &compute, link);
-                            stage_groups(&gs, &bytes, copied.start)
+                                .collect()
                         })
-                        .collect()
+                        .collect();
+                    (copied, bytes, compute)
                 })
                 .collect();
+            let mut key = Vec::new();
+            for (copied, bytes, compute) in &inputs {
+                key.extend([copied.start as u64, copied.end as u64]);
+                key.extend(bytes);
+                key.extend(compute.iter().flatten().map(|x| x.to_bits()));
+            }
+            let groupings = planned
+                .entry(key)
+                .or_insert_with(|| {
+                    let plan = inputs
+                        .iter()
+                        .map(|(copied, bytes, compute)| {
+                            compute
+                                .iter()
+                                .map(|c| {
+                                    let gs = grouping::groups(grouping, bytes, c, link);
+                                    stage_groups(&gs, bytes, copied.start)
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    Arc::new(plan)
+                })
+                .clone();
             Placement {
                 tp,
                 pp,

@@ -10,6 +10,7 @@ use crate::{
 };
 use deferred::Deferred;
 use index::GpuIndex;
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::ops::Range;
 use switchyard_core::hardware::GIB;
@@ -20,11 +21,12 @@ use switchyard_core::{InputError, Schedule, Workload};
 struct StageState {
     /// Holds a region on each of its GPUs (data present or arriving).
     resident: bool,
-    /// Pool offset on each tp rank's GPU.
-    regions: Vec<u64>,
+    /// Pool offset on each tp rank's GPU (inline, as the fields below: a
+    /// model's state is one stretch of memory, not a walk through the heap).
+    regions: SmallVec<[u64; 2]>,
     /// Copies in flight into the region: each group's layers as its copy
     /// carries them (the grouping of `load_batch`), which computes wait on.
-    loading: Vec<(Range<u32>, CopyId)>,
+    loading: SmallVec<[(Range<u32>, CopyId); 2]>,
     /// Batch size whose grouping ([`Placement::groups_for`]) the last load
     /// into the region was issued with.
     load_batch: u32,
@@ -41,7 +43,7 @@ struct StageState {
 struct ModelState {
     /// `(arrival sequence number, request handle)`, FCFS.
     queue: VecDeque<(u64, u64)>,
-    stages: Vec<StageState>,
+    stages: SmallVec<[StageState; 1]>,
     last_use: u64,
     served: u64,
     arrived: u64,

@@ -70,6 +70,18 @@ struct HostRead {
     end_s: f64,
 }
 
+/// What finishing a model's batch reads of it, kept together: one cache
+/// line per model instead of a walk through its `ModelSpec`.
+#[derive(Debug, Clone, Copy)]
+struct ModelMeta {
+    /// Its name: `names[name.0..name.1]`.
+    name: (u32, u32),
+    /// Its latency objective, seconds.
+    slo_s: Option<f64>,
+    /// Its compute table: `tables[table]`.
+    table: u32,
+}
+
 /// A completion in the heap, ordered by (time, issue sequence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
@@ -169,8 +181,12 @@ pub struct Engine<'a> {
     policy: PolicySpec,
     opts: &'a SimOptions,
     sched: Scheduler,
-    /// Per model: compute times by batch size.
+    /// Compute times by batch size: the distinct tables ([`ComputeTable::dedup`]).
     tables: Vec<ComputeTable>,
+    /// Per model: what finishing its batches reads, in one array.
+    meta: Vec<ModelMeta>,
+    /// Every model's name, end to end (`ModelMeta::name` indexes it).
+    names: String,
     heap: BinaryHeap<Pending>,
     /// Issue sequence of the last completion pushed (ties in time go in issue order).
     seq: u64,
@@ -257,14 +273,25 @@ impl<'a> Engine<'a> {
             .filter(|&d| d != Dtype::Fp16 && workload.dtypes.contains(&d))
             .map(|d| (d, hw.for_dtype(d)))
             .collect();
-        let tables = workload
-            .models
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
+        let (tables, table_of) =
+            ComputeTable::dedup(workload.models.iter().enumerate().map(|(i, m)| {
                 let d = workload.dtype(i);
                 let hw = typed.iter().find(|(t, _)| *t == d).map_or(hw, |(_, p)| p);
                 ComputeTable::new(hw, &m.shape, sched.placement(i as u32).tp, m.max_batch)
+            }));
+        let mut names = String::new();
+        let meta = workload
+            .models
+            .iter()
+            .zip(table_of)
+            .map(|(m, table)| {
+                let start = names.len() as u32;
+                names.push_str(&m.name);
+                ModelMeta {
+                    name: (start, names.len() as u32),
+                    slo_s: m.slo_s,
+                    table,
+                }
             })
             .collect();
         let mut actions = Vec::with_capacity(64);
@@ -282,6 +309,8 @@ impl<'a> Engine<'a> {
             opts,
             sched,
             tables,
+            meta,
+            names,
             heap: BinaryHeap::with_capacity(1024),
             seq: 0,
             link_free: vec![0.0; n_gpus + 1],
@@ -509,10 +538,12 @@ impl<'a> Engine<'a> {
     pub fn finish_batch(&mut self, bid: BatchId, out: &mut dyn RecordSink) -> Result<(), Error> {
         let batch = self.sched.batch(bid);
         let m = batch.model as usize;
-        let spec = &self.workload.models[m];
+        let meta = &self.meta[m];
         let record = &mut self.record;
         record.model.clear();
-        record.model.push_str(&spec.name);
+        record
+            .model
+            .push_str(&self.names[meta.name.0 as usize..meta.name.1 as usize]);
         record.start_s = self.batch_start[bid as usize];
         // The output reaches the host `overhead_s` after the last layer.
         record.finish_s = self.now + self.workload.cluster.hardware.compute.request_overhead_s;
@@ -525,7 +556,7 @@ impl<'a> Engine<'a> {
             record.latency_s = record.finish_s - record.arrival_s;
             out.record(record)?;
             self.lat.push(m, record.latency_s);
-            if spec.slo_s.is_none_or(|slo| record.latency_s <= slo) {
+            if meta.slo_s.is_none_or(|slo| record.latency_s <= slo) {
                 self.lat.within_slo[m] += 1;
             }
         }

@@ -35,7 +35,7 @@ impl Scheduler {
     pub(super) fn issue_copies(
         &mut self,
         load: StageLoad,
-        waits: &mut Vec<(Range<u32>, CopyId)>,
+        waits: &mut impl Extend<(Range<u32>, CopyId)>,
         actions: &mut Vec<Action>,
     ) {
         let StageLoad {
@@ -82,7 +82,7 @@ impl Scheduler {
                         via: piece.via,
                         part: piece.part_of(gbytes, pieces.len()),
                     }));
-                    waits.push((range.clone(), id));
+                    waits.extend([(range.clone(), id)]);
                 }
                 self.stats[mi].bytes += gbytes;
             }
