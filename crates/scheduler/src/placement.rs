@@ -229,7 +229,7 @@ pub fn place_with(
             }
             // Per stage: its copied layers, their bytes and, per batch size,
             // their compute times (reading host memory where layers stay there).
-            let inputs: Vec<(Range<usize>, Vec<u64>, Vec<Vec<f64>>)> = stages
+            let inputs: Vec<StageInputs> = stages
                 .iter()
                 .zip(&direct)
                 .map(|(r, &d)| {
@@ -295,6 +295,10 @@ pub fn place_with(
         })
         .collect()
 }
+
+/// A stage's copied layers, their bytes and, per batch size, their compute
+/// times: what its copy groups are planned from.
+type StageInputs = (Range<usize>, Vec<u64>, Vec<Vec<f64>>);
 
 /// `compute` seconds of layer `l` of `shape` for a pass of `batch`
 /// requests, or longer when it reads host memory with the layers `host`
