@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The simulated rows of results/multipath/README.md: each workload with
-# multi-path and direct loading on the same schedule; keeps each run's
-# summary.json (and requests.csv for the per-model table) under sim/.
+# direct loading (one link, PipeSwitch), multi-path loading with the
+# one-link grouping (`--multipath-grouping one_link`) and multi-path loading
+# with helper-aware grouping (the default), on the same schedule; keeps each
+# run's summary.json (and requests.csv for the per-model table) under sim/.
 # usage: results/multipath/sim.sh [SIM_BINARY]
 set -euo pipefail
 sim=${1:-target/release/sim}
@@ -9,9 +11,13 @@ out=results/multipath/sim
 rm -rf "$out"
 for w in experiments/multipath/cold.yaml experiments/multipath/cold_batch8.yaml experiments/multipath_bursty.yaml; do
     n=$(basename "$w" .yaml)
-    for l in multipath direct; do
+    for l in multipath multipath_one_link direct; do
         tmp=$(mktemp -d)
-        "$sim" -w "$w" --loading "$l" --no-timeline -o "$tmp/run" >/dev/null 2>&1
+        case $l in
+            multipath_one_link) args=(--loading multipath --multipath-grouping one_link) ;;
+            *) args=(--loading "$l") ;;
+        esac
+        "$sim" -w "$w" "${args[@]}" --no-timeline -o "$tmp/run" >/dev/null 2>&1
         mkdir -p "$out/${n}_$l"
         cp "$tmp/run/summary.json" "$tmp/run/requests.csv" "$out/${n}_$l/"
         rm -rf "$tmp"
@@ -20,24 +26,49 @@ done
 python3 - "$out" <<'PY'
 import csv, json, sys
 out = sys.argv[1]
-rows = ["| workload | loading | mean ms | p50 ms | p99 ms | loads | gain in mean (direct / multipath) |",
+ls = ["direct", "multipath_one_link", "multipath"]
+rows = ["| workload | loading | mean ms | p50 ms | p99 ms | loads | gain in mean over direct |",
         "|---|---|--:|--:|--:|--:|--:|"]
 for w in ["cold", "cold_batch8", "multipath_bursty"]:
-    s = {l: json.load(open(f"{out}/{w}_{l}/summary.json")) for l in ["direct", "multipath"]}
-    g = s["direct"]["mean_s"] / s["multipath"]["mean_s"]
-    for l in ["direct", "multipath"]:
+    s = {l: json.load(open(f"{out}/{w}_{l}/summary.json")) for l in ls}
+    for l in ls:
         x = s[l]
-        rows.append(f"| {w} | {l} | {x['mean_s']*1e3:.1f} | {x['p50_s']*1e3:.1f} | {x['p99_s']*1e3:.1f} | {x['loads']} | {'%.2fx' % g if l == 'multipath' else ''} |")
-rows += ["", "cold_batch8, mean latency of a cold batch of eight per architecture:", "",
-         "| architecture | one link (direct) ms | multipath ms | gain |", "|---|--:|--:|--:|"]
+        g = s["direct"]["mean_s"] / x["mean_s"]
+        rows.append(f"| {w} | {l} | {x['mean_s']*1e3:.2f} | {x['p50_s']*1e3:.2f} | {x['p99_s']*1e3:.2f} | {x['loads']} | {'%.3fx' % g if l != 'direct' else ''} |")
+rows += ["", "cold_batch8, mean latency of a cold batch of eight per architecture, and the",
+         "copy groups each plan has at batch 8 (one link / helper-aware, from summary.json):", "",
+         "| architecture | direct ms | multipath, one-link groups ms | multipath, helper-aware groups ms | gain of helper-aware grouping | groups (one link / helpers) |",
+         "|---|--:|--:|--:|--:|--:|"]
 lat = {}
-for l in ["direct", "multipath"]:
+for l in ls:
     for r in csv.DictReader(open(f"{out}/cold_batch8_{l}/requests.csv")):
         lat.setdefault((r["model"].rsplit("-", 1)[0], l), []).append(float(r["latency_s"]))
+groups = {m["model"].rsplit("-", 1)[0]: (m.get("one_link_groups"), m.get("multipath_groups"))
+          for m in json.load(open(f"{out}/cold_batch8_multipath/summary.json"))["models"]}
 for a in ["bert-base", "gpt2", "opt-1.3b"]:
-    d = sum(lat[(a, "direct")]) / len(lat[(a, "direct")])
-    m = sum(lat[(a, "multipath")]) / len(lat[(a, "multipath")])
-    rows.append(f"| {a} | {d*1e3:.2f} | {m*1e3:.2f} | {d/m:.2f}x |")
+    d, o, m = (sum(lat[(a, l)]) / len(lat[(a, l)]) for l in ls)
+    rows.append(f"| {a} | {d*1e3:.3f} | {o*1e3:.3f} | {m*1e3:.3f} | {o/m:.3f}x | {groups[a][0]} / {groups[a][1]} |")
 open(f"{out}/table.md", "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY
+# multipath_bursty on six seeds, one-link against helper-aware grouping
+# (the one-seed rows above are within this spread).
+{
+    echo "| seed | one-link groups: mean ms | p99 ms | loads | helper-aware groups: mean ms | p99 ms | loads | gain in mean |"
+    echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
+    for seed in 1 2 3 4 5 6; do
+        tmp=$(mktemp -d)
+        for g in one_link helpers; do
+            "$sim" -w experiments/multipath_bursty.yaml --seed "$seed" --loading multipath \
+                --multipath-grouping "$g" --no-timeline -o "$tmp/$g" >/dev/null 2>&1
+        done
+        python3 - "$tmp" "$seed" <<'PY'
+import json, sys
+a, b = (json.load(open(f"{sys.argv[1]}/{g}/summary.json")) for g in ["one_link", "helpers"])
+print(f"| {sys.argv[2]} | {a['mean_s']*1e3:.2f} | {a['p99_s']*1e3:.1f} | {a['loads']} | "
+      f"{b['mean_s']*1e3:.2f} | {b['p99_s']*1e3:.1f} | {b['loads']} | {a['mean_s']/b['mean_s']:.4f}x |")
+PY
+        rm -rf "$tmp"
+    done
+} > "$out/bursty_seeds.md"
+cat "$out/bursty_seeds.md"

@@ -69,6 +69,15 @@ pub struct ModelSummary {
     /// Bytes of those layers (never copied, no GPU memory); absent when none.
     #[serde(skip_serializing_if = "is_zero_u64")]
     pub direct_host_bytes: u64,
+    /// Multi-path loading with helper-aware grouping: copy groups of the
+    /// plan for a load with every helper lent, at the model's largest
+    /// batch (over its stages); absent without that plan.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub multipath_groups: u64,
+    /// Copy groups of the one-link plan at the same batch, beside
+    /// [`ModelSummary::multipath_groups`]; absent without that plan.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub one_link_groups: u64,
 }
 
 /// Whether a count is zero (fields left out of `summary.json` then).
@@ -141,6 +150,8 @@ mod tests {
                 bytes_loaded: 0,
                 direct_host_layers: 0,
                 direct_host_bytes: 0,
+                multipath_groups: 0,
+                one_link_groups: 0,
             }],
         };
         let text = String::from_utf8(to_json(&s)).unwrap();

@@ -41,6 +41,7 @@ fn the_bundled_workload_asks_for_one_helper_and_512_mib_of_staging() {
             helpers: 1,
             staging_bytes: 512 << 20,
             direct_host: false,
+            grouping: Default::default(),
         }
     );
     assert!(w.loading.multipath());

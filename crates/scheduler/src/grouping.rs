@@ -121,7 +121,9 @@ fn finish_after(
 }
 
 mod direct;
+mod helpers;
 pub use direct::{with_direct, DirectCosts, DirectPlan};
+pub use helpers::{finish_time_split, optimal_split, HelperLinks};
 
 #[cfg(test)]
 mod tests {

@@ -38,6 +38,19 @@ pub const MIN_SPLIT_BYTES: u64 = 1 << 20;
 /// copy of one overlaps the forwards of the others).
 pub const STAGING_SLOTS: u64 = 4;
 
+/// How a group of `bytes` is shared over the target's link and `lenders`
+/// helper links: `(own, share)`, the target's piece (the rest after the
+/// helpers' shares) and each helper's share (an equal part, rounded down
+/// to [`PIECE_ALIGN`]); `None` when it is not split (no lender, or a share
+/// under [`MIN_SPLIT_BYTES`]).
+pub fn shares(bytes: u64, lenders: u32) -> Option<(u64, u64)> {
+    if lenders == 0 {
+        return None;
+    }
+    let share = (bytes / (lenders as u64 + 1)) / PIECE_ALIGN * PIECE_ALIGN;
+    (share >= MIN_SPLIT_BYTES).then(|| (bytes - share * lenders as u64, share))
+}
+
 /// One piece of a layer group's bytes: `bytes` at `offset` from the group's
 /// start, over the target's own link (`via: None`) or through a helper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,33 +161,20 @@ impl Multipath {
     /// each piece's copy id with [`Multipath::issued`].
     pub fn split(&mut self, target: u32, bytes: u64, out: &mut Vec<Piece>) {
         out.clear();
-        let n = self.ring.len() as u32;
-        let mut lenders = Vec::with_capacity(self.helpers as usize);
-        for i in 1..n {
-            if lenders.len() == self.helpers as usize {
-                break;
-            }
-            let h = (target + i) % n;
-            if self.own_inflight[h as usize] == 0 {
-                lenders.push(h);
-            }
-        }
-        let paths = lenders.len() as u64 + 1;
-        let share = (bytes / paths) / PIECE_ALIGN * PIECE_ALIGN;
-        if lenders.is_empty() || share < MIN_SPLIT_BYTES {
+        let lenders = self.lenders(target);
+        let Some((own, share)) = shares(bytes, lenders.len() as u32) else {
             out.push(Piece {
                 offset: 0,
                 bytes,
                 via: None,
             });
             return;
-        }
+        };
         // The target's own piece first (the layers' first bytes), then the
         // helpers' shares in chunks staged at each helper's ring's next
         // position, taken round robin over the helpers: forwards into the
         // target run in issue order, so the k-th chunk of every helper is
         // issued before any helper's (k+1)-th, as the chunks land.
-        let own = bytes - share * lenders.len() as u64;
         out.push(Piece {
             offset: 0,
             bytes: own,
@@ -200,6 +200,29 @@ impl Multipath {
             }
             done += len;
         }
+    }
+
+    /// The GPUs that would lend their links to a load onto `target` now:
+    /// those without a copy of their own in flight, in ring order from the
+    /// target, at most `k`.
+    pub fn lenders(&self, target: u32) -> Vec<u32> {
+        let n = self.ring.len() as u32;
+        (1..n)
+            .map(|i| (target + i) % n)
+            .filter(|&h| self.own_inflight[h as usize] == 0)
+            .take(self.helpers as usize)
+            .collect()
+    }
+
+    /// Most helpers one load borrows links from (`k`, at most the other
+    /// GPUs).
+    pub fn helpers(&self) -> u32 {
+        self.helpers
+    }
+
+    /// Largest piece staged on a helper at once, bytes.
+    pub fn chunk(&self) -> u64 {
+        self.chunk
     }
 
     /// Records that `piece` went out as copy `id` onto `target`.
@@ -243,6 +266,7 @@ mod tests {
             helpers: k,
             staging_bytes: staging,
             direct_host: false,
+            grouping: Default::default(),
         };
         Multipath::new(&spec, gpus, 1 << 34).unwrap()
     }

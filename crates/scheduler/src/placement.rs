@@ -3,7 +3,7 @@
 //! each batch size a load can be for.
 
 use crate::grouping;
-use crate::grouping::DirectCosts;
+use crate::grouping::{DirectCosts, HelperLinks};
 use crate::traits::SystemTraits;
 use crate::Source;
 use smallvec::SmallVec;
@@ -46,6 +46,12 @@ pub struct Placement {
     /// Shared by every model with the same per-layer bytes and compute
     /// times (copies of one template): one plan in cache, not one each.
     groupings: Arc<Vec<Vec<StageGroups>>>,
+    /// `helper_groupings[lenders - 1][stage][batch - 1]`: the copy groups
+    /// of a multi-path load with that many helper links lent, planned with
+    /// the copy time a group split over them takes
+    /// ([`grouping::optimal_split`]); empty without helper-aware grouping
+    /// (then every load uses [`Placement::groups_for`]).
+    helper_groupings: Vec<Vec<Vec<StageGroups>>>,
 }
 
 /// How one stage's shard is split into copies, for one batch size.
@@ -78,6 +84,40 @@ impl Placement {
     pub fn groups_for(&self, stage: u32, batch: u32) -> &StageGroups {
         let b = batch.clamp(1, self.max_batch.max(1)) as usize;
         &self.groupings[stage as usize][b - 1]
+    }
+
+    /// The copy groups of `stage` for a load of `batch` that `lenders`
+    /// helper links carry besides the target's: the helper-aware plan when
+    /// the placement has one for that many, else [`Placement::groups_for`].
+    pub fn groups_via(&self, stage: u32, batch: u32, lenders: u32) -> &StageGroups {
+        match lenders
+            .checked_sub(1)
+            .and_then(|i| self.helper_groupings.get(i as usize))
+        {
+            Some(by_stage) => {
+                let b = batch.clamp(1, self.max_batch.max(1)) as usize;
+                &by_stage[stage as usize][b - 1]
+            }
+            None => self.groups_for(stage, batch),
+        }
+    }
+
+    /// Copy groups of the helper-aware plan with every helper lent, at the
+    /// model's largest batch, over its stages (0 without one): what
+    /// `summary.json` reports beside the one-link plan's count.
+    pub fn helper_groups(&self) -> (u64, u64) {
+        let b = self.max_batch.max(1);
+        let one: u64 = (0..self.pp)
+            .map(|s| self.groups_for(s, b).ranges.len() as u64)
+            .sum();
+        let all = self.helper_groupings.len() as u32;
+        if all == 0 {
+            return (0, one);
+        }
+        let split = (0..self.pp)
+            .map(|s| self.groups_via(s, b, all).ranges.len() as u64)
+            .sum();
+        (split, one)
     }
 
     /// Direct host access: `(layers, bytes)` of the model left in pinned
@@ -133,6 +173,72 @@ pub fn place_typed(
     grouping: Grouping,
 ) -> Vec<Placement> {
     place_with(models, dtypes, gpus, hw, system, grouping, false)
+}
+
+/// [`place_with`], with one-GPU stages' copy groups also planned for
+/// multi-path loads over `helpers`' links with `1..=k` helpers lent
+/// ([`Placement::groups_via`]) when the grouping is PipeSwitch's
+/// `optimal` (the other groupings do not depend on the links); `None`:
+/// exactly [`place_with`].
+#[allow(clippy::too_many_arguments)]
+pub fn place_multipath(
+    models: &[ModelSpec],
+    dtypes: &[Dtype],
+    gpus: u32,
+    hw: &HardwareProfile,
+    system: System,
+    grouping: Grouping,
+    direct_host: bool,
+    helpers: Option<(&HelperLinks, u32)>,
+) -> Vec<Placement> {
+    let mut placed = place_with(models, dtypes, gpus, hw, system, grouping, direct_host);
+    let effective = SystemTraits::of(system).grouping(grouping);
+    let Some((links, k)) = helpers.filter(|_| effective == Grouping::Optimal) else {
+        return placed;
+    };
+    // The profile each weight type sees, made once (fp16 is `hw` itself).
+    let typed: Vec<(Dtype, HardwareProfile)> = Dtype::ALL
+        .into_iter()
+        .filter(|&d| d != Dtype::Fp16 && dtypes.contains(&d))
+        .map(|d| (d, hw.for_dtype(d)))
+        .collect();
+    for (i, p) in placed.iter_mut().enumerate() {
+        if p.tp != 1 {
+            continue;
+        }
+        let m = &models[i];
+        let d = dtypes.get(i).copied().unwrap_or_default();
+        let hw = typed.iter().find(|(t, _)| *t == d).map_or(hw, |(_, p)| p);
+        p.helper_groupings = (1..=k)
+            .map(|lenders| {
+                (0..p.pp as usize)
+                    .map(|s| {
+                        let stage = p.stages[s].clone();
+                        let copied = p.direct[s].end as usize..stage.end as usize;
+                        let host = stage.start as usize..p.direct[s].end as usize;
+                        let bytes: Vec<u64> = copied
+                            .clone()
+                            .map(|l| shard_layer_bytes(&m.shape, l, 1))
+                            .collect();
+                        (1..=p.max_batch)
+                            .map(|b| {
+                                let compute: Vec<f64> = copied
+                                    .clone()
+                                    .map(|l| {
+                                        let c = layer_compute_s(hw, &m.shape, l, b, 1);
+                                        with_host_reads(hw, &m.shape, &host, l, b, c)
+                                    })
+                                    .collect();
+                                let gs = grouping::optimal_split(&bytes, &compute, links, lenders);
+                                stage_groups(&gs, &bytes, copied.start)
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+    placed
 }
 
 /// [`place_typed`], and with `direct_host` the first layers of each
@@ -291,6 +397,7 @@ pub fn place_with(
                 direct_bytes,
                 max_batch,
                 groupings,
+                helper_groupings: Vec::new(),
             }
         })
         .collect()

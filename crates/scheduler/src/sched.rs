@@ -30,6 +30,9 @@ struct StageState {
     /// Batch size whose grouping ([`Placement::groups_for`]) the last load
     /// into the region was issued with.
     load_batch: u32,
+    /// Helper links the last load into the region was planned with
+    /// ([`Placement::groups_via`]; 0: one link).
+    load_helpers: u32,
     /// Computes issued and not yet done.
     in_use: u32,
     /// Formed batches that will still run this stage.
@@ -290,6 +293,7 @@ impl Scheduler {
                 // copies one group per stage at any batch size anyway.)
                 let st = &mut self.models[m].stages[s];
                 st.load_batch = 1;
+                st.load_helpers = 0;
                 let gs = p.groups_for(s as u32, 1);
                 for (range, &(goff, bytes)) in gs.ranges.iter().zip(&gs.bytes) {
                     for r in 0..p.tp as usize {

@@ -4,9 +4,11 @@
 //! ask [`copy_source`] and [`placements`] rather than deciding for
 //! themselves.
 
-use crate::placement::{place_with, Placement};
+use crate::grouping::HelperLinks;
+use crate::multipath::Multipath;
+use crate::placement::{place_multipath, Placement};
 use crate::Source;
-use switchyard_core::workload::{Grouping, PolicySpec, System};
+use switchyard_core::workload::{Grouping, MultipathGrouping, PolicySpec, System};
 use switchyard_core::Workload;
 
 /// The behaviour of one serving system.
@@ -105,14 +107,32 @@ pub fn placements(workload: &Workload, policy: PolicySpec) -> Vec<Placement> {
     // runs without it.
     let direct_host = workload.loading.direct_host
         && switchyard_core::workload::direct_host_refusal(policy.system).is_none();
-    place_with(
+    let gpus = workload.cluster.gpus.max(1);
+    let hw = &workload.cluster.hardware;
+    // Multi-path loads get groups planned for the helper links they are
+    // split over (`policy.multipath_grouping: helpers`, the default).
+    let planner = Multipath::new(&workload.loading, gpus, hw.usable_bytes())
+        .filter(|_| workload.loading.grouping == MultipathGrouping::Helpers);
+    let links = planner.as_ref().map(|mp| {
+        let links = HelperLinks {
+            link: match SystemTraits::of(policy.system).source {
+                Source::Pageable => hw.pageable,
+                Source::Pinned => hw.pinned,
+            },
+            peer: hw.peer,
+            chunk: mp.chunk(),
+        };
+        (links, mp.helpers())
+    });
+    place_multipath(
         &workload.models,
         &workload.dtypes,
-        workload.cluster.gpus.max(1),
-        &workload.cluster.hardware,
+        gpus,
+        hw,
         policy.system,
         policy.grouping,
         direct_host,
+        links.as_ref().map(|(l, k)| (l, *k)),
     )
 }
 

@@ -8,7 +8,9 @@ use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::latency_sketch::{LatencySketch, DEFAULT_EXACT_QUANTILES};
 use switchyard_core::output_set::OutputSet;
 use switchyard_core::schedule::write_requests_csv;
-use switchyard_core::workload::{Eviction, Grouping, Loading, PolicyName, PolicySpec, System};
+use switchyard_core::workload::{
+    Eviction, Grouping, Loading, MultipathGrouping, PolicyName, PolicySpec, System,
+};
 use switchyard_core::{arrivals, Error, InputError, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
@@ -65,6 +67,10 @@ pub struct Args {
     /// Override `policy.loading` (direct, multipath).
     #[arg(long, value_parser = Loading::from_name)]
     pub loading: Option<Loading>,
+    /// Override `policy.multipath_grouping` (helpers, one_link): what copy
+    /// time the grouping DP plans multi-path loads with (multipath only).
+    #[arg(long, value_parser = MultipathGrouping::from_name)]
+    pub multipath_grouping: Option<MultipathGrouping>,
     /// Override `policy.direct_host` (on, off): the grouping DP may leave
     /// a model's first layers in pinned host memory, read in place.
     #[arg(long, value_parser = ["on", "off"])]
@@ -174,6 +180,18 @@ fn execute(args: &Args) -> Result<(), Error> {
             .loading
             .with_mode(mode, &workload.cluster)
             .map_err(|e| InputError::new(&args.workload, None, "--loading", e))?;
+    }
+    if let Some(g) = args.multipath_grouping {
+        if !workload.loading.multipath() {
+            return Err(InputError::new(
+                &args.workload,
+                None,
+                "--multipath-grouping",
+                "only meaningful with multi-path loading (`--loading multipath`)",
+            )
+            .into());
+        }
+        workload.loading.grouping = g;
     }
     if let Some(on) = &args.direct_host {
         let system = args.system.unwrap_or(workload.policy.system);

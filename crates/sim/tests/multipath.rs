@@ -150,3 +150,42 @@ fn four_gpus_lend_three_links_into_one() {
     from.dedup();
     assert_eq!(from, vec![1, 2, 3]);
 }
+
+/// A cold batch of eight of bert-base on two GPUs, multi-path loading
+/// with `grouping` (`policy.multipath_grouping`).
+fn bert_batch8(grouping: &str) -> (SimResult, Vec<RequestRecord>) {
+    let text = format!(
+        "name: mp\nseed: 1\nduration_s: 1\ncluster: {{ hardware: h200-pcie5, gpus: 2 }}\n\
+         models:\n  - {{ arch: bert-base, max_batch: 8 }}\n\
+         arrivals: {{ process: poisson, rate: 1 }}\npolicy:\n  system: pipeswitch\n\
+         \x20 loading: multipath\n  multipath_grouping: {grouping}\n"
+    );
+    let w = Workload::parse(Path::new("mp.yaml"), &text).unwrap();
+    run(&w, vec![(0.0, 0); 8])
+}
+
+#[test]
+fn helper_aware_groups_are_what_the_load_copies_and_start_compute_sooner() {
+    let (helpers, h) = bert_batch8("helpers");
+    let (one, o) = bert_batch8("one_link");
+    let m = &helpers.models[0];
+    // The summary names both plans (at the largest batch).
+    assert!(m.multipath_groups > m.one_link_groups, "{m:?}");
+    assert_eq!(one.models[0].multipath_groups, 0);
+    let groups = |r: &SimResult| {
+        let mut g: Vec<(u32, u32)> = r
+            .run
+            .timeline
+            .spans
+            .iter()
+            .filter(|s| s.gpu == 0 && s.track == Track::Copy)
+            .map(|s| s.layers)
+            .collect();
+        g.dedup();
+        g.len() as u64
+    };
+    // The load goes out at the first arrival, planned for a batch of one:
+    // smaller groups than the one-link plan's there too.
+    assert!(groups(&helpers) > groups(&one));
+    assert!(h[0].latency_s < o[0].latency_s, "{h:?} vs {o:?}");
+}

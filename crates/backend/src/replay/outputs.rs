@@ -131,7 +131,9 @@ pub(super) fn summarize(
             .count() as u64;
         within += ok;
         all.extend_from_slice(&lat);
-        let (direct_host_layers, direct_host_bytes) = run.sched.placement(i as u32).direct_host();
+        let placement = run.sched.placement(i as u32);
+        let (direct_host_layers, direct_host_bytes) = placement.direct_host();
+        let (multipath_groups, one_link) = placement.helper_groups();
         models.push(ModelResult {
             model: m.name.clone(),
             summary: Summary::of(&lat, ok),
@@ -139,6 +141,8 @@ pub(super) fn summarize(
             bytes_loaded: stats[i].bytes,
             direct_host_layers,
             direct_host_bytes,
+            multipath_groups,
+            one_link_groups: if multipath_groups > 0 { one_link } else { 0 },
         });
     }
     ReplayResult {

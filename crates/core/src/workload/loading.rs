@@ -29,9 +29,34 @@ pub enum Loading {
     Multipath,
 }
 
+/// What copy time the grouping DP plans a multi-path load's layer groups
+/// with (`policy.multipath_grouping`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MultipathGrouping {
+    /// The time a group takes split over the helper links it is loaded
+    /// over: staged, forwarded over the peer link, a fixed cost per piece.
+    #[default]
+    Helpers,
+    /// One link's time, as for a direct load (groups sized for the target's
+    /// link alone; for comparison).
+    OneLink,
+}
+
+impl super::PolicyName for MultipathGrouping {
+    const VALUES: &'static [MultipathGrouping] =
+        &[MultipathGrouping::Helpers, MultipathGrouping::OneLink];
+    fn name(self) -> &'static str {
+        match self {
+            MultipathGrouping::Helpers => "helpers",
+            MultipathGrouping::OneLink => "one_link",
+        }
+    }
+}
+
 /// The loading part of the policy: `policy.loading`,
 /// `policy.multipath_helpers`, `policy.multipath_staging_mib`,
-/// `policy.direct_host`.
+/// `policy.multipath_grouping`, `policy.direct_host`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadingSpec {
     /// Direct or multi-path.
@@ -48,6 +73,9 @@ pub struct LoadingSpec {
     /// (the scheduler's `grouping::with_direct` decides which, from the
     /// profile's `links.direct_host_gbps`).
     pub direct_host: bool,
+    /// How the grouping DP costs a multi-path load's groups (ignored with
+    /// direct loading).
+    pub grouping: MultipathGrouping,
 }
 
 impl LoadingSpec {
@@ -62,6 +90,7 @@ impl LoadingSpec {
     /// clears them. Fails, saying why, on a one-GPU cluster.
     pub fn with_mode(self, mode: Loading, cluster: &Cluster) -> Result<LoadingSpec, String> {
         let direct_host = self.direct_host;
+        let grouping = self.grouping;
         match mode {
             Loading::Direct => Ok(LoadingSpec {
                 direct_host,
@@ -77,6 +106,7 @@ impl LoadingSpec {
                 helpers: 1,
                 staging_bytes: default_staging(cluster),
                 direct_host,
+                grouping,
             }),
         }
     }
@@ -134,6 +164,13 @@ pub(super) fn validate(
             return Err(ctx.err(
                 &s.referenced,
                 "policy.multipath_staging_mib",
+                "only meaningful with `loading: multipath`",
+            ));
+        }
+        if let Some(g) = &raw.multipath_grouping {
+            return Err(ctx.err(
+                &g.referenced,
+                "policy.multipath_grouping",
                 "only meaningful with `loading: multipath`",
             ));
         }
@@ -195,6 +232,11 @@ pub(super) fn validate(
         helpers,
         staging_bytes,
         direct_host,
+        grouping: raw
+            .multipath_grouping
+            .as_ref()
+            .map(|g| g.value)
+            .unwrap_or_default(),
     })
 }
 

@@ -333,7 +333,9 @@ mod raw;
 mod trace_models;
 
 pub use background::BackgroundJob;
-pub use loading::{direct_host_refusal, Loading, LoadingSpec, DEFAULT_STAGING_MIB};
+pub use loading::{
+    direct_host_refusal, Loading, LoadingSpec, MultipathGrouping, DEFAULT_STAGING_MIB,
+};
 
 /// Default of [`Limits::max_models`].
 pub const DEFAULT_MAX_MODELS: u64 = 1_000_000;

@@ -117,6 +117,9 @@ pub(super) struct RawPolicy {
     pub(super) multipath_helpers: Option<Spanned<u64>>,
     /// Staging memory reserved per GPU, MiB (`multipath` only).
     pub(super) multipath_staging_mib: Option<Spanned<f64>>,
+    /// `helpers` (default) or `one_link`: what copy time the grouping DP
+    /// plans a multi-path load's groups with (`multipath` only).
+    pub(super) multipath_grouping: Option<Spanned<super::MultipathGrouping>>,
     /// Layers the grouping DP picks run from mapped pinned host memory
     /// ([`super::loading`]; default false).
     #[serde(default)]

@@ -74,12 +74,14 @@ impl Scheduler {
         for (m, ms) in self.models.iter().enumerate() {
             let p = &self.placements[m];
             for (s, st) in ms.stages.iter().enumerate() {
-                let planned = &p.groups_for(s as u32, st.load_batch).ranges;
+                let planned = &p
+                    .groups_via(s as u32, st.load_batch, st.load_helpers)
+                    .ranges;
                 if let Some((r, c)) = st.loading.iter().find(|(r, _)| !planned.contains(r)) {
                     return Err(format!(
                         "model {m} stage {s}: copy {c} carries layers {r:?}, not a group of \
-                         its load's grouping (batch {}): {planned:?}",
-                        st.load_batch
+                         its load's grouping (batch {}, {} helpers): {planned:?}",
+                        st.load_batch, st.load_helpers
                     ));
                 }
                 if !st.resident {

@@ -20,8 +20,9 @@ impl Scheduler {
             regions: &regions,
             streamed: false,
         };
-        self.issue_copies(load, &mut loading, actions);
+        let helpers = self.issue_copies(load, &mut loading, actions);
         let st = &mut self.models[m as usize].stages[s as usize];
+        st.load_helpers = helpers;
         st.regions = regions;
         st.loading = loading;
         self.reindex_stage(m, s);
@@ -31,13 +32,17 @@ impl Scheduler {
     /// group of its grouping for a compute of `batch` requests, per
     /// tensor-parallel rank `r` into pool offset `regions[r]` (plus the
     /// group's offset), from the system's host memory; each copy is appended
-    /// to `waits` as issued and counted in the model's load stats.
+    /// to `waits` as issued and counted in the model's load stats. A
+    /// one-GPU stage under multi-path loading is grouped for the helper
+    /// links lent to it now ([`Placement::groups_via`]: every group of the
+    /// load sees the same lenders, its own pieces holding only the
+    /// target's link); returns how many.
     pub(super) fn issue_copies(
         &mut self,
         load: StageLoad,
         waits: &mut impl Extend<(Range<u32>, CopyId)>,
         actions: &mut Vec<Action>,
-    ) {
+    ) -> u32 {
         let StageLoad {
             model: m,
             stage: s,
@@ -48,7 +53,11 @@ impl Scheduler {
         let mi = m as usize;
         let p = &self.placements[mi];
         let tp = p.tp as usize;
-        let gs = p.groups_for(s, batch);
+        let lenders = match &self.multipath {
+            Some(mp) if tp == 1 => mp.lenders(p.gpus[s as usize]).len() as u32,
+            _ => 0,
+        };
+        let gs = p.groups_via(s, batch, lenders);
         // Layers left in host memory come first in the shard's host image.
         let host_skip = p.direct_bytes[s as usize];
         let mut pieces = std::mem::take(&mut self.pieces);
@@ -89,5 +98,6 @@ impl Scheduler {
         }
         self.pieces = pieces;
         self.stats[mi].loads += 1;
+        lenders
     }
 }

@@ -23,8 +23,9 @@ impl Engine<'_> {
             .iter()
             .enumerate()
             .map(|(m, spec)| {
-                let (direct_host_layers, direct_host_bytes) =
-                    self.sched.placement(m as u32).direct_host();
+                let placement = self.sched.placement(m as u32);
+                let (direct_host_layers, direct_host_bytes) = placement.direct_host();
+                let (multipath_groups, one_link) = placement.helper_groups();
                 ModelResult {
                     model: spec.name.clone(),
                     summary: self.lat.model(m),
@@ -32,6 +33,8 @@ impl Engine<'_> {
                     bytes_loaded: stats[m].bytes,
                     direct_host_layers,
                     direct_host_bytes,
+                    multipath_groups,
+                    one_link_groups: if multipath_groups > 0 { one_link } else { 0 },
                 }
             })
             .collect();
