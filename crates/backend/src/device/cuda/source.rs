@@ -274,4 +274,44 @@ mod tests {
             );
         }
     }
+
+    /// Declarations standing in for CUDA's, so a host C++ compiler can check
+    /// the kernels' syntax and types (the inline PTX is dropped).
+    const HOST_SHIM: &str = "#define __global__\n#define __device__\n\
+        #define __forceinline__ inline\n#define __shared__ static\n#define asm(...) ((void)0)\n\
+        struct dim3_ { unsigned x, y, z; };\nextern dim3_ threadIdx, blockIdx, blockDim, gridDim;\n\
+        float __shfl_xor_sync(unsigned, float, int);\nfloat fmaxf(float, float);\n\
+        float tanhf(float);\nfloat rsqrtf(float);\nfloat __expf(float);\nvoid __syncthreads();\n";
+
+    /// The whole source, every type, compiles as C++ (`g++ -fsyntax-only`
+    /// with [`HOST_SHIM`]): NVRTC, which only a GPU machine has, is not the
+    /// first to see a typo. Skipped, saying so, without `g++`.
+    #[test]
+    fn the_source_is_valid_cpp_for_every_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kernels.cpp");
+        std::fs::write(&file, format!("{HOST_SHIM}{}", source())).unwrap();
+        let out = match std::process::Command::new("g++")
+            .args(["-std=c++17", "-fsyntax-only", "-Wall", "-Wno-sign-compare"])
+            // The dropped PTX leaves values unread or unset: not the kernels' fault.
+            .args([
+                "-Wno-unused-variable",
+                "-Wno-uninitialized",
+                "-Wno-maybe-uninitialized",
+            ])
+            .arg(&file)
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => {
+                println!("skipped: no g++ to check the CUDA C with ({e})");
+                return;
+            }
+        };
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
