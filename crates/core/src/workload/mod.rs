@@ -322,6 +322,11 @@ pub struct PolicySpec {
     /// Most models that may hold weights on one GPU at once, besides the
     /// memory limit (Computron's `max_loaded`); `None`: memory alone.
     pub max_loaded: Option<u32>,
+    /// An eviction copies the evicted weights back to host memory
+    /// (`policy.offload`, Computron's `.to("cpu")`), and the memory is free
+    /// only once that copy is done; `false`: the weights are dropped (the
+    /// host keeps its copy) and the memory is free at once.
+    pub offload: bool,
 }
 
 mod background;
@@ -330,7 +335,9 @@ mod raw;
 mod trace_models;
 
 pub use background::BackgroundJob;
-pub use loading::{direct_host_refusal, Loading, LoadingSpec, DEFAULT_STAGING_MIB};
+pub use loading::{
+    direct_host_refusal, offload_refusal, Loading, LoadingSpec, DEFAULT_STAGING_MIB,
+};
 
 /// Default of [`Limits::max_models`].
 pub const DEFAULT_MAX_MODELS: u64 = 1_000_000;
@@ -548,6 +555,7 @@ impl Workload {
             eviction: raw.policy.eviction,
             grouping: raw.policy.grouping,
             max_loaded,
+            offload: loading::validate_offload(&ctx, &raw.policy)?,
         };
         let loading = loading::validate(&ctx, &raw.policy, &cluster)?;
         Ok(Workload {
