@@ -252,5 +252,7 @@ fn preloads_that_cannot_start_in_memory_are_refused() {
         let e = simulate(&w, &schedule, &quiet(), &mut Vec::new()).unwrap_err();
         assert!(e.to_string().contains("policy.preload"), "{e}");
         assert!(e.to_string().contains(says), "{e}");
+        // Refused once the system is known, still at the file's line.
+        assert!(e.to_string().starts_with("ml.yaml:8:"), "{e}");
     }
 }

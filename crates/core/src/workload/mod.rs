@@ -39,6 +39,9 @@ pub struct Workload {
     /// Models (indices into `models`) whose weights are in GPU memory when
     /// the clock starts, loaded in this order (`policy.preload`).
     pub preload: Vec<u32>,
+    /// Line of `policy.preload` in [`Workload::source`], for the refusals
+    /// only the scheduler can make once the system is known (`--system`).
+    pub preload_line: Option<u64>,
     /// The file it came from (for errors and relative paths).
     pub source: PathBuf,
 }
@@ -570,6 +573,12 @@ impl Workload {
             loading,
             background,
             preload,
+            preload_line: raw
+                .policy
+                .preload
+                .as_ref()
+                .map(|p| p.referenced.line())
+                .filter(|&l| l > 0),
             source: path.to_path_buf(),
         })
     }

@@ -17,7 +17,7 @@ impl Scheduler {
         if !self.traits.caches {
             return Err(InputError::new(
                 &workload.source,
-                None,
+                workload.preload_line,
                 "policy.preload",
                 format!(
                     "`{}` keeps no model in GPU memory, so none can start there",
@@ -38,7 +38,7 @@ impl Scheduler {
                     let g = p.stage_gpus(s)[0] as usize;
                     return Err(InputError::new(
                         &workload.source,
-                        None,
+                        workload.preload_line,
                         "policy.preload",
                         format!(
                             "model `{}` (stage {s}, {:.2} GiB per GPU) does not fit on GPU {g} beside \
