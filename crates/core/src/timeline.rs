@@ -248,4 +248,41 @@ mod tests {
         assert_eq!(spans[1]["args"]["host_ms"], 1.5, "{text}");
         assert_eq!(spans[1]["dur"], 2000.0, "{text}");
     }
+
+    #[test]
+    fn offloads_get_a_named_track_of_their_own() {
+        let mut t = Timeline {
+            gpus: 2,
+            models: vec!["m".into()],
+            ..Timeline::default()
+        };
+        t.push(10, compute(None));
+        let offload = Span {
+            gpu: 1,
+            track: Track::Offload,
+            bytes: 1000,
+            ..compute(None)
+        };
+        t.push(10, offload);
+        let mut out = Vec::new();
+        write_trace(&mut out, &t).unwrap();
+        let events: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let events = events["traceEvents"].as_array().unwrap();
+        let tid = OFFLOAD_TID as u64;
+        let spans: Vec<_> = events.iter().filter(|e| e["cat"] == "offload").collect();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(
+            (spans[0]["pid"].as_u64(), spans[0]["tid"].as_u64()),
+            (Some(1), Some(tid))
+        );
+        assert_eq!(spans[0]["args"]["bytes"], 1000);
+        assert_eq!(spans[0]["name"], "offload m s0 L0..4");
+        // Named on GPU 1 only, where an offload ran.
+        let named: Vec<_> = events
+            .iter()
+            .filter(|e| e["name"] == "thread_name" && e["tid"].as_u64() == Some(tid))
+            .map(|e| e["pid"].as_u64())
+            .collect();
+        assert_eq!(named, vec![Some(1)]);
+    }
 }
