@@ -4,7 +4,8 @@
 # preset a new user would pick and on the profile of the paper's testbed
 # (profiles/computron-perlmutter.yaml, profiles/pipeswitch-p3.yaml, whose
 # fitted figures are documented in them and in results/papers/README.md).
-# Ends with tables.md (published | simulated | ratio, per paper), written by
+# Computron's swap-in runs are also made with `--offload on` (offload/),
+# for its offload column. Ends with tables.md (published | simulated | ratio, per paper), written by
 # scripts/papers_tables.py from the runs.
 #
 # usage: scripts/papers.sh [--bin DIR] [--out DIR] [--seeds N]
@@ -69,6 +70,13 @@ for hw in "${computron_hw[@]}"; do
     for w in "$exp"/computron/swap_*.yaml; do
         run "$out/computron/$label/$(basename "$w" .yaml)" -w "$w" --hardware "$profile"
     done
+    # Computron's offload column: the same runs with evictions copied back
+    # to host memory (policy.offload).
+    mkdir -p "$out/computron/$label/offload"
+    for w in "$exp"/computron/swap_*.yaml; do
+        run "$out/computron/$label/offload/$(basename "$w" .yaml)" -w "$w" \
+            --hardware "$profile" --offload on
+    done
     for w in "$exp"/computron/random_*.yaml; do
         d="$out/computron/$label/$(basename "$w" .yaml)"
         "$sim" sweep -w "$w" --hardware "$profile" --cv 0.25,1,4 --seeds "$seeds" \
@@ -100,6 +108,14 @@ if [[ $replay == 1 ]]; then
         d="$out/computron/measured/$name"
         "$bin/replay" -w "$w" --schedule "$out/computron/preset/$name/schedule.csv" \
             --device "$device" -o "$d" >"$d.log.tmp" 2>&1 || { cat "$d.log.tmp" >&2; exit 1; }
+        mv "$d.log.tmp" "$d.log"
+        rm -f "$d"/latency_cdf.svg "$d"/latency_cdf.png
+        # And with offload (the offload column's `measured`).
+        mkdir -p "$out/computron/measured/offload"
+        d="$out/computron/measured/offload/$name"
+        "$bin/replay" -w "$w" --schedule "$out/computron/preset/offload/$name/schedule.csv" \
+            --offload on --device "$device" -o "$d" >"$d.log.tmp" 2>&1 \
+            || { cat "$d.log.tmp" >&2; exit 1; }
         mv "$d.log.tmp" "$d.log"
         rm -f "$d"/latency_cdf.svg "$d"/latency_cdf.png
     done

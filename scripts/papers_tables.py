@@ -72,13 +72,14 @@ def mean_latency(run, model=None):
 LOAD_WINDOW_US = 50_000
 
 
-def mean_swap_in(run):
+def mean_swap_in(run, cat="copy"):
     """Mean time from a load's first copy start to its last copy end, over
-    the loads of a `timeline.json` (written by `sim` or `replay`)."""
+    the loads of a `timeline.json` (written by `sim` or `replay`); with
+    `cat="offload"`, the same of the offloads (copies back to host)."""
     with open(os.path.join(run, "timeline.json")) as f:
         events = json.load(f)["traceEvents"]
     copies = sorted((e["ts"], e["ts"] + e["dur"], e["name"].split(" ")[1])
-                    for e in events if e.get("cat") == "copy")
+                    for e in events if e.get("cat") == cat)
     open_load = {}  # model -> [first start, last end]
     loads = []
     for start, end, model in copies:
@@ -93,11 +94,25 @@ def mean_swap_in(run):
     return statistics.fmean(loads) * 1e-6
 
 
+def mean_offload(run):
+    """Mean time of a model's offload (every stage and rank), first byte to
+    last, from `timeline.json`; the runs under `offload/`."""
+    return mean_swap_in(run, "offload")
+
+
+def offloaded(run):
+    """The same folder's run with `--offload on` (`offload/NAME`)."""
+    return os.path.join(os.path.dirname(run), "offload", os.path.basename(run))
+
+
 def measured(run, fn, pub):
     """`value (ratio)` of a measured run when there is one, else a dash."""
     if not os.path.isdir(run):
         return NOT_MEASURED
-    v = fn(run)
+    try:
+        v = fn(run)
+    except FileNotFoundError:  # a replay made before its offload runs
+        return NOT_MEASURED
     return f"{v:.3f} ({v / pub:.2f})"
 
 
@@ -134,6 +149,10 @@ def computron(out):
     for title, col, fn in (
         ("Swap-in time (Computron's `Load Time`), s", 1, mean_swap_in),
         ("Response time of the alternating requests (`Response Time`), s", 3, mean_latency),
+        ("Offload time (Computron's `Offload Time`; runs with `--offload on`), s", 0,
+         lambda run: mean_offload(offloaded(run))),
+        ("Response time with offload on (`Response Time`; runs with `--offload on`), s", 3,
+         lambda run: mean_latency(offloaded(run))),
     ):
         lines += [f"### {title}", ""]
         lines += header(["(tp, pp)"], "")

@@ -58,10 +58,12 @@ pub use build::Split;
 mod handoff;
 mod issue_stats;
 mod multipath;
+mod offload;
 pub mod workload;
 pub use handoff::{HandoffStats, OUTBOX_SLOTS};
 pub use issue_stats::IssueStats;
 pub use multipath::check_peer_access;
+pub use offload::OffloadOp;
 
 /// A host-to-device copy of (one rank's shard of) a model's layers into the pool.
 #[derive(Debug, Clone, Default)]
@@ -245,6 +247,8 @@ pub struct Executor {
     /// Per multi-path piece (by key): the events around its host-to-helper
     /// copy on the helper's copy stream.
     piece_legs: HashMap<u64, (Event, Event)>,
+    /// Per GPU: offloads issued on its offload stream `(key, start, done)`.
+    issued_offloads: Vec<VecDeque<(u64, Event, Event)>>,
 }
 
 impl Executor {
@@ -454,6 +458,7 @@ impl Executor {
                 self.issued_copies[g].pop_front();
             }
         }
+        self.poll_offloads(&mut out)?;
         let mut i = 0;
         while i < self.issued_computes.len() {
             let mut all = true;
@@ -499,6 +504,7 @@ impl Executor {
             || !self.computeq.is_empty()
             || !self.issuing.is_empty()
             || self.issued_copies.iter().any(|q| !q.is_empty())
+            || self.issued_offloads.iter().any(|q| !q.is_empty())
             || !self.issued_computes.is_empty()
     }
 

@@ -69,6 +69,10 @@ struct RunArgs {
     /// picks run from mapped pinned host memory.
     #[arg(long, value_parser = ["on", "off"])]
     direct_host: Option<String>,
+    /// Override `policy.offload` (on, off): evictions are copied back to
+    /// host memory on each GPU's offload stream.
+    #[arg(long, value_parser = ["on", "off"])]
+    offload: Option<String>,
     /// Warm one-GPU passes through CUDA graphs (`on`), captured per pool
     /// placement, or every pass layer by layer (`off`, the default: the
     /// simulator does not model the captures). Calibrate with the same.
@@ -379,6 +383,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     .loading
                     .with_direct_host(on == "on", w.policy.system)
                     .map_err(|e| InputError::new(wpath, None, "--direct-host", e))?;
+            }
+            if let Some(on) = &a.offload {
+                let on = on == "on";
+                let refusal = switchyard_core::workload::offload_refusal(w.policy.system);
+                if let Some(why) = refusal.filter(|_| on) {
+                    return Err(InputError::new(wpath, None, "--offload", why).into());
+                }
+                w.policy.offload = on;
             }
             replay::check_supported(&w)?;
             let schedule = Schedule::read_csv(spath, &w.model_names())?;

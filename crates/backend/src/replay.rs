@@ -25,7 +25,7 @@
 //! copies, or through pinned host memory where GPUs lack peer access: the
 //! counts are in `summary.json` under `handoffs`).
 
-use crate::exec::{Completion, ComputeOp, CopyOp, Executor};
+use crate::exec::{Completion, ComputeOp, CopyOp, Executor, OffloadOp};
 use crate::model::ModelLayout;
 use crate::pace::{SLEEP_MIN, SLEEP_SLACK};
 use crate::span_log::SpanLog;
@@ -35,6 +35,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use switchyard_core::records::RequestRecord;
+use switchyard_core::summary::Offloads;
 use switchyard_core::{Schedule, Workload};
 use switchyard_scheduler::placement::Placement;
 use switchyard_scheduler::{copy_source, Action, Event, Scheduler, Source, PRELOAD_COPY};
@@ -182,6 +183,10 @@ struct Run<'a> {
     t0: Instant,
     /// The background jobs' results, once the run is over.
     background: Vec<crate::exec::background::BackgroundResult>,
+    /// Offloads in flight (by the executor's key): the scheduler's bytes.
+    offload_bytes: HashMap<u64, u64>,
+    /// Offloads done (`policy.offload`).
+    offloads: Offloads,
 }
 
 impl Run<'_> {
@@ -257,6 +262,15 @@ impl Run<'_> {
                 }
                 Action::Preempt(g) => self.ex.preempt_background(*g as usize)?,
                 Action::Resume(g) => self.ex.resume_background(*g as usize)?,
+                Action::Offload(o) => {
+                    self.next_key += 1;
+                    let key = self.next_key;
+                    self.copy_key.insert(o.id, key);
+                    self.copy_of_key.insert(key, o.id);
+                    self.offload_bytes.insert(key, o.bytes);
+                    self.spans.offload_issued(key, o);
+                    self.ex.offload(OffloadOp::of_action(key, o))?;
+                }
                 Action::Evict(e) => {
                     self.ex
                         .evict(e.gpu as usize, e.model as usize, e.pool_offset, e.bytes)
@@ -300,6 +314,10 @@ impl Run<'_> {
                 staged_s,
             } => {
                 self.spans.copy_done(key, start, at, staged_s);
+                if let Some(bytes) = self.offload_bytes.remove(&key) {
+                    let secs = at.saturating_duration_since(start).as_secs_f64();
+                    self.offloads.add(bytes, secs);
+                }
                 if let Some(id) = self.copy_of_key.remove(&key) {
                     self.copy_key.remove(&id);
                     self.feed(Event::CopyDone { copy: id }, at)?;
@@ -364,6 +382,8 @@ pub fn replay_until(
         events: 0,
         t0: Instant::now(),
         background: Vec::new(),
+        offload_bytes: HashMap::new(),
+        offloads: Offloads::default(),
     };
     run.carry_out(Instant::now())?;
     run.ex.drain()?;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 use switchyard_core::timeline::{Span, Timeline, Track};
-use switchyard_scheduler::{CopyOp, Task};
+use switchyard_scheduler::{CopyOp, OffloadOp, Task};
 
 /// Spans kept at most (the rest are counted as dropped), as in `sim`.
 pub const MAX_SPANS: usize = 200_000;
@@ -56,6 +56,27 @@ impl SpanLog {
                 batch_size: 0,
                 bytes: c.bytes,
                 streamed: c.streamed,
+                host_s: None,
+            },
+        );
+    }
+
+    /// Remembers offload `key` (the executor's) as the scheduler issued it;
+    /// [`SpanLog::copy_done`] times it.
+    pub fn offload_issued(&mut self, key: u64, o: &OffloadOp) {
+        self.copies.insert(
+            key,
+            Span {
+                gpu: o.gpu,
+                track: Track::Offload,
+                model: o.model,
+                stage: o.stage,
+                layers: (o.layers.start, o.layers.end),
+                start_s: 0.0,
+                end_s: 0.0,
+                batch_size: 0,
+                bytes: o.bytes,
+                streamed: false,
                 host_s: None,
             },
         );

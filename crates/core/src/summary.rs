@@ -40,6 +40,10 @@ pub struct RunSummary<X> {
     pub loads: u64,
     /// Bytes copied host-to-device.
     pub bytes_loaded: u64,
+    /// Evictions copied back to host memory (`policy.offload`); absent
+    /// when off, so earlier outputs are unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offloads: Option<Offloads>,
     /// Scheduler events processed (arrivals, copy and compute completions).
     pub events: u64,
     /// What only this kind of run reports.
@@ -47,6 +51,32 @@ pub struct RunSummary<X> {
     pub run: X,
     /// Per model, in workload order.
     pub models: Vec<ModelSummary>,
+}
+
+/// Device-to-host copies of evicted weights (`policy.offload`), one per
+/// evicted stage shard on each of its GPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Offloads {
+    /// Copies (a stage of tp ranks counts tp).
+    pub count: u64,
+    /// Bytes copied device-to-host.
+    pub bytes: u64,
+    /// Mean time of one copy, first byte to last, seconds (0 when none).
+    pub mean_s: f64,
+    /// Longest copy, seconds.
+    pub max_s: f64,
+}
+
+impl Offloads {
+    /// Counts one copy of `bytes` that took `secs`.
+    pub fn add(&mut self, bytes: u64, secs: f64) {
+        let n = self.count as f64;
+        self.mean_s = (self.mean_s * n + secs) / (n + 1.0);
+        self.max_s = self.max_s.max(secs);
+        self.count += 1;
+        self.bytes += bytes;
+    }
 }
 
 /// Latency summary and loads of one model.
@@ -141,6 +171,7 @@ mod tests {
             summary: Summary::of(&[1.0, 2.0], 2),
             loads: 3,
             bytes_loaded: 4,
+            offloads: None,
             events: 5,
             run: Own { simulated_s: 6.0 },
             models: vec![ModelSummary {

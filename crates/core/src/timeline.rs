@@ -22,7 +22,14 @@ pub enum Track {
         /// The GPU the bytes come from.
         from: u32,
     },
+    /// The link's device-to-host direction: evicted weights copied back
+    /// to host memory (`policy.offload`).
+    Offload,
 }
+
+/// Trace thread of a GPU's device-to-host (offload) lane; named only where
+/// spans use it.
+pub const OFFLOAD_TID: u32 = 1 << 20;
 
 /// One interval of work on one GPU.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,7 +87,8 @@ impl Timeline {
 /// Writes `timeline` to `path` (atomically) as Chrome trace-event JSON:
 /// process `g` is GPU `g`, thread 0 its compute stream, thread 1 its link
 /// (copies, and direct host reads),
-/// thread `2 + h` the peer link from GPU `h` into it (named only where
+/// thread `2 + h` the peer link from GPU `h` into it and thread
+/// [`OFFLOAD_TID`] its device-to-host offloads (each named only where
 /// spans use it). Only GPUs with a span kept are named, so the file grows
 /// with the spans kept, not with the cluster (a million idle GPUs write
 /// nothing).
@@ -130,6 +138,18 @@ fn write_trace(w: &mut dyn Write, t: &Timeline) -> std::io::Result<()> {
         sep(w)?;
         write!(w, "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{g},\"tid\":{},\"args\":{{\"name\":\"peer link from GPU {from}\"}}}}", 2 + from)?;
     }
+    let mut offloading: Vec<u32> = t
+        .spans
+        .iter()
+        .filter(|s| s.track == Track::Offload)
+        .map(|s| s.gpu)
+        .collect();
+    offloading.sort_unstable();
+    offloading.dedup();
+    for g in offloading {
+        sep(w)?;
+        write!(w, "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{g},\"tid\":{OFFLOAD_TID},\"args\":{{\"name\":\"host link, device to host (offloads)\"}}}}")?;
+    }
     for s in &t.spans {
         sep(w)?;
         let model = t
@@ -167,6 +187,11 @@ fn write_trace(w: &mut dyn Write, t: &Timeline) -> std::io::Result<()> {
                 w,
                 "{{\"name\":\"forward {model} s{} L{}..{}\",\"cat\":\"peer\",\"ph\":\"X\",\"pid\":{},\"tid\":{},\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"bytes\":{},\"from\":{from}}}}}",
                 s.stage, s.layers.0, s.layers.1, s.gpu, 2 + from, s.bytes
+            )?,
+            Track::Offload => write!(
+                w,
+                "{{\"name\":\"offload {model} s{} L{}..{}\",\"cat\":\"offload\",\"ph\":\"X\",\"pid\":{},\"tid\":{OFFLOAD_TID},\"ts\":{ts:.3},\"dur\":{dur:.3},\"args\":{{\"bytes\":{}}}}}",
+                s.stage, s.layers.0, s.layers.1, s.gpu, s.bytes
             )?,
         }
     }
@@ -222,5 +247,42 @@ mod tests {
         assert!(spans[0]["args"].get("host_ms").is_none(), "{text}");
         assert_eq!(spans[1]["args"]["host_ms"], 1.5, "{text}");
         assert_eq!(spans[1]["dur"], 2000.0, "{text}");
+    }
+
+    #[test]
+    fn offloads_get_a_named_track_of_their_own() {
+        let mut t = Timeline {
+            gpus: 2,
+            models: vec!["m".into()],
+            ..Timeline::default()
+        };
+        t.push(10, compute(None));
+        let offload = Span {
+            gpu: 1,
+            track: Track::Offload,
+            bytes: 1000,
+            ..compute(None)
+        };
+        t.push(10, offload);
+        let mut out = Vec::new();
+        write_trace(&mut out, &t).unwrap();
+        let events: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let events = events["traceEvents"].as_array().unwrap();
+        let tid = OFFLOAD_TID as u64;
+        let spans: Vec<_> = events.iter().filter(|e| e["cat"] == "offload").collect();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(
+            (spans[0]["pid"].as_u64(), spans[0]["tid"].as_u64()),
+            (Some(1), Some(tid))
+        );
+        assert_eq!(spans[0]["args"]["bytes"], 1000);
+        assert_eq!(spans[0]["name"], "offload m s0 L0..4");
+        // Named on GPU 1 only, where an offload ran.
+        let named: Vec<_> = events
+            .iter()
+            .filter(|e| e["name"] == "thread_name" && e["tid"].as_u64() == Some(tid))
+            .map(|e| e["pid"].as_u64())
+            .collect();
+        assert_eq!(named, vec![Some(1)]);
     }
 }

@@ -402,6 +402,29 @@ fn max_loaded_is_at_least_one() {
 }
 
 #[test]
+fn offload_is_a_bool_for_a_system_that_evicts() {
+    let t = BURSTY.replace("policy:\n", "policy:\n  offload: sometimes\n");
+    let e = error_of(&t);
+    assert_eq!(e.field, "policy.offload", "{e}");
+    assert_eq!(e.line, Some(line_of(&t, "offload: sometimes")), "{e}");
+    for system in ["resident", "streaming"] {
+        let t = BURSTY
+            .replace("policy:\n", "policy:\n  offload: true\n")
+            .replace("system: computron ", &format!("system: {system} "));
+        check(&t, "policy.offload", "offload: true", "offloaded");
+    }
+    let t = BURSTY.replace("policy:\n", "policy:\n  offload: true\n");
+    let w = Workload::parse(Path::new("b.yaml"), &t).unwrap();
+    assert!(w.policy.offload);
+    assert!(
+        !Workload::parse(Path::new("b.yaml"), BURSTY)
+            .unwrap()
+            .policy
+            .offload
+    );
+}
+
+#[test]
 fn background_jobs_are_checked() {
     let with = |b: &str| format!("{BURSTY}background:\n{b}");
     let t = with("  - { gpu: 4, iteration_ms: 100 }\n");

@@ -50,6 +50,15 @@
 //!   layers' bytes left out. Report [`Event::ComputeDone`] when the last layer is done.
 //! - [`Action::Evict`]`(`[`EvictOp`]`)`: the region is free from now on (no
 //!   data moves; every compute that used it has already been reported done).
+//! - [`Action::Offload`]`(`[`OffloadOp`]`)` (only with `policy.offload`):
+//!   copy the `bytes` of the evicted shard of `layers` at `pool_offset` on
+//!   `gpu` back to the shard's host image (Computron's `.to("cpu")`), on a
+//!   device-to-host lane of the GPU's link that runs beside its copy
+//!   stream (PCIe is full duplex); report [`Event::CopyDone`] with its id
+//!   when it completes. Every compute that used the region has been
+//!   reported done. The region stays taken until then: its
+//!   [`Action::Evict`] follows the `CopyDone`, and a load that needs the
+//!   memory waits for it.
 //! - [`Action::Finish`]`(batch)`: the batch's last stage is done; its outputs
 //!   are ready now. The executor records each request of
 //!   [`Scheduler::batch`]`(batch)` as finished at the time of the
@@ -86,6 +95,10 @@
 //!   copies are grouped for the batch whose compute runs behind them (its
 //!   size: the requests waiting when it was formed, at most `max_batch`;
 //!   a micro-batch for a split model); computes wait on the copies as issued.
+//! - Offload (`policy.offload`): an eviction copies the victim's bytes back
+//!   to host memory ([`Action::Offload`]) and frees its region only when
+//!   that copy is done. A stage that needs memory on a GPU whose offloads
+//!   in flight will free enough waits for them rather than evicting more.
 //! - Eviction ([`switchyard_core::workload::Eviction`]): LRU (least recent
 //!   batch), LFU (fewest requests served), Belady (next request furthest
 //!   ahead in the schedule, counting queued requests first). Stages that a
@@ -226,6 +239,30 @@ pub struct EvictOp {
     pub bytes: u64,
 }
 
+/// A device-to-host copy of an evicted stage shard back to host memory
+/// (`policy.offload`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffloadOp {
+    /// Its id, reported back in `CopyDone`.
+    pub id: CopyId,
+    /// Model index.
+    pub model: u32,
+    /// Pipeline stage.
+    pub stage: u32,
+    /// The GPU whose link carries it.
+    pub gpu: u32,
+    /// Tensor-parallel rank of the shard.
+    pub shard: u32,
+    /// Layers whose shard bytes are copied (the stage's copied layers).
+    pub layers: Range<u32>,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Start of the region in the pool.
+    pub pool_offset: u64,
+    /// Host memory the shard's image lives in (written back there).
+    pub source: Source,
+}
+
 /// What the executor must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -235,6 +272,9 @@ pub enum Action {
     Compute(TaskId),
     /// Free a pool region.
     Evict(EvictOp),
+    /// Copy an evicted shard back to host memory on the GPU's
+    /// device-to-host lane (`policy.offload`).
+    Offload(OffloadOp),
     /// The batch is done: record its requests as finished now.
     Finish(BatchId),
     /// The GPU's background job stops issuing iterations: the request work

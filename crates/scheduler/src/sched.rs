@@ -60,6 +60,9 @@ struct CopyMeta {
     model: u32,
     stage: u32,
     streamed: bool,
+    /// An offload ([`crate::Action::Offload`]) of the region at
+    /// `pool_offset` on `gpu` of `bytes`, freed when it is done.
+    offload: Option<offload::Held>,
 }
 
 /// The control plane: feed it [`Event`]s, carry out the [`Action`]s it returns.
@@ -107,6 +110,10 @@ pub struct Scheduler {
     loaded: Vec<u32>,
     /// When the background jobs yield to requests.
     preemption: background::Preemption,
+    /// Evictions copy weights back to host memory (`policy.offload`).
+    offload: bool,
+    /// Per GPU: bytes of regions held by offloads in flight.
+    offloading: Vec<u64>,
 }
 
 /// One load of a stage, as [`Scheduler::issue_copies`] issues it.
@@ -227,6 +234,9 @@ impl Scheduler {
             max_loaded: policy.max_loaded,
             loaded: vec![0; n_gpus as usize],
             preemption: background::Preemption::new(workload, n_gpus),
+            offload: policy.offload
+                && switchyard_core::workload::offload_refusal(policy.system).is_none(),
+            offloading: vec![0; n_gpus as usize],
             placements,
             multipath,
             direct_host: workload.loading.direct_host
@@ -343,6 +353,10 @@ impl Scheduler {
             Event::CopyDone { copy } => {
                 let meta = *self.copies.get(copy);
                 self.copies.release(copy);
+                if let Some(held) = meta.offload {
+                    self.offload_done(meta.model, meta.stage, held, actions);
+                    return;
+                }
                 if let Some(mp) = &mut self.multipath {
                     mp.done(copy);
                 }
@@ -573,4 +587,5 @@ mod deferred;
 mod evict;
 mod index;
 mod load;
+mod offload;
 mod warm;

@@ -75,6 +75,10 @@ pub struct Args {
     /// a model's first layers in pinned host memory, read in place.
     #[arg(long, value_parser = ["on", "off"])]
     pub direct_host: Option<String>,
+    /// Override `policy.offload` (on, off): an eviction copies the weights
+    /// back to host memory, freeing them when that copy is done.
+    #[arg(long, value_parser = ["on", "off"])]
+    pub offload: Option<String>,
     /// Run every system on the same schedule (skipping `resident` when the
     /// models do not all fit) and draw their CDFs in one figure.
     #[arg(long, conflicts_with = "system")]
@@ -200,6 +204,14 @@ fn execute(args: &Args) -> Result<(), Error> {
             .with_direct_host(on == "on", system)
             .map_err(|e| InputError::new(&args.workload, None, "--direct-host", e))?;
     }
+    if let Some(on) = &args.offload {
+        let system = args.system.unwrap_or(workload.policy.system);
+        let on = on == "on";
+        if let Some(why) = switchyard_core::workload::offload_refusal(system).filter(|_| on) {
+            return Err(InputError::new(&args.workload, None, "--offload", why).into());
+        }
+        workload.policy.offload = on;
+    }
     let names = workload.model_names();
     let requests = match &args.schedule {
         Some(path) => Requests::Held(Schedule::read_csv(path, &names)?),
@@ -216,6 +228,7 @@ fn execute(args: &Args) -> Result<(), Error> {
         eviction: args.eviction.unwrap_or(workload.policy.eviction),
         grouping: args.grouping.unwrap_or(workload.policy.grouping),
         max_loaded: workload.policy.max_loaded,
+        offload: workload.policy.offload,
     };
     // Every check that can fail on the input runs before the first write
     // (none of them reads the requests).

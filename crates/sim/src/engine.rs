@@ -13,11 +13,12 @@ use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
 use switchyard_core::model::Dtype;
 use switchyard_core::records::RequestRecord;
+use switchyard_core::summary::Offloads;
 use switchyard_core::timeline::{Span, Timeline, Track};
 use switchyard_core::workload::{PolicyName, PolicySpec};
 use switchyard_core::HardwareProfile;
 use switchyard_core::{Error, Request, Schedule, Workload};
-use switchyard_scheduler::{Action, BatchId, CopyOp, Event, Scheduler, Source, TaskId};
+use switchyard_scheduler::{Action, BatchId, CopyOp, Event, OffloadOp, Scheduler, Source, TaskId};
 
 /// How to run a simulation.
 #[derive(Debug, Clone)]
@@ -199,6 +200,10 @@ pub struct Engine<'a> {
     /// Multi-path loading: per helper, the staged pieces `(offset, bytes,
     /// forward done)` whose staging bytes a later piece may reuse.
     staged: Vec<std::collections::VecDeque<(u64, u64, f64)>>,
+    /// Per GPU: when its device-to-host lane (offloads) frees up.
+    d2h_free: Vec<f64>,
+    /// Offloads timed so far (`policy.offload`).
+    offloads: Offloads,
     /// Per GPU: when the last copy into it ends (what the profile's `host`
     /// topology shares is split among the GPUs copying at once).
     copy_busy: Vec<f64>,
@@ -316,6 +321,8 @@ impl<'a> Engine<'a> {
             link_free: vec![0.0; n_gpus + 1],
             peer_free: vec![0.0; n_gpus],
             staged: vec![std::collections::VecDeque::new(); n_gpus],
+            d2h_free: vec![0.0; n_gpus],
+            offloads: Offloads::default(),
             copy_busy: vec![0.0; n_gpus],
             copying: Vec::new(),
             stream_free: vec![f64::NEG_INFINITY; n_gpus],
@@ -491,6 +498,14 @@ impl<'a> Engine<'a> {
                         }
                     }
                 }
+                Action::Offload(o) => {
+                    let (start, end) = self.time_offload(o);
+                    self.complete_at(end, false, o.id);
+                    self.offloads.add(o.bytes, end - start);
+                    if self.opts.timeline {
+                        self.span(offload_span(o, start, end));
+                    }
+                }
                 // The background job's preemption is timed where the
                 // compute that causes it is (`time_compute`, the same rule).
                 Action::Evict(_) | Action::Preempt(_) | Action::Resume(_) => {}
@@ -522,12 +537,15 @@ impl<'a> Engine<'a> {
             }
         }
         for a in actions {
-            if let Action::Copy(c) = a {
+            let g = match a {
                 // A multi-path piece's host copy runs on its helper's link.
-                let g = c.via.map_or(c.gpu, |v| v.helper);
-                if let Err(i) = self.copying.binary_search(&g) {
-                    self.copying.insert(i, g);
-                }
+                Action::Copy(c) => c.via.map_or(c.gpu, |v| v.helper),
+                // An offload's bytes cross host memory too.
+                Action::Offload(o) => o.gpu,
+                _ => continue,
+            };
+            if let Err(i) = self.copying.binary_search(&g) {
+                self.copying.insert(i, g);
             }
         }
     }
@@ -581,6 +599,23 @@ impl<'a> Engine<'a> {
             compute,
             id,
         });
+    }
+}
+
+/// The timeline's span of offload `o`, from `start` to `end`.
+fn offload_span(o: &OffloadOp, start: f64, end: f64) -> Span {
+    Span {
+        gpu: o.gpu,
+        track: Track::Offload,
+        model: o.model,
+        stage: o.stage,
+        layers: (o.layers.start, o.layers.end),
+        start_s: start,
+        end_s: end,
+        batch_size: 0,
+        bytes: o.bytes,
+        streamed: false,
+        host_s: None,
     }
 }
 

@@ -167,6 +167,7 @@ pub fn points(base: &Workload, grid: &Grid) -> Result<Vec<Point>, Error> {
                                         eviction,
                                         grouping,
                                         max_loaded: base.policy.max_loaded,
+                                        offload: base.policy.offload,
                                     },
                                 });
                             }

@@ -112,6 +112,9 @@ pub struct ShardRow {
     pub grouping: String,
     /// `policy.max_loaded`.
     pub max_loaded: Option<u32>,
+    /// `policy.offload` (absent when off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offload: bool,
     /// Requests served.
     pub requests: u64,
     /// mean, p50, p90, p99, max (seconds) and SLO attainment.
@@ -140,6 +143,7 @@ impl ShardRow {
             eviction: p.policy.eviction.name().to_string(),
             grouping: p.policy.grouping.name().to_string(),
             max_loaded: p.policy.max_loaded,
+            offload: p.policy.offload,
             requests: s.requests,
             latency_bits: [
                 s.mean_s,
@@ -167,6 +171,7 @@ impl ShardRow {
             grouping: PolicyName::from_name(&self.grouping)
                 .map_err(|_| name("grouping", &self.grouping))?,
             max_loaded: self.max_loaded,
+            offload: self.offload,
         };
         let l = self.latency_bits.map(f64::from_bits);
         let r = SweepRow {

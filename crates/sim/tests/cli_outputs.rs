@@ -135,6 +135,31 @@ fn flags_override_the_policy() {
 }
 
 #[test]
+fn offload_flag_turns_evictions_into_offloads_or_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = small_workload(dir.path(), "");
+    let out = dir.path().join("on");
+    ok(&sim_on(&w, &out, &["--offload", "on"]));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let count = s["offloads"]["count"].as_u64().expect("offloads reported");
+    assert!(count > 0, "five models on two GPUs evict: {s}");
+    let timeline = std::fs::read_to_string(out.join("timeline.json")).unwrap();
+    assert!(timeline.contains("\"cat\":\"offload\""));
+    // Off (the workload's default): no field.
+    let off = dir.path().join("off");
+    ok(&sim_on(&w, &off, &["--offload", "off"]));
+    let s = std::fs::read_to_string(off.join("summary.json")).unwrap();
+    assert!(!s.contains("offloads"), "{s}");
+    // A system that never evicts refuses it, naming the flag, writing nothing.
+    let refused = dir.path().join("refused");
+    let o = sim_on(&w, &refused, &["--offload", "on", "--system", "resident"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`--offload`"));
+    assert!(!refused.exists());
+}
+
+#[test]
 fn compare_systems_runs_every_system_that_fits() {
     let dir = tempfile::tempdir().unwrap();
     let w = small_workload(dir.path(), "");

@@ -5,7 +5,7 @@
 //! same outputs when run twice. The option grid is what researchers combine
 //! on workloads nobody tuned for: arrival processes, systems, evictions,
 //! groupings, weight types, multi-path loading, direct host access,
-//! `max_loaded`, `preload` and background jobs.
+//! `max_loaded`, `preload`, background jobs and `offload`.
 
 use proptest::prelude::*;
 use std::path::Path;
@@ -48,6 +48,7 @@ struct Mix {
     max_loaded: Option<u32>,
     preload: bool,
     background: bool,
+    offload: bool,
     seed: u64,
 }
 
@@ -58,7 +59,7 @@ fn mix() -> impl Strategy<Value = Mix> {
         (0usize..5, 5.0f64..120.0),
         (0usize..5, 0usize..3, 0usize..3),
         (any::<bool>(), any::<bool>(), prop::option::of(1u32..=3)),
-        (any::<bool>(), any::<bool>(), 0u64..1000),
+        (any::<bool>(), any::<bool>(), any::<bool>(), 0u64..1000),
     )
         .prop_map(
             |(
@@ -67,7 +68,7 @@ fn mix() -> impl Strategy<Value = Mix> {
                 (arrivals, rate),
                 (system, eviction, grouping),
                 (multipath, direct_host, max_loaded),
-                (preload, background, seed),
+                (preload, background, offload, seed),
             )| Mix {
                 gpus,
                 mem_gib,
@@ -82,6 +83,7 @@ fn mix() -> impl Strategy<Value = Mix> {
                 max_loaded,
                 preload,
                 background,
+                offload,
                 seed,
             },
         )
@@ -137,6 +139,9 @@ fn yaml(m: &Mix) -> String {
     }
     if let Some(k) = m.max_loaded {
         s += &format!("  max_loaded: {k}\n");
+    }
+    if m.offload {
+        s += "  offload: true\n";
     }
     if m.preload {
         s += &format!("  preload: [{}]\n", first.expect("one model at least"));

@@ -96,6 +96,7 @@ proptest! {
         system in 0usize..5,
         eviction in 0usize..3,
         grouping in 0usize..3,
+        offload in any::<bool>(),
     ) {
         let text = yaml(gpus, 4.0 + extra_gib, &models, rate, duration, seed);
         // Shapes that cannot fit are refused by the workload check: skip them.
@@ -107,6 +108,8 @@ proptest! {
             eviction: EVICTIONS[eviction],
             grouping: GROUPINGS[grouping],
             max_loaded: None,
+            // Ignored by the systems that never evict (resident, streaming).
+            offload,
         };
         let mut recs: Vec<RequestRecord> = Vec::new();
         let r = match simulate_policy(&w, &schedule, policy, &checked(), &mut recs) {
@@ -168,7 +171,7 @@ proptest! {
         let Ok(schedule) = arrivals::generate(&w) else { return Ok(()); };
         let system = if pipeswitch { System::Pipeswitch } else { System::Computron };
         let loads = |eviction| {
-            let policy = PolicySpec { system, eviction, grouping: Grouping::Optimal, max_loaded: None };
+            let policy = PolicySpec { system, eviction, grouping: Grouping::Optimal, max_loaded: None, offload: false };
             simulate_policy(&w, &schedule, policy, &checked(), &mut NullSink).unwrap().loads
         };
         let (belady, lru, lfu) = (loads(Eviction::Belady), loads(Eviction::Lru), loads(Eviction::Lfu));

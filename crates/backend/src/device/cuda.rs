@@ -95,6 +95,8 @@ struct Gpu {
     copy: Arc<CudaStream>,
     /// Multi-path loading's peer copies into this GPU.
     peer: Arc<CudaStream>,
+    /// Offloads: evicted weights copied back to host memory.
+    offload: Arc<CudaStream>,
     /// Dropped before its workspace (fields drop in order).
     blas: BlasHandle,
     _blas_workspace: DeviceAlloc,
@@ -113,6 +115,7 @@ impl Gpu {
             StreamKind::Copy => &self.copy,
             StreamKind::Compute => &self.compute,
             StreamKind::Peer => &self.peer,
+            StreamKind::Offload => &self.offload,
         }
     }
 }
@@ -415,9 +418,10 @@ impl Device for CudaDevice {
         self.nccl_all_gather(gpus, send, recv, n, dtype)
     }
 
-    fn copy_d2h(
+    fn copy_d2h_on(
         &mut self,
         gpu: usize,
+        stream: StreamKind,
         src: DevPtr,
         dst: &HostBuffer,
         dst_off: u64,
@@ -436,7 +440,7 @@ impl Device for CudaDevice {
                 dst.as_write_ptr().add(dst_off as usize) as *mut c_void,
                 s,
                 bytes as usize,
-                g.compute.cu_stream(),
+                g.stream(stream).cu_stream(),
             )
         }
         .result()
@@ -548,6 +552,7 @@ impl Device for CudaDevice {
             g.compute.synchronize()?;
             g.copy.synchronize()?;
             g.peer.synchronize()?;
+            g.offload.synchronize()?;
         }
         Ok(())
     }

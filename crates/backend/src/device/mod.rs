@@ -39,6 +39,9 @@ pub enum StreamKind {
     /// Peer copies of multi-path loading's pieces into this GPU (so they
     /// queue neither behind its weight copies nor its kernels).
     Peer,
+    /// Device-to-host copies of evicted weights (`policy.offload`): the
+    /// link's other direction, beside the copy stream's loads.
+    Offload,
 }
 
 /// A recorded event; release it with [`Device::release`] once consumed.
@@ -112,6 +115,19 @@ pub trait Device: Kernels {
     fn copy_d2h(
         &mut self,
         gpu: usize,
+        src: DevPtr,
+        dst: &HostBuffer,
+        dst_off: u64,
+        bytes: u64,
+    ) -> DeviceResult<()> {
+        self.copy_d2h_on(gpu, StreamKind::Compute, src, dst, dst_off, bytes)
+    }
+    /// Copies `bytes` from `src` on `gpu` to `dst[dst_off..]` on its
+    /// `stream` (offloads use [`StreamKind::Offload`]).
+    fn copy_d2h_on(
+        &mut self,
+        gpu: usize,
+        stream: StreamKind,
         src: DevPtr,
         dst: &HostBuffer,
         dst_off: u64,

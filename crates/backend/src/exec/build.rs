@@ -147,6 +147,7 @@ impl Executor {
             next_slot: vec![0; gpus],
             staged: vec![Vec::new(); gpus],
             piece_legs: HashMap::new(),
+            issued_offloads: (0..gpus).map(|_| VecDeque::new()).collect(),
         };
         ex.gemm_rate = ex.measure_gemm_rate(Dtype::Fp16)?;
         for d in dtypes.into_iter().filter(|&d| d != Dtype::Fp16) {

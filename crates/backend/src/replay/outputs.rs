@@ -159,6 +159,7 @@ pub(super) fn summarize(
         summary: Summary::of(&all, within),
         loads: stats.iter().map(|s| s.loads).sum(),
         bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
+        offloads: run.sched.offload().then_some(run.offloads),
         events: run.events,
         run: ReplayRun {
             wall_s,

@@ -254,6 +254,33 @@ pub fn direct_host_refusal(system: System) -> Option<&'static str> {
     }
 }
 
+/// Why `system` cannot honour `policy.offload` (`None`: it can): the
+/// systems that never evict a cached stage have nothing to copy back.
+pub fn offload_refusal(system: System) -> Option<&'static str> {
+    match system {
+        System::Resident => Some(
+            "`resident` keeps every model in GPU memory and never evicts, so nothing is ever offloaded",
+        ),
+        System::Streaming => Some(
+            "`streaming` caches nothing: its scratch weights are dropped after each pass, never offloaded",
+        ),
+        _ => None,
+    }
+}
+
+/// Validates `policy.offload` for the policy's system.
+pub(super) fn validate_offload(ctx: &Ctx, raw: &RawPolicy) -> Result<bool, InputError> {
+    let Some(o) = &raw.offload else {
+        return Ok(false);
+    };
+    if o.value {
+        if let Some(why) = offload_refusal(raw.system) {
+            return Err(ctx.err(&o.referenced, "policy.offload", why));
+        }
+    }
+    Ok(o.value)
+}
+
 /// Validates `policy.direct_host` for the policy's system.
 fn validate_direct_host(ctx: &Ctx, raw: &RawPolicy) -> Result<bool, InputError> {
     let Some(d) = &raw.direct_host else {

@@ -325,6 +325,11 @@ pub struct PolicySpec {
     /// Most models that may hold weights on one GPU at once, besides the
     /// memory limit (Computron's `max_loaded`); `None`: memory alone.
     pub max_loaded: Option<u32>,
+    /// An eviction copies the evicted weights back to host memory
+    /// (`policy.offload`, Computron's `.to("cpu")`), and the memory is free
+    /// only once that copy is done; `false`: the weights are dropped (the
+    /// host keeps its copy) and the memory is free at once.
+    pub offload: bool,
 }
 
 mod background;
@@ -334,7 +339,8 @@ mod trace_models;
 
 pub use background::BackgroundJob;
 pub use loading::{
-    direct_host_refusal, Loading, LoadingSpec, MultipathGrouping, DEFAULT_STAGING_MIB,
+    direct_host_refusal, offload_refusal, Loading, LoadingSpec, MultipathGrouping,
+    DEFAULT_STAGING_MIB,
 };
 
 /// Default of [`Limits::max_models`].
@@ -553,6 +559,7 @@ impl Workload {
             eviction: raw.policy.eviction,
             grouping: raw.policy.grouping,
             max_loaded,
+            offload: loading::validate_offload(&ctx, &raw.policy)?,
         };
         let loading = loading::validate(&ctx, &raw.policy, &cluster)?;
         Ok(Workload {

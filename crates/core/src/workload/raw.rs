@@ -127,6 +127,9 @@ pub(super) struct RawPolicy {
     /// Most models loaded on one GPU at once (Computron's `max_loaded`).
     #[serde(default)]
     pub(super) max_loaded: Option<Spanned<u64>>,
+    /// Evictions copy the weights back to host memory (default false).
+    #[serde(default)]
+    pub(super) offload: Option<Spanned<bool>>,
     /// Models in GPU memory when the clock starts (a warm start).
     #[serde(default)]
     pub(super) preload: Option<Spanned<Vec<String>>>,

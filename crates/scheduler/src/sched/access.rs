@@ -28,6 +28,13 @@ impl Scheduler {
         self.direct_host
     }
 
+    /// Whether evictions are offloads for this scheduler's system
+    /// (`policy.offload`, and a system that evicts): what `summary.json`
+    /// says.
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
     /// Placements of every model, in workload order.
     pub fn placements(&self) -> &[Placement] {
         &self.placements
@@ -65,7 +72,7 @@ impl Scheduler {
 
     /// Checks memory accounting: every pool consistent, regions of resident
     /// stages inside their pool and disjoint, and a pool's used bytes equal to
-    /// the stages and scratch regions it holds; and that every copy in flight
+    /// the stages, scratch regions and offloads in flight it holds; and that every copy in flight
     /// into a stage is a group of the grouping its load was issued with; and
     /// that the per-GPU dispatch and eviction indexes match a scan of every model.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -97,7 +104,7 @@ impl Scheduler {
             let list = &mut regions[g];
             list.sort_unstable();
             let mut end = 0;
-            let mut total = self.temp_bytes[g];
+            let mut total = self.temp_bytes[g] + self.offloading[g];
             for &(o, l) in list.iter() {
                 if o < end {
                     return Err(format!("GPU {g}: regions overlap at offset {o}"));

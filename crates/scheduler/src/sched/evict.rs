@@ -61,14 +61,16 @@ impl Scheduler {
                 } else if let Some(o) = self.pool_alloc(g, bytes) {
                     self.scratch.push(o);
                     break;
+                } else if evict.is_some() && self.offload_will_free(g, bytes) {
+                    // Offloads in flight free enough: wait for them
+                    // rather than evict more.
+                    self.give_back(m, s);
+                    return false;
                 }
                 match evict.and_then(|allow_pending| self.victim(g, m, allow_pending)) {
                     Some((vm, vs)) => self.evict(vm, vs, actions),
                     None => {
-                        for r2 in 0..self.scratch.len() {
-                            let g2 = self.placements[mi].gpus[si * tp + r2];
-                            self.pool_free(g2, self.scratch[r2], bytes);
-                        }
+                        self.give_back(m, s);
                         return false;
                     }
                 }
@@ -77,6 +79,21 @@ impl Scheduler {
         true
     }
 
+    /// Returns the regions `reserve` took so far for stage `s` of `m`
+    /// (the offsets in `scratch`).
+    fn give_back(&mut self, m: u32, s: u32) {
+        let (mi, si) = (m as usize, s as usize);
+        let tp = self.placements[mi].tp as usize;
+        let bytes = self.placements[mi].shard_bytes[si];
+        for r in 0..self.scratch.len() {
+            let g = self.placements[mi].gpus[si * tp + r];
+            self.pool_free(g, self.scratch[r], bytes);
+        }
+    }
+
+    /// Evicts stage `s` of `m` from each of its GPUs: its regions are free
+    /// at once, or, with `policy.offload`, once their copies back to host
+    /// memory are done.
     fn evict(&mut self, m: u32, s: u32, actions: &mut Vec<Action>) {
         let (mi, si) = (m as usize, s as usize);
         let tp = self.placements[mi].tp as usize;
@@ -84,6 +101,10 @@ impl Scheduler {
         let regions = std::mem::take(&mut self.models[mi].stages[si].regions);
         for (r, &pool_offset) in regions.iter().enumerate().take(tp) {
             let g = self.placements[mi].gpus[si * tp + r];
+            if self.offload {
+                self.issue_offload(m, s, r as u32, pool_offset, actions);
+                continue;
+            }
             self.pool_free(g, pool_offset, bytes);
             actions.push(Action::Evict(EvictOp {
                 model: m,

@@ -72,6 +72,7 @@ impl Scheduler {
                         model: m,
                         stage: s,
                         streamed,
+                        offload: None,
                     };
                     if let Some(mp) = &mut self.multipath {
                         mp.issued(id, gpu, piece);

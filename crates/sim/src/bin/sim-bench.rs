@@ -131,6 +131,7 @@ fn run_one(
         eviction,
         grouping: Grouping::Optimal,
         max_loaded: None,
+        offload: false,
     };
     let mut best = f64::INFINITY;
     let mut mem = 0.0f64;

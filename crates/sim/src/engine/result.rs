@@ -54,6 +54,7 @@ impl Engine<'_> {
             summary: overall,
             loads: stats.iter().map(|s| s.loads).sum(),
             bytes_loaded: stats.iter().map(|s| s.bytes).sum(),
+            offloads: self.sched.offload().then_some(self.offloads),
             events: self.events,
             run: SimRun {
                 simulated_s: self.now,

@@ -47,6 +47,32 @@ impl<'a> Engine<'a> {
         (start, end)
     }
 
+    /// Offload timing: `(start, end)` of offload `o` issued now. It runs on
+    /// its GPU's device-to-host lane, beside the copies into the GPU (PCIe
+    /// is full duplex), one offload after another, and takes
+    /// `alpha + bytes / beta` of the pinned (or pageable) link, times the
+    /// jitter factor. With a `host` topology it counts among the GPUs
+    /// copying in this step ([`Engine::note_copying`]): host memory's
+    /// bandwidth is shared by both directions, and a GPU loading and
+    /// offloading at once takes one share for both.
+    pub fn time_offload(&mut self, o: &OffloadOp) -> (f64, f64) {
+        let hw = &self.workload.cluster.hardware;
+        let g = o.gpu as usize;
+        let link = match o.source {
+            Source::Pinned => &hw.pinned,
+            Source::Pageable => &hw.pageable,
+        };
+        let start = self.d2h_free[g].max(self.now);
+        let cost = match hw.host.share_bytes_per_s(o.gpu, &self.copying) {
+            Some(share) if share < link.beta_bytes_per_s => link.alpha_s + o.bytes as f64 / share,
+            _ => link.time(o.bytes),
+        };
+        let end = start + cost * self.noise.copy();
+        self.d2h_free[g] = end;
+        self.copy_busy[g] = self.copy_busy[g].max(end);
+        (start, end)
+    }
+
     /// Compute timing: `(start of its first layer, end)` of task `id` issued
     /// now. It starts once the previous stage's activations have crossed the
     /// peer link and every GPU of its group is free; a GPU that sat idle

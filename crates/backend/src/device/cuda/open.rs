@@ -39,6 +39,7 @@ impl CudaDevice {
             let compute = ctx.new_stream()?;
             let copy = ctx.new_stream()?;
             let peer = ctx.new_stream()?;
+            let offload = ctx.new_stream()?;
             let blas = BlasHandle::new(&compute).context("cuBLAS")?;
             let workspace = DeviceAlloc::new(&ctx, CUBLAS_WORKSPACE as u64)?;
             // SAFETY: the handle is live (owned by `blas`), and the
@@ -67,6 +68,7 @@ impl CudaDevice {
                 compute,
                 copy,
                 peer,
+                offload,
                 blas,
                 _blas_workspace: workspace,
                 funcs,
