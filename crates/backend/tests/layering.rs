@@ -35,7 +35,7 @@ const LAYERS: &[&[&str]] = &[
         "calibrate::layer_times",
         "calibrate::stalls",
     ],
-    &["calibrate::passes"],
+    &["calibrate::passes", "calibrate::loaded"],
     &["calibrate::paced"],
     &["calibrate", "replay"],
     &["check", "warm_bench", "multi_bench", "multipath_bench"],

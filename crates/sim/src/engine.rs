@@ -10,7 +10,6 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::ops::Range;
 use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
-use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
 use switchyard_core::model::Dtype;
 use switchyard_core::records::RequestRecord;
 use switchyard_core::summary::Offloads;
@@ -19,44 +18,6 @@ use switchyard_core::workload::{PolicyName, PolicySpec};
 use switchyard_core::HardwareProfile;
 use switchyard_core::{Error, Request, Schedule, Workload};
 use switchyard_scheduler::{Action, BatchId, CopyOp, Event, OffloadOp, Scheduler, Source, TaskId};
-
-/// How to run a simulation.
-#[derive(Debug, Clone)]
-pub struct SimOptions {
-    /// Record spans for `timeline.json`.
-    pub timeline: bool,
-    /// At most this many spans are kept (the rest are counted as dropped
-    /// and reported in [`SimRun::timeline_cut`]).
-    pub timeline_max_events: usize,
-    /// Spans that end before this virtual time, seconds, are left out.
-    pub timeline_from_s: f64,
-    /// Spans that start after this virtual time, seconds, are left out.
-    pub timeline_to_s: f64,
-    /// Show a progress bar on stderr (drawn only when stderr is a terminal).
-    pub progress: bool,
-    /// Check the scheduler's memory invariants after every event (slow; tests).
-    pub check_invariants: bool,
-    /// Latencies kept exactly up to this many requests; past it,
-    /// percentiles come from a sketch (`summary.json` says so).
-    pub exact_quantiles: u64,
-}
-
-impl Default for SimOptions {
-    fn default() -> Self {
-        SimOptions {
-            timeline: true,
-            timeline_max_events: DEFAULT_TIMELINE_SPANS,
-            timeline_from_s: 0.0,
-            timeline_to_s: f64::INFINITY,
-            progress: true,
-            check_invariants: false,
-            exact_quantiles: DEFAULT_EXACT_QUANTILES,
-        }
-    }
-}
-
-/// Spans `timeline.json` keeps unless told otherwise (`sim --timeline-max-spans`).
-pub const DEFAULT_TIMELINE_SPANS: usize = 200_000;
 
 /// One layer's reads of pinned host memory in a pass (`policy.direct_host`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -602,42 +563,6 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// The timeline's span of offload `o`, from `start` to `end`.
-fn offload_span(o: &OffloadOp, start: f64, end: f64) -> Span {
-    Span {
-        gpu: o.gpu,
-        track: Track::Offload,
-        model: o.model,
-        stage: o.stage,
-        layers: (o.layers.start, o.layers.end),
-        start_s: start,
-        end_s: end,
-        batch_size: 0,
-        bytes: o.bytes,
-        streamed: false,
-        host_s: None,
-    }
-}
-
-/// Keeps `span` in `timeline` if it overlaps the window of `opts` and the
-/// cap leaves room; notes in `cut_at` the time `now` when the cap first bites
-/// (every span issued before then, so every span starting before it, is kept).
-fn keep_span(
-    timeline: &mut Timeline,
-    cut_at: &mut Option<f64>,
-    opts: &SimOptions,
-    now: f64,
-    span: Span,
-) {
-    if span.end_s < opts.timeline_from_s || span.start_s > opts.timeline_to_s {
-        return;
-    }
-    if timeline.spans.len() >= opts.timeline_max_events && cut_at.is_none() {
-        *cut_at = Some(now);
-    }
-    timeline.push(opts.timeline_max_events, span);
-}
-
 fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
@@ -653,7 +578,10 @@ fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
 }
 
 mod multipath;
+mod options;
+pub use options::{SimOptions, DEFAULT_TIMELINE_SPANS};
 mod result;
+use result::{keep_span, offload_span};
 #[cfg(test)]
 mod tests;
 mod timing;

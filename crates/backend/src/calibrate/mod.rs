@@ -33,6 +33,7 @@
 
 mod direct_read;
 pub mod layer_times;
+mod loaded;
 pub mod options;
 pub mod paced;
 pub mod passes;

@@ -1,4 +1,4 @@
-//! Ending a run: spans kept for the timeline (window and cap) and the
+//! Ending a run: spans kept for the timeline (window and cap; offload spans) and the
 //! run's records summed into a [`SimResult`].
 
 use super::*;
@@ -75,4 +75,40 @@ impl Engine<'_> {
             models,
         }
     }
+}
+
+/// The timeline's span of offload `o`, from `start` to `end`.
+pub(super) fn offload_span(o: &OffloadOp, start: f64, end: f64) -> Span {
+    Span {
+        gpu: o.gpu,
+        track: Track::Offload,
+        model: o.model,
+        stage: o.stage,
+        layers: (o.layers.start, o.layers.end),
+        start_s: start,
+        end_s: end,
+        batch_size: 0,
+        bytes: o.bytes,
+        streamed: false,
+        host_s: None,
+    }
+}
+
+/// Keeps `span` in `timeline` if it overlaps the window of `opts` and the
+/// cap leaves room; notes in `cut_at` the time `now` when the cap first bites
+/// (every span issued before then, so every span starting before it, is kept).
+pub(super) fn keep_span(
+    timeline: &mut Timeline,
+    cut_at: &mut Option<f64>,
+    opts: &SimOptions,
+    now: f64,
+    span: Span,
+) {
+    if span.end_s < opts.timeline_from_s || span.start_s > opts.timeline_to_s {
+        return;
+    }
+    if timeline.spans.len() >= opts.timeline_max_events && cut_at.is_none() {
+        *cut_at = Some(now);
+    }
+    timeline.push(opts.timeline_max_events, span);
 }
