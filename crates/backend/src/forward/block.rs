@@ -12,6 +12,29 @@ use crate::model::TransformerCfg;
 use anyhow::{bail, Result};
 use switchyard_core::model::LayerKind;
 
+/// Layer norm of `rows x cols` values from `x` into `y` (in place when
+/// equal), with `gain` and `bias`, on GPU `g` in type `dt`.
+fn norm(
+    dev: &mut dyn Device,
+    (g, dt): (usize, Dtype),
+    (x, y): (DevPtr, DevPtr),
+    (gain, bias): (DevPtr, DevPtr),
+    (rows, cols): (usize, usize),
+    eps: f32,
+) -> Result<()> {
+    let op = LayerNorm {
+        x,
+        y,
+        gain,
+        bias,
+        rows,
+        cols,
+        eps,
+        dtype: dt,
+    };
+    Ok(dev.layer_norm(g, &op)?)
+}
+
 /// `y = x W` (+ nothing: bias added by the caller) for `t` rows: `W` is
 /// row-major `[k, n]`, `x` (rows `x.ld` apart) is `[t, k]`, all of `dt`.
 fn matmul(
@@ -99,20 +122,8 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
             }
             if d.token_types > 0 {
                 for (rank, &g) in r.gpus.iter().enumerate() {
-                    let (w, bb) = (ts(rank, ".ln.weight")?, ts(rank, ".ln.bias")?);
-                    dev.layer_norm(
-                        g,
-                        &LayerNorm {
-                            x: p.x,
-                            y: p.x,
-                            gain: w,
-                            bias: bb,
-                            rows: t,
-                            cols: h,
-                            eps: 1e-12,
-                            dtype: dt,
-                        },
-                    )?;
+                    let gb = (ts(rank, ".ln.weight")?, ts(rank, ".ln.bias")?);
+                    norm(dev, (g, dt), (p.x, p.x), gb, (t, h), 1e-12)?;
                 }
             }
         }
@@ -120,20 +131,8 @@ pub(super) fn layer(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usiz
         LayerKind::Head if cfg.lm_head => {
             let v = d.vocab as usize;
             for (rank, &g) in r.gpus.iter().enumerate() {
-                let (w, bb) = (ts(rank, ".ln.weight")?, ts(rank, ".ln.bias")?);
-                dev.layer_norm(
-                    g,
-                    &LayerNorm {
-                        x: p.x,
-                        y: p.y,
-                        gain: w,
-                        bias: bb,
-                        rows: t,
-                        cols: h,
-                        eps: 1e-5,
-                        dtype: dt,
-                    },
-                )?;
+                let gb = (ts(rank, ".ln.weight")?, ts(rank, ".ln.bias")?);
+                norm(dev, (g, dt), (p.x, p.y), gb, (t, h), 1e-5)?;
                 // The tied embedding: a copy beside this stage, or layer 0's.
                 let tok = match r.shard.find(r.layout, l, ".tok") {
                     Some(_) => ts(rank, ".tok")?,
@@ -196,20 +195,8 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
         let input = if cfg.post_ln {
             p.x
         } else {
-            let (w, bb) = (ts(rank, ".ln1.weight")?, ts(rank, ".ln1.bias")?);
-            dev.layer_norm(
-                g,
-                &LayerNorm {
-                    x: p.x,
-                    y: p.y,
-                    gain: w,
-                    bias: bb,
-                    rows: t,
-                    cols: h,
-                    eps,
-                    dtype: dt,
-                },
-            )?;
+            let gb = (ts(rank, ".ln1.weight")?, ts(rank, ".ln1.bias")?);
+            norm(dev, (g, dt), (p.x, p.y), gb, (t, h), eps)?;
             p.y
         };
         let w = ts(rank, ".qkv.weight")?;
@@ -225,37 +212,13 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
         dev.bias_act(g, p.y, ts(rank, ".out.bias")?, t, h, Act::None, dt)?;
         let input = if cfg.post_ln {
             dev.add(g, p.y, p.x, t * h, dt)?;
-            let (w, bb) = (ts(rank, ".ln1.weight")?, ts(rank, ".ln1.bias")?);
-            dev.layer_norm(
-                g,
-                &LayerNorm {
-                    x: p.y,
-                    y: p.x,
-                    gain: w,
-                    bias: bb,
-                    rows: t,
-                    cols: h,
-                    eps,
-                    dtype: dt,
-                },
-            )?;
+            let gb = (ts(rank, ".ln1.weight")?, ts(rank, ".ln1.bias")?);
+            norm(dev, (g, dt), (p.y, p.x), gb, (t, h), eps)?;
             p.x
         } else {
             dev.add(g, p.x, p.y, t * h, dt)?;
-            let (w, bb) = (ts(rank, ".ln2.weight")?, ts(rank, ".ln2.bias")?);
-            dev.layer_norm(
-                g,
-                &LayerNorm {
-                    x: p.x,
-                    y: p.y,
-                    gain: w,
-                    bias: bb,
-                    rows: t,
-                    cols: h,
-                    eps,
-                    dtype: dt,
-                },
-            )?;
+            let gb = (ts(rank, ".ln2.weight")?, ts(rank, ".ln2.bias")?);
+            norm(dev, (g, dt), (p.x, p.y), gb, (t, h), eps)?;
             p.y
         };
         let w = ts(rank, ".fc1.weight")?;
@@ -269,20 +232,8 @@ fn block(dev: &mut dyn Device, r: &Run, cfg: &TransformerCfg, l: usize, p: &Plan
         dev.bias_act(g, p.y, ts(rank, ".fc2.bias")?, t, h, Act::None, dt)?;
         if cfg.post_ln {
             dev.add(g, p.y, p.x, t * h, dt)?;
-            let (w, bb) = (ts(rank, ".ln2.weight")?, ts(rank, ".ln2.bias")?);
-            dev.layer_norm(
-                g,
-                &LayerNorm {
-                    x: p.y,
-                    y: p.x,
-                    gain: w,
-                    bias: bb,
-                    rows: t,
-                    cols: h,
-                    eps,
-                    dtype: dt,
-                },
-            )?;
+            let gb = (ts(rank, ".ln2.weight")?, ts(rank, ".ln2.bias")?);
+            norm(dev, (g, dt), (p.y, p.x), gb, (t, h), eps)?;
         } else {
             dev.add(g, p.x, p.y, t * h, dt)?;
         }
