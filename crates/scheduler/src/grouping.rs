@@ -125,6 +125,26 @@ mod helpers;
 pub use direct::{with_direct, DirectCosts, DirectPlan};
 pub use helpers::{finish_time_split, optimal_split, HelperLinks};
 
+/// Every grouping of `n` layers into consecutive groups (`2^(n-1)`): the
+/// brute force the dynamic programs are tested against.
+#[cfg(test)]
+fn all_groupings(n: usize) -> Vec<Vec<Range<usize>>> {
+    (0..1u32 << (n - 1))
+        .map(|mask| {
+            let mut g = Vec::new();
+            let mut s = 0;
+            for i in 1..n {
+                if mask & (1 << (i - 1)) != 0 {
+                    g.push(s..i);
+                    s = i;
+                }
+            }
+            g.push(s..n);
+            g
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,23 +155,6 @@ mod tests {
             alpha_s: 1e-3,
             beta_bytes_per_s: 1e3,
         }
-    }
-
-    fn all_groupings(n: usize) -> Vec<Vec<Range<usize>>> {
-        (0..1u32 << (n - 1))
-            .map(|mask| {
-                let mut g = Vec::new();
-                let mut s = 0;
-                for i in 1..n {
-                    if mask & (1 << (i - 1)) != 0 {
-                        g.push(s..i);
-                        s = i;
-                    }
-                }
-                g.push(s..n);
-                g
-            })
-            .collect()
     }
 
     proptest! {

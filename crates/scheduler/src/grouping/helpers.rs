@@ -130,6 +130,7 @@ pub fn finish_time_split(
 
 #[cfg(test)]
 mod tests {
+    use super::super::all_groupings;
     use super::*;
     use proptest::prelude::*;
 
@@ -147,23 +148,6 @@ mod tests {
             },
             chunk,
         }
-    }
-
-    fn all_groupings(n: usize) -> Vec<Vec<Range<usize>>> {
-        (0..1u32 << (n - 1))
-            .map(|mask| {
-                let mut g = Vec::new();
-                let mut s = 0;
-                for i in 1..n {
-                    if mask & (1 << (i - 1)) != 0 {
-                        g.push(s..i);
-                        s = i;
-                    }
-                }
-                g.push(s..n);
-                g
-            })
-            .collect()
     }
 
     proptest! {
