@@ -4,7 +4,10 @@
 
 use std::path::Path;
 use switchyard_core::workload::System;
-use switchyard_core::{Error, HardwareProfile, InputError, Workload};
+mod common;
+
+use common::{check, error_of};
+use switchyard_core::{HardwareProfile, Workload};
 
 fn with_policy(system: &str, policy: &str) -> String {
     format!(
@@ -12,22 +15,6 @@ fn with_policy(system: &str, policy: &str) -> String {
          models:\n  - {{ arch: bert-base }}\narrivals: {{ process: poisson, rate: 1 }}\n\
          policy:\n  system: {system}\n{policy}"
     )
-}
-
-fn error_of(text: &str) -> InputError {
-    match Workload::parse(Path::new("bad.yaml"), text) {
-        Err(Error::Input(e)) => e,
-        Err(other) => panic!("expected an input error, got {other}"),
-        Ok(_) => panic!("expected an error"),
-    }
-}
-
-fn check(text: &str, field: &str, needle: &str, says: &str) {
-    let e = error_of(text);
-    assert_eq!(e.field, field, "{e}");
-    let line = text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1;
-    assert_eq!(e.line, Some(line), "{e}");
-    assert!(e.message.contains(says), "{e}");
 }
 
 #[test]

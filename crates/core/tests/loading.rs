@@ -3,7 +3,10 @@
 
 use std::path::Path;
 use switchyard_core::workload::{Loading, LoadingSpec};
-use switchyard_core::{Error, InputError, Workload};
+mod common;
+
+use common::{check, error_of};
+use switchyard_core::Workload;
 
 const MULTIPATH: &str = include_str!("../../../experiments/multipath_bursty.yaml");
 
@@ -13,22 +16,6 @@ fn with_policy(gpus: u32, policy: &str) -> String {
          models:\n  - {{ arch: opt-1.3b }}\narrivals: {{ process: poisson, rate: 1 }}\n\
          policy:\n  system: pipeswitch\n{policy}"
     )
-}
-
-fn error_of(text: &str) -> InputError {
-    match Workload::parse(Path::new("bad.yaml"), text) {
-        Err(Error::Input(e)) => e,
-        Err(other) => panic!("expected an input error, got {other}"),
-        Ok(_) => panic!("expected an error"),
-    }
-}
-
-fn check(text: &str, field: &str, needle: &str, says: &str) {
-    let e = error_of(text);
-    assert_eq!(e.field, field, "{e}");
-    let line = text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1;
-    assert_eq!(e.line, Some(line), "{e}");
-    assert!(e.message.contains(says), "{e}");
 }
 
 #[test]

@@ -1,38 +1,12 @@
 //! Every malformed workload names the field and the line, and says what was expected.
 
 use std::path::Path;
-use switchyard_core::{Error, InputError, Workload};
+mod common;
+
+use common::{check, error_of, line_of};
+use switchyard_core::{Error, Workload};
 
 const BURSTY: &str = include_str!("../../../experiments/bursty.yaml");
-
-fn error_of(text: &str) -> InputError {
-    match Workload::parse(Path::new("bad.yaml"), text) {
-        Err(Error::Input(e)) => e,
-        Err(other) => panic!("expected an input error, got {other}"),
-        Ok(_) => panic!("expected an error"),
-    }
-}
-
-/// 1-based line of the first line of `text` containing `needle`.
-fn line_of(text: &str, needle: &str) -> u64 {
-    text.lines().position(|l| l.contains(needle)).expect(needle) as u64 + 1
-}
-
-fn check(text: &str, field: &str, line_needle: &str, says: &str) {
-    let e = error_of(text);
-    assert_eq!(e.field, field, "{e}");
-    assert_eq!(e.line, Some(line_of(text, line_needle)), "{e}");
-    assert!(
-        e.message.contains(says),
-        "message `{}` should say `{says}`",
-        e.message
-    );
-    let shown = e.to_string();
-    assert!(
-        shown.starts_with(&format!("bad.yaml:{}: field `{field}`", e.line.unwrap())),
-        "{shown}"
-    );
-}
 
 #[test]
 fn bursty_is_valid() {
