@@ -172,36 +172,63 @@ pub fn place_typed(
     system: System,
     grouping: Grouping,
 ) -> Vec<Placement> {
-    place_with(models, dtypes, gpus, hw, system, grouping, false)
+    place_with(models, dtypes, gpus, hw, &Placing::new(system, grouping))
 }
 
-/// [`place_with`], with one-GPU stages' copy groups also planned for
-/// multi-path loads over `helpers`' links with `1..=k` helpers lent
-/// ([`Placement::groups_via`]) when the grouping is PipeSwitch's
-/// `optimal` (the other groupings do not depend on the links); `None`:
-/// exactly [`place_with`].
-#[allow(clippy::too_many_arguments)]
-pub fn place_multipath(
-    models: &[ModelSpec],
-    dtypes: &[Dtype],
-    gpus: u32,
-    hw: &HardwareProfile,
-    system: System,
-    grouping: Grouping,
-    direct_host: bool,
-    helpers: Option<(&HelperLinks, u32)>,
-) -> Vec<Placement> {
-    let mut placed = place_with(models, dtypes, gpus, hw, system, grouping, direct_host);
-    let effective = SystemTraits::of(system).grouping(grouping);
-    let Some((links, k)) = helpers.filter(|_| effective == Grouping::Optimal) else {
-        return placed;
-    };
-    // The profile each weight type sees, made once (fp16 is `hw` itself).
-    let typed: Vec<(Dtype, HardwareProfile)> = Dtype::ALL
+/// How models are placed besides their shapes and the cluster: the system
+/// and grouping, and the options that change their plans.
+#[derive(Debug, Clone, Copy)]
+pub struct Placing<'a> {
+    /// The serving system.
+    pub system: System,
+    /// The layer grouping asked for (the system may override it).
+    pub grouping: Grouping,
+    /// `policy.direct_host`: leave the first layers the grouping DP picks
+    /// in pinned host memory.
+    pub direct_host: bool,
+    /// Multi-path loads' helper links and most helpers (`k`): one-GPU
+    /// stages' groups also planned for `1..=k` helpers lent; `None`:
+    /// one-link plans only.
+    pub helpers: Option<(&'a HelperLinks, u32)>,
+}
+
+impl Placing<'_> {
+    /// `system` with `grouping`, no direct host access, one-link plans.
+    pub fn new(system: System, grouping: Grouping) -> Placing<'static> {
+        Placing {
+            system,
+            grouping,
+            direct_host: false,
+            helpers: None,
+        }
+    }
+}
+
+/// The profile each weight type of `dtypes` sees, made once (fp16 is `hw`
+/// itself, so absent).
+fn typed_profiles(hw: &HardwareProfile, dtypes: &[Dtype]) -> Vec<(Dtype, HardwareProfile)> {
+    Dtype::ALL
         .into_iter()
         .filter(|&d| d != Dtype::Fp16 && dtypes.contains(&d))
         .map(|d| (d, hw.for_dtype(d)))
-        .collect();
+        .collect()
+}
+
+/// Adds to `placed` the copy groups of one-GPU stages planned for
+/// multi-path loads over `links` with `1..=k` helpers lent
+/// ([`Placement::groups_via`]) when the grouping is PipeSwitch's `optimal`
+/// (the other groupings do not depend on the links).
+fn plan_helpers(
+    placed: &mut [Placement],
+    models: &[ModelSpec],
+    dtypes: &[Dtype],
+    (hw, typed): (&HardwareProfile, &[(Dtype, HardwareProfile)]),
+    how: &Placing,
+) {
+    let effective = SystemTraits::of(how.system).grouping(how.grouping);
+    let Some((links, k)) = how.helpers.filter(|_| effective == Grouping::Optimal) else {
+        return;
+    };
     for (i, p) in placed.iter_mut().enumerate() {
         if p.tp != 1 {
             continue;
@@ -238,30 +265,36 @@ pub fn place_multipath(
             })
             .collect();
     }
-    placed
 }
 
-/// [`place_typed`], and with `direct_host` the first layers of each
-/// one-GPU stage that the grouping DP picks ([`grouping::with_direct`],
-/// costed at the model's largest batch) left in pinned host memory
-/// ([`Placement::direct`]); the copied layers are then grouped per batch
-/// size as before.
-#[allow(clippy::too_many_arguments)]
+/// [`place_typed`] as `how` says: with `how.direct_host` the first layers
+/// of each one-GPU stage that the grouping DP picks
+/// ([`grouping::with_direct`], costed at the model's largest batch) left
+/// in pinned host memory ([`Placement::direct`]), the copied layers then
+/// grouped per batch size as before; with `how.helpers` also the groups of
+/// multi-path loads ([`Placement::groups_via`]).
 pub fn place_with(
     models: &[ModelSpec],
     dtypes: &[Dtype],
     gpus: u32,
     hw: &HardwareProfile,
-    system: System,
-    grouping: Grouping,
-    direct_host: bool,
+    how: &Placing,
 ) -> Vec<Placement> {
-    // The profile each weight type sees, made once (fp16 is `hw` itself).
-    let typed: Vec<(Dtype, HardwareProfile)> = Dtype::ALL
-        .into_iter()
-        .filter(|&d| d != Dtype::Fp16 && dtypes.contains(&d))
-        .map(|d| (d, hw.for_dtype(d)))
-        .collect();
+    let typed = typed_profiles(hw, dtypes);
+    let mut placed = place_one_link(models, dtypes, gpus, (hw, &typed), how);
+    plan_helpers(&mut placed, models, dtypes, (hw, &typed), how);
+    placed
+}
+
+/// [`place_with`] without the multi-path plans.
+fn place_one_link(
+    models: &[ModelSpec],
+    dtypes: &[Dtype],
+    gpus: u32,
+    (hw, typed): (&HardwareProfile, &[(Dtype, HardwareProfile)]),
+    how: &Placing,
+) -> Vec<Placement> {
+    let (system, grouping, direct_host) = (how.system, how.grouping, how.direct_host);
     let hw_of = |i: usize| -> &HardwareProfile {
         let d = dtypes.get(i).copied().unwrap_or_default();
         typed.iter().find(|(t, _)| *t == d).map_or(hw, |(_, p)| p)

@@ -6,7 +6,7 @@
 
 use crate::grouping::HelperLinks;
 use crate::multipath::Multipath;
-use crate::placement::{place_multipath, Placement};
+use crate::placement::{place_with, Placement, Placing};
 use crate::Source;
 use switchyard_core::workload::{Grouping, MultipathGrouping, PolicySpec, System};
 use switchyard_core::Workload;
@@ -124,16 +124,12 @@ pub fn placements(workload: &Workload, policy: PolicySpec) -> Vec<Placement> {
         };
         (links, mp.helpers())
     });
-    place_multipath(
-        &workload.models,
-        &workload.dtypes,
-        gpus,
-        hw,
-        policy.system,
-        policy.grouping,
+    let how = Placing {
         direct_host,
-        links.as_ref().map(|(l, k)| (l, *k)),
-    )
+        helpers: links.as_ref().map(|(l, k)| (l, *k)),
+        ..Placing::new(policy.system, policy.grouping)
+    };
+    place_with(&workload.models, &workload.dtypes, gpus, hw, &how)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::path::Path;
 use switchyard_core::workload::{Grouping, System};
 use switchyard_core::{Schedule, Workload};
-use switchyard_scheduler::placement::place_with;
+use switchyard_scheduler::placement::{place_with, Placing};
 use switchyard_scheduler::{Action, Event, Scheduler};
 
 fn workload(arch: &str) -> Workload {
@@ -74,19 +74,16 @@ fn tied_embeddings_and_pageable_systems_stay_copied() {
     let bert = workload("bert-base");
     let hw = &bert.cluster.hardware;
     for system in [System::StopAndStart, System::Pipeswitch] {
-        let placed = place_with(&bert.models, &[], 1, hw, system, Grouping::Optimal, true);
+        let how = Placing {
+            direct_host: true,
+            ..Placing::new(system, Grouping::Optimal)
+        };
+        let placed = place_with(&bert.models, &[], 1, hw, &how);
         let want = if system == System::Pipeswitch { 1 } else { 0 };
         assert_eq!(placed[0].direct_host().0, want, "{system:?}");
     }
     // Without the option nothing changes.
-    let placed = place_with(
-        &bert.models,
-        &[],
-        1,
-        hw,
-        System::Pipeswitch,
-        Grouping::Optimal,
-        false,
-    );
+    let how = Placing::new(System::Pipeswitch, Grouping::Optimal);
+    let placed = place_with(&bert.models, &[], 1, hw, &how);
     assert_eq!(placed[0].direct_host(), (0, 0));
 }

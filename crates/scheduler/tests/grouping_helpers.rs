@@ -9,7 +9,7 @@ use switchyard_core::workload::{Grouping, MultipathGrouping};
 use switchyard_core::Workload;
 use switchyard_scheduler::grouping::{finish_time_split, optimal, optimal_split, HelperLinks};
 use switchyard_scheduler::multipath::Multipath;
-use switchyard_scheduler::placement::place_with;
+use switchyard_scheduler::placement::{place_with, Placing};
 use switchyard_scheduler::traits::placements;
 
 /// Cold batch-8 bert-base, gpt2 and opt-1.3b on two h200-pcie5 GPUs.
@@ -77,15 +77,8 @@ fn without_helper_aware_grouping_the_plan_is_the_one_link_dps() {
     let mut one_link = workload(", loading: multipath");
     one_link.loading.grouping = MultipathGrouping::OneLink;
     let hw = &direct.cluster.hardware;
-    let old = place_with(
-        &direct.models,
-        &[],
-        2,
-        hw,
-        direct.policy.system,
-        Grouping::Optimal,
-        false,
-    );
+    let how = Placing::new(direct.policy.system, Grouping::Optimal);
+    let old = place_with(&direct.models, &[], 2, hw, &how);
     for w in [&direct, &one_link] {
         let p = placements(w, w.policy);
         for (m, (new, old)) in p.iter().zip(&old).enumerate() {
