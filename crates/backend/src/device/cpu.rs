@@ -226,15 +226,7 @@ impl Device for CpuDevice {
         src_off: u64,
         bytes: u64,
     ) -> DeviceResult<DevPtr> {
-        if !src.is_pinned() {
-            invalid!("cpu device: only pinned host memory can be mapped for kernels");
-        }
-        if src_off + bytes > src.len() {
-            invalid!(
-                "cpu device: mapping [{src_off}, +{bytes}) past the end of a {}-byte buffer",
-                src.len()
-            );
-        }
+        src.check_mappable(src_off, bytes)?;
         let Some(m) = self.mapped.get_mut(gpu) else {
             invalid!("cpu device: GPU {gpu} does not exist");
         };

@@ -366,15 +366,7 @@ impl Device for CudaDevice {
         src_off: u64,
         bytes: u64,
     ) -> DeviceResult<DevPtr> {
-        if !src.is_pinned() {
-            invalid!("only pinned host memory can be mapped for kernels");
-        }
-        if src_off + bytes > src.len() {
-            invalid!(
-                "mapping [{src_off}, +{bytes}) past the end of a {}-byte buffer",
-                src.len()
-            );
-        }
+        src.check_mappable(src_off, bytes)?;
         self.on(gpu)?;
         let mut dptr: sys::CUdeviceptr = 0;
         let host = src.as_ptr().wrapping_add(src_off as usize) as *mut c_void;

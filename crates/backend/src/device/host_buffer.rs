@@ -75,6 +75,24 @@ impl HostBuffer {
         self.pinned
     }
 
+    /// Whether kernels may read bytes `off..off + bytes` of it in place
+    /// (`Device::map_host`): an error unless it is pinned and they lie
+    /// inside it.
+    pub fn check_mappable(&self, off: u64, bytes: u64) -> DeviceResult<()> {
+        if !self.is_pinned() {
+            return Err(DeviceError::Invalid(
+                "only pinned host memory can be mapped for kernels".into(),
+            ));
+        }
+        if off.checked_add(bytes).is_none_or(|end| end > self.len()) {
+            return Err(DeviceError::Invalid(format!(
+                "mapping [{off}, +{bytes}) past the end of a {}-byte buffer",
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Start address.
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr
@@ -116,5 +134,24 @@ impl Drop for HostBuffer {
                 let _ = cudarc::driver::result::free_host(self.ptr as *mut _);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pinned_ranges_inside_the_buffer_are_mappable() {
+        let pinned = HostBuffer::heap(64, true).unwrap();
+        assert!(pinned.check_mappable(0, 64).is_ok());
+        assert!(pinned.check_mappable(60, 4).is_ok());
+        for (off, bytes) in [(60, 5), (65, 0), (1, u64::MAX)] {
+            let e = pinned.check_mappable(off, bytes).unwrap_err().to_string();
+            assert!(e.contains("past the end of a 64-byte buffer"), "{e}");
+        }
+        let pageable = HostBuffer::heap(64, false).unwrap();
+        let e = pageable.check_mappable(0, 8).unwrap_err().to_string();
+        assert!(e.contains("only pinned host memory"), "{e}");
     }
 }
