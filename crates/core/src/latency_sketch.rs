@@ -164,7 +164,7 @@ mod tests {
             xs[k..].iter().for_each(|&x| b.add(x));
             a.merge(&b);
             let mut sorted = xs.clone();
-            sorted.sort_by(f64::total_cmp);
+            sorted.sort_unstable_by(f64::total_cmp);
             let exact = sorted[(q * (sorted.len() - 1) as f64) as usize];
             for s in [&whole, &a] {
                 let got = s.quantile(q);

@@ -20,7 +20,7 @@ pub fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
-    v.sort_by(f64::total_cmp);
+    v.sort_unstable_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
@@ -68,7 +68,7 @@ impl Summary {
     /// Summarises `latencies` (any order); `within_slo` counts the requests that met their SLO.
     pub fn of(latencies: &[f64], within_slo: u64) -> Summary {
         let mut sorted = latencies.to_vec();
-        sorted.sort_by(f64::total_cmp);
+        sorted.sort_unstable_by(f64::total_cmp);
         Summary::of_sorted(&sorted, within_slo)
     }
 

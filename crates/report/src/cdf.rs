@@ -27,7 +27,7 @@ impl Line {
             .filter(|v| v.is_finite())
             .map(|v| v * 1e3)
             .collect();
-        sorted_ms.sort_by(f64::total_cmp);
+        sorted_ms.sort_unstable_by(f64::total_cmp);
         Line {
             label: label.to_string(),
             color,

@@ -76,7 +76,7 @@ fn rel(x: f64, reference: f64) -> f64 {
 
 fn sorted_latencies(run: &Run) -> Vec<f64> {
     let mut v = run.latencies_s();
-    v.sort_by(f64::total_cmp);
+    v.sort_unstable_by(f64::total_cmp);
     v
 }
 

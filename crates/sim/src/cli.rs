@@ -5,7 +5,7 @@ use clap::builder::TypedValueParser as _;
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use switchyard_core::arrival_stream::ArrivalPlan;
-use switchyard_core::latency_sketch::{LatencySketch, DEFAULT_EXACT_QUANTILES};
+use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
 use switchyard_core::output_set::OutputSet;
 use switchyard_core::schedule::write_requests_csv;
 use switchyard_core::workload::{
@@ -15,8 +15,8 @@ use switchyard_core::{arrivals, Error, InputError, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
-    simulate_plan, simulate_policy, write_comparison, write_summary, write_timeline, RecordSink,
-    RecordWriter, RequestRecord, SimOptions, SimResult,
+    simulate_plan, simulate_policy, write_comparison, write_summary, write_timeline, RecordWriter,
+    SimOptions, SimResult,
 };
 
 /// Simulate a multi-model GPU serving system on a workload.
@@ -352,30 +352,17 @@ fn run_one(
     dir: &Path,
     log_x: bool,
 ) -> Result<SimResult, Error> {
-    let n = match requests {
-        Requests::Held(schedule) => schedule.requests.len() as u64,
-        Requests::Planned(plan) => plan.len(),
+    let mut file = RecordWriter::create(&dir.join("requests.csv"))?;
+    let opts = &SimOptions {
+        keep_latencies: true,
+        ..opts.clone()
     };
-    let mut sink = LatencyTee {
-        file: RecordWriter::create(&dir.join("requests.csv"))?,
-        latencies_s: Vec::with_capacity(n.min(opts.exact_quantiles) as usize),
-        sketch: None,
-        exact_up_to: opts.exact_quantiles,
+    let mut result = match requests {
+        Requests::Held(schedule) => simulate_policy(workload, schedule, policy, opts, &mut file)?,
+        Requests::Planned(plan) => simulate_plan(workload, plan, policy, opts, &mut file)?,
     };
-    let result = match requests {
-        Requests::Held(schedule) => simulate_policy(workload, schedule, policy, opts, &mut sink)?,
-        Requests::Planned(plan) => simulate_plan(workload, plan, policy, opts, &mut sink)?,
-    };
-    let LatencyTee {
-        file,
-        mut latencies_s,
-        sketch,
-        ..
-    } = sink;
     file.finish()?;
-    if let Some(sketch) = sketch {
-        latencies_s = sketch.sample(CDF_SAMPLE_POINTS);
-    }
+    let latencies_s = std::mem::take(&mut result.run.latencies_s);
     write_summary(&dir.join("summary.json"), &result)?;
     if opts.timeline {
         write_timeline(&dir.join("timeline.json"), &result.run.timeline)?;
@@ -424,34 +411,4 @@ fn report(r: &SimResult, dir: &Path) {
         r.loads,
         dir.display()
     );
-}
-
-/// Latencies the CDF figure is drawn from once a run passes
-/// `--exact-quantiles` (evenly spaced quantiles of the sketch).
-const CDF_SAMPLE_POINTS: usize = 10_000;
-
-/// Streams records to `requests.csv` and keeps each latency for the CDF
-/// (8 bytes a request) up to `exact_up_to` requests, then a sketch.
-struct LatencyTee {
-    file: RecordWriter,
-    latencies_s: Vec<f64>,
-    sketch: Option<LatencySketch>,
-    exact_up_to: u64,
-}
-
-impl RecordSink for LatencyTee {
-    fn record(&mut self, r: &RequestRecord) -> Result<(), Error> {
-        if let Some(s) = &mut self.sketch {
-            s.add(r.latency_s);
-        } else if self.latencies_s.len() as u64 >= self.exact_up_to {
-            let mut s = LatencySketch::new();
-            self.latencies_s.iter().for_each(|&x| s.add(x));
-            s.add(r.latency_s);
-            self.latencies_s = Vec::new();
-            self.sketch = Some(s);
-        } else {
-            self.latencies_s.push(r.latency_s);
-        }
-        self.file.record(r)
-    }
 }

@@ -35,6 +35,11 @@ pub struct SimRun {
     /// Spans for `timeline.json` (empty unless asked for).
     #[serde(skip)]
     pub timeline: Timeline,
+    /// The latencies, seconds, ascending, for a CDF figure: every one up
+    /// to the exact cap, past it evenly spaced quantiles of the sketch
+    /// (empty unless [`crate::engine::SimOptions::keep_latencies`]).
+    #[serde(skip)]
+    pub latencies_s: Vec<f64>,
 }
 
 /// How `timeline.json` was cut by its span cap (`summary.json`'s `timeline_cut`).
@@ -61,6 +66,10 @@ pub fn write_comparison(path: &Path, results: &[SimResult]) -> Result<(), Error>
     summary::write(path, results)
 }
 
+/// Latencies a CDF figure is drawn from once a run passes the exact cap
+/// (evenly spaced quantiles of the sketch).
+pub const CDF_SAMPLE_POINTS: usize = 10_000;
+
 /// Latencies past the exact cap gathered before they are added to the
 /// sketches ([`Latencies::push`]): 16 MiB.
 const PENDING_BLOCK: usize = 1 << 20;
@@ -68,10 +77,22 @@ const PENDING_BLOCK: usize = 1 << 20;
 /// Per-model latencies: kept exactly (for exact percentiles at the end)
 /// up to `exact_up_to` requests in all, then moved into one sketch per
 /// model (see `core::latency_sketch`).
+///
+/// Exact latencies are logged in arrival order, `(model, latency)` side by
+/// side in two flat vectors, and grouped by model only when summarised: a
+/// push appends where the last one did, instead of touching a vector of
+/// its model's own (at 100,000 models, a cache miss per request).
 #[derive(Debug, Default)]
 pub(crate) struct Latencies {
-    pub(crate) per_model: Vec<Vec<f64>>,
+    /// Model of each exact latency, in the order recorded.
+    models: Vec<u32>,
+    /// Each exact latency, in the order recorded.
+    values: Vec<f64>,
+    /// Requests within their SLO, per model.
     pub(crate) within_slo: Vec<u64>,
+    /// The exact latencies grouped by model (each model's slice sorted
+    /// once summarised), built from the log at the first summary.
+    grouped: Option<Grouped>,
     /// One sketch per model once the exact cap is passed.
     sketches: Option<Vec<LatencySketch>>,
     /// Past the cap: `(model, latency)` not yet added to the sketches, in
@@ -85,16 +106,48 @@ pub(crate) struct Latencies {
     exact_up_to: u64,
 }
 
+/// Latencies grouped by model: model `m`'s are `values[start[m]..start[m + 1]]`.
+#[derive(Debug, Default)]
+struct Grouped {
+    start: Vec<usize>,
+    values: Vec<f64>,
+}
+
+impl Grouped {
+    /// Groups `(model, value)` pairs by model, each model's in the order
+    /// given (a stable counting sort).
+    fn of(models: usize, pairs: impl Iterator<Item = (u32, f64)> + Clone) -> Grouped {
+        let mut start = vec![0usize; models + 1];
+        let mut n = 0;
+        for (m, _) in pairs.clone() {
+            start[m as usize + 1] += 1;
+            n += 1;
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        let mut values = vec![0.0f64; n];
+        let mut next = start.clone();
+        for (m, x) in pairs {
+            values[next[m as usize]] = x;
+            next[m as usize] += 1;
+        }
+        Grouped { start, values }
+    }
+
+    /// Model `m`'s values.
+    fn of_model(&mut self, m: usize) -> &mut [f64] {
+        &mut self.values[self.start[m]..self.start[m + 1]]
+    }
+}
+
 impl Latencies {
     /// Latencies of `models` models, exact up to `exact_up_to` requests.
     pub(crate) fn new(models: usize, exact_up_to: u64) -> Latencies {
         Latencies {
-            per_model: vec![Vec::new(); models],
             within_slo: vec![0; models],
-            sketches: None,
-            pending: Vec::new(),
-            count: 0,
             exact_up_to,
+            ..Latencies::default()
         }
     }
 
@@ -108,24 +161,30 @@ impl Latencies {
             }
             return;
         }
-        self.per_model[m].push(x);
+        self.models.push(m as u32);
+        self.values.push(x);
         if self.count > self.exact_up_to {
-            let sketches = self
-                .per_model
-                .iter_mut()
-                .map(|v| {
-                    let mut s = LatencySketch::new();
-                    v.iter().for_each(|&x| s.add(x));
-                    *v = Vec::new();
-                    s
-                })
-                .collect();
+            let mut sketches = vec![LatencySketch::new(); self.within_slo.len()];
+            let mut grouped = self.group();
+            for (m, sketch) in sketches.iter_mut().enumerate() {
+                grouped.of_model(m).iter().for_each(|&x| sketch.add(x));
+            }
             self.sketches = Some(sketches);
         }
     }
 
+    /// The exact log grouped by model; empties the log.
+    fn group(&mut self) -> Grouped {
+        let models = std::mem::take(&mut self.models);
+        let values = std::mem::take(&mut self.values);
+        Grouped::of(
+            self.within_slo.len(),
+            models.iter().copied().zip(values.iter().copied()),
+        )
+    }
+
     /// Adds the pending latencies to their models' sketches, grouped by
-    /// model by a counting sort (stable: each model's in arrival order).
+    /// model (stable: each model's in arrival order).
     fn add_pending(&mut self) {
         let Some(sketches) = &mut self.sketches else {
             return;
@@ -133,23 +192,9 @@ impl Latencies {
         if self.pending.is_empty() {
             return;
         }
-        let mut start = vec![0u32; sketches.len() + 1];
-        for &(m, _) in &self.pending {
-            start[m as usize + 1] += 1;
-        }
-        for i in 1..start.len() {
-            start[i] += start[i - 1];
-        }
-        let mut grouped = vec![0.0f64; self.pending.len()];
-        let mut next = start.clone();
-        for &(m, x) in &self.pending {
-            grouped[next[m as usize] as usize] = x;
-            next[m as usize] += 1;
-        }
+        let mut grouped = Grouped::of(sketches.len(), self.pending.iter().copied());
         for (m, sketch) in sketches.iter_mut().enumerate() {
-            for &x in &grouped[start[m] as usize..start[m + 1] as usize] {
-                sketch.add(x);
-            }
+            grouped.of_model(m).iter().for_each(|&x| sketch.add(x));
         }
         self.pending.clear();
     }
@@ -167,28 +212,39 @@ impl Latencies {
         if let Some(s) = &self.sketches {
             return s[m].summary(self.within_slo[m]);
         }
-        let v = &mut self.per_model[m];
-        v.sort_by(f64::total_cmp);
+        if self.grouped.is_none() {
+            self.grouped = Some(self.group());
+        }
+        let v = self.grouped.as_mut().expect("grouped above").of_model(m);
+        v.sort_unstable_by(f64::total_cmp);
         Summary::of_sorted(v, self.within_slo[m])
     }
 
-    /// Summary over every model; consumes the latencies (call after [`Latencies::model`]).
-    pub(crate) fn overall(&mut self) -> Summary {
+    /// Summary over every model, and with `keep` the latencies for a CDF
+    /// (all of them ascending, or past the exact cap
+    /// [`CDF_SAMPLE_POINTS`] quantiles of the sketch); consumes the
+    /// latencies (call after [`Latencies::model`]).
+    pub(crate) fn overall(&mut self, keep: bool) -> (Summary, Vec<f64>) {
         let within_slo = self.within_slo.iter().sum();
         self.add_pending();
         if let Some(sketches) = &self.sketches {
             let mut all = LatencySketch::new();
             sketches.iter().for_each(|s| all.merge(s));
-            return all.summary(within_slo);
+            let cdf = if keep {
+                all.sample(CDF_SAMPLE_POINTS)
+            } else {
+                Vec::new()
+            };
+            return (all.summary(within_slo), cdf);
         }
-        let n = self.per_model.iter().map(Vec::len).sum();
-        let mut all = Vec::with_capacity(n);
-        for v in &mut self.per_model {
-            all.append(v);
-            v.shrink_to_fit();
-        }
-        all.sort_by(f64::total_cmp);
-        Summary::of_sorted(&all, within_slo)
+        let mut all = match self.grouped.take() {
+            Some(g) => g.values,
+            None => std::mem::take(&mut self.values),
+        };
+        self.models = Vec::new();
+        all.sort_unstable_by(f64::total_cmp);
+        let summary = Summary::of_sorted(&all, within_slo);
+        (summary, if keep { all } else { Vec::new() })
     }
 }
 
@@ -199,12 +255,16 @@ mod tests {
     #[test]
     fn summaries_match_core_summary() {
         let mut l = Latencies::new(2, u64::MAX);
-        l.per_model[0] = vec![0.3, 0.1, 0.2];
-        l.per_model[1] = vec![0.05, 0.7];
+        for (m, x) in [(0, 0.3), (1, 0.05), (0, 0.1), (1, 0.7), (0, 0.2)] {
+            l.push(m, x);
+        }
         l.within_slo = vec![2, 1];
         assert_eq!(l.model(0), Summary::of(&[0.3, 0.1, 0.2], 2));
         assert_eq!(l.model(1), Summary::of(&[0.05, 0.7], 1));
-        assert_eq!(l.overall(), Summary::of(&[0.3, 0.1, 0.2, 0.05, 0.7], 3));
+        assert_eq!(
+            l.overall(false).0,
+            Summary::of(&[0.3, 0.1, 0.2, 0.05, 0.7], 3)
+        );
     }
 
     #[test]
@@ -239,7 +299,7 @@ mod tests {
         assert_eq!(exact.sketched(), None);
         let note = sketched.sketched().expect("switched past 400");
         assert_eq!(note.exact_up_to, 400);
-        let (e, s) = (exact.overall(), sketched.overall());
+        let (e, s) = (exact.overall(false).0, sketched.overall(false).0);
         assert_eq!(s.requests, 1000);
         assert_eq!(s.max_s, e.max_s);
         // Type-7 interpolation vs the order statistic at the floor rank:
@@ -251,6 +311,6 @@ mod tests {
             );
         }
         assert!((s.mean_s - e.mean_s).abs() < 1e-12);
-        assert!(sketched.per_model.iter().all(Vec::is_empty));
+        assert!(sketched.values.is_empty() && sketched.models.is_empty());
     }
 }

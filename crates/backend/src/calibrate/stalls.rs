@@ -60,7 +60,7 @@ pub fn fit(classes: &[Vec<f64>]) -> StallFit {
     };
     for times in classes.iter().filter(|t| !t.is_empty()) {
         let mut sorted = times.clone();
-        sorted.sort_by(f64::total_cmp);
+        sorted.sort_unstable_by(f64::total_cmp);
         let median = sorted[sorted.len() / 2];
         fit.passes += times.len();
         fit.seconds += times.iter().sum::<f64>();
@@ -71,7 +71,7 @@ pub fn fit(classes: &[Vec<f64>]) -> StallFit {
                 .filter(|&e| e > THRESHOLD_S),
         );
     }
-    fit.stalls_s.sort_by(f64::total_cmp);
+    fit.stalls_s.sort_unstable_by(f64::total_cmp);
     fit
 }
 

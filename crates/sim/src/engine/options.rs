@@ -21,6 +21,10 @@ pub struct SimOptions {
     /// Latencies kept exactly up to this many requests; past it,
     /// percentiles come from a sketch (`summary.json` says so).
     pub exact_quantiles: u64,
+    /// Keep the run's latencies for a CDF figure in
+    /// [`crate::summary::SimRun::latencies_s`] (off: sweeps and benches
+    /// need only the summary).
+    pub keep_latencies: bool,
 }
 
 impl Default for SimOptions {
@@ -33,6 +37,7 @@ impl Default for SimOptions {
             progress: true,
             check_invariants: false,
             exact_quantiles: DEFAULT_EXACT_QUANTILES,
+            keep_latencies: false,
         }
     }
 }

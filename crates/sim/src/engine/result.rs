@@ -38,7 +38,7 @@ impl Engine<'_> {
                 }
             })
             .collect();
-        let overall = self.lat.overall();
+        let (overall, latencies_s) = self.lat.overall(self.opts.keep_latencies);
         let policy = self.policy;
         SimResult {
             workload: workload.name.clone(),
@@ -58,6 +58,7 @@ impl Engine<'_> {
             events: self.events,
             run: SimRun {
                 simulated_s: self.now,
+                latencies_s,
                 quantiles_sketched: self.lat.sketched(),
                 timeline_cut: self.timeline_cut_at.map(|t| TimelineCut {
                     max_spans: self.opts.timeline_max_events as u64,
