@@ -108,15 +108,29 @@ impl RecordWriter {
 pub(crate) fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
+    while v >= 100 {
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(pair((v % 100) as usize));
+        v /= 100;
+    }
+    if v >= 10 {
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(pair(v as usize));
+    } else {
         i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        digits[i] = b'0' + v as u8;
     }
     buf.extend_from_slice(&digits[i..]);
+}
+
+/// The two decimal digits of `n` (< 100).
+fn pair(n: usize) -> &'static [u8] {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+    &PAIRS[2 * n..2 * n + 2]
 }
 
 /// Appends `x` exactly as `format!("{x:.9}")` writes it: the binary value
@@ -154,15 +168,21 @@ pub(crate) fn push_fixed9(buf: &mut Vec<u8>, x: f64) {
             }
         }
     };
-    push_u64(buf, (q / SCALE) as u64);
+    // Below 2^64 (x under about 1.8e10 s) by 64-bit arithmetic, which
+    // divides by a constant without a call.
+    let (int, f) = match u64::try_from(q) {
+        Ok(q) => (q / SCALE as u64, (q % SCALE as u64) as usize),
+        Err(_) => ((q / SCALE) as u64, (q % SCALE) as usize),
+    };
+    push_u64(buf, int);
     buf.push(b'.');
-    let f = (q % SCALE) as u64;
-    let mut digits = [b'0'; 9];
-    let mut v = f;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
+    let mut digits = [0u8; 9];
+    digits[0] = b'0' + (f / 100_000_000) as u8;
+    let r = f % 100_000_000;
+    digits[1..3].copy_from_slice(pair(r / 1_000_000));
+    digits[3..5].copy_from_slice(pair(r / 10_000 % 100));
+    digits[5..7].copy_from_slice(pair(r / 100 % 100));
+    digits[7..9].copy_from_slice(pair(r % 100));
     buf.extend_from_slice(&digits);
 }
 
@@ -271,6 +291,32 @@ mod tests {
     }
 
     #[test]
+    fn integers_match_std_formatting() {
+        let mut v = vec![
+            0,
+            1,
+            9,
+            10,
+            11,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            u64::MAX,
+            u64::MAX - 1,
+        ];
+        v.extend((0..64).map(|k| 1u64 << k));
+        v.extend((1..20).map(|k| 10u64.pow(k) - 1));
+        v.extend((1..20).map(|k| 10u64.pow(k)));
+        for n in v {
+            let mut b = Vec::new();
+            push_u64(&mut b, n);
+            assert_eq!(String::from_utf8(b).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
     fn fast_numbers_match_std_formatting() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -285,6 +331,11 @@ mod tests {
             123456.0000000005,
             999.9999999995,
             1e11,
+            1.8446744073709e10,
+            1.8446744074e10,
+            2e10 + 0.5e-9,
+            5e11 + 0.999999999,
+            999999999999.9999,
         ];
         for &x in &specials {
             assert_eq!(fast(x), format!("{x:.9}"), "{x:e}");

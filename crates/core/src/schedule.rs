@@ -7,7 +7,7 @@ use crate::error::{Error, InputError, Result};
 /// Latest arrival a schedule file may hold, seconds (about 32 years): past
 /// it a real-time replay could not even represent its release instant.
 pub const MAX_ARRIVAL_S: f64 = 1e9;
-use crate::output::write_atomic_with;
+use crate::output::{write_atomic_with, AtomicFile};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -178,6 +178,66 @@ impl Schedule {
     }
 }
 
+/// Formats `schedule.csv` lines by integer arithmetic (the bytes of
+/// `format!("{},{:.9},{}")`) into a buffer written out in blocks.
+struct ScheduleLines {
+    buf: Vec<u8>,
+    /// The model names end to end (one array in cache, not one allocation each).
+    joined: String,
+    /// Where each name ends in `joined` (after a leading 0).
+    ends: Vec<usize>,
+    /// Lines so far, and the last arrival.
+    n: u64,
+    last: f64,
+}
+
+impl ScheduleLines {
+    fn new(models: &[String]) -> ScheduleLines {
+        let mut buf = Vec::with_capacity(1 << 16);
+        buf.extend_from_slice(b"id,arrival_s,model\n");
+        let mut joined = String::new();
+        let mut ends = Vec::with_capacity(models.len() + 1);
+        ends.push(0);
+        for m in models {
+            joined.push_str(m);
+            ends.push(joined.len());
+        }
+        ScheduleLines {
+            buf,
+            joined,
+            ends,
+            n: 0,
+            last: 0.0,
+        }
+    }
+
+    /// Adds `r`'s line, writing the buffer to `w` when it is full.
+    fn push(&mut self, w: &mut dyn Write, r: &Request) -> std::io::Result<()> {
+        let buf = &mut self.buf;
+        crate::records::push_u64(buf, r.id);
+        buf.push(b',');
+        crate::records::push_fixed9(buf, r.arrival_s);
+        buf.push(b',');
+        let m = r.model as usize;
+        buf.extend_from_slice(&self.joined.as_bytes()[self.ends[m]..self.ends[m + 1]]);
+        buf.push(b'\n');
+        if buf.len() >= (1 << 16) - 256 {
+            w.write_all(buf)?;
+            buf.clear();
+        }
+        self.n += 1;
+        self.last = r.arrival_s;
+        Ok(())
+    }
+
+    /// Writes what is buffered; returns the lines and the last arrival.
+    fn flush(&mut self, w: &mut dyn Write) -> std::io::Result<(u64, f64)> {
+        w.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok((self.n, self.last))
+    }
+}
+
 /// Writes the CSV text of `requests` (over `models`) to `w` as they come,
 /// holding none; returns how many there were and the last arrival.
 pub fn write_requests(
@@ -185,36 +245,11 @@ pub fn write_requests(
     models: &[String],
     requests: impl Iterator<Item = Request>,
 ) -> std::io::Result<(u64, f64)> {
-    writeln!(w, "id,arrival_s,model")?;
-    let (mut n, mut last) = (0, 0.0);
-    // Lines are formatted by integer arithmetic (the bytes of
-    // `format!("{},{:.9},{}")`) into a buffer written in blocks.
-    let mut buf = Vec::with_capacity(1 << 16);
-    // The names end to end (one array in cache, not one allocation each).
-    let mut joined = String::new();
-    let mut ends = Vec::with_capacity(models.len() + 1);
-    ends.push(0);
-    for m in models {
-        joined.push_str(m);
-        ends.push(joined.len());
-    }
+    let mut lines = ScheduleLines::new(models);
     for r in requests {
-        crate::records::push_u64(&mut buf, r.id);
-        buf.push(b',');
-        crate::records::push_fixed9(&mut buf, r.arrival_s);
-        buf.push(b',');
-        let m = r.model as usize;
-        buf.extend_from_slice(&joined.as_bytes()[ends[m]..ends[m + 1]]);
-        buf.push(b'\n');
-        if buf.len() >= (1 << 16) - 256 {
-            w.write_all(&buf)?;
-            buf.clear();
-        }
-        n += 1;
-        last = r.arrival_s;
+        lines.push(w, &r)?;
     }
-    w.write_all(&buf)?;
-    Ok((n, last))
+    lines.flush(w)
 }
 
 /// [`write_requests`] into `path`, atomically: the file appears whole or
@@ -230,6 +265,52 @@ pub fn write_requests_csv(
         Ok(())
     })?;
     Ok(out)
+}
+
+/// `schedule.csv` written a request at a time, as a run draws them (so
+/// the requests are drawn once, not once for the file and again for the
+/// run); the file appears only at [`ScheduleWriter::finish`].
+pub struct ScheduleWriter {
+    file: AtomicFile,
+    lines: ScheduleLines,
+    /// The first write error; later requests are not written.
+    error: Option<std::io::Error>,
+}
+
+impl ScheduleWriter {
+    /// Starts `path` for requests over `models`.
+    pub fn create(path: &Path, models: &[String]) -> Result<ScheduleWriter> {
+        Ok(ScheduleWriter {
+            file: AtomicFile::create(path)?,
+            lines: ScheduleLines::new(models),
+            error: None,
+        })
+    }
+
+    /// Adds request `r` (requests come in arrival order, numbered from 0).
+    /// A write error is kept for [`ScheduleWriter::finish`] to return.
+    pub fn push(&mut self, r: &Request) {
+        if self.error.is_none() {
+            if let Err(e) = self.lines.push(&mut self.file, r) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Writes out the rest and renames the file into place; returns how
+    /// many requests it holds and the last arrival.
+    pub fn finish(mut self) -> Result<(u64, f64)> {
+        let path = self.file.path().to_path_buf();
+        if let Some(e) = self.error.take() {
+            return Err(Error::io(&path, e));
+        }
+        let out = self
+            .lines
+            .flush(&mut self.file)
+            .map_err(|e| Error::io(&path, e))?;
+        self.file.finish_synced()?;
+        Ok(out)
+    }
 }
 
 fn preview(models: &[String]) -> String {

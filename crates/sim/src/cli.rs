@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
 use switchyard_core::output_set::OutputSet;
-use switchyard_core::schedule::write_requests_csv;
+use switchyard_core::schedule::{write_requests_csv, ScheduleWriter};
 use switchyard_core::workload::{
     Eviction, Grouping, Loading, MultipathGrouping, PolicyName, PolicySpec, System,
 };
@@ -15,8 +15,8 @@ use switchyard_core::{arrivals, Error, InputError, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
-    simulate_plan, simulate_policy, write_comparison, write_summary, write_timeline, RecordWriter,
-    SimOptions, SimResult,
+    simulate_plan, simulate_plan_drawn, simulate_policy, write_comparison, write_summary,
+    write_timeline, RecordWriter, SimOptions, SimResult,
 };
 
 /// Simulate a multi-model GPU serving system on a workload.
@@ -249,22 +249,22 @@ fn execute(args: &Args) -> Result<(), Error> {
     // folder holds one run's files, all new or all old.
     let set = OutputSet::begin(&args.out)?;
     let out = set.path().to_path_buf();
-    let (n, span_s) = match &requests {
-        Requests::Held(schedule) => {
-            schedule.write_csv(&out.join("schedule.csv"))?;
-            (schedule.requests.len() as u64, schedule.span_s())
-        }
-        Requests::Planned(plan) => {
-            write_requests_csv(&out.join("schedule.csv"), &names, plan.stream())?
-        }
-    };
-    eprintln!(
-        "{}: {} requests over {} models, {:.1} s",
-        workload.name,
-        n,
-        names.len(),
-        span_s
-    );
+    // A single run of generated requests writes schedule.csv as it draws
+    // them (once); otherwise the schedule is written first.
+    let drawn_once =
+        matches!(requests, Requests::Planned(_)) && !args.schedule_only && !args.compare_systems;
+    if !drawn_once {
+        let (n, span_s) = match &requests {
+            Requests::Held(schedule) => {
+                schedule.write_csv(&out.join("schedule.csv"))?;
+                (schedule.requests.len() as u64, schedule.span_s())
+            }
+            Requests::Planned(plan) => {
+                write_requests_csv(&out.join("schedule.csv"), &names, plan.stream())?
+            }
+        };
+        say_requests(&workload, names.len(), n, span_s);
+    }
     if args.schedule_only {
         return set.commit();
     }
@@ -277,7 +277,24 @@ fn execute(args: &Args) -> Result<(), Error> {
         ..SimOptions::default()
     };
     if !args.compare_systems {
-        let result = run_one(&workload, &requests, policy, &opts, &out, args.log_x)?;
+        let mut schedule = if drawn_once {
+            Some(ScheduleWriter::create(&out.join("schedule.csv"), &names)?)
+        } else {
+            None
+        };
+        let result = run_one(
+            &workload,
+            &requests,
+            policy,
+            &opts,
+            &out,
+            args.log_x,
+            schedule.as_mut(),
+        )?;
+        if let Some(schedule) = schedule {
+            let (n, span_s) = schedule.finish()?;
+            say_requests(&workload, names.len(), n, span_s);
+        }
         set.commit()?;
         report(&result, &args.out);
         return Ok(());
@@ -286,7 +303,7 @@ fn execute(args: &Args) -> Result<(), Error> {
     let mut runs = Vec::new();
     for p in systems {
         let dir = out.join(p.system.name());
-        let result = run_one(&workload, &requests, p, &opts, &dir, args.log_x)?;
+        let result = run_one(&workload, &requests, p, &opts, &dir, args.log_x, None)?;
         report(&result, &args.out.join(p.system.name()));
         let mut run = Run::load(&dir.join("requests.csv"))?;
         run.label = p.system.name().to_string();
@@ -342,8 +359,17 @@ enum Requests {
     Planned(ArrivalPlan),
 }
 
+/// One line on stderr: how many requests over how many models, over what span.
+fn say_requests(workload: &Workload, models: usize, n: u64, span_s: f64) {
+    eprintln!(
+        "{}: {} requests over {} models, {:.1} s",
+        workload.name, n, models, span_s
+    );
+}
+
 /// Simulates one policy into `dir`: requests.csv, summary.json,
-/// timeline.json and latency_cdf.svg/png.
+/// timeline.json and latency_cdf.svg/png; generated requests are also
+/// handed to `schedule` as they are drawn.
 fn run_one(
     workload: &Workload,
     requests: &Requests,
@@ -351,6 +377,7 @@ fn run_one(
     opts: &SimOptions,
     dir: &Path,
     log_x: bool,
+    schedule: Option<&mut ScheduleWriter>,
 ) -> Result<SimResult, Error> {
     let mut file = RecordWriter::create(&dir.join("requests.csv"))?;
     let opts = &SimOptions {
@@ -359,7 +386,12 @@ fn run_one(
     };
     let mut result = match requests {
         Requests::Held(schedule) => simulate_policy(workload, schedule, policy, opts, &mut file)?,
-        Requests::Planned(plan) => simulate_plan(workload, plan, policy, opts, &mut file)?,
+        Requests::Planned(plan) => match schedule {
+            Some(w) => {
+                simulate_plan_drawn(workload, plan, policy, opts, &mut file, &mut |r| w.push(r))?
+            }
+            None => simulate_plan(workload, plan, policy, opts, &mut file)?,
+        },
     };
     file.finish()?;
     let latencies_s = std::mem::take(&mut result.run.latencies_s);

@@ -102,8 +102,24 @@ pub fn simulate_plan(
     opts: &SimOptions,
     out: &mut dyn RecordSink,
 ) -> Result<SimResult, Error> {
+    simulate_plan_drawn(workload, plan, policy, opts, out, &mut |_| {})
+}
+
+/// [`simulate_plan`] handing each request to `drawn` as it is drawn, in
+/// arrival order (`sim` writes `schedule.csv` from it, so the requests are
+/// drawn once, not once for the file and again for the run). A policy
+/// that needs the future draws them all before the run.
+pub fn simulate_plan_drawn(
+    workload: &Workload,
+    plan: &ArrivalPlan,
+    policy: PolicySpec,
+    opts: &SimOptions,
+    out: &mut dyn RecordSink,
+    drawn: &mut dyn FnMut(&Request),
+) -> Result<SimResult, Error> {
     if Scheduler::needs_future(policy) {
         let schedule = switchyard_core::arrivals::schedule_of(workload, plan);
+        schedule.requests.iter().for_each(&mut *drawn);
         return simulate_policy(workload, &schedule, policy, opts, out);
     }
     let future = Schedule {
@@ -113,7 +129,7 @@ pub fn simulate_plan(
     Engine::with_arrivals(
         workload,
         &future,
-        Box::new(plan.stream()),
+        Box::new(plan.stream().inspect(move |r| drawn(r))),
         plan.len(),
         policy,
         opts,

@@ -44,6 +44,43 @@ fn schedule_only_writes_schedule_and_reads_it_back() {
     assert_eq!(first, std::fs::read(again.join("schedule.csv")).unwrap());
 }
 
+/// A full run writes schedule.csv as it draws the requests (once); it must
+/// be the very file `--schedule-only` writes, for a policy that reads the
+/// future (Belady: drawn whole first) and one that does not.
+#[test]
+fn a_run_writes_the_schedule_schedule_only_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = experiments().join("bursty.yaml");
+    let only = dir.path().join("only");
+    let o = sim(&[
+        "--workload",
+        w.to_str().unwrap(),
+        "--out",
+        only.to_str().unwrap(),
+        "--schedule-only",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = std::fs::read(only.join("schedule.csv")).unwrap();
+    for eviction in ["lru", "belady"] {
+        let run = dir.path().join(eviction);
+        let o = sim(&[
+            "--workload",
+            w.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--eviction",
+            eviction,
+            "--no-timeline",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got = std::fs::read(run.join("schedule.csv")).unwrap();
+        assert!(got == want, "{eviction}: schedule.csv differs");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let n = want.iter().filter(|&&b| b == b'\n').count() - 1;
+        assert!(stderr.contains(&format!(" {n} requests over ")), "{stderr}");
+    }
+}
+
 #[test]
 fn bad_workload_exits_2_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
