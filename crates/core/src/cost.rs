@@ -279,22 +279,32 @@ impl ComputeTable {
         )
     }
 
-    /// `tables` with equal ones kept once: the distinct tables, in order of
+    /// Tables with equal ones kept once: the distinct tables, in order of
     /// first appearance, and for each input its index among them. Many
     /// models copied from one template then read one table, which stays in
-    /// cache, instead of one each.
-    pub fn dedup(tables: impl IntoIterator<Item = ComputeTable>) -> (Vec<ComputeTable>, Vec<u32>) {
+    /// cache, instead of one each. Inputs `i` in `0..n` are `build(i)`, except that one which
+    /// `same_as_before(i)` says equals input `i - 1` is not built at all
+    /// (models copied from one template are consecutive: 100,000 of them
+    /// build one table); `build` giving `None` ends the inputs early.
+    pub fn dedup(
+        n: usize,
+        same_as_before: impl Fn(usize) -> bool,
+        mut build: impl FnMut(usize) -> Option<ComputeTable>,
+    ) -> (Vec<ComputeTable>, Vec<u32>) {
         let mut index: std::collections::HashMap<Vec<u64>, u32> = std::collections::HashMap::new();
         let mut distinct = Vec::new();
-        let of = tables
-            .into_iter()
-            .map(|t| {
-                *index.entry(t.key().collect()).or_insert_with(|| {
-                    distinct.push(t);
-                    (distinct.len() - 1) as u32
-                })
-            })
-            .collect();
+        let mut of: Vec<u32> = Vec::new();
+        for i in 0..n {
+            if i > 0 && same_as_before(i) {
+                of.push(of[i - 1]);
+                continue;
+            }
+            let Some(t) = build(i) else { break };
+            of.push(*index.entry(t.key().collect()).or_insert_with(|| {
+                distinct.push(t);
+                (distinct.len() - 1) as u32
+            }));
+        }
         (distinct, of)
     }
 
@@ -330,6 +340,38 @@ mod tests {
 
     fn hw() -> HardwareProfile {
         HardwareProfile::resolve("h200-pcie5", None).unwrap()
+    }
+
+    #[test]
+    fn dedup_keeps_equal_tables_once_and_skips_repeats() {
+        let h = hw();
+        let a = ModelShape::synthetic("a", 4, 1000, 0.002);
+        let b = ModelShape::synthetic("b", 3, 1000, 0.001);
+        let shapes = [&a, &a, &b, &a, &b, &b];
+        let built = std::cell::Cell::new(0);
+        let (tables, of) = ComputeTable::dedup(
+            shapes.len(),
+            |i| std::ptr::eq(shapes[i], shapes[i - 1]),
+            |i| {
+                built.set(built.get() + 1);
+                Some(ComputeTable::new(&h, shapes[i], 1, 4))
+            },
+        );
+        assert_eq!(of, vec![0, 0, 1, 0, 1, 1]);
+        assert_eq!(tables.len(), 2);
+        // Inputs 1 and 5 repeat the one before: not built.
+        assert_eq!(built.get(), 4);
+        assert_eq!(
+            tables[1].time(0..3, 2),
+            ComputeTable::new(&h, &b, 1, 4).time(0..3, 2)
+        );
+        // `None` ends the inputs.
+        let (tables, of) = ComputeTable::dedup(
+            9,
+            |_| false,
+            |i| (i < 2).then(|| ComputeTable::new(&h, &a, 1, 4)),
+        );
+        assert_eq!((tables.len(), of), (1, vec![0, 0]));
     }
 
     #[test]

@@ -311,129 +311,148 @@ fn place_one_link(
         Source::Pageable => &hw.pageable,
         Source::Pinned => &hw.pinned,
     };
-    models
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let hw = hw_of(i);
-            let (tp, pp) = parallelism(system, m);
-            let stages: Vec<Range<usize>> = stage_partition(&m.shape, pp as usize);
-            let max_batch = m.max_batch.max(1);
-            // Layers left in host memory: only where one GPU runs the
-            // whole model (tp = pp = 1), from pinned memory.
-            let direct: Vec<usize> = stages
-                .iter()
-                .map(|r| {
-                    let one_gpu = tp == 1 && pp == 1;
-                    let pinned = traits.source == Source::Pinned;
-                    if direct_host && one_gpu && pinned {
-                        direct_prefix(hw, &m.shape, r.clone(), max_batch, grouping, link)
-                    } else {
-                        0
-                    }
-                })
-                .collect();
-            let layer_bytes = |l| shard_layer_bytes(&m.shape, l, tp);
-            let direct_bytes: Vec<u64> = stages
-                .iter()
-                .zip(&direct)
-                .map(|(r, &d)| (r.start..r.start + d).map(layer_bytes).sum())
-                .collect();
-            let shard_bytes: SmallVec<[u64; 2]> = stages
-                .iter()
-                .zip(&direct)
-                .map(|(r, &d)| (r.start + d..r.end).map(layer_bytes).sum())
-                .collect();
-            let width = (tp * pp) as usize;
-            let gpu_at = |base: usize, i: usize| ((base + i) % gpus as usize) as u32;
-            // The least loaded GPU (the lowest of equals) for a one-GPU
-            // model: what the scan below finds, without scanning.
-            let least = by_load.first().filter(|_| width == 1).map(|&(_, g)| g);
-            let base = least
-                .or_else(|| {
-                    (0..gpus as usize).min_by_key(|&b| {
-                        (0..width)
-                            .map(|i| load[gpu_at(b, i) as usize] + shard_bytes[i / tp as usize])
-                            .max()
-                            .unwrap_or(0)
+    // Everything of model `i`'s placement but its GPUs.
+    let mut template = |i: usize, m: &ModelSpec, tp: u32, pp: u32| -> Placement {
+        let hw = hw_of(i);
+        let stages: Vec<Range<usize>> = stage_partition(&m.shape, pp as usize);
+        let max_batch = m.max_batch.max(1);
+        // Layers left in host memory: only where one GPU runs the
+        // whole model (tp = pp = 1), from pinned memory.
+        let direct: Vec<usize> = stages
+            .iter()
+            .map(|r| {
+                let one_gpu = tp == 1 && pp == 1;
+                let pinned = traits.source == Source::Pinned;
+                if direct_host && one_gpu && pinned {
+                    direct_prefix(hw, &m.shape, r.clone(), max_batch, grouping, link)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let layer_bytes = |l| shard_layer_bytes(&m.shape, l, tp);
+        let direct_bytes: Vec<u64> = stages
+            .iter()
+            .zip(&direct)
+            .map(|(r, &d)| (r.start..r.start + d).map(layer_bytes).sum())
+            .collect();
+        let shard_bytes: SmallVec<[u64; 2]> = stages
+            .iter()
+            .zip(&direct)
+            .map(|(r, &d)| (r.start + d..r.end).map(layer_bytes).sum())
+            .collect();
+        // Per stage: its copied layers, their bytes and, per batch size,
+        // their compute times (reading host memory where layers stay there).
+        let inputs: Vec<StageInputs> = stages
+            .iter()
+            .zip(&direct)
+            .map(|(r, &d)| {
+                let copied = r.start + d..r.end;
+                let bytes: Vec<u64> = copied.clone().map(layer_bytes).collect();
+                let host = r.start..r.start + d;
+                let compute = (1..=max_batch)
+                    .map(|b| {
+                        copied
+                            .clone()
+                            .map(|l| {
+                                let c = layer_compute_s(hw, &m.shape, l, b, tp);
+                                with_host_reads(hw, &m.shape, &host, l, b, c)
+                            })
+                            .collect()
                     })
-                })
-                .unwrap_or(0);
-            let placed: SmallVec<[u32; 4]> = (0..width).map(|i| gpu_at(base, i)).collect();
-            for (i, g) in placed.iter().enumerate() {
-                let g = *g as usize;
-                by_load.remove(&(load[g], g));
-                load[g] += shard_bytes[i / tp as usize];
-                by_load.insert((load[g], g));
-            }
-            // Per stage: its copied layers, their bytes and, per batch size,
-            // their compute times (reading host memory where layers stay there).
-            let inputs: Vec<StageInputs> = stages
+                    .collect();
+                (copied, bytes, compute)
+            })
+            .collect();
+        let mut key = Vec::new();
+        for (copied, bytes, compute) in &inputs {
+            key.extend([copied.start as u64, copied.end as u64]);
+            key.extend(bytes);
+            key.extend(compute.iter().flatten().map(|x| x.to_bits()));
+        }
+        let groupings = planned
+            .entry(key)
+            .or_insert_with(|| {
+                let plan = inputs
+                    .iter()
+                    .map(|(copied, bytes, compute)| {
+                        compute
+                            .iter()
+                            .map(|c| {
+                                let gs = grouping::groups(grouping, bytes, c, link);
+                                stage_groups(&gs, bytes, copied.start)
+                            })
+                            .collect()
+                    })
+                    .collect();
+                Arc::new(plan)
+            })
+            .clone();
+        Placement {
+            tp,
+            pp,
+            gpus: SmallVec::new(),
+            stages: stages
+                .iter()
+                .map(|r| r.start as u32..r.end as u32)
+                .collect(),
+            shard_bytes,
+            direct: stages
                 .iter()
                 .zip(&direct)
-                .map(|(r, &d)| {
-                    let copied = r.start + d..r.end;
-                    let bytes: Vec<u64> = copied.clone().map(layer_bytes).collect();
-                    let host = r.start..r.start + d;
-                    let compute = (1..=max_batch)
-                        .map(|b| {
-                            copied
-                                .clone()
-                                .map(|l| {
-                                    let c = layer_compute_s(hw, &m.shape, l, b, tp);
-                                    with_host_reads(hw, &m.shape, &host, l, b, c)
-                                })
-                                .collect()
-                        })
-                        .collect();
-                    (copied, bytes, compute)
+                .map(|(r, &d)| r.start as u32..(r.start + d) as u32)
+                .collect(),
+            direct_bytes,
+            max_batch,
+            groupings,
+            helper_groupings: Vec::new(),
+        }
+    };
+    let mut placed: Vec<Placement> = Vec::with_capacity(models.len());
+    for (i, m) in models.iter().enumerate() {
+        let (tp, pp) = parallelism(system, m);
+        // A model equal to the one before (copies of one template) has its
+        // layers, bytes and groupings: only its GPUs are its own.
+        let same = i > 0 && {
+            let prev = &models[i - 1];
+            prev.shape == m.shape
+                && prev.max_batch == m.max_batch
+                && parallelism(system, prev) == (tp, pp)
+                && dtypes.get(i - 1) == dtypes.get(i)
+        };
+        let mut p = match placed.last().filter(|_| same) {
+            Some(prev) => Placement {
+                gpus: SmallVec::new(),
+                ..prev.clone()
+            },
+            None => template(i, m, tp, pp),
+        };
+        let (width, shard_bytes) = ((tp * pp) as usize, &p.shard_bytes);
+        let gpu_at = |base: usize, i: usize| ((base + i) % gpus as usize) as u32;
+        // The least loaded GPU (the lowest of equals) for a one-GPU
+        // model: what the scan below finds, without scanning.
+        let least = by_load.first().filter(|_| width == 1).map(|&(_, g)| g);
+        let base = least
+            .or_else(|| {
+                (0..gpus as usize).min_by_key(|&b| {
+                    (0..width)
+                        .map(|i| load[gpu_at(b, i) as usize] + shard_bytes[i / tp as usize])
+                        .max()
+                        .unwrap_or(0)
                 })
-                .collect();
-            let mut key = Vec::new();
-            for (copied, bytes, compute) in &inputs {
-                key.extend([copied.start as u64, copied.end as u64]);
-                key.extend(bytes);
-                key.extend(compute.iter().flatten().map(|x| x.to_bits()));
-            }
-            let groupings = planned
-                .entry(key)
-                .or_insert_with(|| {
-                    let plan = inputs
-                        .iter()
-                        .map(|(copied, bytes, compute)| {
-                            compute
-                                .iter()
-                                .map(|c| {
-                                    let gs = grouping::groups(grouping, bytes, c, link);
-                                    stage_groups(&gs, bytes, copied.start)
-                                })
-                                .collect()
-                        })
-                        .collect();
-                    Arc::new(plan)
-                })
-                .clone();
-            Placement {
-                tp,
-                pp,
-                gpus: placed,
-                stages: stages
-                    .iter()
-                    .map(|r| r.start as u32..r.end as u32)
-                    .collect(),
-                shard_bytes,
-                direct: stages
-                    .iter()
-                    .zip(&direct)
-                    .map(|(r, &d)| r.start as u32..(r.start + d) as u32)
-                    .collect(),
-                direct_bytes,
-                max_batch,
-                groupings,
-                helper_groupings: Vec::new(),
-            }
-        })
-        .collect()
+            })
+            .unwrap_or(0);
+        let placed_gpus: SmallVec<[u32; 4]> = (0..width).map(|i| gpu_at(base, i)).collect();
+        for (i, g) in placed_gpus.iter().enumerate() {
+            let g = *g as usize;
+            by_load.remove(&(load[g], g));
+            load[g] += shard_bytes[i / tp as usize];
+            by_load.insert((load[g], g));
+        }
+        p.gpus = placed_gpus;
+        placed.push(p);
+    }
+    placed
 }
 
 /// A stage's copied layers, their bytes and, per batch size, their compute

@@ -255,12 +255,28 @@ impl<'a> Engine<'a> {
             .filter(|&d| d != Dtype::Fp16 && workload.dtypes.contains(&d))
             .map(|d| (d, hw.for_dtype(d)))
             .collect();
-        let (tables, table_of) =
-            ComputeTable::dedup(workload.models.iter().enumerate().map(|(i, m)| {
+        let models = &workload.models;
+        let tp = |i: usize| sched.placement(i as u32).tp;
+        let (tables, table_of) = ComputeTable::dedup(
+            models.len(),
+            |i| {
+                let (a, b) = (&models[i - 1], &models[i]);
+                a.shape == b.shape
+                    && a.max_batch == b.max_batch
+                    && tp(i - 1) == tp(i)
+                    && workload.dtype(i - 1) == workload.dtype(i)
+            },
+            |i| {
                 let d = workload.dtype(i);
                 let hw = typed.iter().find(|(t, _)| *t == d).map_or(hw, |(_, p)| p);
-                ComputeTable::new(hw, &m.shape, sched.placement(i as u32).tp, m.max_batch)
-            }));
+                Some(ComputeTable::new(
+                    hw,
+                    &models[i].shape,
+                    tp(i),
+                    models[i].max_batch,
+                ))
+            },
+        );
         let mut names = String::new();
         let meta = workload
             .models
