@@ -210,7 +210,7 @@ pub fn stage_partition(shape: &ModelShape, stages: usize) -> Vec<std::ops::Range
     if stages == 1 {
         // The program's only answer, without its tables (one per model at
         // start-up: 100,000 models copied from one template).
-        return vec![0..n];
+        return std::iter::once(0..n).collect();
     }
     let mut prefix = vec![0u64; n + 1];
     for (i, l) in shape.layers.iter().enumerate() {
