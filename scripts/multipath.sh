@@ -20,6 +20,9 @@
 #   --gpus     GPUs of the bench (default 2)
 #   --workload the bursty workload (default experiments/multipath_bursty.yaml)
 #   --skip-bench  leave out step 1
+#   --multipath-grouping G  sim and replay the multipath runs with
+#              `--multipath-grouping G` (helpers, one_link, every_helper;
+#              default: the workload's)
 # On `--device cpu` the bench runs a small synthetic model (emulated GPUs
 # copy one after another, so no gain is expected there).
 set -euo pipefail
@@ -31,6 +34,7 @@ profile=""
 gpus=2
 skip_bench=0
 w=experiments/multipath_bursty.yaml
+mpg=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --device) device="$2"; shift 2 ;;
@@ -40,7 +44,8 @@ while [[ $# -gt 0 ]]; do
         --gpus) gpus="$2"; shift 2 ;;
         --workload) w="$2"; shift 2 ;;
         --skip-bench) skip_bench=1; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --multipath-grouping) mpg=(--multipath-grouping "$2"); shift 2 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "multipath.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -70,15 +75,17 @@ fi
 
 for mode in multipath direct; do
     echo "== sim ($mode)"
-    sched=()
+    sched=("${mpg[@]}")
     [[ "$mode" == direct ]] && sched=(--schedule "$out/sim_multipath/schedule.csv")
     "$bin/sim" --workload "$w" --hardware "$profile" --loading "$mode" "${sched[@]}" \
         --out "$out/sim_$mode" 2>&1 | tee "$out/sim_$mode.txt"
 done
 for mode in multipath direct; do
     echo "== replay ($mode) on $device"
+    grouping=()
+    [[ "$mode" == multipath ]] && grouping=("${mpg[@]}")
     "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" --loading "$mode" \
-        --schedule "$out/sim_multipath/schedule.csv" --out "$out/hw_$mode" 2>&1 | tee "$out/hw_$mode.txt"
+        "${grouping[@]}" --schedule "$out/sim_multipath/schedule.csv" --out "$out/hw_$mode" 2>&1 | tee "$out/hw_$mode.txt"
 done
 "$bin/plot" compare "$out/hw_multipath" "$out/sim_multipath" "$out/hw_direct" "$out/sim_direct" \
     --labels hw-multipath,sim-multipath,hw-direct,sim-direct --join \
@@ -89,7 +96,7 @@ stat() { grep -o "\"$2\": *[0-9.e+-]*" "$1/summary.json" | head -1 | grep -o '[0
 {
     echo "# $(basename "$w" .yaml): multi-path gain, sim beside hardware"
     echo
-    echo "command: scripts/multipath.sh --device $device --profile $profile --workload $w --out $out"
+    echo "command: scripts/multipath.sh --device $device --profile $profile --workload $w ${mpg[*]} --out $out"
     echo
     echo "| statistic | hw direct | hw multipath | hw gain | sim direct | sim multipath | sim gain | sim gain / hw gain |"
     echo "|---|---|---|---|---|---|---|---|"

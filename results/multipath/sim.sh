@@ -72,3 +72,71 @@ PY
     done
 } > "$out/bursty_seeds.md"
 cat "$out/bursty_seeds.md"
+# Busy helpers: loads that find some helpers loading for themselves take
+# the plan for the helpers lent (`helpers`, the default) or, in the
+# `every_helper` ablation, the plan for all k; one seed of each workload
+# (runs kept under sim/busy/), then six seeds of the bursty ones.
+busy=$out/busy
+mkdir -p "$busy"
+for w in experiments/multipath_bursty.yaml experiments/multipath/bursty4.yaml experiments/multipath/cold_pairs.yaml; do
+    n=$(basename "$w" .yaml)
+    for g in direct one_link helpers every_helper; do
+        case $g in
+            direct) args=(--loading direct) ;;
+            *) args=(--multipath-grouping "$g") ;;
+        esac
+        tmp=$(mktemp -d)
+        "$sim" -w "$w" "${args[@]}" --no-timeline -o "$tmp/run" >/dev/null 2>&1
+        mkdir -p "$busy/${n}_$g"
+        cp "$tmp/run/summary.json" "$tmp/run/requests.csv" "$busy/${n}_$g/"
+        rm -rf "$tmp"
+    done
+done
+python3 - "$busy" <<'PY' > "$out/busy_helpers.md"
+import csv, json, sys
+busy = sys.argv[1]
+gs = ["direct", "one_link", "helpers", "every_helper"]
+print("| workload | loading / grouping | mean ms | p50 ms | p99 ms | loads |")
+print("|---|---|--:|--:|--:|--:|")
+for w in ["multipath_bursty", "bursty4", "cold_pairs"]:
+    for g in gs:
+        x = json.load(open(f"{busy}/{w}_{g}/summary.json"))
+        print(f"| {w} | {g} | {x['mean_s']*1e3:.3f} | {x['p50_s']*1e3:.3f} | {x['p99_s']*1e3:.3f} | {x['loads']} |")
+print()
+print("cold_pairs, mean latency per architecture of the first copy of a pair")
+print("(its load borrows the idle GPU's link) and the second (issued at the same")
+print("instant: its helper is loading for itself, so it goes over one link):")
+print()
+print("| architecture | pair | " + " | ".join(f"{g} ms" for g in gs) + " |")
+print("|---|---|" + "--:|" * len(gs))
+lat = {}
+for g in gs:
+    for r in csv.DictReader(open(f"{busy}/cold_pairs_{g}/requests.csv")):
+        a, i = r["model"].rsplit("-", 1)
+        lat.setdefault((a, int(i) % 2, g), []).append(float(r["latency_s"]))
+for a in ["bert-base", "gpt2", "opt-1.3b"]:
+    for k, name in [(0, "first (helped)"), (1, "second (helper busy)")]:
+        cells = " | ".join(f"{sum(lat[(a, k, g)]) / len(lat[(a, k, g)]) * 1e3:.4f}" for g in gs)
+        print(f"| {a} | {name} | {cells} |")
+PY
+cat "$out/busy_helpers.md"
+{
+    echo "| workload | seed | helpers: mean ms | p99 ms | every_helper: mean ms | p99 ms | mean, every_helper / helpers |"
+    echo "|---|--:|--:|--:|--:|--:|--:|"
+    for w in experiments/multipath_bursty.yaml experiments/multipath/bursty4.yaml; do
+        for seed in 1 2 3 4 5 6; do
+            tmp=$(mktemp -d)
+            for g in helpers every_helper; do
+                "$sim" -w "$w" --seed "$seed" --multipath-grouping "$g" --no-timeline -o "$tmp/$g" >/dev/null 2>&1
+            done
+            python3 - "$tmp" "$seed" "$(basename "$w" .yaml)" <<'PY'
+import json, sys
+a, b = (json.load(open(f"{sys.argv[1]}/{g}/summary.json")) for g in ["helpers", "every_helper"])
+print(f"| {sys.argv[3]} | {sys.argv[2]} | {a['mean_s']*1e3:.2f} | {a['p99_s']*1e3:.1f} | "
+      f"{b['mean_s']*1e3:.2f} | {b['p99_s']*1e3:.1f} | {b['mean_s']/a['mean_s']:.4f} |")
+PY
+            rm -rf "$tmp"
+        done
+    done
+} > "$out/busy_seeds.md"
+cat "$out/busy_seeds.md"

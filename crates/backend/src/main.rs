@@ -10,7 +10,7 @@ use switchyard_backend::host_cpus::{self, CpuPin};
 use switchyard_backend::host_store::WeightSource;
 use switchyard_backend::{check, device, replay};
 use switchyard_core::hardware::HardwareProfile;
-use switchyard_core::workload::{Eviction, Grouping, Loading, PolicyName, System};
+use switchyard_core::overrides::PolicyOverrides;
 use switchyard_core::{Error, InputError, Schedule, Workload, EXIT_BAD_INPUT};
 
 /// Replay a request schedule on a device, driven by the simulator's scheduler.
@@ -52,27 +52,10 @@ struct RunArgs {
     /// Seed of random weights (default: the workload's seed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Override `policy.system` (as `sim --system`, so one schedule can be
-    /// replayed under every system).
-    #[arg(long, value_parser = System::from_name)]
-    system: Option<System>,
-    /// Override `policy.eviction` (lru, lfu, belady).
-    #[arg(long, value_parser = Eviction::from_name)]
-    eviction: Option<Eviction>,
-    /// Override `policy.grouping` (optimal, per_layer, one_group).
-    #[arg(long, value_parser = Grouping::from_name)]
-    grouping: Option<Grouping>,
-    /// Override `policy.loading` (direct, multipath).
-    #[arg(long, value_parser = Loading::from_name)]
-    loading: Option<Loading>,
-    /// Override `policy.direct_host` (on, off): layers the grouping DP
-    /// picks run from mapped pinned host memory.
-    #[arg(long, value_parser = ["on", "off"])]
-    direct_host: Option<String>,
-    /// Override `policy.offload` (on, off): evictions are copied back to
-    /// host memory on each GPU's offload stream.
-    #[arg(long, value_parser = ["on", "off"])]
-    offload: Option<String>,
+    /// Policy overrides, the same flags and errors as `sim`'s, so one
+    /// schedule can be replayed under any override it was simulated with.
+    #[command(flatten)]
+    policy: PolicyOverrides,
     /// Warm one-GPU passes through CUDA graphs (`on`), captured per pool
     /// placement, or every pass layer by layer (`off`, the default: the
     /// simulator does not model the captures). Calibrate with the same.
@@ -369,29 +352,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 max_gpus: a.max_gpus,
             };
             let mut w = Workload::load_with(wpath, a.hardware.as_deref(), &limits)?;
-            w.policy.system = a.system.unwrap_or(w.policy.system);
-            w.policy.eviction = a.eviction.unwrap_or(w.policy.eviction);
-            w.policy.grouping = a.grouping.unwrap_or(w.policy.grouping);
-            if let Some(mode) = a.loading {
-                w.loading = w
-                    .loading
-                    .with_mode(mode, &w.cluster)
-                    .map_err(|e| InputError::new(wpath, None, "--loading", e))?;
-            }
-            if let Some(on) = &a.direct_host {
-                w.loading = w
-                    .loading
-                    .with_direct_host(on == "on", w.policy.system)
-                    .map_err(|e| InputError::new(wpath, None, "--direct-host", e))?;
-            }
-            if let Some(on) = &a.offload {
-                let on = on == "on";
-                let refusal = switchyard_core::workload::offload_refusal(w.policy.system);
-                if let Some(why) = refusal.filter(|_| on) {
-                    return Err(InputError::new(wpath, None, "--offload", why).into());
-                }
-                w.policy.offload = on;
-            }
+            a.policy.apply(&mut w, wpath)?;
             replay::check_supported(&w)?;
             let schedule = Schedule::read_csv(spath, &w.model_names())?;
             let seed = a.seed.unwrap_or(w.seed);

@@ -14,6 +14,7 @@ pub mod line_cap;
 pub mod model;
 pub mod output;
 pub mod output_set;
+pub mod overrides;
 pub mod records;
 pub mod schedule;
 pub mod stats;

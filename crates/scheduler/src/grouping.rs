@@ -122,7 +122,7 @@ fn finish_after(
 
 mod direct;
 mod helpers;
-pub use direct::{with_direct, DirectCosts, DirectPlan};
+pub use direct::{with_direct, with_direct_split, DirectCosts, DirectPlan};
 pub use helpers::{finish_time_split, optimal_split, HelperLinks};
 
 /// Every grouping of `n` layers into consecutive groups (`2^(n-1)`): the

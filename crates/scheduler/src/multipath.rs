@@ -27,7 +27,7 @@
 //!   both pieces go over the same helper link in issue order.
 
 use crate::{CopyId, Part, Via};
-use switchyard_core::workload::LoadingSpec;
+use switchyard_core::workload::{LoadingSpec, MultipathGrouping};
 
 /// Pieces start and end on multiples of this many bytes (fp16 rows and
 /// DMA-friendly offsets).
@@ -92,6 +92,9 @@ pub struct Multipath {
     own_inflight: Vec<u32>,
     /// Per copy id: the GPU whose own link it holds, if any.
     own: Vec<Option<u32>>,
+    /// `policy.multipath_grouping: every_helper` (an ablation): loads take
+    /// the plan for `helpers` lenders whatever is lent.
+    plan_every_helper: bool,
 }
 
 impl Multipath {
@@ -118,6 +121,7 @@ impl Multipath {
             ring: vec![0; gpus as usize],
             own_inflight: vec![0; gpus as usize],
             own: Vec::new(),
+            plan_every_helper: spec.grouping == MultipathGrouping::EveryHelper,
         })
     }
 
@@ -212,6 +216,19 @@ impl Multipath {
             .filter(|&h| self.own_inflight[h as usize] == 0)
             .take(self.helpers as usize)
             .collect()
+    }
+
+    /// The helper count whose copy groups a load onto `target` issued now
+    /// is planned for ([`crate::placement::Placement::groups_via`]): the
+    /// helpers that lend now ([`Multipath::lenders`]), so a load that finds
+    /// helpers busy with their own loads gets groups sized for the links
+    /// it really has; `k` under the `every_helper` ablation.
+    pub fn plan_lenders(&self, target: u32) -> u32 {
+        if self.plan_every_helper {
+            self.helpers
+        } else {
+            self.lenders(target).len() as u32
+        }
     }
 
     /// Most helpers one load borrows links from (`k`, at most the other

@@ -324,7 +324,14 @@ fn place_one_link(
                 let one_gpu = tp == 1 && pp == 1;
                 let pinned = traits.source == Source::Pinned;
                 if direct_host && one_gpu && pinned {
-                    direct_prefix(hw, &m.shape, r.clone(), max_batch, grouping, link)
+                    direct_prefix(
+                        hw,
+                        &m.shape,
+                        r.clone(),
+                        max_batch,
+                        (grouping, link),
+                        how.helpers,
+                    )
                 } else {
                     0
                 }
@@ -484,14 +491,18 @@ pub const WARM_SLOWDOWN_MAX: f64 = 0.02;
 
 /// How many of the first layers of `stage` the grouping DP leaves in host
 /// memory ([`grouping::with_direct`]), costed for a cold pass of `batch`
-/// requests.
+/// requests. With helper-aware multi-path plans (`helpers`: the links and
+/// `k`) and PipeSwitch's `optimal` grouping, costed for the load the plans
+/// are made for when every helper lends ([`grouping::with_direct_split`]:
+/// the copies split over `k + 1` links, the host layers' reads holding
+/// the target's); the choice is one per placement, whatever a load finds.
 fn direct_prefix(
     hw: &HardwareProfile,
     shape: &ModelShape,
     stage: Range<usize>,
     batch: u32,
-    grouping: Grouping,
-    link: &LinkCost,
+    (grouping, link): (Grouping, &LinkCost),
+    helpers: Option<(&HelperLinks, u32)>,
 ) -> usize {
     let bytes: Vec<u64> = stage.clone().map(|l| shape.layers[l].param_bytes).collect();
     let compute: Vec<f64> = stage
@@ -532,7 +543,10 @@ fn direct_prefix(
         }
         costs.max_layers = m;
     }
-    grouping::with_direct(grouping, &bytes, &compute, link, &costs).direct
+    match helpers.filter(|&(_, k)| k > 0 && grouping == Grouping::Optimal) {
+        Some((links, k)) => grouping::with_direct_split(&bytes, &compute, links, k, &costs).direct,
+        None => grouping::with_direct(grouping, &bytes, &compute, link, &costs).direct,
+    }
 }
 
 /// `gs` (ranges relative to a stage starting at layer `start`, over the

@@ -8,7 +8,7 @@ use crate::grouping::HelperLinks;
 use crate::multipath::Multipath;
 use crate::placement::{place_with, Placement, Placing};
 use crate::Source;
-use switchyard_core::workload::{Grouping, MultipathGrouping, PolicySpec, System};
+use switchyard_core::workload::{Grouping, PolicySpec, System};
 use switchyard_core::Workload;
 
 /// The behaviour of one serving system.
@@ -112,7 +112,7 @@ pub fn placements(workload: &Workload, policy: PolicySpec) -> Vec<Placement> {
     // Multi-path loads get groups planned for the helper links they are
     // split over (`policy.multipath_grouping: helpers`, the default).
     let planner = Multipath::new(&workload.loading, gpus, hw.usable_bytes())
-        .filter(|_| workload.loading.grouping == MultipathGrouping::Helpers);
+        .filter(|_| workload.loading.grouping.helper_aware());
     let links = planner.as_ref().map(|mp| {
         let links = HelperLinks {
             link: match SystemTraits::of(policy.system).source {

@@ -3,14 +3,16 @@
 //! over the helper links takes; with multi-path loading off (or
 //! `one_link`) the plan is the one-link DP's, exactly.
 
+use std::ops::Range;
 use std::path::Path;
 use switchyard_core::cost::{layer_compute_s, shard_layer_bytes};
 use switchyard_core::workload::{Grouping, MultipathGrouping};
-use switchyard_core::Workload;
+use switchyard_core::{Schedule, Workload};
 use switchyard_scheduler::grouping::{finish_time_split, optimal, optimal_split, HelperLinks};
 use switchyard_scheduler::multipath::Multipath;
 use switchyard_scheduler::placement::{place_with, Placing};
 use switchyard_scheduler::traits::placements;
+use switchyard_scheduler::{Action, Event, Scheduler};
 
 /// Cold batch-8 bert-base, gpt2 and opt-1.3b on two h200-pcie5 GPUs.
 fn workload(policy: &str) -> Workload {
@@ -98,4 +100,103 @@ fn without_helper_aware_grouping_the_plan_is_the_one_link_dps() {
             }
         }
     }
+}
+
+/// `copies` bert-base models on `gpus` GPUs, multi-path loading with up to
+/// `k` helpers and `grouping` (`policy.multipath_grouping`).
+fn bert_copies(gpus: u32, k: u32, grouping: &str) -> Workload {
+    let text = format!(
+        "name: t\nseed: 1\nduration_s: 1\ncluster: {{ hardware: h200-pcie5, gpus: {gpus} }}\n\
+         models:\n  - {{ arch: bert-base, copies: {gpus}, max_batch: 8 }}\n\
+         arrivals: {{ process: poisson, rate: 1 }}\n\
+         policy: {{ system: pipeswitch, grouping: optimal, loading: multipath, \
+         multipath_helpers: {k}, multipath_grouping: {grouping} }}\n"
+    );
+    Workload::parse(Path::new("t.yaml"), &text).unwrap()
+}
+
+/// Feeds one arrival per model of `order` at time 0 to a fresh scheduler;
+/// returns the layer groups the last model's load copies (pieces of one
+/// group merged), the helpers its pieces went through, and the groups the
+/// scheduler checks its waits against.
+fn last_load(w: &Workload, order: &[u32]) -> (Vec<Range<u32>>, Vec<u32>) {
+    let s = Schedule::from_arrivals(w.model_names(), vec![]);
+    let mut sched = Scheduler::new(w, &s).unwrap();
+    let mut a = Vec::new();
+    for (i, &m) in order.iter().enumerate() {
+        a.clear();
+        sched.on_event(
+            Event::Arrived {
+                request: i as u64,
+                model: m,
+            },
+            &mut a,
+        );
+    }
+    sched.check_invariants().unwrap();
+    let mut groups: Vec<Range<u32>> = Vec::new();
+    let mut helpers = Vec::new();
+    for c in a.iter().filter_map(|x| match x {
+        Action::Copy(c) => Some(c),
+        _ => None,
+    }) {
+        assert_eq!(c.model, *order.last().unwrap());
+        if groups.last() != Some(&c.layers) {
+            groups.push(c.layers.clone());
+        }
+        helpers.extend(c.via.map(|v| v.helper));
+    }
+    helpers.sort_unstable();
+    helpers.dedup();
+    (groups, helpers)
+}
+
+#[test]
+fn a_load_that_finds_helpers_busy_takes_the_plan_for_the_helpers_lent() {
+    // Two GPUs, one bert-base on each: model 1's load onto GPU 1 holds
+    // GPU 1's link when model 0's load onto GPU 0 is issued, so GPU 1
+    // lends nothing and model 0 goes over one link.
+    let w = bert_copies(2, 1, "helpers");
+    let p = placements(&w, w.policy);
+    assert_eq!((p[0].gpus[0], p[1].gpus[0]), (0, 1));
+    let (one, split) = (p[0].groups_via(0, 1, 0), p[0].groups_via(0, 1, 1));
+    assert_ne!(one.ranges, split.ranges, "the plans must differ to tell");
+    // Alone: GPU 1 lends, the one-helper plan.
+    let (alone, via) = last_load(&w, &[0]);
+    assert_eq!(alone, split.ranges);
+    assert_eq!(via, vec![1]);
+    // Behind model 1's load: no lender, the one-link plan, not the
+    // one-helper plan the load would have had with GPU 1 free.
+    let (busy, via) = last_load(&w, &[1, 0]);
+    assert!(via.is_empty());
+    assert_eq!(busy, one.ranges);
+    // The ablation plans for every helper whatever is lent: the wrong
+    // split this test tells apart.
+    let every = bert_copies(2, 1, "every_helper");
+    let (ignored, via) = last_load(&every, &[1, 0]);
+    assert!(via.is_empty());
+    assert_eq!(ignored, split.ranges);
+}
+
+#[test]
+fn with_one_of_three_helpers_busy_the_load_takes_the_two_helper_plan() {
+    let w = bert_copies(4, 3, "helpers");
+    let p = placements(&w, w.policy);
+    let gpu = |m: usize| p[m].gpus[0];
+    let m0 = (0..4).find(|&m| gpu(m) == 0).unwrap() as u32;
+    let m1 = (0..4).find(|&m| gpu(m) == 1).unwrap() as u32;
+    let (two, three) = (
+        p[m0 as usize].groups_via(0, 1, 2),
+        p[m0 as usize].groups_via(0, 1, 3),
+    );
+    assert_ne!(two.ranges, three.ranges, "the plans must differ to tell");
+    let (alone, via) = last_load(&w, &[m0]);
+    assert_eq!((alone, via), (three.ranges.clone(), vec![1, 2, 3]));
+    // GPU 1 loads for itself first: GPUs 2 and 3 lend, the two-helper plan.
+    let (busy, via) = last_load(&w, &[m1, m0]);
+    assert_eq!(via, vec![2, 3]);
+    assert_eq!(busy, two.ranges);
+    let every = bert_copies(4, 3, "every_helper");
+    let (ignored, _) = last_load(&every, &[m1, m0]);
+    assert_eq!(ignored, three.ranges);
 }

@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
 use switchyard_core::output_set::OutputSet;
+use switchyard_core::overrides::PolicyOverrides;
 use switchyard_core::schedule::{write_requests_csv, ScheduleWriter};
-use switchyard_core::workload::{
-    Eviction, Grouping, Loading, MultipathGrouping, PolicyName, PolicySpec, System,
-};
-use switchyard_core::{arrivals, Error, InputError, Schedule, Workload};
+use switchyard_core::workload::{PolicySpec, System};
+use switchyard_core::{arrivals, Error, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
@@ -53,32 +52,11 @@ pub struct Args {
     /// written by `replay calibrate`).
     #[arg(long)]
     pub hardware: Option<String>,
-    /// Override `policy.system`.
-    #[arg(long, value_parser = System::from_name)]
-    pub system: Option<System>,
-    /// Override `policy.eviction` (lru, lfu, belady). Belady needs the
-    /// future: it holds the whole schedule in memory (about 24 bytes a
-    /// request), where the others draw arrivals as the clock reaches them.
-    #[arg(long, value_parser = Eviction::from_name)]
-    pub eviction: Option<Eviction>,
-    /// Override `policy.grouping` (optimal, per_layer, one_group).
-    #[arg(long, value_parser = Grouping::from_name)]
-    pub grouping: Option<Grouping>,
-    /// Override `policy.loading` (direct, multipath).
-    #[arg(long, value_parser = Loading::from_name)]
-    pub loading: Option<Loading>,
-    /// Override `policy.multipath_grouping` (helpers, one_link): what copy
-    /// time the grouping DP plans multi-path loads with (multipath only).
-    #[arg(long, value_parser = MultipathGrouping::from_name)]
-    pub multipath_grouping: Option<MultipathGrouping>,
-    /// Override `policy.direct_host` (on, off): the grouping DP may leave
-    /// a model's first layers in pinned host memory, read in place.
-    #[arg(long, value_parser = ["on", "off"])]
-    pub direct_host: Option<String>,
-    /// Override `policy.offload` (on, off): an eviction copies the weights
-    /// back to host memory, freeing them when that copy is done.
-    #[arg(long, value_parser = ["on", "off"])]
-    pub offload: Option<String>,
+    /// Policy overrides (`--system`, `--eviction`, `--grouping`,
+    /// `--loading`, `--multipath-grouping`, `--direct-host`, `--offload`),
+    /// the same as `replay`'s.
+    #[command(flatten)]
+    pub policy: PolicyOverrides,
     /// Run every system on the same schedule (skipping `resident` when the
     /// models do not all fit) and draw their CDFs in one figure.
     #[arg(long, conflicts_with = "system")]
@@ -179,39 +157,7 @@ fn execute(args: &Args) -> Result<(), Error> {
     if let Some(seed) = args.seed {
         workload.seed = seed;
     }
-    if let Some(mode) = args.loading {
-        workload.loading = workload
-            .loading
-            .with_mode(mode, &workload.cluster)
-            .map_err(|e| InputError::new(&args.workload, None, "--loading", e))?;
-    }
-    if let Some(g) = args.multipath_grouping {
-        if !workload.loading.multipath() {
-            return Err(InputError::new(
-                &args.workload,
-                None,
-                "--multipath-grouping",
-                "only meaningful with multi-path loading (`--loading multipath`)",
-            )
-            .into());
-        }
-        workload.loading.grouping = g;
-    }
-    if let Some(on) = &args.direct_host {
-        let system = args.system.unwrap_or(workload.policy.system);
-        workload.loading = workload
-            .loading
-            .with_direct_host(on == "on", system)
-            .map_err(|e| InputError::new(&args.workload, None, "--direct-host", e))?;
-    }
-    if let Some(on) = &args.offload {
-        let system = args.system.unwrap_or(workload.policy.system);
-        let on = on == "on";
-        if let Some(why) = switchyard_core::workload::offload_refusal(system).filter(|_| on) {
-            return Err(InputError::new(&args.workload, None, "--offload", why).into());
-        }
-        workload.policy.offload = on;
-    }
+    args.policy.apply(&mut workload, &args.workload)?;
     let names = workload.model_names();
     let requests = match &args.schedule {
         Some(path) => Requests::Held(Schedule::read_csv(path, &names)?),
@@ -223,13 +169,7 @@ fn execute(args: &Args) -> Result<(), Error> {
             Requests::Planned(plan)
         }
     };
-    let policy = PolicySpec {
-        system: args.system.unwrap_or(workload.policy.system),
-        eviction: args.eviction.unwrap_or(workload.policy.eviction),
-        grouping: args.grouping.unwrap_or(workload.policy.grouping),
-        max_loaded: workload.policy.max_loaded,
-        offload: workload.policy.offload,
-    };
+    let policy = workload.policy;
     // Every check that can fail on the input runs before the first write
     // (none of them reads the requests).
     let no_requests = Schedule {

@@ -192,6 +192,9 @@ pub struct Engine<'a> {
     stream_free: Vec<f64>,
     /// Per copy id: when it completes.
     copy_done: Vec<f64>,
+    /// Per copy id: the lane it took into its GPU (`u32::MAX`: a piece
+    /// forwarded from a helper, landing over the peer link).
+    copy_lane: Vec<u32>,
     /// Per copy id: when the host has issued it (replay issues a pinned
     /// copy at once, a pageable one in chunks that hold the host to the end).
     copy_issued: Vec<f64>,
@@ -320,6 +323,7 @@ impl<'a> Engine<'a> {
             copying: Vec::new(),
             stream_free: vec![f64::NEG_INFINITY; n_gpus],
             copy_done: Vec::new(),
+            copy_lane: Vec::new(),
             copy_issued: Vec::new(),
             host_issuing: (0.0, 0.0),
             batch_start: Vec::new(),

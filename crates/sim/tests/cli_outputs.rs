@@ -160,6 +160,27 @@ fn offload_flag_turns_evictions_into_offloads_or_is_refused() {
 }
 
 #[test]
+fn multipath_grouping_without_multipath_is_refused_as_replay_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = small_workload(dir.path(), "");
+    let out = dir.path().join("refused");
+    let o = sim_on(&w, &out, &["--multipath-grouping", "one_link"]);
+    assert_eq!(o.status.code(), Some(2));
+    // The message of core::overrides, which `replay` shows too
+    // (crates/backend/tests/overrides_cpu.rs).
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("field `--multipath-grouping`: only meaningful with multi-path loading"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // `--system` still conflicts with `--compare-systems` through the
+    // shared flags.
+    let o = sim_on(&w, &out, &["--compare-systems", "--system", "pipeswitch"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
 fn compare_systems_runs_every_system_that_fits() {
     let dir = tempfile::tempdir().unwrap();
     let w = small_workload(dir.path(), "");

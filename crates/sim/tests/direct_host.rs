@@ -84,3 +84,56 @@ fn runs_are_deterministic() {
     assert_eq!(ra, rb);
     assert_eq!(a.run.timeline.spans, b.run.timeline.spans);
 }
+
+/// One cold bert-base request with direct host access on `gpus` GPUs
+/// (`loading`), on a host link of 1 GB/s (direct reads at 55.5 GB/s), so
+/// the reads' share of the link outweighs a layer's compute.
+fn slow_link_cold(gpus: u32, loading: &str) -> SimResult {
+    let text = format!(
+        "name: dh\nseed: 1\nduration_s: 1\ncluster: {{ hardware: h200-pcie5, gpus: {gpus} }}\n\
+         models:\n  - {{ arch: bert-base, max_batch: 1 }}\n\
+         arrivals: {{ process: poisson, rate: 1 }}\npolicy:\n  system: pipeswitch\n  \
+         direct_host: true\n  loading: {loading}\n"
+    );
+    let mut w = Workload::parse(Path::new("dh.yaml"), &text).unwrap();
+    let hw = &mut w.cluster.hardware;
+    hw.direct_host = Some(hw.pinned.beta_bytes_per_s);
+    hw.pinned.beta_bytes_per_s = 1e9;
+    let s = Schedule::from_arrivals(w.model_names(), vec![(0.0, 0)]);
+    let opts = SimOptions {
+        progress: false,
+        check_invariants: true,
+        ..SimOptions::default()
+    };
+    simulate(&w, &s, &opts, &mut Vec::new()).unwrap()
+}
+
+#[test]
+fn host_reads_delay_the_copies_on_the_gpus_own_link() {
+    for (gpus, loading) in [(1, "direct"), (2, "multipath")] {
+        let r = slow_link_cold(gpus, loading);
+        assert_eq!(r.models[0].direct_host_layers, 1, "{loading}");
+        let spans = &r.run.timeline.spans;
+        let read = spans.iter().find(|s| s.track == Track::HostRead).unwrap();
+        // The reads' bytes at the link's rate: what the copies on GPU 0's
+        // link lose to them (grouping::with_direct's model).
+        let late = read.bytes as f64 / 1e9;
+        let last_own = spans
+            .iter()
+            .filter(|s| s.gpu == 0 && s.track == Track::Copy)
+            .map(|s| s.end_s)
+            .fold(0.0, f64::max);
+        let pass = spans.iter().find(|s| s.track == Track::Compute).unwrap();
+        // The last copied layers wait for their piece over GPU 0's link,
+        // which lands `late` after its copy span (more than a layer's
+        // compute on this link: without the delay the pass would end
+        // sooner).
+        assert!(
+            pass.end_s >= last_own + late,
+            "{loading}: pass ends {} before the last own piece {} + reads {late}",
+            pass.end_s,
+            last_own
+        );
+        assert!(late > 1e-4, "{late}");
+    }
+}

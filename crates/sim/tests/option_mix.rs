@@ -133,6 +133,10 @@ fn yaml(m: &Mix) -> String {
     );
     if m.multipath {
         s += "  loading: multipath\n  multipath_staging_mib: 128\n";
+        // The grouping of multi-path loads, by the seed (the default
+        // `helpers` written out a third of the time).
+        let g = ["helpers", "one_link", "every_helper"][(m.seed % 3) as usize];
+        s += &format!("  multipath_grouping: {g}\n");
     }
     if m.direct_host {
         s += "  direct_host: true\n";

@@ -41,15 +41,32 @@ pub enum MultipathGrouping {
     /// One link's time, as for a direct load (groups sized for the target's
     /// link alone; for comparison).
     OneLink,
+    /// Ablation of [`MultipathGrouping::Helpers`]: every load takes the
+    /// plan for all `k` helpers lent, even when some are busy with their
+    /// own loads at issue time (the split still uses only the lent ones;
+    /// for measuring what planning per lender count is worth).
+    EveryHelper,
+}
+
+impl MultipathGrouping {
+    /// Whether multi-path loads are planned with the helper links' copy
+    /// time (`helpers` and its ablation `every_helper`).
+    pub fn helper_aware(self) -> bool {
+        self != MultipathGrouping::OneLink
+    }
 }
 
 impl super::PolicyName for MultipathGrouping {
-    const VALUES: &'static [MultipathGrouping] =
-        &[MultipathGrouping::Helpers, MultipathGrouping::OneLink];
+    const VALUES: &'static [MultipathGrouping] = &[
+        MultipathGrouping::Helpers,
+        MultipathGrouping::OneLink,
+        MultipathGrouping::EveryHelper,
+    ];
     fn name(self) -> &'static str {
         match self {
             MultipathGrouping::Helpers => "helpers",
             MultipathGrouping::OneLink => "one_link",
+            MultipathGrouping::EveryHelper => "every_helper",
         }
     }
 }

@@ -23,7 +23,8 @@
 //! for as long as the model is loaded); ties go to fewer host layers, so
 //! a plan that gains nothing copies everything, as without the option.
 
-use super::{finish_after, groups, suffix_plan, walk};
+use super::helpers::split_suffix_plan;
+use super::{finish_after, groups, suffix_plan, walk, HelperLinks};
 use std::ops::Range;
 use switchyard_core::hardware::LinkCost;
 use switchyard_core::workload::Grouping;
@@ -100,6 +101,82 @@ pub fn with_direct(
             best = DirectPlan {
                 direct: m,
                 groups: rest,
+                finish_s: finish,
+                copied_s,
+            };
+        }
+    }
+    best
+}
+
+/// [`with_direct`] for a stage whose copies are multi-path loads over
+/// `links` with `lenders` helpers, grouped by the helper-aware DP
+/// ([`super::optimal_split`]).
+///
+/// The host layers' reads cross the target's own link, the one its own
+/// pieces take: they hold it for [`DirectCosts::link`] seconds ahead of
+/// the first group's piece over it, while the helpers' links are
+/// untouched (the later groups queue behind the first on every link, as
+/// the split DP models them). With `m` host layers (run time `d`, link
+/// time `l`) and a first copied group `m..e`, the stage finishes at
+/// `max(max(d, A) + Suf(m), lane + G(e))`: `A` and `lane` the first
+/// group's landing and link time with its own piece `l` late
+/// ([`HelperLinks::group_time_late`]), `G` the split DP's best finish of
+/// the rest on its own. Exact under that model (tested against brute
+/// force); ties go to fewer host layers, as in [`with_direct`].
+pub fn with_direct_split(
+    bytes: &[u64],
+    compute: &[f64],
+    links: &HelperLinks,
+    lenders: u32,
+    costs: &DirectCosts,
+) -> DirectPlan {
+    let n = bytes.len();
+    if n == 0 {
+        return with_direct(Grouping::Optimal, bytes, compute, &links.link, costs);
+    }
+    let (all_g, all_next) = split_suffix_plan(bytes, compute, links, lenders);
+    let copied_s = all_g[0];
+    let mut best = DirectPlan {
+        direct: 0,
+        groups: walk(&all_next, 0),
+        finish_s: copied_s,
+        copied_s,
+    };
+    let (g, next) = split_suffix_plan(bytes, &costs.compute_after, links, lenders);
+    let mut pre = vec![0u64; n + 1];
+    for i in 0..n {
+        pre[i + 1] = pre[i] + bytes[i];
+    }
+    let mut suf = vec![0.0f64; n + 1];
+    for i in (0..n).rev() {
+        suf[i] = suf[i + 1] + costs.compute_after[i];
+    }
+    let (mut d, mut l) = (0.0f64, 0.0f64);
+    for m in 1..=n.min(costs.max_layers) {
+        d += costs.time[m - 1];
+        l += costs.link[m - 1];
+        let (mut finish, mut first) = (d, n);
+        if m < n {
+            finish = f64::INFINITY;
+            // Descending `e`: on ties the larger first group wins.
+            for e in (m + 1..=n).rev() {
+                let (lane, landed) = links.group_time_late(pre[e] - pre[m], lenders, l);
+                let v = (d.max(landed) + suf[m]).max(lane + g[e]);
+                if v < finish {
+                    (finish, first) = (v, e);
+                }
+            }
+        }
+        if finish < best.finish_s {
+            let mut groups = Vec::new();
+            if m < n {
+                groups.push(m..first);
+                groups.extend(walk(&next, first));
+            }
+            best = DirectPlan {
+                direct: m,
+                groups,
                 finish_s: finish,
                 copied_s,
             };
@@ -232,5 +309,114 @@ mod tests {
         c.max_layers = 0;
         let plan = with_direct(Grouping::Optimal, &bytes, &compute, &link(), &c);
         assert_eq!(plan.direct, 0, "{plan:?}");
+    }
+
+    fn helper_links() -> HelperLinks {
+        HelperLinks {
+            link: LinkCost {
+                alpha_s: 1e-5,
+                beta_bytes_per_s: 1e9,
+            },
+            peer: LinkCost {
+                alpha_s: 1e-5,
+                beta_bytes_per_s: 8e9,
+            },
+            chunk: 16 << 20,
+        }
+    }
+
+    /// Per layer: `(bytes, compute, host time, host link time)`.
+    fn split_case(layers: &[(u64, f64, f64, f64)]) -> (Vec<u64>, Vec<f64>, DirectCosts) {
+        let bytes = layers.iter().map(|l| l.0).collect();
+        let compute: Vec<f64> = layers.iter().map(|l| l.1).collect();
+        let costs = DirectCosts {
+            time: layers.iter().map(|l| l.2).collect(),
+            link: layers.iter().map(|l| l.3).collect(),
+            compute_after: compute.clone(),
+            max_layers: layers.len(),
+        };
+        (bytes, compute, costs)
+    }
+
+    #[test]
+    fn an_embedding_worth_leaving_on_one_link_is_copied_over_two() {
+        // 64 MiB read 40 ms a pass (20 ms of the target's link), then
+        // three 8 MiB blocks of 5 ms: on one link the embedding's 67 ms
+        // copy is worse than reading it; split over two links (34 ms) it
+        // is better than the reads, which hold the target's link.
+        const MIB: u64 = 1 << 20;
+        let (bytes, compute, costs) = split_case(&[
+            (64 * MIB, 0.0, 0.040, 0.020),
+            (8 * MIB, 0.005, 0.5, 0.008),
+            (8 * MIB, 0.005, 0.5, 0.008),
+            (8 * MIB, 0.005, 0.5, 0.008),
+        ]);
+        let l = helper_links();
+        let one = with_direct(Grouping::Optimal, &bytes, &compute, &l.link, &costs);
+        assert_eq!(one.direct, 1, "{one:?}");
+        let split = with_direct_split(&bytes, &compute, &l, 1, &costs);
+        assert_eq!(split.direct, 0, "{split:?}");
+        assert_eq!(
+            split.groups,
+            super::super::optimal_split(&bytes, &compute, &l, 1)
+        );
+        // No lender: the one-link plan's choice and finish (its groups may
+        // differ among equally fast ones).
+        let none = with_direct_split(&bytes, &compute, &l, 0, &costs);
+        assert_eq!(none.direct, one.direct);
+        assert!(
+            (none.finish_s - one.finish_s).abs() < 1e-12,
+            "{none:?} {one:?}"
+        );
+        // Ignoring the reads' hold on the target's link would leave it in
+        // host memory over two links too.
+        let mut free = costs.clone();
+        free.link = vec![0.0; 4];
+        free.time[0] = 0.030;
+        assert_eq!(with_direct_split(&bytes, &compute, &l, 1, &free).direct, 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn with_direct_split_matches_brute_force(
+            layers in proptest::collection::vec(
+                (0u64..24 << 20, 0.0f64..0.01, 0.0f64..0.02, 0.0f64..0.01), 1..7),
+            lenders in 0u32..3,
+            max_layers in 0usize..7,
+        ) {
+            let (bytes, compute, mut costs) = split_case(&layers);
+            costs.max_layers = max_layers;
+            let l = helper_links();
+            let plan = with_direct_split(&bytes, &compute, &l, lenders, &costs);
+            let n = bytes.len();
+            let mut best = f64::INFINITY;
+            for m in 0..=n.min(max_layers) {
+                let d: f64 = costs.time[..m].iter().sum();
+                let late: f64 = costs.link[..m].iter().sum();
+                let c = if m == 0 { &compute } else { &costs.compute_after };
+                if m == n {
+                    best = best.min(d);
+                    continue;
+                }
+                for g in super::super::all_groupings(n - m) {
+                    let g: Vec<Range<usize>> = g.iter().map(|r| r.start + m..r.end + m).collect();
+                    let f = super::super::helpers::finish_after_split(
+                        &g, &bytes, c, (&l, lenders), late, d);
+                    best = best.min(f);
+                }
+            }
+            proptest::prop_assert!((plan.finish_s - best).abs() <= 1e-9 * best.max(1.0),
+                "{} vs {}", plan.finish_s, best);
+            // The plan's groups cover the copied layers and finish as said.
+            let (d, late): (f64, f64) = (costs.time[..plan.direct].iter().sum(),
+                costs.link[..plan.direct].iter().sum());
+            if plan.direct < n {
+                let c = if plan.direct == 0 { &compute } else { &costs.compute_after };
+                let f = super::super::helpers::finish_after_split(
+                    &plan.groups, &bytes, c, (&l, lenders), late, d);
+                proptest::prop_assert!((f - plan.finish_s).abs() <= 1e-9 * f.max(1.0));
+                proptest::prop_assert_eq!(plan.groups[0].start, plan.direct);
+            }
+        }
     }
 }

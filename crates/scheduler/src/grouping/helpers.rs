@@ -48,8 +48,28 @@ impl HelperLinks {
     /// and `lenders` helper links (module doc): seconds it holds the links,
     /// and seconds after that until its last piece lands on the target.
     pub fn group_time(&self, bytes: u64, lenders: u32) -> (f64, f64) {
+        let (target, staged, forwarded) = self.group_parts(bytes, lenders);
+        let lane = target.max(staged);
+        (lane, target.max(forwarded) - lane)
+    }
+
+    /// `(lane, landed)` of a group of `bytes` split over `lenders` helper
+    /// links whose pieces over the target's own link start `late` seconds
+    /// after the helpers' (host reads ahead of them on that link): when
+    /// the links are free again, and when its last piece has landed.
+    pub fn group_time_late(&self, bytes: u64, lenders: u32, late: f64) -> (f64, f64) {
+        let (target, staged, forwarded) = self.group_parts(bytes, lenders);
+        let own = late + target;
+        (own.max(staged), own.max(forwarded))
+    }
+
+    /// `(target, staged, forwarded)` of a group of `bytes` over `lenders`
+    /// helpers, each lane starting free at 0: when the target's own piece
+    /// has landed, when the helpers' last chunk is staged, and when the
+    /// last forward has landed (0 and 0 when the group is not split).
+    fn group_parts(&self, bytes: u64, lenders: u32) -> (f64, f64, f64) {
         let Some((own, share)) = shares(bytes, lenders) else {
-            return (self.link.time(bytes), 0.0);
+            return (self.link.time(bytes), 0.0, 0.0);
         };
         let target = self.link.time(own);
         // Every helper stages its `r`-th chunk at the same time (equal
@@ -64,8 +84,7 @@ impl HelperLinks {
             }
             done += len;
         }
-        let lane = target.max(staged);
-        (lane, target.max(forwarded) - lane)
+        (target, staged, forwarded)
     }
 }
 
@@ -79,10 +98,24 @@ pub fn optimal_split(
     links: &HelperLinks,
     lenders: u32,
 ) -> Vec<Range<usize>> {
-    let n = bytes.len();
-    if n == 0 {
+    if bytes.is_empty() {
         return vec![0..0];
     }
+    super::walk(&split_suffix_plan(bytes, compute, links, lenders).1, 0)
+}
+
+/// The dynamic program of [`optimal_split`] over every suffix: `(G,
+/// next)`, where `G[s]` is the best finish of layers `s..n` on their own
+/// (links free and compute starting at 0) and `next[s]` the end of the
+/// first group of that plan ([`super::with_direct_split`] puts another
+/// first group in front of these suffixes).
+pub(super) fn split_suffix_plan(
+    bytes: &[u64],
+    compute: &[f64],
+    links: &HelperLinks,
+    lenders: u32,
+) -> (Vec<f64>, Vec<usize>) {
+    let n = bytes.len();
     let mut pre = vec![0u64; n + 1];
     for i in 0..n {
         pre[i + 1] = pre[i] + bytes[i];
@@ -106,7 +139,7 @@ pub fn optimal_split(
         }
         g[s] = best;
     }
-    super::walk(&next, 0)
+    (g, next)
 }
 
 /// When the last group finishes computing under the model of
@@ -119,11 +152,35 @@ pub fn finish_time_split(
     links: &HelperLinks,
     lenders: u32,
 ) -> f64 {
-    let (mut copied, mut done) = (0.0f64, 0.0f64);
-    for r in groups {
-        let (lane, tail) = links.group_time(bytes[r.clone()].iter().sum(), lenders);
-        copied += lane;
-        done = done.max(copied + tail) + compute[r.clone()].iter().sum::<f64>();
+    finish_after_split(groups, bytes, compute, (links, lenders), 0.0, 0.0)
+}
+
+/// [`finish_time_split`] with the target's own link taken for `late`
+/// seconds before the first group's piece over it (host reads ahead of
+/// it; the helpers' links are free) and the compute starting at `done`.
+/// The later groups queue behind the first on every link, as in the
+/// model of [`optimal_split`].
+pub(super) fn finish_after_split(
+    groups: &[Range<usize>],
+    bytes: &[u64],
+    compute: &[f64],
+    (links, lenders): (&HelperLinks, u32),
+    late: f64,
+    mut done: f64,
+) -> f64 {
+    let mut copied = 0.0f64;
+    for (k, r) in groups.iter().enumerate() {
+        let sum = bytes[r.clone()].iter().sum();
+        let landed = if k == 0 {
+            let (lane, landed) = links.group_time_late(sum, lenders, late);
+            copied = lane;
+            landed
+        } else {
+            let (lane, tail) = links.group_time(sum, lenders);
+            copied += lane;
+            copied + tail
+        };
+        done = done.max(landed) + compute[r.clone()].iter().sum::<f64>();
     }
     done
 }

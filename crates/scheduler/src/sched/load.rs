@@ -34,9 +34,10 @@ impl Scheduler {
     /// group's offset), from the system's host memory; each copy is appended
     /// to `waits` as issued and counted in the model's load stats. A
     /// one-GPU stage under multi-path loading is grouped for the helper
-    /// links lent to it now ([`Placement::groups_via`]: every group of the
-    /// load sees the same lenders, its own pieces holding only the
-    /// target's link); returns how many.
+    /// links lent to it now ([`Multipath::plan_lenders`],
+    /// [`Placement::groups_via`]: every group of the load sees the same
+    /// lenders, its own pieces holding only the target's link); returns
+    /// the helper count the groups were planned for.
     pub(super) fn issue_copies(
         &mut self,
         load: StageLoad,
@@ -54,7 +55,7 @@ impl Scheduler {
         let p = &self.placements[mi];
         let tp = p.tp as usize;
         let lenders = match &self.multipath {
-            Some(mp) if tp == 1 => mp.lenders(p.gpus[s as usize]).len() as u32,
+            Some(mp) if tp == 1 => mp.plan_lenders(p.gpus[s as usize]),
             _ => 0,
         };
         let gs = p.groups_via(s, batch, lenders);

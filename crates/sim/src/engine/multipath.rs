@@ -57,8 +57,10 @@ impl Engine<'_> {
         let id = c.id as usize;
         if self.copy_done.len() <= id {
             self.copy_done.resize(id + 1, 0.0);
+            self.copy_lane.resize(id + 1, u32::MAX);
             self.copy_issued.resize(id + 1, 0.0);
         }
+        self.copy_lane[id] = u32::MAX;
         self.copy_done[id] = end;
         self.copy_issued[id] = match c.source {
             Source::Pinned => self.now,

@@ -37,9 +37,11 @@ impl<'a> Engine<'a> {
         let id = c.id as usize;
         if self.copy_done.len() <= id {
             self.copy_done.resize(id + 1, 0.0);
+            self.copy_lane.resize(id + 1, u32::MAX);
             self.copy_issued.resize(id + 1, 0.0);
         }
         self.copy_done[id] = end;
+        self.copy_lane[id] = lane as u32;
         self.copy_issued[id] = match c.source {
             Source::Pinned => self.now,
             Source::Pageable => end,
@@ -167,11 +169,17 @@ impl<'a> Engine<'a> {
         // `lane`, where the copies issued later start.
         let copies_end = self.link_free[lane_of];
         let mut lane = copies_end;
+        // Link seconds the reads took from the copies in flight on the
+        // GPU's own link, and from when.
+        let late = std::cell::Cell::new((0.0f64, f64::INFINITY));
         // A layer reading host memory runs for at least its reads: at the
         // direct-host rate, or half the link while copies are queued on it
-        // (two flows sharing it); the copies issued after it lose its bytes
-        // at the link's rate (those in flight keep their times: a small
-        // error, as the reads the DP leaves in host memory are small).
+        // (two flows sharing it); the copies on the link lose its bytes at
+        // the link's rate: those issued after it start later (`lane`), and
+        // those in flight, which this task waits for, land `late` later
+        // (the grouping DP's model, `grouping::with_direct` and
+        // `with_direct_split`); a helper's pieces, forwarded over the peer
+        // link, do not.
         let mut run = |range: Range<usize>, t: &mut f64, h: &mut f64| {
             let mut from = range.start;
             for r in reads.iter_mut() {
@@ -187,6 +195,10 @@ impl<'a> Engine<'a> {
                 let read = direct_host::read_s(hw, r.bytes, copies_end > start);
                 *t = (start + (table.queued_time(l..l + 1, b) * f).max(read)).max(*h);
                 lane = lane.max(start) + direct_host::link_s(hw, r.bytes);
+                if copies_end > start {
+                    let (l, from) = late.get();
+                    late.set((l + direct_host::link_s(hw, r.bytes), from.min(start)));
+                }
                 (r.start_s, r.end_s) = (start, start + read);
                 from = l + 1;
             }
@@ -197,15 +209,23 @@ impl<'a> Engine<'a> {
         let mut i = 0;
         while i < task.waits.len() {
             let range = task.waits[i].0.clone();
-            let mut ready = 0.0f64;
-            while i < task.waits.len() && task.waits[i].0 == range {
-                ready = ready.max(self.copy_done[task.waits[i].1 as usize]);
-                i += 1;
-            }
             let (rs, re) = (range.start as usize, range.end as usize);
+            // The layers before the group (host layers: their reads may
+            // delay the group's copies).
             if rs > cursor {
                 begin(&mut first, &mut t, &mut h);
                 run(cursor..rs, &mut t, &mut h);
+            }
+            let mut ready = 0.0f64;
+            let (l, from) = late.get();
+            while i < task.waits.len() && task.waits[i].0 == range {
+                let c = task.waits[i].1 as usize;
+                let mut done = self.copy_done[c];
+                if l > 0.0 && self.copy_lane[c] == lane_of as u32 && done > from {
+                    done += l;
+                }
+                ready = ready.max(done);
+                i += 1;
             }
             t = t.max(ready);
             begin(&mut first, &mut t, &mut h);
