@@ -11,7 +11,6 @@ use crate::{
 use deferred::Deferred;
 use index::GpuIndex;
 use smallvec::SmallVec;
-use std::collections::VecDeque;
 use std::ops::Range;
 use switchyard_core::hardware::GIB;
 use switchyard_core::workload::{Eviction, PolicySpec, System};
@@ -44,8 +43,9 @@ struct StageState {
 
 #[derive(Debug, Default)]
 struct ModelState {
-    /// `(arrival sequence number, request handle)`, FCFS.
-    queue: VecDeque<(u64, u64)>,
+    /// `(arrival sequence number, request handle)`, FCFS (nodes in
+    /// [`Scheduler::queues`]).
+    queue: queue::Queue,
     stages: SmallVec<[StageState; 1]>,
     last_use: u64,
     served: u64,
@@ -77,6 +77,8 @@ pub struct Scheduler {
     /// Requests per micro-batch of each model (used when it has stages).
     micro_batch: Vec<u32>,
     models: Vec<ModelState>,
+    /// The nodes of every model's queue.
+    queues: queue::Queues,
     pools: Vec<Pool>,
     /// Per GPU: computes issued and not done, plus stage tasks waiting for memory.
     busy: Vec<u32>,
@@ -213,6 +215,7 @@ impl Scheduler {
                 .map(|m| m.micro_batch.max(1))
                 .collect(),
             models,
+            queues: queue::Queues::default(),
             pools: (0..n_gpus)
                 .map(|g| Pool::new(background::pool_bytes(workload, g, capacity)))
                 .collect(),
@@ -338,7 +341,7 @@ impl Scheduler {
                 let seq = self.arrivals;
                 self.arrivals += 1;
                 let ms = &mut self.models[model as usize];
-                ms.queue.push_back((seq, request));
+                self.queues.push_back(&mut ms.queue, seq, request);
                 ms.arrived += 1;
                 self.queued += 1;
                 if ms.queue.len() == 1 {
@@ -444,7 +447,7 @@ impl Scheduler {
         ms.last_use = self.tick;
         ms.served += n as u64;
         self.queued -= n as u64;
-        if let Some(&(head, _)) = ms.queue.front() {
+        if let Some((head, _)) = self.queues.front(&ms.queue) {
             self.unmark_ready(m, head);
         }
         let mut left = n;
@@ -456,9 +459,13 @@ impl Scheduler {
             let batch = self.batches.get_mut(b);
             batch.model = m;
             batch.requests.clear();
-            batch
-                .requests
-                .extend(ms.queue.drain(..take).map(|(_, req)| req));
+            let queues = &mut self.queues;
+            batch.requests.extend((0..take).map(|_| {
+                queues
+                    .pop_front(&mut ms.queue)
+                    .expect("`take` requests are queued")
+                    .1
+            }));
             let mut cold = !self.traits.caches;
             if self.traits.caches {
                 for st in ms.stages.iter_mut() {
@@ -469,7 +476,7 @@ impl Scheduler {
             batch.cold = cold;
             self.reach_or_defer(b, 0, actions);
         }
-        if let Some(&(head, _)) = self.models[mi].queue.front() {
+        if let Some((head, _)) = self.queues.front(&self.models[mi].queue) {
             self.mark_ready(m, head);
         }
         self.reindex_model(m);
@@ -588,4 +595,5 @@ mod evict;
 mod index;
 mod load;
 mod offload;
+mod queue;
 mod warm;

@@ -72,7 +72,7 @@ impl Scheduler {
     /// Belady: schedule position of the next request `m` will serve.
     fn next_use(&self, m: u32) -> u64 {
         let ms = &self.models[m as usize];
-        if let Some(&(seq, _)) = ms.queue.front() {
+        if let Some((seq, _)) = self.queues.front(&ms.queue) {
             return seq;
         }
         self.future[m as usize]
@@ -137,7 +137,7 @@ impl Scheduler {
         for (m, ms) in self.models.iter().enumerate() {
             let m = m as u32;
             let p = &self.placements[m as usize];
-            if let Some(&(seq, _)) = ms.queue.front() {
+            if let Some((seq, _)) = self.queues.front(&ms.queue) {
                 for &g in p.stage_gpus(0) {
                     ready[g as usize].insert((seq, m));
                 }
