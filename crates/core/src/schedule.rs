@@ -217,6 +217,58 @@ pub fn write_requests(
     Ok((n, last))
 }
 
+/// `schedule.csv` written request by request as a run produces them
+/// (closed-loop arrivals, which depend on the run), atomically: the file
+/// appears whole at [`ScheduleWriter::finish`] or not at all.
+pub struct ScheduleWriter {
+    file: crate::output::AtomicFile,
+    models: Vec<String>,
+    line: Vec<u8>,
+    n: u64,
+    last: f64,
+}
+
+impl ScheduleWriter {
+    /// Starts `path` (header written) for requests over `models`.
+    pub fn create(path: &Path, models: &[String]) -> Result<ScheduleWriter> {
+        let mut file = crate::output::AtomicFile::create(path)?;
+        writeln!(file, "id,arrival_s,model").map_err(|e| Error::io(path, e))?;
+        Ok(ScheduleWriter {
+            file,
+            models: models.to_vec(),
+            line: Vec::with_capacity(64),
+            n: 0,
+            last: 0.0,
+        })
+    }
+
+    /// Appends one request (the bytes [`write_requests`] gives it).
+    pub fn push(&mut self, r: &Request) -> Result<()> {
+        self.line.clear();
+        crate::records::push_u64(&mut self.line, r.id);
+        self.line.push(b',');
+        crate::records::push_fixed9(&mut self.line, r.arrival_s);
+        self.line.push(b',');
+        self.line
+            .extend_from_slice(self.models[r.model as usize].as_bytes());
+        self.line.push(b'\n');
+        self.file
+            .write_all(&self.line)
+            .map_err(|e| Error::io(self.file.path(), e))?;
+        self.n += 1;
+        self.last = r.arrival_s;
+        Ok(())
+    }
+
+    /// Renames the file into place; returns how many requests it holds
+    /// and the last arrival.
+    pub fn finish(self) -> Result<(u64, f64)> {
+        let (n, last) = (self.n, self.last);
+        self.file.finish()?;
+        Ok((n, last))
+    }
+}
+
 /// [`write_requests`] into `path`, atomically: the file appears whole or
 /// not at all.
 pub fn write_requests_csv(

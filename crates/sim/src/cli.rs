@@ -9,14 +9,14 @@ use switchyard_core::latency_sketch::{LatencySketch, DEFAULT_EXACT_QUANTILES};
 use switchyard_core::output_set::OutputSet;
 use switchyard_core::schedule::write_requests_csv;
 use switchyard_core::workload::{
-    Eviction, Grouping, Loading, MultipathGrouping, PolicyName, PolicySpec, System,
+    Eviction, Grouping, Loading, MultipathGrouping, PolicyName, PolicySpec, Process, System,
 };
 use switchyard_core::{arrivals, Error, InputError, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
-    simulate_plan, simulate_policy, write_comparison, write_summary, write_timeline, RecordSink,
-    RecordWriter, RequestRecord, SimOptions, SimResult,
+    simulate_closed, simulate_plan, simulate_policy, write_comparison, write_summary,
+    write_timeline, RecordSink, RecordWriter, RequestRecord, SimOptions, SimResult,
 };
 
 /// Simulate a multi-model GPU serving system on a workload.
@@ -34,6 +34,15 @@ use switchyard_sim::{
 /// whole schedule is held, about 24 bytes a request) or `--schedule FILE`
 /// (read whole). Latencies are kept exactly up to --exact-quantiles
 /// requests, then in sketches.
+///
+/// Closed-loop arrivals (`process: closed_loop`): each client's next
+/// request arrives when the simulation finishes its previous one (plus the
+/// think time), and schedule.csv holds the arrivals as the run produced
+/// them. `sim --schedule` of such a file serves those times as fixed
+/// (open-loop) arrivals, no longer tied to completions; `replay` of a
+/// closed-loop workload runs the loop itself on its own completions.
+/// --schedule-only, --compare-systems, sweeps and Belady's eviction need
+/// the arrivals ahead of the run and refuse a closed loop.
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, about, long_about)]
 pub struct Args {
@@ -213,8 +222,16 @@ fn execute(args: &Args) -> Result<(), Error> {
         workload.policy.offload = on;
     }
     let names = workload.model_names();
+    let closed = matches!(workload.arrivals.process, Process::ClosedLoop(_));
     let requests = match &args.schedule {
         Some(path) => Requests::Held(Schedule::read_csv(path, &names)?),
+        // A closed loop's arrivals come from the run's own completions.
+        None if closed => {
+            if args.schedule_only || args.compare_systems {
+                return Err(arrivals::closed_loop_not_drawn(&workload));
+            }
+            Requests::Closed
+        }
         None => {
             let (plan, notes) = arrivals::plan(&workload, args.max_requests)?;
             for note in notes {
@@ -230,6 +247,9 @@ fn execute(args: &Args) -> Result<(), Error> {
         max_loaded: workload.policy.max_loaded,
         offload: workload.policy.offload,
     };
+    if matches!(requests, Requests::Closed) && Scheduler::needs_future(policy) {
+        return Err(arrivals::closed_loop_not_drawn(&workload));
+    }
     // Every check that can fail on the input runs before the first write
     // (none of them reads the requests).
     let no_requests = Schedule {
@@ -249,22 +269,28 @@ fn execute(args: &Args) -> Result<(), Error> {
     // folder holds one run's files, all new or all old.
     let set = OutputSet::begin(&args.out)?;
     let out = set.path().to_path_buf();
-    let (n, span_s) = match &requests {
+    let counted = match &requests {
         Requests::Held(schedule) => {
             schedule.write_csv(&out.join("schedule.csv"))?;
-            (schedule.requests.len() as u64, schedule.span_s())
+            Some((schedule.requests.len() as u64, schedule.span_s()))
         }
-        Requests::Planned(plan) => {
-            write_requests_csv(&out.join("schedule.csv"), &names, plan.stream())?
-        }
+        Requests::Planned(plan) => Some(write_requests_csv(
+            &out.join("schedule.csv"),
+            &names,
+            plan.stream(),
+        )?),
+        // Written by the run, as the arrivals are produced.
+        Requests::Closed => None,
     };
-    eprintln!(
-        "{}: {} requests over {} models, {:.1} s",
-        workload.name,
-        n,
-        names.len(),
-        span_s
-    );
+    if let Some((n, span_s)) = counted {
+        eprintln!(
+            "{}: {} requests over {} models, {:.1} s",
+            workload.name,
+            n,
+            names.len(),
+            span_s
+        );
+    }
     if args.schedule_only {
         return set.commit();
     }
@@ -340,6 +366,8 @@ fn servable_systems(
 enum Requests {
     Held(Schedule),
     Planned(ArrivalPlan),
+    /// Closed-loop arrivals, drawn from the run's completions.
+    Closed,
 }
 
 /// Simulates one policy into `dir`: requests.csv, summary.json,
@@ -355,6 +383,7 @@ fn run_one(
     let n = match requests {
         Requests::Held(schedule) => schedule.requests.len() as u64,
         Requests::Planned(plan) => plan.len(),
+        Requests::Closed => 0,
     };
     let mut sink = LatencyTee {
         file: RecordWriter::create(&dir.join("requests.csv"))?,
@@ -365,6 +394,17 @@ fn run_one(
     let result = match requests {
         Requests::Held(schedule) => simulate_policy(workload, schedule, policy, opts, &mut sink)?,
         Requests::Planned(plan) => simulate_plan(workload, plan, policy, opts, &mut sink)?,
+        Requests::Closed => {
+            let schedule = dir.join("schedule.csv");
+            let (result, n, span_s) =
+                simulate_closed(workload, policy, opts, &mut sink, Some(&schedule))?;
+            eprintln!(
+                "{}: {n} requests over {} models, {span_s:.1} s (closed loop)",
+                workload.name,
+                workload.models.len()
+            );
+            result
+        }
     };
     let LatencyTee {
         file,
