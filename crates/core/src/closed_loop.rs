@@ -41,9 +41,18 @@ impl ClosedLoopSpec {
     /// The model client `c` asks for: the models other than the cycle's
     /// task, taken in turn (client `c` gets the `c mod n`-th of them).
     pub fn model_of(&self, client: u32, n_models: u32) -> u32 {
-        let task = self.cycle.as_ref().and_then(|c| c.task);
-        let served: Vec<u32> = (0..n_models).filter(|&m| Some(m) != task).collect();
-        served[client as usize % served.len()]
+        match self.cycle.as_ref().and_then(|c| c.task) {
+            // The models but the task, in file order: skip over it.
+            Some(task) => {
+                let i = client % (n_models - 1);
+                if i >= task {
+                    i + 1
+                } else {
+                    i
+                }
+            }
+            None => client % n_models,
+        }
     }
 
     /// The first time at or after `t` a client may send: `t` itself inside
@@ -89,7 +98,8 @@ const TASK: u32 = u32::MAX;
 #[derive(Debug, Clone)]
 pub struct ClosedLoop {
     spec: ClosedLoopSpec,
-    n_models: u32,
+    /// The model each client asks for ([`ClosedLoopSpec::model_of`]).
+    model_of: Vec<u32>,
     duration_s: f64,
     /// `(arrival time bits, source)`, earliest first; ties by source.
     due: BinaryHeap<Reverse<(u64, u32)>>,
@@ -105,7 +115,9 @@ impl ClosedLoop {
     pub fn new(spec: &ClosedLoopSpec, n_models: u32, duration_s: f64) -> ClosedLoop {
         let mut l = ClosedLoop {
             spec: spec.clone(),
-            n_models,
+            model_of: (0..spec.clients)
+                .map(|c| spec.model_of(c, n_models))
+                .collect(),
             duration_s,
             due: BinaryHeap::new(),
             owner: HashMap::new(),
@@ -144,7 +156,7 @@ impl ClosedLoop {
             c.task.expect("a task source has a task")
         } else {
             self.owner.insert(id, source);
-            self.spec.model_of(source, self.n_models)
+            self.model_of[source as usize]
         };
         Some(Request {
             id,
