@@ -231,6 +231,19 @@ mod tests {
             (s.model_of(0, 3), s.model_of(1, 3), s.model_of(2, 3)),
             (1, 2, 1)
         );
+        let mid = spec(
+            3,
+            0.0,
+            Some(Cycle {
+                cycle_s: 2.0,
+                task: Some(1),
+            }),
+        );
+        assert_eq!(
+            (mid.model_of(0, 3), mid.model_of(1, 3), mid.model_of(2, 3)),
+            (0, 2, 0)
+        );
+        assert_eq!(spec(3, 0.0, None).model_of(4, 3), 1);
         let mut l = ClosedLoop::new(&s, 3, 8.0);
         let first: Vec<(f64, u32)> = (0..3)
             .map(|_| l.pop().map(|r| (r.arrival_s, r.model)).unwrap())
