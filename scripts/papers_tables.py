@@ -15,6 +15,8 @@ import statistics
 import sys
 from collections import defaultdict
 
+import papers_fig6
+
 # dlzou/computron, experiments/results.ipynb, cell "times = []" output:
 # (tp, pp) -> (offload s, load s, model s, response s), means over 20 requests.
 COMPUTRON_SWAP = {
@@ -183,7 +185,7 @@ def pipeswitch(out):
     base = os.path.join(out, "pipeswitch")
     lines = ["## PipeSwitch (1x V100 16GB, PCIe 3.0 x16; fp32, batch 8)", "",
              "preset: `v100-pcie3`; testbed: `profiles/pipeswitch-p3.yaml`. "
-             "Published: netx-repo/PipeSwitch, `log-1019.txt` (Fig. 5, Fig. 7).", ""]
+             "Published: netx-repo/PipeSwitch, `log-1019.txt` (Fig. 5, Fig. 6, Fig. 7).", ""]
     for title, table, runs in (
         ("Fig. 5: total latency, ms", PS_FIG5,
          {"ready": "ready", "pipeswitch": "pipeswitch", "stop_and_start": "stop_and_start"}),
@@ -224,7 +226,7 @@ def pipeswitch(out):
         lines.append(row([hw, f"{mean_latency(run) * 1e3:.1f}", f"{ready * 1e3:.1f}",
                           str(bg["iterations"]), f"{bg['share']:.3f}"]))
     lines.append("")
-    return lines
+    return lines + papers_fig6.tables(out, HW)
 
 
 def main(argv):

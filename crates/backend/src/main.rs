@@ -11,6 +11,7 @@ use switchyard_backend::host_store::WeightSource;
 use switchyard_backend::{check, device, replay};
 use switchyard_core::hardware::HardwareProfile;
 use switchyard_core::overrides::PolicyOverrides;
+use switchyard_core::workload::Process;
 use switchyard_core::{Error, InputError, Schedule, Workload, EXIT_BAD_INPUT};
 
 /// Replay a request schedule on a device, driven by the simulator's scheduler.
@@ -33,7 +34,13 @@ struct RunArgs {
     /// Workload YAML file (cluster, models, policy).
     #[arg(long, short = 'w')]
     workload: Option<PathBuf>,
-    /// Schedule CSV (`id,arrival_s,model`), e.g. written by `sim`.
+    /// Schedule CSV (`id,arrival_s,model`), e.g. written by `sim`. Left
+    /// out for a closed-loop workload (`process: closed_loop`): replay then
+    /// runs the loop itself, each client's next request due when replay
+    /// sees its previous one finished (plus the think time), and writes the
+    /// arrivals it produced to schedule.csv. Given with a closed-loop
+    /// workload, the file's times are served as fixed arrivals (as `sim
+    /// --schedule` does), not tied to completions.
     #[arg(long)]
     schedule: Option<PathBuf>,
     /// Output folder.
@@ -338,12 +345,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         None => {
             let a = cli.run;
-            let (Some(wpath), Some(spath)) = (&a.workload, &a.schedule) else {
+            let Some(wpath) = &a.workload else {
                 return Err(InputError::new(
                     "<flags>",
                     None,
-                    "--workload/--schedule",
-                    "both are required (or use a subcommand: calibrate, selftest)",
+                    "--workload",
+                    "required (or use a subcommand: calibrate, selftest)",
                 )
                 .into());
             };
@@ -354,7 +361,33 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let mut w = Workload::load_with(wpath, a.hardware.as_deref(), &limits)?;
             a.policy.apply(&mut w, wpath)?;
             replay::check_supported(&w)?;
-            let schedule = Schedule::read_csv(spath, &w.model_names())?;
+            let closed = matches!(w.arrivals.process, Process::ClosedLoop(_));
+            let schedule = match &a.schedule {
+                Some(spath) => {
+                    if closed {
+                        eprintln!(
+                            "note: serving {}'s arrival times as fixed; replay runs the closed loop only without --schedule",
+                            spath.display()
+                        );
+                    }
+                    Some(Schedule::read_csv(spath, &w.model_names())?)
+                }
+                None if closed => {
+                    if switchyard_scheduler::Scheduler::needs_future(w.policy) {
+                        return Err(switchyard_core::arrivals::closed_loop_not_drawn(&w).into());
+                    }
+                    None
+                }
+                None => {
+                    return Err(InputError::new(
+                        wpath,
+                        None,
+                        "--schedule",
+                        "required: the workload's arrivals are not a closed loop (`sim -w W --schedule-only` writes one)",
+                    )
+                    .into())
+                }
+            };
             let seed = a.seed.unwrap_or(w.seed);
             if let Some(dir) = a.weights.as_ref().filter(|d| !d.is_dir()) {
                 return Err(InputError::new(
@@ -393,13 +426,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 }
             })
             .map_err(|e| anyhow::anyhow!("cannot catch Ctrl-C: {e}"))?;
-            let r = replay::replay_until(ex, &w, &schedule, set.path(), &stop)?;
+            let r = match &schedule {
+                Some(schedule) => replay::replay_until(ex, &w, schedule, set.path(), &stop)?,
+                None => replay::replay_closed_until(ex, &w, set.path(), &stop)?,
+            };
             set.commit()?;
             if r.run.partial {
                 eprintln!(
                     "interrupted: {} of {} requests finished; wrote them to {} (summary.json: \"partial\": true)",
                     r.summary.requests,
-                    schedule.requests.len(),
+                    schedule.as_ref().map_or(r.summary.requests, |s| s.requests.len() as u64),
                     a.out.display()
                 );
                 std::process::exit(130);

@@ -30,13 +30,16 @@ use crate::model::ModelLayout;
 use crate::pace::{SLEEP_MIN, SLEEP_SLACK};
 use crate::span_log::SpanLog;
 use anyhow::{bail, Result};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use switchyard_core::closed_loop::ClosedLoop;
 use switchyard_core::records::RequestRecord;
 use switchyard_core::summary::Offloads;
-use switchyard_core::{Schedule, Workload};
+use switchyard_core::workload::Process;
+use switchyard_core::{Request, Schedule, Workload};
 use switchyard_scheduler::placement::Placement;
 use switchyard_scheduler::{copy_source, Action, Event, Scheduler, Source, PRELOAD_COPY};
 
@@ -167,7 +170,11 @@ pub fn warm_up(ex: &mut Executor, w: &Workload, placed: &[Placement]) -> Result<
 
 struct Run<'a> {
     w: &'a Workload,
-    schedule: &'a Schedule,
+    /// The requests fed so far and to come (a closed loop's grow as its
+    /// arrivals are taken).
+    schedule: Cow<'a, Schedule>,
+    /// Closed-loop arrivals, drawn from this run's completions.
+    closed: Option<ClosedLoop>,
     sched: Scheduler,
     ex: Executor,
     actions: Vec<Action>,
@@ -281,6 +288,9 @@ impl Run<'_> {
                     for &i in &batch.requests {
                         let r = &self.schedule.requests[i as usize];
                         let finish_s = (done_at - self.t0).as_secs_f64();
+                        if let Some(c) = &mut self.closed {
+                            c.finished(r.id, finish_s);
+                        }
                         self.records.push(RequestRecord {
                             id: r.id,
                             model: self.w.models[r.model as usize].name.clone(),
@@ -296,6 +306,27 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// When the next arrival is due (seconds from `t0`): the closed
+    /// loop's, or the schedule's `next`.
+    fn next_due_s(&self, next: usize) -> Option<f64> {
+        match &self.closed {
+            Some(c) => c.peek(),
+            None => self.schedule.requests.get(next).map(|r| r.arrival_s),
+        }
+    }
+
+    /// Takes arrival number `next` (a closed loop's joins the schedule).
+    fn take_arrival(&mut self, next: usize) -> Request {
+        match &mut self.closed {
+            Some(c) => {
+                let r = c.pop().expect("due");
+                self.schedule.to_mut().requests.push(r);
+                r
+            }
+            None => self.schedule.requests[next],
+        }
     }
 
     fn feed(&mut self, e: Event, at: Instant) -> Result<()> {
@@ -349,17 +380,59 @@ pub fn replay(ex: Executor, w: &Workload, schedule: &Schedule, out: &Path) -> Re
     replay_until(ex, w, schedule, out, &AtomicBool::new(false))
 }
 
+/// Runs `w`'s closed loop (`arrivals: { process: closed_loop }`) on `ex`
+/// in real time: each client's next request is due when this run sees its
+/// previous one finished (plus the think time), by the rule `sim` follows
+/// ([`ClosedLoop`]). Writes what [`replay`] writes and `schedule.csv`, the
+/// arrivals as they were produced; ends early once `stop` is set.
+pub fn replay_closed_until(
+    ex: Executor,
+    w: &Workload,
+    out: &Path,
+    stop: &AtomicBool,
+) -> Result<ReplayResult> {
+    let Process::ClosedLoop(spec) = &w.arrivals.process else {
+        bail!("the workload's arrivals are not a closed loop");
+    };
+    let driver = ClosedLoop::new(spec, w.models.len() as u32, w.duration_s);
+    let none = Schedule {
+        models: w.model_names(),
+        requests: Vec::new(),
+    };
+    let (result, served) = run_arrivals(ex, w, Cow::Owned(none), Some(driver), out, stop)?;
+    switchyard_core::schedule::write_requests_csv(
+        &out.join("schedule.csv"),
+        &served.models,
+        served.requests.iter().copied(),
+    )?;
+    Ok(result)
+}
+
 /// [`replay`], ending early once `stop` is set (Ctrl-C): no arrival is fed
 /// after it, and the outputs hold the requests finished by then, the
 /// summary marked `partial`.
 pub fn replay_until(
-    mut ex: Executor,
+    ex: Executor,
     w: &Workload,
     schedule: &Schedule,
     out: &Path,
     stop: &AtomicBool,
 ) -> Result<ReplayResult> {
-    let mut sched = Scheduler::new(w, schedule)?;
+    run_arrivals(ex, w, Cow::Borrowed(schedule), None, out, stop).map(|(r, _)| r)
+}
+
+/// The run of [`replay_until`] and [`replay_closed_until`]: arrivals from
+/// `schedule`, or from `closed` (appended to `schedule` as they are
+/// taken); returns the requests served too.
+fn run_arrivals<'a>(
+    mut ex: Executor,
+    w: &'a Workload,
+    schedule: Cow<'a, Schedule>,
+    closed: Option<ClosedLoop>,
+    out: &Path,
+    stop: &AtomicBool,
+) -> Result<(ReplayResult, Cow<'a, Schedule>)> {
+    let mut sched = Scheduler::new(w, &schedule)?;
     warm_up(&mut ex, w, sched.placements())?;
     let mut actions = Vec::new();
     sched.preload(&mut actions);
@@ -368,6 +441,7 @@ pub fn replay_until(
     let mut run = Run {
         w,
         schedule,
+        closed,
         sched,
         ex,
         actions,
@@ -389,7 +463,6 @@ pub fn replay_until(
     run.ex.drain()?;
     run.ex.prepare_background(w)?;
     let (mut late, mut max_delay, mut sum_delay) = (0u64, 0f64, 0f64);
-    let n = schedule.requests.len();
     let mut next = 0;
     run.t0 = Instant::now();
     run.spans.start(run.t0);
@@ -413,8 +486,11 @@ pub fn replay_until(
             run.complete(c)?;
         }
         let now = Instant::now();
-        while next < n && t0 + Duration::from_secs_f64(schedule.requests[next].arrival_s) <= now {
-            let r = schedule.requests[next];
+        while run
+            .next_due_s(next)
+            .is_some_and(|t| t0 + Duration::from_secs_f64(t) <= now)
+        {
+            let r = run.take_arrival(next);
             let due = t0 + Duration::from_secs_f64(r.arrival_s);
             let delay = Instant::now().saturating_duration_since(due).as_secs_f64();
             late += (delay > LATE_S) as u64;
@@ -429,12 +505,19 @@ pub fn replay_until(
             )?;
             next += 1;
         }
-        if next == n && !run.sched.busy() && !run.ex.busy() && jobs_until.is_none_or(|u| now >= u) {
+        let due_s = run.next_due_s(next);
+        let open = run.closed.as_ref().is_some_and(|c| c.outstanding() > 0);
+        if due_s.is_none()
+            && !open
+            && !run.sched.busy()
+            && !run.ex.busy()
+            && jobs_until.is_none_or(|u| now >= u)
+        {
             break;
         }
         // With background jobs the loop keeps issuing their iterations.
-        if !run.ex.busy() && next < n && jobs_until.is_none() {
-            let due = t0 + Duration::from_secs_f64(schedule.requests[next].arrival_s);
+        if let Some(due_s) = due_s.filter(|_| !run.ex.busy() && jobs_until.is_none()) {
+            let due = t0 + Duration::from_secs_f64(due_s);
             let wait = due.saturating_duration_since(Instant::now());
             if wait > SLEEP_MIN {
                 std::thread::sleep(wait - SLEEP_SLACK);
@@ -449,8 +532,12 @@ pub fn replay_until(
     if partial {
         // Let what is in flight finish on the device; nothing more is fed.
         run.ex.drain()?;
-    } else if run.records.len() != n {
-        bail!("{} of {} requests finished", run.records.len(), n);
+    } else if run.records.len() != run.schedule.requests.len() {
+        bail!(
+            "{} of {} requests finished",
+            run.records.len(),
+            run.schedule.requests.len()
+        );
     }
     run.records.sort_by_key(|r| r.id);
     let result = summarize(
@@ -471,5 +558,5 @@ pub fn replay_until(
         partial,
     );
     write_outputs(&run, w, &result, out)?;
-    Ok(result)
+    Ok((result, run.schedule))
 }

@@ -368,7 +368,7 @@ impl TimeStream {
                 },
                 0.0,
             ),
-            Process::RoundRobin { .. } | Process::Trace { .. } => {
+            Process::RoundRobin { .. } | Process::Trace { .. } | Process::ClosedLoop(_) => {
                 panic!("not a random stream: {process:?}")
             }
         };

@@ -76,6 +76,19 @@ pub fn plan(workload: &Workload, max_requests: u64) -> Result<(ArrivalPlan, Vec<
     Ok((plan, notes))
 }
 
+/// The error of asking a closed loop's arrivals ahead of the run.
+pub fn closed_loop_not_drawn(workload: &Workload) -> crate::Error {
+    crate::InputError::new(
+        &workload.source,
+        None,
+        "arrivals.process",
+        "`closed_loop` arrivals depend on completions: the run draws them as it goes \
+         (`sim` and `replay` of the workload), so they cannot be generated ahead \
+         (`--schedule-only`, sweeps, `--compare-systems`, Belady's eviction)",
+    )
+    .into()
+}
+
 fn no_request(workload: &Workload) -> crate::Error {
     crate::InputError::new(
         &workload.source,
@@ -94,6 +107,9 @@ pub fn plan_possibly_empty(
     workload: &Workload,
     max_requests: u64,
 ) -> Result<(ArrivalPlan, Vec<String>)> {
+    if let Process::ClosedLoop(_) = workload.arrivals.process {
+        return Err(closed_loop_not_drawn(workload));
+    }
     let mut rng = StdRng::seed_from_u64(workload.seed);
     let names = workload.model_names();
     let too_many = |what: String| {
@@ -212,6 +228,15 @@ fn arrivals_capped(
             // Arrivals at or past `duration_s` are left out by the caller.
             v
         }
+        Process::ClosedLoop(_) => {
+            return Err(crate::InputError::new(
+                "",
+                None,
+                "arrivals.process",
+                "`closed_loop` arrivals depend on completions: the run draws them",
+            )
+            .into())
+        }
         process if spec.per_model => {
             let mut v = Vec::new();
             for (m, share) in shares.iter().enumerate() {
@@ -265,7 +290,7 @@ impl Process {
                 mean_on_s,
                 mean_off_s,
             },
-            trace @ Process::Trace { .. } => trace,
+            fixed @ (Process::Trace { .. } | Process::ClosedLoop(_)) => fixed,
         }
     }
 
@@ -281,7 +306,7 @@ impl Process {
                 mean_on_s,
                 mean_off_s,
             } => Some((rate_on * mean_on_s + rate_off * mean_off_s) / (mean_on_s + mean_off_s)),
-            Process::Trace { .. } => None,
+            Process::Trace { .. } | Process::ClosedLoop(_) => None,
         }
     }
 }
@@ -340,7 +365,7 @@ fn capped_times(process: &Process, duration_s: f64, rng: &mut StdRng, cap: usize
                 on = !on;
             }
         }
-        Process::RoundRobin { .. } | Process::Trace { .. } => {
+        Process::RoundRobin { .. } | Process::Trace { .. } | Process::ClosedLoop(_) => {
             panic!("not a random stream: {process:?}")
         }
     }

@@ -5,6 +5,7 @@
 pub mod arch;
 pub mod arrival_stream;
 pub mod arrivals;
+pub mod closed_loop;
 pub mod cost;
 pub mod direct_host;
 pub mod error;

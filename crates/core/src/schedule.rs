@@ -269,12 +269,11 @@ pub fn write_requests_csv(
 
 /// `schedule.csv` written a request at a time, as a run draws them (so
 /// the requests are drawn once, not once for the file and again for the
-/// run); the file appears only at [`ScheduleWriter::finish`].
+/// run) or produces them (closed-loop arrivals, which depend on the run);
+/// the file appears whole at [`ScheduleWriter::finish`] or not at all.
 pub struct ScheduleWriter {
     file: AtomicFile,
     lines: ScheduleLines,
-    /// The first write error; later requests are not written.
-    error: Option<std::io::Error>,
 }
 
 impl ScheduleWriter {
@@ -283,31 +282,24 @@ impl ScheduleWriter {
         Ok(ScheduleWriter {
             file: AtomicFile::create(path)?,
             lines: ScheduleLines::new(models),
-            error: None,
         })
     }
 
-    /// Adds request `r` (requests come in arrival order, numbered from 0).
-    /// A write error is kept for [`ScheduleWriter::finish`] to return.
-    pub fn push(&mut self, r: &Request) {
-        if self.error.is_none() {
-            if let Err(e) = self.lines.push(&mut self.file, r) {
-                self.error = Some(e);
-            }
-        }
+    /// Adds request `r` (the bytes [`write_requests`] gives it; requests
+    /// come in arrival order, numbered from 0).
+    pub fn push(&mut self, r: &Request) -> Result<()> {
+        self.lines
+            .push(&mut self.file, r)
+            .map_err(|e| Error::io(self.file.path(), e))
     }
 
     /// Writes out the rest and renames the file into place; returns how
     /// many requests it holds and the last arrival.
     pub fn finish(mut self) -> Result<(u64, f64)> {
-        let path = self.file.path().to_path_buf();
-        if let Some(e) = self.error.take() {
-            return Err(Error::io(&path, e));
-        }
         let out = self
             .lines
             .flush(&mut self.file)
-            .map_err(|e| Error::io(&path, e))?;
+            .map_err(|e| Error::io(self.file.path(), e))?;
         self.file.finish_synced()?;
         Ok(out)
     }

@@ -83,6 +83,7 @@ fn validation_set_is_split_in_two_and_covers_every_process_system_and_policy() {
                 Process::OnOff { .. } if w.arrivals.per_model => "on_off per_model",
                 Process::OnOff { .. } => "on_off",
                 Process::Trace { .. } => "trace",
+                Process::ClosedLoop(_) => "closed_loop",
             };
             covered.insert(format!("process {process}"));
             covered.insert(format!("system {:?}", w.policy.system));

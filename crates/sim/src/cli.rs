@@ -9,13 +9,13 @@ use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
 use switchyard_core::output_set::OutputSet;
 use switchyard_core::overrides::PolicyOverrides;
 use switchyard_core::schedule::{write_requests_csv, ScheduleWriter};
-use switchyard_core::workload::{PolicySpec, System};
+use switchyard_core::workload::{PolicySpec, Process, System};
 use switchyard_core::{arrivals, Error, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
-    simulate_plan, simulate_plan_drawn, simulate_policy, write_comparison, write_summary,
-    write_timeline, RecordWriter, SimOptions, SimResult,
+    simulate_closed, simulate_plan, simulate_plan_drawn, simulate_policy, write_comparison,
+    write_summary, write_timeline, RecordWriter, SimOptions, SimResult,
 };
 
 /// Simulate a multi-model GPU serving system on a workload.
@@ -33,6 +33,15 @@ use switchyard_sim::{
 /// whole schedule is held, about 24 bytes a request) or `--schedule FILE`
 /// (read whole). Latencies are kept exactly up to --exact-quantiles
 /// requests, then in sketches.
+///
+/// Closed-loop arrivals (`process: closed_loop`): each client's next
+/// request arrives when the simulation finishes its previous one (plus the
+/// think time), and schedule.csv holds the arrivals as the run produced
+/// them. `sim --schedule` of such a file serves those times as fixed
+/// (open-loop) arrivals, no longer tied to completions; `replay` of a
+/// closed-loop workload runs the loop itself on its own completions.
+/// --schedule-only, --compare-systems, sweeps and Belady's eviction need
+/// the arrivals ahead of the run and refuse a closed loop.
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, about, long_about)]
 pub struct Args {
@@ -159,8 +168,16 @@ fn execute(args: &Args) -> Result<(), Error> {
     }
     args.policy.apply(&mut workload, &args.workload)?;
     let names = workload.model_names();
+    let closed = matches!(workload.arrivals.process, Process::ClosedLoop(_));
     let requests = match &args.schedule {
         Some(path) => Requests::Held(Schedule::read_csv(path, &names)?),
+        // A closed loop's arrivals come from the run's own completions.
+        None if closed => {
+            if args.schedule_only || args.compare_systems {
+                return Err(arrivals::closed_loop_not_drawn(&workload));
+            }
+            Requests::Closed
+        }
         None => {
             let (plan, notes) = arrivals::plan(&workload, args.max_requests)?;
             for note in notes {
@@ -170,6 +187,9 @@ fn execute(args: &Args) -> Result<(), Error> {
         }
     };
     let policy = workload.policy;
+    if matches!(requests, Requests::Closed) && Scheduler::needs_future(policy) {
+        return Err(arrivals::closed_loop_not_drawn(&workload));
+    }
     // Every check that can fail on the input runs before the first write
     // (none of them reads the requests).
     let no_requests = Schedule {
@@ -193,16 +213,21 @@ fn execute(args: &Args) -> Result<(), Error> {
     // them (once); otherwise the schedule is written first.
     let drawn_once =
         matches!(requests, Requests::Planned(_)) && !args.schedule_only && !args.compare_systems;
-    if !drawn_once {
-        let (n, span_s) = match &requests {
-            Requests::Held(schedule) => {
-                schedule.write_csv(&out.join("schedule.csv"))?;
-                (schedule.requests.len() as u64, schedule.span_s())
-            }
-            Requests::Planned(plan) => {
-                write_requests_csv(&out.join("schedule.csv"), &names, plan.stream())?
-            }
-        };
+    let counted = match &requests {
+        _ if drawn_once => None,
+        Requests::Held(schedule) => {
+            schedule.write_csv(&out.join("schedule.csv"))?;
+            Some((schedule.requests.len() as u64, schedule.span_s()))
+        }
+        Requests::Planned(plan) => Some(write_requests_csv(
+            &out.join("schedule.csv"),
+            &names,
+            plan.stream(),
+        )?),
+        // Written by the run, as the arrivals are produced.
+        Requests::Closed => None,
+    };
+    if let Some((n, span_s)) = counted {
         say_requests(&workload, names.len(), n, span_s);
     }
     if args.schedule_only {
@@ -297,6 +322,8 @@ fn servable_systems(
 enum Requests {
     Held(Schedule),
     Planned(ArrivalPlan),
+    /// Closed-loop arrivals, drawn from the run's completions.
+    Closed,
 }
 
 /// One line on stderr: how many requests over how many models, over what span.
@@ -328,10 +355,32 @@ fn run_one(
         Requests::Held(schedule) => simulate_policy(workload, schedule, policy, opts, &mut file)?,
         Requests::Planned(plan) => match schedule {
             Some(w) => {
-                simulate_plan_drawn(workload, plan, policy, opts, &mut file, &mut |r| w.push(r))?
+                // The first write error of schedule.csv ends the run as an error.
+                let mut failed = None;
+                let result =
+                    simulate_plan_drawn(workload, plan, policy, opts, &mut file, &mut |r| {
+                        if failed.is_none() {
+                            failed = w.push(r).err();
+                        }
+                    })?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                result
             }
             None => simulate_plan(workload, plan, policy, opts, &mut file)?,
         },
+        Requests::Closed => {
+            let schedule = dir.join("schedule.csv");
+            let (result, n, span_s) =
+                simulate_closed(workload, policy, opts, &mut file, Some(&schedule))?;
+            eprintln!(
+                "{}: {n} requests over {} models, {span_s:.1} s (closed loop)",
+                workload.name,
+                workload.models.len()
+            );
+            result
+        }
     };
     file.finish()?;
     let latencies_s = std::mem::take(&mut result.run.latencies_s);

@@ -149,6 +149,8 @@ pub struct Engine<'a> {
     arrivals: Box<dyn Iterator<Item = Request> + 'a>,
     /// The next arrival, once drawn.
     peeked: Option<Request>,
+    /// Closed-loop arrivals (`closed.rs`), drawn from completions instead.
+    closed: Option<closed::Closed>,
     /// Requests the run serves in all.
     total: u64,
     /// `(id, arrival_s)` of every request from the oldest unfinished one
@@ -303,6 +305,7 @@ impl<'a> Engine<'a> {
             workload,
             arrivals,
             peeked: None,
+            closed: None,
             total,
             in_flight: VecDeque::new(),
             in_flight_base: 0,
@@ -384,11 +387,9 @@ impl<'a> Engine<'a> {
     /// arrival at the same time; completions at one time in issue order),
     /// with the clock moved to it. `None` once nothing is left.
     pub fn next_event(&mut self) -> Option<Event> {
-        if self.peeked.is_none() {
-            self.peeked = self.arrivals.next();
-        }
-        let from_heap = match (self.heap.peek(), &self.peeked) {
-            (Some(p), Some(r)) => f64::from_bits(p.t) <= r.arrival_s,
+        let arrival_s = self.next_arrival_s();
+        let from_heap = match (self.heap.peek(), arrival_s) {
+            (Some(p), Some(t)) => f64::from_bits(p.t) <= t,
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => return None,
@@ -402,7 +403,7 @@ impl<'a> Engine<'a> {
                 Event::CopyDone { copy: p.id }
             }
         } else {
-            let r = self.peeked.take().expect("peeked");
+            let r = self.take_arrival();
             self.now = self.now.max(r.arrival_s);
             let request = self.in_flight_base + self.in_flight.len() as u64;
             self.in_flight.push_back((r.id, r.arrival_s));
@@ -571,6 +572,9 @@ impl<'a> Engine<'a> {
             record.latency_s = record.finish_s - record.arrival_s;
             out.record(record)?;
             self.lat.push(m, record.latency_s);
+            if let Some(c) = &mut self.closed {
+                c.driver.finished(record.id, record.finish_s);
+            }
             if meta.slo_s.is_none_or(|slo| record.latency_s <= slo) {
                 self.lat.within_slo[m] += 1;
             }
@@ -613,6 +617,8 @@ fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
     bar
 }
 
+mod closed;
+pub use closed::simulate_closed;
 mod multipath;
 mod options;
 pub use options::{SimOptions, DEFAULT_TIMELINE_SPANS};

@@ -40,8 +40,8 @@ pub mod sweep;
 pub mod sweep_shard;
 
 pub use engine::{
-    simulate, simulate_plan, simulate_plan_drawn, simulate_policy, Engine, SimOptions,
-    DEFAULT_TIMELINE_SPANS,
+    simulate, simulate_closed, simulate_plan, simulate_plan_drawn, simulate_policy, Engine,
+    SimOptions, DEFAULT_TIMELINE_SPANS,
 };
 pub use sink::{NullSink, RecordSink};
 pub use summary::{write_comparison, write_summary, ModelResult, SimResult, SimRun, TimelineCut};

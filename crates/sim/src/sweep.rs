@@ -211,6 +211,8 @@ pub fn apply(base: &Workload, point: &Point) -> Result<Workload, Error> {
             w.duration_s *= new / *time_scale;
             *time_scale = new;
         }
+        // Refused where the run draws its arrivals (`arrivals::plan`).
+        Process::ClosedLoop(_) => {}
     }
     if let Some(cv) = point.cv {
         if !(cv.is_finite() && cv > 0.0) {

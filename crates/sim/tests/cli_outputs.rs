@@ -391,7 +391,15 @@ fn the_papers_workloads_load_with_their_testbed_profiles() {
             let profile = profiles.join(profile);
             for hw in [None, Some(profile.to_str().unwrap())] {
                 let out = tmp.path().join(f.file_stem().unwrap());
-                let mut extra = vec!["--schedule-only"];
+                // A closed loop's arrivals come from a run, never ahead.
+                let closed = std::fs::read_to_string(&f)
+                    .unwrap()
+                    .contains("process: closed_loop");
+                let mut extra = vec![if closed {
+                    "--no-timeline"
+                } else {
+                    "--schedule-only"
+                }];
                 if let Some(h) = hw {
                     extra.extend(["--hardware", h]);
                 }

@@ -143,6 +143,10 @@ pub enum Process {
         /// Mean length of an off period, seconds (exponential).
         mean_off_s: f64,
     },
+    /// Closed-loop clients: each sends its next request when its previous
+    /// one completes (plus a think time), optionally in turns with another
+    /// task ([`crate::closed_loop`]). Drawn by the run, never ahead.
+    ClosedLoop(crate::closed_loop::ClosedLoopSpec),
     /// Arrivals replayed from a trace file.
     Trace {
         /// The trace file (resolved relative to the workload file).
@@ -203,6 +207,7 @@ impl Skew {
 }
 
 mod background;
+mod closed_loop;
 mod loading;
 mod policy;
 mod raw;
@@ -390,7 +395,7 @@ impl Workload {
         }
         // Models a trace adds (`trace_models`) hold fp16 weights.
         dtypes.resize(models.len(), Dtype::Fp16);
-        let arrivals = validate_arrivals(&ctx, &raw.arrivals, models.len(), &base)?;
+        let arrivals = validate_arrivals(&ctx, &raw.arrivals, &models, &base)?;
         let max_loaded = match &raw.policy.max_loaded {
             Some(v) => Some(
                 ctx.at_least_one(v, "policy.max_loaded")?

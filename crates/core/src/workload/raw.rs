@@ -83,6 +83,7 @@ pub(super) enum ProcessName {
     RoundRobin,
     OnOff,
     Trace,
+    ClosedLoop,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +102,11 @@ pub(super) struct RawArrivals {
     pub(super) path: Option<Spanned<String>>,
     pub(super) format: Option<TraceFormat>,
     pub(super) time_scale: Option<Spanned<f64>>,
+    /// `closed_loop`: clients, think time, scheduling cycle ([`super::closed_loop`]).
+    pub(super) clients: Option<Spanned<u64>>,
+    pub(super) think_ms: Option<Spanned<f64>>,
+    pub(super) cycle_s: Option<Spanned<f64>>,
+    pub(super) cycle_task: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,9 +376,10 @@ fn require<'a>(
 pub(super) fn validate_arrivals(
     ctx: &Ctx,
     raw: &Spanned<RawArrivals>,
-    n_models: usize,
+    models: &[ModelSpec],
     base: &Path,
 ) -> Result<ArrivalSpec, InputError> {
+    let n_models = models.len();
     let a = &raw.value;
     // Rates past this are no workload, and their gaps underflow.
     let at_most = |rate: f64, v: &Spanned<f64>, field: &str| {
@@ -400,6 +407,9 @@ pub(super) fn validate_arrivals(
             "arrivals.rate",
         )
     };
+    if !matches!(a.process.value, ProcessName::ClosedLoop) {
+        super::closed_loop::refuse_stray(ctx, raw)?;
+    }
     let process = match a.process.value {
         ProcessName::Poisson => Process::Poisson {
             rate: rate("poisson")?,
@@ -481,6 +491,7 @@ pub(super) fn validate_arrivals(
                 )?,
             }
         }
+        ProcessName::ClosedLoop => super::closed_loop::validate(ctx, raw, models)?,
         ProcessName::Trace => {
             let p = a.path.as_ref().ok_or_else(|| {
                 ctx.err(

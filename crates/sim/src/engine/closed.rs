@@ -1,0 +1,124 @@
+//! Closed-loop arrivals in the engine: the next arrival comes from the
+//! workload's [`ClosedLoop`] (fed each request's finish in
+//! `Engine::finish_batch`) instead of a schedule, and each arrival is
+//! written to `schedule.csv` as it is taken.
+
+use super::{Engine, SimOptions};
+use crate::sink::RecordSink;
+use crate::summary::SimResult;
+use std::path::Path;
+use switchyard_core::closed_loop::ClosedLoop;
+use switchyard_core::schedule::ScheduleWriter;
+use switchyard_core::workload::{PolicySpec, Process};
+use switchyard_core::{Error, Request, Schedule, Workload};
+
+/// The closed loop an engine draws its arrivals from.
+pub(super) struct Closed {
+    /// The rule: who sends next, and when.
+    pub(super) driver: ClosedLoop,
+    /// Where arrivals go as they are taken (`schedule.csv`).
+    log: Option<ScheduleWriter>,
+    /// The first failure writing `log` (reported at the end of the run).
+    failed: Option<Error>,
+}
+
+impl Engine<'_> {
+    /// The time of the next arrival: the closed loop's, or the schedule's
+    /// (drawn once and kept until taken).
+    pub(super) fn next_arrival_s(&mut self) -> Option<f64> {
+        if let Some(c) = &self.closed {
+            return c.driver.peek();
+        }
+        if self.peeked.is_none() {
+            self.peeked = self.arrivals.next();
+        }
+        self.peeked.as_ref().map(|r| r.arrival_s)
+    }
+
+    /// Takes the arrival [`Engine::next_arrival_s`] announced.
+    pub(super) fn take_arrival(&mut self) -> Request {
+        match &mut self.closed {
+            Some(c) => {
+                let r = c.driver.pop().expect("announced");
+                if let Some(log) = &mut c.log {
+                    if let Err(e) = log.push(&r) {
+                        c.failed.get_or_insert(e);
+                        c.log = None;
+                    }
+                }
+                r
+            }
+            None => self.peeked.take().expect("announced"),
+        }
+    }
+}
+
+/// Simulates `workload`, whose arrivals are a closed loop, served by
+/// `policy`: each client's next request arrives when the simulation
+/// finishes its previous one (plus the think time). Records go to `out`;
+/// the arrivals, as they are produced, to `schedule` (`schedule.csv`) if
+/// given. Returns the result, the number of requests and the last arrival.
+///
+/// Fails with an input error when the workload's arrivals are not a
+/// closed loop or the policy needs the future (Belady).
+pub fn simulate_closed(
+    workload: &Workload,
+    policy: PolicySpec,
+    opts: &SimOptions,
+    out: &mut dyn RecordSink,
+    schedule: Option<&Path>,
+) -> Result<(SimResult, u64, f64), Error> {
+    let Process::ClosedLoop(spec) = &workload.arrivals.process else {
+        return Err(switchyard_core::InputError::new(
+            &workload.source,
+            None,
+            "arrivals.process",
+            "not `closed_loop`",
+        )
+        .into());
+    };
+    if switchyard_scheduler::Scheduler::needs_future(policy) {
+        return Err(switchyard_core::arrivals::closed_loop_not_drawn(workload));
+    }
+    let none = Schedule {
+        models: workload.model_names(),
+        requests: Vec::new(),
+    };
+    let mut engine = Engine::with_arrivals(
+        workload,
+        &none,
+        Box::new(std::iter::empty()),
+        0,
+        policy,
+        opts,
+    )?;
+    let log = match schedule {
+        Some(p) => Some(ScheduleWriter::create(p, &none.models)?),
+        None => None,
+    };
+    let n_models = workload.models.len() as u32;
+    engine.closed = Some(Closed {
+        driver: ClosedLoop::new(spec, n_models, workload.duration_s),
+        log,
+        failed: None,
+    });
+    while let Some(event) = engine.next_event() {
+        engine.step(event, out)?;
+    }
+    engine.progress.finish_and_clear();
+    let closed = engine.closed.take().expect("set above");
+    if let Some(e) = closed.failed {
+        return Err(e);
+    }
+    assert!(
+        !engine.sched.busy() && closed.driver.outstanding() == 0,
+        "the scheduler stalled with work left (a bug): {} of {} requests finished",
+        engine.finished,
+        closed.driver.arrived()
+    );
+    let (n, last) = match closed.log {
+        Some(log) => log.finish()?,
+        None => (closed.driver.arrived(), 0.0),
+    };
+    Ok((engine.result(), n, last))
+}
