@@ -1,8 +1,10 @@
 //! The `sim` binary end to end: every output, byte-identical reruns,
 //! `--compare-systems`, and refusals that write nothing.
 
+mod common;
+use common::sim;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const FILES: [&str; 6] = [
     "schedule.csv",
@@ -15,13 +17,6 @@ const FILES: [&str; 6] = [
 
 fn experiments() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
-}
-
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// `sim -w workload -o out` and `extra` flags.

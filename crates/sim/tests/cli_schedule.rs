@@ -1,17 +1,11 @@
 //! The `sim` binary: schedules, flags and bad input.
 
+mod common;
+use common::sim;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn experiments() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments")
-}
-
-fn sim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

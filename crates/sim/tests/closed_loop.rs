@@ -3,8 +3,9 @@
 //! time), clients keep sending to the end, turns with another task are
 //! kept, and the CLI writes the arrivals it produced as schedule.csv.
 
+mod common;
+use common::sim;
 use std::path::Path;
-use std::process::Command;
 use switchyard_core::Workload;
 use switchyard_sim::{simulate_closed, RequestRecord, SimOptions};
 
@@ -86,13 +87,6 @@ fn clients_send_in_their_turns_and_each_turn_starts_cold() {
         assert_eq!(r.cold, r.arrival_s == turn, "{r:?}");
     }
     assert!(recs.iter().all(|r| r.model != "m-1"));
-}
-
-fn sim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

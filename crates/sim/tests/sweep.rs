@@ -1,20 +1,14 @@
 //! `sim sweep`: grid semantics, the same bytes whatever the thread count,
 //! and bad flags refused before anything is written.
 
+mod common;
+use common::sim;
 use std::path::Path;
-use std::process::Command;
 use switchyard_core::workload::{PolicySpec, System};
 use switchyard_core::Workload;
 use switchyard_sim::sweep::{self, Grid};
 
 const BURSTY: &str = "../../experiments/bursty.yaml";
-
-fn sim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn the_same_bytes_on_one_thread_and_on_three() {
