@@ -9,7 +9,7 @@ use crate::{
     Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Task, TaskId, PRELOAD_COPY,
 };
 use deferred::Deferred;
-use index::GpuIndex;
+use index::{GpuIndex, Vouch};
 use smallvec::SmallVec;
 use std::ops::Range;
 use switchyard_core::hardware::GIB;
@@ -84,6 +84,8 @@ pub struct Scheduler {
     busy: Vec<u32>,
     /// Per GPU: models ready to batch and stages that may be evicted, in order.
     gpus: Vec<GpuIndex>,
+    /// What tells the indexes' entries live from stale.
+    vouch: Vouch,
     /// Requests queued, all models.
     queued: u64,
     tasks: Slab<Task>,
@@ -221,6 +223,7 @@ impl Scheduler {
                 .collect(),
             busy: vec![0; n_gpus as usize],
             gpus: (0..n_gpus).map(|_| GpuIndex::default()).collect(),
+            vouch: Vouch::new(&placements),
             queued: 0,
             tasks: Slab::default(),
             batches: Slab::default(),
@@ -593,6 +596,7 @@ mod background;
 mod deferred;
 mod evict;
 mod index;
+mod lazy;
 mod load;
 mod offload;
 mod queue;

@@ -1,10 +1,14 @@
 //! Per-GPU indexes that keep dispatch and eviction O(log n) in the number
 //! of models on a GPU: the models with requests waiting, ordered by their
 //! head request's arrival, and the stages that may be evicted, ordered by
-//! the eviction policy. Both are kept equal to what a scan of every model
-//! would find (`check_index` compares them), so the choices, and the
-//! outputs, are those of the scans they replace.
+//! the eviction policy. Both are lazy-deletion heaps ([`LazyHeap`]): an
+//! entry leaves when its owner stops vouching for it (the model's head
+//! request is another; the stage's generation in [`Vouch`] moved on), and
+//! is dropped then if it is on top, else when it reaches the top. Their valid entries are kept equal to
+//! what a scan of every model would find (`check_index` compares them), so
+//! the choices, and the outputs, are those of the scans they replace.
 
+use super::lazy::LazyHeap;
 use super::{Scheduler, VictimKey};
 use std::collections::BTreeSet;
 use switchyard_core::workload::Eviction;
@@ -13,13 +17,62 @@ use switchyard_core::workload::Eviction;
 #[derive(Debug, Default)]
 pub(super) struct GpuIndex {
     /// `(head request's arrival sequence number, model)` of every model whose
-    /// first stage uses this GPU and that has requests queued.
-    pub(super) ready: BTreeSet<(u64, u32)>,
-    /// `(victim key, model, stage)` of every stage on this GPU that may be
-    /// evicted now (resident, no copy in flight, no compute outstanding);
-    /// the first not excluded is the victim (ties to the lower model, then
+    /// first stage uses this GPU and that has requests queued (valid while
+    /// that request is still the model's head).
+    pub(super) ready: LazyHeap<(u64, u32)>,
+    /// `(victim key, model, stage, generation)` of every stage on this GPU
+    /// that may be evicted now (resident, no copy in flight, no compute
+    /// outstanding; valid while the stage's generation is that one); the
+    /// first not excluded is the victim (ties to the lower model, then
     /// stage, as the scan in model order did).
-    pub(super) evictable: BTreeSet<(VictimKey, u32, u32)>,
+    pub(super) evictable: LazyHeap<Evictable>,
+}
+
+/// An eviction set's entry: `(victim key, the stage's index in [`Vouch`],
+/// its generation)`. Stage indexes follow (model, stage) order, so the
+/// order is by key, then model, then stage.
+type Evictable = (VictimKey, u32, u32);
+
+/// What tells the eviction sets' live entries from stale ones.
+#[derive(Debug, Default)]
+pub(super) struct Vouch {
+    /// Per model: index of its first stage in `gen`.
+    stage_base: Vec<u32>,
+    /// Per stage of every model: its model.
+    stage_model: Vec<u32>,
+    /// Per stage of every model: generation of its eviction entries,
+    /// bumped whenever its victim key changes (at most twice per push of
+    /// an entry: an entry lives through fewer than 2^30 pushes of its heap
+    /// ([`LazyHeap`] compacts), so no stale entry meets its generation again).
+    gen: Vec<u32>,
+}
+
+impl Vouch {
+    /// Nothing ready or indexed, for models placed as `placements`.
+    pub(super) fn new(placements: &[crate::placement::Placement]) -> Vouch {
+        let mut stage_base = Vec::with_capacity(placements.len());
+        let mut stage_model = Vec::with_capacity(placements.len());
+        for (m, p) in placements.iter().enumerate() {
+            stage_base.push(stage_model.len() as u32);
+            stage_model.extend((0..p.pp).map(|_| m as u32));
+        }
+        Vouch {
+            stage_base,
+            gen: vec![0; stage_model.len()],
+            stage_model,
+        }
+    }
+
+    /// Whether the eviction entry `e` is live.
+    fn evictable(&self, &(_, sid, gen): &Evictable) -> bool {
+        self.gen[sid as usize] == gen
+    }
+
+    /// `(model, stage)` of stage index `sid`.
+    fn stage(&self, sid: u32) -> (u32, u32) {
+        let m = self.stage_model[sid as usize];
+        (m, sid - self.stage_base[m as usize])
+    }
 }
 
 impl Scheduler {
@@ -27,30 +80,38 @@ impl Scheduler {
     /// sets of its first stage's GPUs.
     pub(super) fn mark_ready(&mut self, m: u32, seq: u64) {
         for &g in self.placements[m as usize].stage_gpus(0) {
-            self.gpus[g as usize].ready.insert((seq, m));
+            let ready = &mut self.gpus[g as usize].ready;
+            ready.push((seq, m));
+            if ready.needs_compact() {
+                let models = &self.models;
+                ready.compact(|e| is_head(models, e));
+            }
         }
     }
 
     /// Model `m`'s head request (arrival sequence `seq`) leaves the ready sets.
     pub(super) fn unmark_ready(&mut self, m: u32, seq: u64) {
         for &g in self.placements[m as usize].stage_gpus(0) {
-            self.gpus[g as usize].ready.remove(&(seq, m));
+            self.gpus[g as usize].ready.forget(&(seq, m));
         }
     }
 
     /// The model to batch on GPU `g`: the one whose head request arrived
     /// first among those whose first-stage GPUs are all idle.
-    pub(super) fn ready_model(&self, g: u32) -> Option<u32> {
+    pub(super) fn ready_model(&mut self, g: u32) -> Option<u32> {
+        let (models, placements, busy) = (&self.models, &self.placements, &self.busy);
         self.gpus[g as usize]
             .ready
-            .iter()
-            .find(|&&(_, m)| {
-                self.placements[m as usize]
-                    .stage_gpus(0)
-                    .iter()
-                    .all(|&h| self.busy[h as usize] == 0)
-            })
-            .map(|&(_, m)| m)
+            .first(
+                |e| is_head(models, e),
+                |&(_, m)| {
+                    placements[m as usize]
+                        .stage_gpus(0)
+                        .iter()
+                        .all(|&h| busy[h as usize] == 0)
+                },
+            )
+            .map(|(_, m)| m)
     }
 
     /// The victim key of stage `s` of `m` now, `None` if it may not be evicted:
@@ -93,15 +154,24 @@ impl Scheduler {
             return;
         }
         let old = std::mem::replace(&mut st.indexed, new);
+        let sid = self.vouch.stage_base[m as usize] + s;
+        let gen = &mut self.vouch.gen[sid as usize];
+        let was = *gen;
+        *gen = gen.wrapping_add(1);
+        let gen = *gen;
         let (mi, tp) = (m as usize, self.placements[m as usize].tp as usize);
         for r in 0..tp {
             let g = self.placements[mi].gpus[s as usize * tp + r];
             let set = &mut self.gpus[g as usize].evictable;
             if let Some(k) = old {
-                set.remove(&(k, m, s));
+                set.forget(&(k, sid, was));
             }
             if let Some(k) = new {
-                set.insert((k, m, s));
+                set.push((k, sid, gen));
+                if set.needs_compact() {
+                    let vouch = &self.vouch;
+                    set.compact(|e| vouch.evictable(e));
+                }
             }
             self.touch(g);
         }
@@ -116,15 +186,23 @@ impl Scheduler {
 
     /// The stage on GPU `g` to evict (not of model `exclude`), by policy;
     /// stages a formed batch still needs only if `allow_pending`.
-    pub(super) fn victim(&self, g: u32, exclude: u32, allow_pending: bool) -> Option<(u32, u32)> {
+    pub(super) fn victim(
+        &mut self,
+        g: u32,
+        exclude: u32,
+        allow_pending: bool,
+    ) -> Option<(u32, u32)> {
         if self.traits.preloads {
             return None;
         }
-        let &(key, m, s) = self.gpus[g as usize]
-            .evictable
-            .iter()
-            .find(|&&(_, m, _)| m != exclude)?;
-        (key.0 == 0 || allow_pending).then_some((m, s))
+        let vouch = &self.vouch;
+        let base = vouch.stage_base[exclude as usize];
+        let excluded = base..base + self.placements[exclude as usize].pp;
+        let (key, sid, _) = self.gpus[g as usize].evictable.first(
+            |e| vouch.evictable(e),
+            |&(_, sid, _)| !excluded.contains(&sid),
+        )?;
+        (key.0 == 0 || allow_pending).then(|| vouch.stage(sid))
     }
 
     /// Checks the indexes against a scan of every model: each GPU's ready set
@@ -154,19 +232,63 @@ impl Scheduler {
             }
         }
         for (g, ix) in self.gpus.iter().enumerate() {
-            if ix.ready != ready[g] {
+            let valid = ix
+                .ready
+                .entries()
+                .filter(|e| is_head(&self.models, e))
+                .copied();
+            let held = set_of(valid, ix.ready.live(), g, "ready")?;
+            if held != ready[g] {
                 return Err(format!(
-                    "GPU {g}: ready set {:?} differs from the queues {:?}",
-                    ix.ready, ready[g]
+                    "GPU {g}: ready set {held:?} differs from the queues {:?}",
+                    ready[g]
                 ));
             }
-            if ix.evictable != evictable[g] {
+            let valid = ix
+                .evictable
+                .entries()
+                .filter(|e| self.vouch.evictable(e))
+                .map(|&(k, sid, _)| {
+                    let (m, s) = self.vouch.stage(sid);
+                    (k, m, s)
+                });
+            let held = set_of(valid, ix.evictable.live(), g, "eviction")?;
+            if held != evictable[g] {
                 return Err(format!(
-                    "GPU {g}: eviction set {:?} differs from the stages' keys {:?}",
-                    ix.evictable, evictable[g]
+                    "GPU {g}: eviction set {held:?} differs from the stages' keys {:?}",
+                    evictable[g]
                 ));
             }
         }
         Ok(())
     }
+}
+
+/// Whether the ready entry `(seq, m)` is live: `seq` is model `m`'s head
+/// request (read from the model's queue, which dispatching it reads next).
+fn is_head(models: &[super::ModelState], &(seq, m): &(u64, u32)) -> bool {
+    models[m as usize].queue.front().map(|&(s, _)| s) == Some(seq)
+}
+
+/// The valid entries of GPU `g`'s `what` set as an ordered set; an error if
+/// one is there twice or their number is not the `live` count the heap keeps.
+fn set_of<T: Ord + Copy + std::fmt::Debug>(
+    valid: impl Iterator<Item = T>,
+    live: usize,
+    g: usize,
+    what: &str,
+) -> Result<BTreeSet<T>, String> {
+    let mut set = BTreeSet::new();
+    for t in valid {
+        if !set.insert(t) {
+            return Err(format!("GPU {g}: {what} set holds {t:?} twice"));
+        }
+    }
+    if set.len() != live {
+        return Err(format!(
+            "GPU {g}: {what} set holds {} valid entries, counts {live} live",
+            set.len()
+        ));
+    }
+    Ok(set)
 }
