@@ -450,7 +450,7 @@ impl Scheduler {
         ms.last_use = self.tick;
         ms.served += n as u64;
         self.queued -= n as u64;
-        if let Some((head, _)) = self.queues.front(&ms.queue) {
+        if let Some(head) = ms.queue.front_seq() {
             self.unmark_ready(m, head);
         }
         let mut left = n;
@@ -479,7 +479,7 @@ impl Scheduler {
             batch.cold = cold;
             self.reach_or_defer(b, 0, actions);
         }
-        if let Some((head, _)) = self.queues.front(&self.models[mi].queue) {
+        if let Some(head) = self.models[mi].queue.front_seq() {
             self.mark_ready(m, head);
         }
         self.reindex_model(m);

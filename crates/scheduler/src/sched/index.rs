@@ -133,7 +133,7 @@ impl Scheduler {
     /// Belady: schedule position of the next request `m` will serve.
     fn next_use(&self, m: u32) -> u64 {
         let ms = &self.models[m as usize];
-        if let Some((seq, _)) = self.queues.front(&ms.queue) {
+        if let Some(seq) = ms.queue.front_seq() {
             return seq;
         }
         self.future[m as usize]
@@ -215,7 +215,7 @@ impl Scheduler {
         for (m, ms) in self.models.iter().enumerate() {
             let m = m as u32;
             let p = &self.placements[m as usize];
-            if let Some((seq, _)) = self.queues.front(&ms.queue) {
+            if let Some(seq) = ms.queue.front_seq() {
                 for &g in p.stage_gpus(0) {
                     ready[g as usize].insert((seq, m));
                 }
@@ -267,7 +267,7 @@ impl Scheduler {
 /// Whether the ready entry `(seq, m)` is live: `seq` is model `m`'s head
 /// request (read from the model's queue, which dispatching it reads next).
 fn is_head(models: &[super::ModelState], &(seq, m): &(u64, u32)) -> bool {
-    models[m as usize].queue.front().map(|&(s, _)| s) == Some(seq)
+    models[m as usize].queue.front_seq() == Some(seq)
 }
 
 /// The valid entries of GPU `g`'s `what` set as an ordered set; an error if

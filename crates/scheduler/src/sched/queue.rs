@@ -10,6 +10,9 @@ pub(super) struct Queue {
     head: u32,
     tail: u32,
     len: u32,
+    /// The front request's arrival sequence number (valid when `len > 0`),
+    /// kept inline so that checking a model's head reads only the model.
+    head_seq: u64,
 }
 
 impl Default for Queue {
@@ -18,6 +21,7 @@ impl Default for Queue {
             head: NONE,
             tail: NONE,
             len: 0,
+            head_seq: 0,
         }
     }
 }
@@ -26,6 +30,11 @@ impl Queue {
     /// Requests queued.
     pub(super) fn len(&self) -> usize {
         self.len as usize
+    }
+
+    /// The front request's arrival sequence number.
+    pub(super) fn front_seq(&self) -> Option<u64> {
+        (self.len > 0).then_some(self.head_seq)
     }
 }
 
@@ -67,6 +76,7 @@ impl Queues {
         };
         if q.tail == NONE {
             q.head = i;
+            q.head_seq = seq;
         } else {
             self.nodes[q.tail as usize].next = i;
         }
@@ -75,7 +85,8 @@ impl Queues {
     }
 
     /// `(seq, request)` at the front of `q`.
-    pub(super) fn front(&self, q: &Queue) -> Option<(u64, u64)> {
+    #[cfg(test)]
+    fn front(&self, q: &Queue) -> Option<(u64, u64)> {
         (q.head != NONE).then(|| {
             let n = &self.nodes[q.head as usize];
             (n.seq, n.request)
@@ -92,6 +103,8 @@ impl Queues {
         q.head = n.next;
         if q.head == NONE {
             q.tail = NONE;
+        } else {
+            q.head_seq = self.nodes[q.head as usize].seq;
         }
         q.len -= 1;
         self.free.push(i);
@@ -124,6 +137,7 @@ mod tests {
                 assert_eq!(qs.pop_front(&mut q[m]), want[m].pop_front());
             }
             assert_eq!(qs.front(&q[m]), want[m].front().copied());
+            assert_eq!(q[m].front_seq(), want[m].front().map(|f| f.0));
             assert_eq!(q[m].len(), want[m].len());
         }
         let live: usize = want.iter().map(VecDeque::len).sum();
