@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Two `sim` binaries timed on the scale bench's workloads (scripts/sim_scale.sh),
+# interleaved (old, new, old, new, ...) so that both see the same machine:
+# the fair comparison on a shared machine whose speed drifts between runs.
+# Reports the CPU seconds (user + system) of each binary, min and mean over
+# ROUNDS rounds, and the ratio of the mins.
+#
+#   bash scripts/sim_speed_pair.sh OLD_SIM NEW_SIM [ROWS]
+#
+# ROWS (default "m10k t1e6 t1e7"): m10k = 1e6 requests over 10,000 models
+# on 8 GPUs; t1e6, t1e7, t1e8 = 1e6, 1e7, 1e8 requests over 100,000 models
+# on 1,024 GPUs (the issue's target row). ROUNDS (env, default 3; 1 for
+# t1e8). Output: a markdown table on stdout.
+set -euo pipefail
+old=${1:?usage: sim_speed_pair.sh OLD_SIM NEW_SIM [ROWS]}
+new=${2:?usage: sim_speed_pair.sh OLD_SIM NEW_SIM [ROWS]}
+rows=${3:-m10k t1e6 t1e7}
+for b in "$old" "$new"; do
+    [ -x "$b" ] || { echo "sim_speed_pair.sh: $b is not an executable" >&2; exit 2; }
+done
+[ -x /usr/bin/time ] || { echo "sim_speed_pair.sh: needs /usr/bin/time" >&2; exit 2; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sim_pair.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# workload REQUESTS MODELS GPUS > file: the scale bench's workload.
+workload() {
+    local rate=$((1000 * $3))
+    cat <<EOF
+name: scale
+seed: 1
+duration_s: $(awk -v r="$1" -v q="$rate" 'BEGIN { printf "%.6f", r / q }')
+cluster: { hardware: h200-pcie5, gpus: $3, gpu_memory_gib: 6 }
+models:
+  - { name: m, copies: $2, layers: 4, layer_mb: 10, layer_ms: 0.05, max_batch: 8, slo_ms: 100 }
+arrivals: { process: poisson, rate: $rate, skew: { zipf: 0.5 } }
+policy: { system: computron, eviction: lru }
+EOF
+}
+
+# cpu BIN WORKLOAD REQUESTS: CPU seconds of one run.
+cpu() {
+    rm -rf "$tmp/run"
+    /usr/bin/time -f "%U %S" -o "$tmp/t" "$1" -w "$2" -o "$tmp/run" --no-timeline \
+        --max-requests $(($3 * 2)) > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+    awk '{ printf "%.2f\n", $1 + $2 }' "$tmp/t"
+}
+
+echo "| row | rounds | old CPU s min / mean | new CPU s min / mean | old / new (mins) |"
+echo "|---|--:|--:|--:|--:|"
+for row in $rows; do
+    case $row in
+    m10k) req=1000000 models=10000 gpus=8 ;;
+    t1e6) req=1000000 models=100000 gpus=1024 ;;
+    t1e7) req=10000000 models=100000 gpus=1024 ;;
+    t1e8) req=100000000 models=100000 gpus=1024 ;;
+    *) echo "sim_speed_pair.sh: unknown row $row" >&2; exit 2 ;;
+    esac
+    rounds=${ROUNDS:-3}
+    [ "$row" = t1e8 ] && rounds=${ROUNDS:-1}
+    workload "$req" "$models" "$gpus" > "$tmp/w.yaml"
+    : > "$tmp/old"; : > "$tmp/new"
+    for _ in $(seq "$rounds"); do
+        cpu "$old" "$tmp/w.yaml" "$req" >> "$tmp/old"
+        cpu "$new" "$tmp/w.yaml" "$req" >> "$tmp/new"
+    done
+    stats() { sort -n "$1" | awk '{ s += $1; if (NR == 1) m = $1 } END { printf "%.2f %.2f", m, s / NR }'; }
+    read -r om oa <<< "$(stats "$tmp/old")"
+    read -r nm na <<< "$(stats "$tmp/new")"
+    echo "| $row ($req requests, $models models, $gpus GPUs) | $rounds | $om / $oa | $nm / $na | $(awk -v a="$om" -v b="$nm" 'BEGIN { printf "%.2fx", a / b }') |"
+done
