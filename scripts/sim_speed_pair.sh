@@ -8,9 +8,10 @@
 #   bash scripts/sim_speed_pair.sh OLD_SIM NEW_SIM [ROWS]
 #
 # ROWS (default "m10k t1e6 t1e7"): m10k = 1e6 requests over 10,000 models
-# on 8 GPUs; t1e6, t1e7, t1e8 = 1e6, 1e7, 1e8 requests over 100,000 models
-# on 1,024 GPUs (the target row). ROUNDS (env, default 3; 1 for
-# t1e8). Output: a markdown table on stdout.
+# on 8 GPUs; t1e6, t1e7, t3e7, t1e8 = 1e6, 1e7, 3e7, 1e8 requests over
+# 100,000 models on 1,024 GPUs (the target row). ROUNDS (env,
+# default 3; 1 for t3e7 and t1e8); SIM_FLAGS (env) more flags for both
+# binaries, e.g. "--exact-quantiles 100000". Output: a markdown table.
 set -euo pipefail
 old=${1:?usage: sim_speed_pair.sh OLD_SIM NEW_SIM [ROWS]}
 new=${2:?usage: sim_speed_pair.sh OLD_SIM NEW_SIM [ROWS]}
@@ -41,7 +42,7 @@ EOF
 cpu() {
     rm -rf "$tmp/run"
     /usr/bin/time -f "%U %S" -o "$tmp/t" "$1" -w "$2" -o "$tmp/run" --no-timeline \
-        --max-requests $(($3 * 2)) > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+        --max-requests $(($3 * 2)) ${SIM_FLAGS:-} > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
     awk '{ printf "%.2f\n", $1 + $2 }' "$tmp/t"
 }
 
@@ -52,11 +53,12 @@ for row in $rows; do
     m10k) req=1000000 models=10000 gpus=8 ;;
     t1e6) req=1000000 models=100000 gpus=1024 ;;
     t1e7) req=10000000 models=100000 gpus=1024 ;;
+    t3e7) req=30000000 models=100000 gpus=1024 ;;
     t1e8) req=100000000 models=100000 gpus=1024 ;;
     *) echo "sim_speed_pair.sh: unknown row $row" >&2; exit 2 ;;
     esac
     rounds=${ROUNDS:-3}
-    [ "$row" = t1e8 ] && rounds=${ROUNDS:-1}
+    case $row in t3e7 | t1e8) rounds=${ROUNDS:-1} ;; esac
     workload "$req" "$models" "$gpus" > "$tmp/w.yaml"
     : > "$tmp/old"; : > "$tmp/new"
     for _ in $(seq "$rounds"); do
