@@ -285,11 +285,11 @@ impl ComputeTable {
     /// cache, instead of one each. Inputs `i` in `0..n` are `build(i)`, except that one which
     /// `same_as_before(i)` says equals input `i - 1` is not built at all
     /// (models copied from one template are consecutive: 100,000 of them
-    /// build one table); `build` giving `None` ends the inputs early.
+    /// build one table).
     pub fn dedup(
         n: usize,
         same_as_before: impl Fn(usize) -> bool,
-        mut build: impl FnMut(usize) -> Option<ComputeTable>,
+        mut build: impl FnMut(usize) -> ComputeTable,
     ) -> (Vec<ComputeTable>, Vec<u32>) {
         let mut index: std::collections::HashMap<Vec<u64>, u32> = std::collections::HashMap::new();
         let mut distinct = Vec::new();
@@ -299,7 +299,7 @@ impl ComputeTable {
                 of.push(of[i - 1]);
                 continue;
             }
-            let Some(t) = build(i) else { break };
+            let t = build(i);
             of.push(*index.entry(t.key().collect()).or_insert_with(|| {
                 distinct.push(t);
                 (distinct.len() - 1) as u32
@@ -354,7 +354,7 @@ mod tests {
             |i| std::ptr::eq(shapes[i], shapes[i - 1]),
             |i| {
                 built.set(built.get() + 1);
-                Some(ComputeTable::new(&h, shapes[i], 1, 4))
+                ComputeTable::new(&h, shapes[i], 1, 4)
             },
         );
         assert_eq!(of, vec![0, 0, 1, 0, 1, 1]);
@@ -365,13 +365,6 @@ mod tests {
             tables[1].time(0..3, 2),
             ComputeTable::new(&h, &b, 1, 4).time(0..3, 2)
         );
-        // `None` ends the inputs.
-        let (tables, of) = ComputeTable::dedup(
-            9,
-            |_| false,
-            |i| (i < 2).then(|| ComputeTable::new(&h, &a, 1, 4)),
-        );
-        assert_eq!((tables.len(), of), (1, vec![0, 0]));
     }
 
     #[test]

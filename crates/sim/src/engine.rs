@@ -204,12 +204,7 @@ impl<'a> Engine<'a> {
             |i| {
                 let d = workload.dtype(i);
                 let hw = typed.iter().find(|(t, _)| *t == d).map_or(hw, |(_, p)| p);
-                Some(ComputeTable::new(
-                    hw,
-                    &models[i].shape,
-                    tp(i),
-                    models[i].max_batch,
-                ))
+                ComputeTable::new(hw, &models[i].shape, tp(i), models[i].max_batch)
             },
         );
         let mut names = String::new();
