@@ -8,13 +8,13 @@ use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::latency_sketch::DEFAULT_EXACT_QUANTILES;
 use switchyard_core::output_set::OutputSet;
 use switchyard_core::overrides::PolicyOverrides;
-use switchyard_core::schedule::{write_requests_csv, ScheduleWriter};
+use switchyard_core::schedule::write_requests_csv;
 use switchyard_core::workload::{PolicySpec, Process, System};
 use switchyard_core::{arrivals, Error, Schedule, Workload};
 use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
-    simulate_closed, simulate_plan, simulate_plan_drawn, simulate_policy, write_comparison,
+    simulate_closed, simulate_plan, simulate_plan_logged, simulate_policy, write_comparison,
     write_summary, write_timeline, RecordWriter, SimOptions, SimResult,
 };
 
@@ -242,24 +242,9 @@ fn execute(args: &Args) -> Result<(), Error> {
         ..SimOptions::default()
     };
     if !args.compare_systems {
-        let mut schedule = if drawn_once {
-            Some(ScheduleWriter::create(&out.join("schedule.csv"), &names)?)
-        } else {
-            None
-        };
         let result = run_one(
-            &workload,
-            &requests,
-            policy,
-            &opts,
-            &out,
-            args.log_x,
-            schedule.as_mut(),
+            &workload, &requests, policy, &opts, &out, args.log_x, drawn_once,
         )?;
-        if let Some(schedule) = schedule {
-            let (n, span_s) = schedule.finish()?;
-            say_requests(&workload, names.len(), n, span_s);
-        }
         set.commit()?;
         report(&result, &args.out);
         return Ok(());
@@ -268,7 +253,7 @@ fn execute(args: &Args) -> Result<(), Error> {
     let mut runs = Vec::new();
     for p in systems {
         let dir = out.join(p.system.name());
-        let result = run_one(&workload, &requests, p, &opts, &dir, args.log_x, None)?;
+        let result = run_one(&workload, &requests, p, &opts, &dir, args.log_x, false)?;
         report(&result, &args.out.join(p.system.name()));
         let mut run = Run::load(&dir.join("requests.csv"))?;
         run.label = p.system.name().to_string();
@@ -335,8 +320,8 @@ fn say_requests(workload: &Workload, models: usize, n: u64, span_s: f64) {
 }
 
 /// Simulates one policy into `dir`: requests.csv, summary.json,
-/// timeline.json and latency_cdf.svg/png; generated requests are also
-/// handed to `schedule` as they are drawn.
+/// timeline.json and latency_cdf.svg/png; with `log_schedule`, generated
+/// requests also go to schedule.csv as the run draws them.
 fn run_one(
     workload: &Workload,
     requests: &Requests,
@@ -344,7 +329,7 @@ fn run_one(
     opts: &SimOptions,
     dir: &Path,
     log_x: bool,
-    schedule: Option<&mut ScheduleWriter>,
+    log_schedule: bool,
 ) -> Result<SimResult, Error> {
     let mut file = RecordWriter::create(&dir.join("requests.csv"))?;
     let opts = &SimOptions {
@@ -353,23 +338,14 @@ fn run_one(
     };
     let mut result = match requests {
         Requests::Held(schedule) => simulate_policy(workload, schedule, policy, opts, &mut file)?,
-        Requests::Planned(plan) => match schedule {
-            Some(w) => {
-                // The first write error of schedule.csv ends the run as an error.
-                let mut failed = None;
-                let result =
-                    simulate_plan_drawn(workload, plan, policy, opts, &mut file, &mut |r| {
-                        if failed.is_none() {
-                            failed = w.push(r).err();
-                        }
-                    })?;
-                if let Some(e) = failed {
-                    return Err(e);
-                }
-                result
-            }
-            None => simulate_plan(workload, plan, policy, opts, &mut file)?,
-        },
+        Requests::Planned(plan) if log_schedule => {
+            let schedule = dir.join("schedule.csv");
+            let (result, n, span_s) =
+                simulate_plan_logged(workload, plan, policy, opts, &mut file, Some(&schedule))?;
+            say_requests(workload, workload.models.len(), n, span_s);
+            result
+        }
+        Requests::Planned(plan) => simulate_plan(workload, plan, policy, opts, &mut file)?,
         Requests::Closed => {
             let schedule = dir.join("schedule.csv");
             let (result, n, span_s) =

@@ -12,6 +12,7 @@ use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::model::Dtype;
 use switchyard_core::records::RequestRecord;
+use switchyard_core::schedule::ScheduleWriter;
 use switchyard_core::summary::Offloads;
 use switchyard_core::timeline::{Span, Timeline, Track};
 use switchyard_core::workload::{PolicyName, PolicySpec};
@@ -81,6 +82,10 @@ pub struct Engine<'a> {
     peeked: Option<Request>,
     /// Closed-loop arrivals (`closed.rs`), drawn from completions instead.
     closed: Option<closed::Closed>,
+    /// Where arrivals go as they are taken (`schedule.csv`), if anywhere.
+    log: Option<ScheduleWriter>,
+    /// The first failure writing `log` (reported when the run ends).
+    log_failed: Option<Error>,
     /// Requests the run serves in all.
     total: u64,
     /// `(id, arrival_s)` of every request from the oldest unfinished one
@@ -231,6 +236,8 @@ impl<'a> Engine<'a> {
             arrivals,
             peeked: None,
             closed: None,
+            log: None,
+            log_failed: None,
             total,
             in_flight: VecDeque::new(),
             in_flight_base: 0,
@@ -285,6 +292,27 @@ impl<'a> Engine<'a> {
 
     /// Runs to the end: every event fed, every request recorded into `out`.
     pub fn run(mut self, out: &mut dyn RecordSink) -> Result<SimResult, Error> {
+        self.drive(out)?;
+        Ok(self.result())
+    }
+
+    /// [`Engine::run`] writing each arrival to `log` (`schedule.csv`) as it
+    /// is taken, so the requests are drawn once, not once for the file and
+    /// again for the run; returns also the requests written and the last
+    /// arrival.
+    pub fn run_logged(
+        mut self,
+        out: &mut dyn RecordSink,
+        log: ScheduleWriter,
+    ) -> Result<(SimResult, u64, f64), Error> {
+        self.log = Some(log);
+        self.drive(out)?;
+        let (n, last) = self.finish_log()?.expect("set above");
+        Ok((self.result(), n, last))
+    }
+
+    /// Feeds every event to the end.
+    fn drive(&mut self, out: &mut dyn RecordSink) -> Result<(), Error> {
         while let Some(event) = self.next_event() {
             self.step(event, out)?;
         }
@@ -295,7 +323,16 @@ impl<'a> Engine<'a> {
             self.finished,
             self.total
         );
-        Ok(self.result())
+        Ok(())
+    }
+
+    /// Ends the arrivals' log: the first write failure, or the requests
+    /// written and the last arrival (`None` without a log).
+    fn finish_log(&mut self) -> Result<Option<(u64, f64)>, Error> {
+        if let Some(e) = self.log_failed.take() {
+            return Err(e);
+        }
+        self.log.take().map(ScheduleWriter::finish).transpose()
     }
 
     /// The virtual clock, seconds.
@@ -545,7 +582,7 @@ fn progress_bar(show: bool, n: u64) -> indicatif::ProgressBar {
 mod closed;
 pub use closed::simulate_closed;
 mod entry;
-pub use entry::{simulate, simulate_plan, simulate_plan_drawn, simulate_policy};
+pub use entry::{simulate, simulate_plan, simulate_plan_logged, simulate_policy};
 mod multipath;
 mod options;
 pub use options::{SimOptions, DEFAULT_TIMELINE_SPANS};

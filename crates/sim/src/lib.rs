@@ -40,7 +40,7 @@ pub mod sweep;
 pub mod sweep_shard;
 
 pub use engine::{
-    simulate, simulate_closed, simulate_plan, simulate_plan_drawn, simulate_policy, Engine,
+    simulate, simulate_closed, simulate_plan, simulate_plan_logged, simulate_policy, Engine,
     SimOptions, DEFAULT_TIMELINE_SPANS,
 };
 pub use sink::{NullSink, RecordSink};

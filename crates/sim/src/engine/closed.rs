@@ -16,10 +16,6 @@ use switchyard_core::{Error, Request, Schedule, Workload};
 pub(super) struct Closed {
     /// The rule: who sends next, and when.
     pub(super) driver: ClosedLoop,
-    /// Where arrivals go as they are taken (`schedule.csv`).
-    log: Option<ScheduleWriter>,
-    /// The first failure writing `log` (reported at the end of the run).
-    failed: Option<Error>,
 }
 
 impl Engine<'_> {
@@ -35,21 +31,20 @@ impl Engine<'_> {
         self.peeked.as_ref().map(|r| r.arrival_s)
     }
 
-    /// Takes the arrival [`Engine::next_arrival_s`] announced.
+    /// Takes the arrival [`Engine::next_arrival_s`] announced, writing it
+    /// to the arrivals' log if there is one.
     pub(super) fn take_arrival(&mut self) -> Request {
-        match &mut self.closed {
-            Some(c) => {
-                let r = c.driver.pop().expect("announced");
-                if let Some(log) = &mut c.log {
-                    if let Err(e) = log.push(&r) {
-                        c.failed.get_or_insert(e);
-                        c.log = None;
-                    }
-                }
-                r
-            }
+        let r = match &mut self.closed {
+            Some(c) => c.driver.pop().expect("announced"),
             None => self.peeked.take().expect("announced"),
+        };
+        if let Some(log) = &mut self.log {
+            if let Err(e) = log.push(&r) {
+                self.log_failed.get_or_insert(e);
+                self.log = None;
+            }
         }
+        r
     }
 }
 
@@ -92,33 +87,25 @@ pub fn simulate_closed(
         policy,
         opts,
     )?;
-    let log = match schedule {
-        Some(p) => Some(ScheduleWriter::create(p, &none.models)?),
-        None => None,
-    };
+    if let Some(p) = schedule {
+        engine.log = Some(ScheduleWriter::create(p, &none.models)?);
+    }
     let n_models = workload.models.len() as u32;
     engine.closed = Some(Closed {
         driver: ClosedLoop::new(spec, n_models, workload.duration_s),
-        log,
-        failed: None,
     });
     while let Some(event) = engine.next_event() {
         engine.step(event, out)?;
     }
     engine.progress.finish_and_clear();
+    let logged = engine.finish_log()?;
     let closed = engine.closed.take().expect("set above");
-    if let Some(e) = closed.failed {
-        return Err(e);
-    }
     assert!(
         !engine.sched.busy() && closed.driver.outstanding() == 0,
         "the scheduler stalled with work left (a bug): {} of {} requests finished",
         engine.finished,
         closed.driver.arrived()
     );
-    let (n, last) = match closed.log {
-        Some(log) => log.finish()?,
-        None => (closed.driver.arrived(), 0.0),
-    };
+    let (n, last) = logged.unwrap_or((closed.driver.arrived(), 0.0));
     Ok((engine.result(), n, last))
 }

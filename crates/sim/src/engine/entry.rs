@@ -2,6 +2,7 @@
 //! another policy, or requests drawn from a plan as the clock advances.
 
 use super::*;
+use std::path::Path;
 
 /// Simulates `workload` (with its own policy) serving `schedule`.
 pub fn simulate(
@@ -38,37 +39,44 @@ pub fn simulate_plan(
     opts: &SimOptions,
     out: &mut dyn RecordSink,
 ) -> Result<SimResult, Error> {
-    simulate_plan_drawn(workload, plan, policy, opts, out, &mut |_| {})
+    simulate_plan_logged(workload, plan, policy, opts, out, None).map(|(r, ..)| r)
 }
 
-/// [`simulate_plan`] handing each request to `drawn` as it is drawn, in
-/// arrival order (`sim` writes `schedule.csv` from it, so the requests are
-/// drawn once, not once for the file and again for the run). A policy
-/// that needs the future draws them all before the run.
-pub fn simulate_plan_drawn(
+/// [`simulate_plan`] writing the requests to `schedule` (`schedule.csv`),
+/// if given, as the engine draws them, so they are drawn once, not once
+/// for the file and again for the run (a policy that needs the future
+/// draws them all first, and the file is written then). Returns also the
+/// requests and the last arrival (without a file: the plan's count and 0).
+pub fn simulate_plan_logged(
     workload: &Workload,
     plan: &ArrivalPlan,
     policy: PolicySpec,
     opts: &SimOptions,
     out: &mut dyn RecordSink,
-    drawn: &mut dyn FnMut(&Request),
-) -> Result<SimResult, Error> {
+    schedule: Option<&Path>,
+) -> Result<(SimResult, u64, f64), Error> {
     if Scheduler::needs_future(policy) {
-        let schedule = switchyard_core::arrivals::schedule_of(workload, plan);
-        schedule.requests.iter().for_each(&mut *drawn);
-        return simulate_policy(workload, &schedule, policy, opts, out);
+        let held = switchyard_core::arrivals::schedule_of(workload, plan);
+        if let Some(path) = schedule {
+            held.write_csv(path)?;
+        }
+        let result = simulate_policy(workload, &held, policy, opts, out)?;
+        return Ok((result, held.requests.len() as u64, held.span_s()));
     }
     let future = Schedule {
         models: workload.model_names(),
         requests: Vec::new(),
     };
-    Engine::with_arrivals(
+    let engine = Engine::with_arrivals(
         workload,
         &future,
-        Box::new(plan.stream().inspect(move |r| drawn(r))),
+        Box::new(plan.stream()),
         plan.len(),
         policy,
         opts,
-    )?
-    .run(out)
+    )?;
+    match schedule {
+        Some(path) => engine.run_logged(out, ScheduleWriter::create(path, &future.models)?),
+        None => Ok((engine.run(out)?, plan.len(), 0.0)),
+    }
 }
