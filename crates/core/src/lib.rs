@@ -16,6 +16,7 @@ pub mod model;
 pub mod output;
 pub mod output_set;
 pub mod overrides;
+pub mod prefetch;
 pub mod records;
 pub mod schedule;
 pub mod stats;

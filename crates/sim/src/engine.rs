@@ -78,8 +78,8 @@ pub struct Engine<'a> {
     workload: &'a Workload,
     /// Requests still to arrive, in arrival order.
     arrivals: Box<dyn Iterator<Item = Request> + 'a>,
-    /// The next arrival, once drawn.
-    peeked: Option<Request>,
+    /// The next arrivals, drawn ahead (`closed.rs`: `AHEAD`), in order.
+    ahead: VecDeque<Request>,
     /// Closed-loop arrivals (`closed.rs`), drawn from completions instead.
     closed: Option<closed::Closed>,
     /// Where arrivals go as they are taken (`schedule.csv`), if anywhere.
@@ -234,7 +234,7 @@ impl<'a> Engine<'a> {
         Ok(Engine {
             workload,
             arrivals,
-            peeked: None,
+            ahead: VecDeque::new(),
             closed: None,
             log: None,
             log_failed: None,

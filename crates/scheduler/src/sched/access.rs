@@ -16,6 +16,18 @@ impl Scheduler {
         self.batches.get(id)
     }
 
+    /// Hints the CPU to fetch model `m`'s state (its queue ends and stages,
+    /// its placement) into cache: an arrival for it is coming. Changes
+    /// nothing; see [`switchyard_core::prefetch`].
+    pub fn prefetch_model(&self, m: u32) {
+        use switchyard_core::prefetch::prefetch;
+        let m = m as usize;
+        prefetch(&self.models[m]);
+        prefetch(&self.placements[m]);
+        prefetch(&self.max_batch[m]);
+        prefetch(&self.stats[m]);
+    }
+
     /// Placement of model `m`.
     pub fn placement(&self, m: u32) -> &Placement {
         &self.placements[m as usize]

@@ -18,6 +18,10 @@ pub(super) struct Closed {
     pub(super) driver: ClosedLoop,
 }
 
+/// How many arrivals the engine draws ahead of the one it serves next, so
+/// that their models' state can be fetched into cache while it works.
+const AHEAD: usize = 16;
+
 impl Engine<'_> {
     /// The time of the next arrival: the closed loop's, or the schedule's
     /// (drawn once and kept until taken).
@@ -25,10 +29,13 @@ impl Engine<'_> {
         if let Some(c) = &self.closed {
             return c.driver.peek();
         }
-        if self.peeked.is_none() {
-            self.peeked = self.arrivals.next();
+        while self.ahead.len() < AHEAD {
+            let Some(r) = self.arrivals.next() else { break };
+            self.sched.prefetch_model(r.model);
+            switchyard_core::prefetch::prefetch(&self.meta[r.model as usize]);
+            self.ahead.push_back(r);
         }
-        self.peeked.as_ref().map(|r| r.arrival_s)
+        self.ahead.front().map(|r| r.arrival_s)
     }
 
     /// Takes the arrival [`Engine::next_arrival_s`] announced, writing it
@@ -36,7 +43,7 @@ impl Engine<'_> {
     pub(super) fn take_arrival(&mut self) -> Request {
         let r = match &mut self.closed {
             Some(c) => c.driver.pop().expect("announced"),
-            None => self.peeked.take().expect("announced"),
+            None => self.ahead.pop_front().expect("announced"),
         };
         if let Some(log) = &mut self.log {
             if let Err(e) = log.push(&r) {
