@@ -25,7 +25,6 @@ const LINE: usize = 64;
 #[inline(always)]
 fn prefetch_line(address: usize) {
     #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)]
     // SAFETY: `_mm_prefetch` is a hint (PREFETCHT0): it never faults, even
     // on an address outside the process, and reads no value; SSE is part of
     // the x86_64 baseline, so the target feature it needs is always there.
