@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # What a borrowed GPU must run, in stages of under ten minutes each (one
-# `device` command per stage; device time is scarce). Every output goes
-# flat into OUT so it comes back whole; commit what matters to results/.
+# `device` command per stage; device time is scarce). The device tool
+# brings back at most 8 files from at most two folders down, so each
+# stage's tables go flat into OUT and its whole run folder (per-request
+# CSVs, summaries, timelines; no SVGs) into one OUT/STAGE-runs.tar.xz;
+# commit what matters to results/.
 #
 # usage: scripts/gpu_check.sh --bin DIR --out OUT [--profile P] STAGE
 #   --bin      folder with sim, replay and plot (built here, carried there),
@@ -30,7 +33,7 @@ while [[ $# -gt 0 ]]; do
         --bin) bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --profile) profile="$2"; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         -*) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) stage="$1"; shift ;;
     esac
@@ -97,4 +100,12 @@ case "$stage" in
         ;;
     *) echo "gpu_check.sh: unknown stage $stage (check, tune, holdout, pin, two)" >&2; exit 2 ;;
 esac
+# The stage's nested run folders, packed into one file that comes back.
+runs=()
+for d in "$out"/tune "$out"/holdout "$out"/pin-off "$out"/pin-auto "$out"/two; do
+    [[ -d "$d" ]] && runs+=("$(basename "$d")")
+done
+if [[ ${#runs[@]} -gt 0 ]]; then
+    tar cJf "$out/$stage-runs.tar.xz" -C "$out" --exclude='*.svg' "${runs[@]}" || echo "gpu_check.sh: packing ${runs[*]} failed" >&2
+fi
 ls "$out"
