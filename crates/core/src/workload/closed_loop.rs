@@ -6,7 +6,7 @@ use super::{ModelSpec, Process};
 use crate::closed_loop::{ClosedLoopSpec, Cycle};
 use crate::error::InputError;
 use crate::yaml::Ctx;
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 /// Most clients a closed loop may have.
 pub const MAX_CLIENTS: u64 = 1_000_000;
@@ -20,20 +20,18 @@ pub(super) fn validate(
     models: &[ModelSpec],
 ) -> Result<Process, InputError> {
     let a = &raw.value;
-    for (given, field) in [
-        (a.rate.as_ref().map(|v| v.referenced), "rate"),
-        (a.cv.as_ref().map(|v| v.referenced), "cv"),
-        (a.skew.as_ref().map(|v| v.referenced), "skew"),
-        (a.path.as_ref().map(|v| v.referenced), "path"),
-    ] {
-        if let Some(at) = given {
-            return Err(ctx.err(
-                &at,
-                format!("arrivals.{field}"),
-                "`closed_loop` takes no `{field}`: each client sends its next request when its previous one completes (give `clients`, `think_ms`)".replace("{field}", field),
-            ));
-        }
-    }
+    refuse_given(
+        ctx,
+        [
+            (a.rate.as_ref().map(|v| v.referenced), "rate"),
+            (a.cv.as_ref().map(|v| v.referenced), "cv"),
+            (a.skew.as_ref().map(|v| v.referenced), "skew"),
+            (a.path.as_ref().map(|v| v.referenced), "path"),
+        ],
+        |field| {
+            format!("`closed_loop` takes no `{field}`: each client sends its next request when its previous one completes (give `clients`, `think_ms`)")
+        },
+    )?;
     if a.per_model {
         return Err(ctx.err(
             &raw.referenced,
@@ -116,19 +114,27 @@ pub(super) fn validate(
 /// Refuses the closed-loop fields under any other process.
 pub(super) fn refuse_stray(ctx: &Ctx, raw: &Spanned<RawArrivals>) -> Result<(), InputError> {
     let a = &raw.value;
-    for (given, field) in [
-        (a.clients.as_ref().map(|v| v.referenced), "clients"),
-        (a.think_ms.as_ref().map(|v| v.referenced), "think_ms"),
-        (a.cycle_s.as_ref().map(|v| v.referenced), "cycle_s"),
-        (a.cycle_task.as_ref().map(|v| v.referenced), "cycle_task"),
-    ] {
-        if let Some(at) = given {
-            return Err(ctx.err(
-                &at,
-                format!("arrivals.{field}"),
-                format!("`{field}` is a field of `process: closed_loop` only"),
-            ));
-        }
+    refuse_given(
+        ctx,
+        [
+            (a.clients.as_ref().map(|v| v.referenced), "clients"),
+            (a.think_ms.as_ref().map(|v| v.referenced), "think_ms"),
+            (a.cycle_s.as_ref().map(|v| v.referenced), "cycle_s"),
+            (a.cycle_task.as_ref().map(|v| v.referenced), "cycle_task"),
+        ],
+        |field| format!("`{field}` is a field of `process: closed_loop` only"),
+    )
+}
+
+/// The error for the first of `fields` (`arrivals.<name>`) that was given,
+/// saying `why(name)`.
+fn refuse_given(
+    ctx: &Ctx,
+    fields: [(Option<Location>, &str); 4],
+    why: impl Fn(&str) -> String,
+) -> Result<(), InputError> {
+    match fields.into_iter().find_map(|(at, f)| at.map(|at| (at, f))) {
+        Some((at, field)) => Err(ctx.err(&at, format!("arrivals.{field}"), why(field))),
+        None => Ok(()),
     }
-    Ok(())
 }
