@@ -9,7 +9,9 @@
 #
 # ROWS (default "m10k t1e6 t1e7"): m10k = 1e6 requests over 10,000 models
 # on 8 GPUs; t1e6, t1e7, t3e7, t1e8 = 1e6, 1e7, 3e7, 1e8 requests over
-# 100,000 models on 1,024 GPUs (the target row). ROUNDS (env,
+# 100,000 models on 1,024 GPUs (the target row); w10k = 1e6 over
+# 10,000 models on 1,024 GPUs and m100k = 1e6 over 100,000 on 8 (which
+# of models and GPUs sets the cost; one binary: pass it as both). ROUNDS (env,
 # default 3; 1 for t3e7 and t1e8); SIM_FLAGS (env) more flags for both
 # binaries, e.g. "--exact-quantiles 100000". Output: a markdown table.
 set -euo pipefail
@@ -51,6 +53,8 @@ echo "|---|--:|--:|--:|--:|"
 for row in $rows; do
     case $row in
     m10k) req=1000000 models=10000 gpus=8 ;;
+    w10k) req=1000000 models=10000 gpus=1024 ;;
+    m100k) req=1000000 models=100000 gpus=8 ;;
     t1e6) req=1000000 models=100000 gpus=1024 ;;
     t1e7) req=10000000 models=100000 gpus=1024 ;;
     t3e7) req=30000000 models=100000 gpus=1024 ;;
