@@ -36,15 +36,3 @@ fn prefetch_line(address: usize) {
     let _ = address;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::prefetch;
-
-    #[test]
-    fn prefetching_changes_nothing() {
-        let v: Vec<[u64; 20]> = vec![[7; 20]; 3];
-        prefetch(&v[1]);
-        prefetch(&());
-        assert_eq!(v, vec![[7; 20]; 3]);
-    }
-}
