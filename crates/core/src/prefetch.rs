@@ -35,4 +35,3 @@ fn prefetch_line(address: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = address;
 }
-
