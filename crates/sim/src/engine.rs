@@ -39,8 +39,6 @@ struct HostRead {
 struct ModelMeta {
     /// Its name: `names[name.0..name.1]`.
     name: (u32, u32),
-    /// Its latency objective, seconds.
-    slo_s: Option<f64>,
     /// Its compute table: `tables[table]`.
     table: u32,
 }
@@ -222,7 +220,6 @@ impl<'a> Engine<'a> {
                 names.push_str(&m.name);
                 ModelMeta {
                     name: (start, names.len() as u32),
-                    slo_s: m.slo_s,
                     table,
                 }
             })
@@ -263,7 +260,10 @@ impl<'a> Engine<'a> {
             host_issuing: (0.0, 0.0),
             batch_start: Vec::new(),
             host_reads: Vec::new(),
-            lat: Latencies::new(workload.models.len(), opts.exact_quantiles),
+            lat: Latencies::new(
+                workload.models.iter().map(|m| m.slo_s).collect(),
+                opts.exact_quantiles,
+            ),
             record: RequestRecord {
                 id: 0,
                 model: String::new(),
@@ -536,9 +536,6 @@ impl<'a> Engine<'a> {
             self.lat.push(m, record.latency_s);
             if let Some(c) = &mut self.closed {
                 c.driver.finished(record.id, record.finish_s);
-            }
-            if meta.slo_s.is_none_or(|slo| record.latency_s <= slo) {
-                self.lat.within_slo[m] += 1;
             }
         }
         while self.in_flight.front().is_some_and(|r| r.1.is_nan()) {

@@ -88,8 +88,12 @@ pub(crate) struct Latencies {
     models: Vec<u32>,
     /// Each exact latency, in the order recorded.
     values: Vec<f64>,
-    /// Requests within their SLO, per model.
-    pub(crate) within_slo: Vec<u64>,
+    /// Each model's latency objective, seconds (`None`: every request meets it).
+    slo_s: Vec<Option<f64>>,
+    /// Requests within their SLO, per model, among those grouped so far
+    /// (counted when the log is grouped by model, not as each latency is
+    /// recorded: at 100,000 models a per-request count is a cache miss).
+    within_slo: Vec<u64>,
     /// The exact latencies grouped by model (each model's slice sorted
     /// once summarised), built from the log at the first summary.
     grouped: Option<Grouped>,
@@ -139,13 +143,27 @@ impl Grouped {
     fn of_model(&mut self, m: usize) -> &mut [f64] {
         &mut self.values[self.start[m]..self.start[m + 1]]
     }
+
+    /// Adds to `within[m]` the values of model `m` within `slo_s[m]`, for
+    /// every model.
+    fn count_within(&self, slo_s: &[Option<f64>], within: &mut [u64]) {
+        for (m, (slo, n)) in slo_s.iter().zip(within.iter_mut()).enumerate() {
+            let values = &self.values[self.start[m]..self.start[m + 1]];
+            *n += match *slo {
+                None => values.len() as u64,
+                Some(slo) => values.iter().filter(|&&x| x <= slo).count() as u64,
+            };
+        }
+    }
 }
 
 impl Latencies {
-    /// Latencies of `models` models, exact up to `exact_up_to` requests.
-    pub(crate) fn new(models: usize, exact_up_to: u64) -> Latencies {
+    /// Latencies of models whose latency objectives are `slo_s` (`None`:
+    /// none), exact up to `exact_up_to` requests.
+    pub(crate) fn new(slo_s: Vec<Option<f64>>, exact_up_to: u64) -> Latencies {
         Latencies {
-            within_slo: vec![0; models],
+            within_slo: vec![0; slo_s.len()],
+            slo_s,
             exact_up_to,
             ..Latencies::default()
         }
@@ -173,14 +191,17 @@ impl Latencies {
         }
     }
 
-    /// The exact log grouped by model; empties the log.
+    /// The exact log grouped by model, its latencies within their SLO
+    /// counted; empties the log.
     fn group(&mut self) -> Grouped {
         let models = std::mem::take(&mut self.models);
         let values = std::mem::take(&mut self.values);
-        Grouped::of(
+        let grouped = Grouped::of(
             self.within_slo.len(),
             models.iter().copied().zip(values.iter().copied()),
-        )
+        );
+        grouped.count_within(&self.slo_s, &mut self.within_slo);
+        grouped
     }
 
     /// Adds the pending latencies to their models' sketches, grouped by
@@ -193,6 +214,7 @@ impl Latencies {
             return;
         }
         let mut grouped = Grouped::of(sketches.len(), self.pending.iter().copied());
+        grouped.count_within(&self.slo_s, &mut self.within_slo);
         for (m, sketch) in sketches.iter_mut().enumerate() {
             grouped.of_model(m).iter().for_each(|&x| sketch.add(x));
         }
@@ -225,8 +247,11 @@ impl Latencies {
     /// [`CDF_SAMPLE_POINTS`] quantiles of the sketch); consumes the
     /// latencies (call after [`Latencies::model`]).
     pub(crate) fn overall(&mut self, keep: bool) -> (Summary, Vec<f64>) {
-        let within_slo = self.within_slo.iter().sum();
         self.add_pending();
+        if self.sketches.is_none() && self.grouped.is_none() {
+            self.grouped = Some(self.group());
+        }
+        let within_slo = self.within_slo.iter().sum();
         if let Some(sketches) = &self.sketches {
             let mut all = LatencySketch::new();
             sketches.iter().for_each(|s| all.merge(s));
@@ -237,11 +262,7 @@ impl Latencies {
             };
             return (all.summary(within_slo), cdf);
         }
-        let mut all = match self.grouped.take() {
-            Some(g) => g.values,
-            None => std::mem::take(&mut self.values),
-        };
-        self.models = Vec::new();
+        let mut all = self.grouped.take().expect("grouped above").values;
         all.sort_unstable_by(f64::total_cmp);
         let summary = Summary::of_sorted(&all, within_slo);
         (summary, if keep { all } else { Vec::new() })
@@ -254,11 +275,10 @@ mod tests {
 
     #[test]
     fn summaries_match_core_summary() {
-        let mut l = Latencies::new(2, u64::MAX);
+        let mut l = Latencies::new(vec![Some(0.25), Some(0.1)], u64::MAX);
         for (m, x) in [(0, 0.3), (1, 0.05), (0, 0.1), (1, 0.7), (0, 0.2)] {
             l.push(m, x);
         }
-        l.within_slo = vec![2, 1];
         assert_eq!(l.model(0), Summary::of(&[0.3, 0.1, 0.2], 2));
         assert_eq!(l.model(1), Summary::of(&[0.05, 0.7], 1));
         assert_eq!(
@@ -270,28 +290,42 @@ mod tests {
     #[test]
     fn sketches_fed_in_blocks_are_those_fed_one_by_one() {
         let models = 7;
-        let mut l = Latencies::new(models, 10);
+        // Model 0 has no objective; the others 50 ms.
+        let slo: Vec<_> = (0..models).map(|m| (m > 0).then_some(0.05)).collect();
+        let mut l = Latencies::new(slo.clone(), 10);
         let mut one_by_one = vec![LatencySketch::new(); models];
+        let mut within = vec![0u64; models];
         let n = PENDING_BLOCK * 2 + 12345;
         for i in 0..n {
             let m = (i as u64 * 2_654_435_761 % 1_000_003) as usize % models;
             let x = 1e-3 + ((i as f64) * 0.618).fract() * 0.1;
             l.push(m, x);
             one_by_one[m].add(x);
+            within[m] += slo[m].is_none_or(|s| x <= s) as u64;
         }
         // The first 11 went in exactly, then all moved into the sketches
-        // in order: the same adds, model by model.
+        // in order: the same adds, model by model; the SLO counted across
+        // the switch and every block.
         for (m, s) in one_by_one.iter().enumerate() {
             assert!(s.summary(0).requests > 0, "model {m} got none");
-            assert_eq!(l.model(m), s.summary(0), "model {m}");
+            assert!(
+                within[m] > 0 && within[m] < n as u64,
+                "model {m}: {}",
+                within[m]
+            );
+            assert_eq!(l.model(m), s.summary(within[m]), "model {m}");
         }
+        assert_eq!(
+            l.overall(false).0.slo_attainment,
+            within.iter().sum::<u64>() as f64 / n as f64
+        );
     }
 
     #[test]
     fn past_the_exact_cap_percentiles_come_from_sketches() {
         let xs: Vec<f64> = (1..=1000).map(|i| i as f64 * 1e-3).collect();
-        let mut exact = Latencies::new(2, 1000);
-        let mut sketched = Latencies::new(2, 400);
+        let mut exact = Latencies::new(vec![None; 2], 1000);
+        let mut sketched = Latencies::new(vec![None; 2], 400);
         for (i, &x) in xs.iter().enumerate() {
             exact.push(i % 2, x);
             sketched.push(i % 2, x);
