@@ -13,6 +13,7 @@ pub mod hardware;
 pub mod latency_sketch;
 pub mod line_cap;
 pub mod model;
+pub mod names;
 pub mod output;
 pub mod output_set;
 pub mod overrides;

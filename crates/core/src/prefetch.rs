@@ -11,7 +11,19 @@
 #[inline(always)]
 pub fn prefetch<T>(value: &T) {
     let start = value as *const T as usize;
-    let end = start + std::mem::size_of::<T>().max(1);
+    lines(start, start + std::mem::size_of::<T>().max(1));
+}
+
+/// [`prefetch`] of the bytes of a slice (nothing if it is empty).
+#[inline(always)]
+pub fn prefetch_bytes(bytes: &[u8]) {
+    let start = bytes.as_ptr() as usize;
+    lines(start, start + bytes.len());
+}
+
+/// Prefetches the lines of addresses `start..end`.
+#[inline(always)]
+fn lines(start: usize, end: usize) {
     let mut line = start & !(LINE - 1);
     while line < end {
         prefetch_line(line);

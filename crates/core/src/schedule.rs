@@ -7,6 +7,7 @@ use crate::error::{Error, InputError, Result};
 /// Latest arrival a schedule file may hold, seconds (about 32 years): past
 /// it a real-time replay could not even represent its release instant.
 pub const MAX_ARRIVAL_S: f64 = 1e9;
+use crate::names::NameTable;
 use crate::output::{write_atomic_with, AtomicFile};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -182,10 +183,8 @@ impl Schedule {
 /// `format!("{},{:.9},{}")`) into a buffer written out in blocks.
 struct ScheduleLines {
     buf: Vec<u8>,
-    /// The model names end to end (one array in cache, not one allocation each).
-    joined: String,
-    /// Where each name ends in `joined` (after a leading 0).
-    ends: Vec<usize>,
+    /// The model names, by index.
+    names: NameTable,
     /// Lines so far, and the last arrival.
     n: u64,
     last: f64,
@@ -195,17 +194,9 @@ impl ScheduleLines {
     fn new(models: &[String]) -> ScheduleLines {
         let mut buf = Vec::with_capacity(1 << 16);
         buf.extend_from_slice(b"id,arrival_s,model\n");
-        let mut joined = String::new();
-        let mut ends = Vec::with_capacity(models.len() + 1);
-        ends.push(0);
-        for m in models {
-            joined.push_str(m);
-            ends.push(joined.len());
-        }
         ScheduleLines {
             buf,
-            joined,
-            ends,
+            names: NameTable::new(models),
             n: 0,
             last: 0.0,
         }
@@ -218,8 +209,7 @@ impl ScheduleLines {
         buf.push(b',');
         crate::records::push_fixed9(buf, r.arrival_s);
         buf.push(b',');
-        let m = r.model as usize;
-        buf.extend_from_slice(&self.joined.as_bytes()[self.ends[m]..self.ends[m + 1]]);
+        buf.extend_from_slice(self.names.bytes(r.model));
         buf.push(b'\n');
         if buf.len() >= (1 << 16) - 256 {
             w.write_all(buf)?;
@@ -291,6 +281,12 @@ impl ScheduleWriter {
         self.lines
             .push(&mut self.file, r)
             .map_err(|e| Error::io(self.file.path(), e))
+    }
+
+    /// Asks the CPU to fetch model `m`'s name into cache, ahead of a
+    /// request of `m` being pushed (a hint; see [`crate::prefetch`]).
+    pub fn prefetch(&self, m: u32) {
+        self.lines.names.prefetch(m);
     }
 
     /// Writes out the rest and renames the file into place; returns how

@@ -11,6 +11,7 @@ use std::ops::Range;
 use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::model::Dtype;
+use switchyard_core::names::NameTable;
 use switchyard_core::records::RequestRecord;
 use switchyard_core::schedule::ScheduleWriter;
 use switchyard_core::summary::Offloads;
@@ -31,16 +32,6 @@ struct HostRead {
     start_s: f64,
     /// When they end, seconds.
     end_s: f64,
-}
-
-/// What finishing a model's batch reads of it, kept together: one cache
-/// line per model instead of a walk through its `ModelSpec`.
-#[derive(Debug, Clone, Copy)]
-struct ModelMeta {
-    /// Its name: `names[name.0..name.1]`.
-    name: (u32, u32),
-    /// Its compute table: `tables[table]`.
-    table: u32,
 }
 
 /// A completion in the heap, ordered by (time, issue sequence).
@@ -96,10 +87,10 @@ pub struct Engine<'a> {
     sched: Scheduler,
     /// Compute times by batch size: the distinct tables ([`ComputeTable::dedup`]).
     tables: Vec<ComputeTable>,
-    /// Per model: what finishing its batches reads, in one array.
-    meta: Vec<ModelMeta>,
-    /// Every model's name, end to end (`ModelMeta::name` indexes it).
-    names: String,
+    /// Per model: its compute table, `tables[table_of[m]]`.
+    table_of: Vec<u32>,
+    /// Every model's name, by index.
+    names: NameTable,
     heap: BinaryHeap<Pending>,
     /// Issue sequence of the last completion pushed (ties in time go in issue order).
     seq: u64,
@@ -210,20 +201,7 @@ impl<'a> Engine<'a> {
                 ComputeTable::new(hw, &models[i].shape, tp(i), models[i].max_batch)
             },
         );
-        let mut names = String::new();
-        let meta = workload
-            .models
-            .iter()
-            .zip(table_of)
-            .map(|(m, table)| {
-                let start = names.len() as u32;
-                names.push_str(&m.name);
-                ModelMeta {
-                    name: (start, names.len() as u32),
-                    table,
-                }
-            })
-            .collect();
+        let names = NameTable::new(&workload.model_names());
         let mut actions = Vec::with_capacity(64);
         // Resident weights are in place before the clock starts.
         sched.preload(&mut actions);
@@ -242,7 +220,7 @@ impl<'a> Engine<'a> {
             opts,
             sched,
             tables,
-            meta,
+            table_of,
             names,
             heap: BinaryHeap::with_capacity(1024),
             seq: 0,
@@ -516,12 +494,9 @@ impl<'a> Engine<'a> {
     pub fn finish_batch(&mut self, bid: BatchId, out: &mut dyn RecordSink) -> Result<(), Error> {
         let batch = self.sched.batch(bid);
         let m = batch.model as usize;
-        let meta = &self.meta[m];
         let record = &mut self.record;
         record.model.clear();
-        record
-            .model
-            .push_str(&self.names[meta.name.0 as usize..meta.name.1 as usize]);
+        record.model.push_str(self.names.get(m as u32));
         record.start_s = self.batch_start[bid as usize];
         // The output reaches the host `overhead_s` after the last layer.
         record.finish_s = self.now + self.workload.cluster.hardware.compute.request_overhead_s;

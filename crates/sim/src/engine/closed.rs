@@ -32,7 +32,11 @@ impl Engine<'_> {
         while self.ahead.len() < AHEAD {
             let Some(r) = self.arrivals.next() else { break };
             self.sched.prefetch_model(r.model);
-            switchyard_core::prefetch::prefetch(&self.meta[r.model as usize]);
+            switchyard_core::prefetch::prefetch(&self.table_of[r.model as usize]);
+            self.names.prefetch(r.model);
+            if let Some(log) = &self.log {
+                log.prefetch(r.model);
+            }
             self.ahead.push_back(r);
         }
         self.ahead.front().map(|r| r.arrival_s)

@@ -85,7 +85,7 @@ impl<'a> Engine<'a> {
         let workload: &'a Workload = self.workload;
         let hw = &workload.cluster.hardware;
         let task = self.sched.task(id);
-        let table = &self.tables[self.meta[task.model as usize].table as usize];
+        let table = &self.tables[self.table_of[task.model as usize] as usize];
         let b = task.batch_size;
         let f = self.noise.compute();
         let mut t = self.now;
