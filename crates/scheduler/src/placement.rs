@@ -35,10 +35,10 @@ pub struct Placement {
     /// Per stage: the layers (absolute indices, a prefix of the stage;
     /// empty without `policy.direct_host`) that run from mapped pinned
     /// host memory: never copied, no GPU memory, read by every pass.
-    pub direct: Vec<Range<u32>>,
+    pub direct: SmallVec<[Range<u32>; 2]>,
     /// Per stage: bytes of the shard's host image before its first copied
     /// byte (the layers of [`Placement::direct`]); copies start there.
-    pub direct_bytes: Vec<u64>,
+    pub direct_bytes: SmallVec<[u64; 2]>,
     /// The model's largest batch: groupings are cached for batches `1..=max_batch`.
     pub max_batch: u32,
     /// `groupings[stage][batch - 1]`: the stage's copy groups planned with the
@@ -338,7 +338,7 @@ fn place_one_link(
             })
             .collect();
         let layer_bytes = |l| shard_layer_bytes(&m.shape, l, tp);
-        let direct_bytes: Vec<u64> = stages
+        let direct_bytes: SmallVec<[u64; 2]> = stages
             .iter()
             .zip(&direct)
             .map(|(r, &d)| (r.start..r.start + d).map(layer_bytes).sum())
