@@ -9,7 +9,7 @@ use crate::{
     Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Task, TaskId, PRELOAD_COPY,
 };
 use deferred::Deferred;
-use index::{GpuIndex, Vouch};
+use index::{GpuIndex, StageIds};
 use smallvec::SmallVec;
 use std::ops::Range;
 use switchyard_core::hardware::GIB;
@@ -84,8 +84,8 @@ pub struct Scheduler {
     busy: Vec<u32>,
     /// Per GPU: models ready to batch and stages that may be evicted, in order.
     gpus: Vec<GpuIndex>,
-    /// What tells the indexes' entries live from stale.
-    vouch: Vouch,
+    /// Every model's stages numbered, for the eviction sets' entries.
+    stage_ids: StageIds,
     /// Requests queued, all models.
     queued: u64,
     tasks: Slab<Task>,
@@ -448,4 +448,5 @@ mod lazy;
 mod load;
 mod offload;
 mod queue;
+mod sorted;
 mod warm;

@@ -24,7 +24,7 @@ fn bert_leaves_its_embedding_in_host_memory() {
     let p = &switchyard_scheduler::placements(&w, w.policy)[0];
     let shape = &w.models[0].shape;
     let emb = shape.layers[0].param_bytes;
-    assert_eq!(p.direct[..], [0..1]);
+    assert_eq!(p.direct.to_vec(), vec![0..1]);
     assert_eq!(p.direct_bytes[..], [emb]);
     assert_eq!(p.shard_bytes[0], shape.total_bytes() - emb);
     for b in 1..=8 {
@@ -69,7 +69,7 @@ fn bert_leaves_its_embedding_in_host_memory() {
 fn tied_embeddings_and_pageable_systems_stay_copied() {
     let w = workload("gpt2");
     let p = &switchyard_scheduler::placements(&w, w.policy)[0];
-    assert_eq!(p.direct[..], [0..0]);
+    assert_eq!(p.direct.to_vec(), vec![0..0]);
     assert_eq!(p.direct_host(), (0, 0));
     let bert = workload("bert-base");
     let hw = &bert.cluster.hardware;

@@ -90,8 +90,10 @@ impl Scheduler {
                 .map(|g| Pool::new(background::pool_bytes(workload, g, capacity)))
                 .collect(),
             busy: vec![0; n_gpus as usize],
-            gpus: (0..n_gpus).map(|_| GpuIndex::default()).collect(),
-            vouch: Vouch::new(&placements),
+            gpus: (0..n_gpus)
+                .map(|_| GpuIndex::new(policy.eviction))
+                .collect(),
+            stage_ids: StageIds::new(&placements, policy.eviction),
             queued: 0,
             tasks: Slab::default(),
             batches: Slab::default(),

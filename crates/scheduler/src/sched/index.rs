@@ -1,71 +1,114 @@
 //! Per-GPU indexes that keep dispatch and eviction O(log n) in the number
 //! of models on a GPU: the models with requests waiting, ordered by their
 //! head request's arrival, and the stages that may be evicted, ordered by
-//! the eviction policy. Both are lazy-deletion heaps ([`LazyHeap`]): an
-//! entry leaves when its owner stops vouching for it (the model's head
-//! request is another; the stage's generation in [`Vouch`] moved on), and
-//! is dropped then if it is on top, else when it reaches the top. Their valid entries are kept equal to
+//! the eviction policy. The ready set, and under LFU and Belady the
+//! eviction set, are lazy-deletion heaps ([`LazyHeap`]): an entry leaves
+//! when its owner stops vouching for it (the model's head request is
+//! another; the stage's generation in [`StageIds`] moved on), and is
+//! dropped then if it is on top, else when it reaches the top. Under LRU
+//! the eviction set is a sorted ring buffer
+//! ([`super::sorted::SortedSet`]) whose entries leave at once, and no
+//! generations are kept. Their valid entries are kept equal to
 //! what a scan of every model would find (`check_index` compares them), so
 //! the choices, and the outputs, are those of the scans they replace.
 
 use super::lazy::LazyHeap;
+use super::sorted::EvictionOrder;
 use super::{Scheduler, VictimKey};
 use std::collections::BTreeSet;
 use switchyard_core::workload::Eviction;
 
 /// One GPU's indexes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct GpuIndex {
     /// `(head request's arrival sequence number, model)` of every model whose
     /// first stage uses this GPU and that has requests queued (valid while
     /// that request is still the model's head).
     pub(super) ready: LazyHeap<(u64, u32)>,
-    /// `(victim key, model, stage, generation)` of every stage on this GPU
+    /// `(victim key, stage index, generation)` of every stage on this GPU
     /// that may be evicted now (resident, no copy in flight, no compute
-    /// outstanding; valid while the stage's generation is that one); the
-    /// first not excluded is the victim (ties to the lower model, then
-    /// stage, as the scan in model order did).
-    pub(super) evictable: LazyHeap<Evictable>,
+    /// outstanding; in a heap, valid while the stage's generation is that
+    /// one); the first not excluded is the victim (ties to the lower model,
+    /// then stage, as the scan in model order did).
+    pub(super) evictable: EvictionOrder<Evictable>,
 }
 
-/// An eviction set's entry: `(victim key, the stage's index in [`Vouch`],
-/// its generation)`. Stage indexes follow (model, stage) order, so the
-/// order is by key, then model, then stage.
+impl GpuIndex {
+    /// Empty indexes for a scheduler evicting by `eviction`.
+    pub(super) fn new(eviction: Eviction) -> GpuIndex {
+        GpuIndex {
+            ready: LazyHeap::default(),
+            evictable: EvictionOrder::new(sorted_eviction(eviction)),
+        }
+    }
+}
+
+/// An eviction set's entry: `(victim key, the stage's index in
+/// [`StageIds`], its generation)`. Stage indexes follow (model, stage)
+/// order, so the order is by key, then model, then stage.
 type Evictable = (VictimKey, u32, u32);
 
-/// What tells the eviction sets' live entries from stale ones.
+/// Whether eviction sets under `eviction` are sorted buffers (keys that
+/// grow: LRU's last use) rather than lazy heaps.
+fn sorted_eviction(eviction: Eviction) -> bool {
+    eviction == Eviction::Lru
+}
+
+/// Every model's stages numbered in (model, stage) order, with the
+/// generations that tell the lazy eviction heaps' live entries from stale
+/// ones.
 #[derive(Debug, Default)]
-pub(super) struct Vouch {
-    /// Per model: index of its first stage in `gen`.
+pub(super) struct StageIds {
+    /// Per model: index of its first stage.
     stage_base: Vec<u32>,
     /// Per stage of every model: its model.
     stage_model: Vec<u32>,
-    /// Per stage of every model: generation of its eviction entries,
-    /// bumped whenever its victim key changes (at most twice per push of
-    /// an entry: an entry lives through fewer than 2^30 pushes of its heap
-    /// ([`LazyHeap`] compacts), so no stale entry meets its generation again).
+    /// Per stage of every model (empty when the eviction sets are sorted
+    /// buffers, whose entries are all live): generation of its eviction
+    /// entries, bumped whenever its victim key changes (at most twice per
+    /// push of an entry: an entry lives through fewer than 2^30 pushes of
+    /// its heap ([`LazyHeap`] compacts), so no stale entry meets its
+    /// generation again).
     gen: Vec<u32>,
 }
 
-impl Vouch {
-    /// Nothing ready or indexed, for models placed as `placements`.
-    pub(super) fn new(placements: &[crate::placement::Placement]) -> Vouch {
+impl StageIds {
+    /// The stages of models placed as `placements`, evicted by `eviction`.
+    pub(super) fn new(placements: &[crate::placement::Placement], eviction: Eviction) -> StageIds {
         let mut stage_base = Vec::with_capacity(placements.len());
         let mut stage_model = Vec::with_capacity(placements.len());
         for (m, p) in placements.iter().enumerate() {
             stage_base.push(stage_model.len() as u32);
             stage_model.extend((0..p.pp).map(|_| m as u32));
         }
-        Vouch {
+        let gens = if sorted_eviction(eviction) {
+            0
+        } else {
+            stage_model.len()
+        };
+        StageIds {
             stage_base,
-            gen: vec![0; stage_model.len()],
+            gen: vec![0; gens],
             stage_model,
         }
     }
 
+    /// Moves stage `sid`'s generation on; its old and new generations
+    /// (both 0 without generations).
+    fn bump(&mut self, sid: u32) -> (u32, u32) {
+        match self.gen.get_mut(sid as usize) {
+            Some(gen) => {
+                let was = *gen;
+                *gen = gen.wrapping_add(1);
+                (was, *gen)
+            }
+            None => (0, 0),
+        }
+    }
+
     /// Whether the eviction entry `e` is live.
-    fn evictable(&self, &(_, sid, gen): &Evictable) -> bool {
-        self.gen[sid as usize] == gen
+    fn live(&self, &(_, sid, gen): &Evictable) -> bool {
+        self.gen.get(sid as usize).is_none_or(|&g| g == gen)
     }
 
     /// `(model, stage)` of stage index `sid`.
@@ -154,24 +197,18 @@ impl Scheduler {
             return;
         }
         let old = std::mem::replace(&mut st.indexed, new);
-        let sid = self.vouch.stage_base[m as usize] + s;
-        let gen = &mut self.vouch.gen[sid as usize];
-        let was = *gen;
-        *gen = gen.wrapping_add(1);
-        let gen = *gen;
+        let sid = self.stage_ids.stage_base[m as usize] + s;
+        let (was, gen) = self.stage_ids.bump(sid);
         let (mi, tp) = (m as usize, self.placements[m as usize].tp as usize);
         for r in 0..tp {
             let g = self.placements[mi].gpus[s as usize * tp + r];
             let set = &mut self.gpus[g as usize].evictable;
             if let Some(k) = old {
-                set.forget(&(k, sid, was));
+                set.remove(&(k, sid, was));
             }
             if let Some(k) = new {
-                set.push((k, sid, gen));
-                if set.needs_compact() {
-                    let vouch = &self.vouch;
-                    set.compact(|e| vouch.evictable(e));
-                }
+                let ids = &self.stage_ids;
+                set.insert((k, sid, gen), |e| ids.live(e));
             }
             self.touch(g);
         }
@@ -195,14 +232,13 @@ impl Scheduler {
         if self.traits.preloads {
             return None;
         }
-        let vouch = &self.vouch;
-        let base = vouch.stage_base[exclude as usize];
+        let ids = &self.stage_ids;
+        let base = ids.stage_base[exclude as usize];
         let excluded = base..base + self.placements[exclude as usize].pp;
-        let (key, sid, _) = self.gpus[g as usize].evictable.first(
-            |e| vouch.evictable(e),
-            |&(_, sid, _)| !excluded.contains(&sid),
-        )?;
-        (key.0 == 0 || allow_pending).then(|| vouch.stage(sid))
+        let (key, sid, _) = self.gpus[g as usize]
+            .evictable
+            .first(|e| ids.live(e), |&(_, sid, _)| !excluded.contains(&sid))?;
+        (key.0 == 0 || allow_pending).then(|| ids.stage(sid))
     }
 
     /// Checks the indexes against a scan of every model: each GPU's ready set
@@ -244,15 +280,12 @@ impl Scheduler {
                     ready[g]
                 ));
             }
-            let valid = ix
-                .evictable
-                .entries()
-                .filter(|e| self.vouch.evictable(e))
-                .map(|&(k, sid, _)| {
-                    let (m, s) = self.vouch.stage(sid);
-                    (k, m, s)
-                });
-            let held = set_of(valid, ix.evictable.live(), g, "eviction")?;
+            let (entries, n) = ix.evictable.entries(|e| self.stage_ids.live(e));
+            let entries = entries.into_iter().map(|(k, sid, _)| {
+                let (m, s) = self.stage_ids.stage(sid);
+                (k, m, s)
+            });
+            let held = set_of(entries, n, g, "eviction")?;
             if held != evictable[g] {
                 return Err(format!(
                     "GPU {g}: eviction set {held:?} differs from the stages' keys {:?}",
