@@ -9,7 +9,7 @@ use crate::{
     Action, Batch, BatchId, CopyId, CopyOp, Event, EvictOp, LoadStats, Task, TaskId, PRELOAD_COPY,
 };
 use deferred::Deferred;
-use index::{GpuIndex, StageIds};
+use index::{Generations, GpuIndex};
 use smallvec::SmallVec;
 use std::ops::Range;
 use switchyard_core::hardware::GIB;
@@ -52,8 +52,11 @@ struct ModelState {
     arrived: u64,
 }
 
-/// Eviction order: (needed by a formed batch, policy key, tie-break); smallest goes first.
-type VictimKey = (u64, u64, u64);
+/// Eviction order: (needed by a formed batch, policy key, tie-break),
+/// smallest first, packed into two words: the first holds the tier (top
+/// bit: needed by a formed batch) and the policy key, the second the
+/// tie-break (or Belady's key).
+type VictimKey = (u64, u64);
 
 #[derive(Debug, Default, Clone, Copy)]
 struct CopyMeta {
@@ -84,8 +87,8 @@ pub struct Scheduler {
     busy: Vec<u32>,
     /// Per GPU: models ready to batch and stages that may be evicted, in order.
     gpus: Vec<GpuIndex>,
-    /// Every model's stages numbered, for the eviction sets' entries.
-    stage_ids: StageIds,
+    /// What tells live entries of the lazy eviction heaps from stale ones.
+    generations: Generations,
     /// Requests queued, all models.
     queued: u64,
     tasks: Slab<Task>,

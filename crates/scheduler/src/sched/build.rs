@@ -93,7 +93,7 @@ impl Scheduler {
             gpus: (0..n_gpus)
                 .map(|_| GpuIndex::new(policy.eviction))
                 .collect(),
-            stage_ids: StageIds::new(&placements, policy.eviction),
+            generations: Generations::new(&placements, policy.eviction),
             queued: 0,
             tasks: Slab::default(),
             batches: Slab::default(),

@@ -4,7 +4,7 @@
 //! the eviction policy. The ready set, and under LFU and Belady the
 //! eviction set, are lazy-deletion heaps ([`LazyHeap`]): an entry leaves
 //! when its owner stops vouching for it (the model's head request is
-//! another; the stage's generation in [`StageIds`] moved on), and is
+//! another; the stage's generation in [`Generations`] moved on), and is
 //! dropped then if it is on top, else when it reaches the top. Under LRU
 //! the eviction set is a sorted ring buffer
 //! ([`super::sorted::SortedSet`]) whose entries leave at once, and no
@@ -25,7 +25,7 @@ pub(super) struct GpuIndex {
     /// first stage uses this GPU and that has requests queued (valid while
     /// that request is still the model's head).
     pub(super) ready: LazyHeap<(u64, u32)>,
-    /// `(victim key, stage index, generation)` of every stage on this GPU
+    /// `(victim key, model, stage, generation)` of every stage on this GPU
     /// that may be evicted now (resident, no copy in flight, no compute
     /// outstanding; in a heap, valid while the stage's generation is that
     /// one); the first not excluded is the victim (ties to the lower model,
@@ -43,10 +43,9 @@ impl GpuIndex {
     }
 }
 
-/// An eviction set's entry: `(victim key, the stage's index in
-/// [`StageIds`], its generation)`. Stage indexes follow (model, stage)
-/// order, so the order is by key, then model, then stage.
-type Evictable = (VictimKey, u32, u32);
+/// An eviction set's entry: `(victim key, model, stage, generation)`,
+/// ordered by key, then model, then stage.
+type Evictable = (VictimKey, u32, u32, u32);
 
 /// Whether eviction sets under `eviction` are sorted buffers (keys that
 /// grow: LRU's last use) rather than lazy heaps.
@@ -54,67 +53,53 @@ fn sorted_eviction(eviction: Eviction) -> bool {
     eviction == Eviction::Lru
 }
 
-/// Every model's stages numbered in (model, stage) order, with the
-/// generations that tell the lazy eviction heaps' live entries from stale
-/// ones.
+/// The generations that tell the lazy eviction heaps' live entries from
+/// stale ones: per stage of every model, bumped whenever its victim key
+/// changes (at most twice per push of an entry: an entry lives through
+/// fewer than 2^30 pushes of its heap ([`LazyHeap`] compacts), so no stale
+/// entry meets its generation again). None are kept when the eviction sets
+/// are sorted buffers, whose entries are all live.
 #[derive(Debug, Default)]
-pub(super) struct StageIds {
-    /// Per model: index of its first stage.
+pub(super) struct Generations {
+    /// Per model: index of its first stage in `gen`.
     stage_base: Vec<u32>,
-    /// Per stage of every model: its model.
-    stage_model: Vec<u32>,
-    /// Per stage of every model (empty when the eviction sets are sorted
-    /// buffers, whose entries are all live): generation of its eviction
-    /// entries, bumped whenever its victim key changes (at most twice per
-    /// push of an entry: an entry lives through fewer than 2^30 pushes of
-    /// its heap ([`LazyHeap`] compacts), so no stale entry meets its
-    /// generation again).
+    /// Per stage of every model, in (model, stage) order.
     gen: Vec<u32>,
 }
 
-impl StageIds {
-    /// The stages of models placed as `placements`, evicted by `eviction`.
-    pub(super) fn new(placements: &[crate::placement::Placement], eviction: Eviction) -> StageIds {
-        let mut stage_base = Vec::with_capacity(placements.len());
-        let mut stage_model = Vec::with_capacity(placements.len());
-        for (m, p) in placements.iter().enumerate() {
-            stage_base.push(stage_model.len() as u32);
-            stage_model.extend((0..p.pp).map(|_| m as u32));
+impl Generations {
+    /// Generations for models placed as `placements`, evicted by `eviction`.
+    pub(super) fn new(placements: &[crate::placement::Placement], eviction: Eviction) -> Self {
+        if sorted_eviction(eviction) {
+            return Generations::default();
         }
-        let gens = if sorted_eviction(eviction) {
-            0
-        } else {
-            stage_model.len()
-        };
-        StageIds {
+        let mut stage_base = Vec::with_capacity(placements.len());
+        let mut stages = 0;
+        for p in placements {
+            stage_base.push(stages);
+            stages += p.pp;
+        }
+        Generations {
             stage_base,
-            gen: vec![0; gens],
-            stage_model,
+            gen: vec![0; stages as usize],
         }
     }
 
-    /// Moves stage `sid`'s generation on; its old and new generations
+    /// Moves stage `s` of `m`'s generation on; its old and new generations
     /// (both 0 without generations).
-    fn bump(&mut self, sid: u32) -> (u32, u32) {
-        match self.gen.get_mut(sid as usize) {
-            Some(gen) => {
-                let was = *gen;
-                *gen = gen.wrapping_add(1);
-                (was, *gen)
-            }
-            None => (0, 0),
+    fn bump(&mut self, m: u32, s: u32) -> (u32, u32) {
+        if self.gen.is_empty() {
+            return (0, 0);
         }
+        let gen = &mut self.gen[(self.stage_base[m as usize] + s) as usize];
+        let was = *gen;
+        *gen = gen.wrapping_add(1);
+        (was, *gen)
     }
 
     /// Whether the eviction entry `e` is live.
-    fn live(&self, &(_, sid, gen): &Evictable) -> bool {
-        self.gen.get(sid as usize).is_none_or(|&g| g == gen)
-    }
-
-    /// `(model, stage)` of stage index `sid`.
-    fn stage(&self, sid: u32) -> (u32, u32) {
-        let m = self.stage_model[sid as usize];
-        (m, sid - self.stage_base[m as usize])
+    fn live(&self, &(_, m, s, gen): &Evictable) -> bool {
+        self.gen.is_empty() || self.gen[(self.stage_base[m as usize] + s) as usize] == gen
     }
 }
 
@@ -165,11 +150,14 @@ impl Scheduler {
         if !st.resident || !st.loading.is_empty() || st.in_use > 0 {
             return None;
         }
-        let tier = (st.pending > 0) as u64;
+        // The tier in the first word's top bit: the counts beside it
+        // (dispatches, requests served) stay far below 2^63.
+        let tier = ((st.pending > 0) as u64) << 63;
+        debug_assert!(ms.last_use < 1 << 63 && ms.served < 1 << 63);
         Some(match self.eviction {
-            Eviction::Lru => (tier, ms.last_use, 0),
-            Eviction::Lfu => (tier, ms.served, ms.last_use),
-            Eviction::Belady => (tier, u64::MAX - self.next_use(m), 0),
+            Eviction::Lru => (tier | ms.last_use, 0),
+            Eviction::Lfu => (tier | ms.served, ms.last_use),
+            Eviction::Belady => (tier, u64::MAX - self.next_use(m)),
         })
     }
 
@@ -197,18 +185,17 @@ impl Scheduler {
             return;
         }
         let old = std::mem::replace(&mut st.indexed, new);
-        let sid = self.stage_ids.stage_base[m as usize] + s;
-        let (was, gen) = self.stage_ids.bump(sid);
+        let (was, gen) = self.generations.bump(m, s);
         let (mi, tp) = (m as usize, self.placements[m as usize].tp as usize);
         for r in 0..tp {
             let g = self.placements[mi].gpus[s as usize * tp + r];
             let set = &mut self.gpus[g as usize].evictable;
             if let Some(k) = old {
-                set.remove(&(k, sid, was));
+                set.remove(&(k, m, s, was));
             }
             if let Some(k) = new {
-                let ids = &self.stage_ids;
-                set.insert((k, sid, gen), |e| ids.live(e));
+                let gens = &self.generations;
+                set.insert((k, m, s, gen), |e| gens.live(e));
             }
             self.touch(g);
         }
@@ -232,13 +219,11 @@ impl Scheduler {
         if self.traits.preloads {
             return None;
         }
-        let ids = &self.stage_ids;
-        let base = ids.stage_base[exclude as usize];
-        let excluded = base..base + self.placements[exclude as usize].pp;
-        let (key, sid, _) = self.gpus[g as usize]
+        let gens = &self.generations;
+        let (key, m, s, _) = self.gpus[g as usize]
             .evictable
-            .first(|e| ids.live(e), |&(_, sid, _)| !excluded.contains(&sid))?;
-        (key.0 == 0 || allow_pending).then(|| ids.stage(sid))
+            .first(|e| gens.live(e), |&(_, m, _, _)| m != exclude)?;
+        (key.0 >> 63 == 0 || allow_pending).then_some((m, s))
     }
 
     /// Checks the indexes against a scan of every model: each GPU's ready set
@@ -280,11 +265,8 @@ impl Scheduler {
                     ready[g]
                 ));
             }
-            let (entries, n) = ix.evictable.entries(|e| self.stage_ids.live(e));
-            let entries = entries.into_iter().map(|(k, sid, _)| {
-                let (m, s) = self.stage_ids.stage(sid);
-                (k, m, s)
-            });
+            let (entries, n) = ix.evictable.entries(|e| self.generations.live(e));
+            let entries = entries.into_iter().map(|(k, m, s, _)| (k, m, s));
             let held = set_of(entries, n, g, "eviction")?;
             if held != evictable[g] {
                 return Err(format!(
