@@ -13,7 +13,8 @@
 # 10,000 models on 1,024 GPUs and m100k = 1e6 over 100,000 on 8 (which
 # of models and GPUs sets the cost; one binary: pass it as both). ROUNDS (env,
 # default 3; 1 for t3e7 and t1e8); SIM_FLAGS (env) more flags for both
-# binaries, e.g. "--exact-quantiles 100000". Output: a markdown table.
+# binaries, e.g. "--exact-quantiles 100000". Output: a markdown table, with
+# each binary's largest peak resident memory over the rounds.
 set -euo pipefail
 old=${1:?usage: sim_speed_pair.sh OLD_SIM NEW_SIM [ROWS]}
 new=${2:?usage: sim_speed_pair.sh OLD_SIM NEW_SIM [ROWS]}
@@ -40,16 +41,16 @@ policy: { system: computron, eviction: lru }
 EOF
 }
 
-# cpu BIN WORKLOAD REQUESTS: CPU seconds of one run.
+# cpu BIN WORKLOAD REQUESTS: CPU seconds and peak RSS (MiB) of one run.
 cpu() {
     rm -rf "$tmp/run"
-    /usr/bin/time -f "%U %S" -o "$tmp/t" "$1" -w "$2" -o "$tmp/run" --no-timeline \
+    /usr/bin/time -f "%U %S %M" -o "$tmp/t" "$1" -w "$2" -o "$tmp/run" --no-timeline \
         --max-requests $(($3 * 2)) ${SIM_FLAGS:-} > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
-    awk '{ printf "%.2f\n", $1 + $2 }' "$tmp/t"
+    awk '{ printf "%.2f %.0f\n", $1 + $2, $3 / 1024 }' "$tmp/t"
 }
 
-echo "| row | rounds | old CPU s min / mean | new CPU s min / mean | old / new (mins) |"
-echo "|---|--:|--:|--:|--:|"
+echo "| row | rounds | old CPU s min / mean | new CPU s min / mean | old / new (mins) | old / new peak RSS MiB |"
+echo "|---|--:|--:|--:|--:|--:|"
 for row in $rows; do
     case $row in
     m10k) req=1000000 models=10000 gpus=8 ;;
@@ -69,8 +70,9 @@ for row in $rows; do
         cpu "$old" "$tmp/w.yaml" "$req" >> "$tmp/old"
         cpu "$new" "$tmp/w.yaml" "$req" >> "$tmp/new"
     done
-    stats() { sort -n "$1" | awk '{ s += $1; if (NR == 1) m = $1 } END { printf "%.2f %.2f", m, s / NR }'; }
-    read -r om oa <<< "$(stats "$tmp/old")"
-    read -r nm na <<< "$(stats "$tmp/new")"
-    echo "| $row ($req requests, $models models, $gpus GPUs) | $rounds | $om / $oa | $nm / $na | $(awk -v a="$om" -v b="$nm" 'BEGIN { printf "%.2fx", a / b }') |"
+    # stats FILE: min and mean CPU s, max peak RSS.
+    stats() { sort -n "$1" | awk '{ s += $1; if (NR == 1) m = $1; if ($2 > r) r = $2 } END { printf "%.2f %.2f %d", m, s / NR, r }'; }
+    read -r om oa orss <<< "$(stats "$tmp/old")"
+    read -r nm na nrss <<< "$(stats "$tmp/new")"
+    echo "| $row ($req requests, $models models, $gpus GPUs) | $rounds | $om / $oa | $nm / $na | $(awk -v a="$om" -v b="$nm" 'BEGIN { printf "%.2fx", a / b }') | $orss / $nrss |"
 done
