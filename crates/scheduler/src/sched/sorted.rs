@@ -12,6 +12,9 @@
 use super::lazy::LazyHeap;
 use std::collections::VecDeque;
 
+/// Entries at the back that a removal scans before it searches.
+const NEAR_BACK: usize = 8;
+
 /// A set of distinct `T`, smallest first.
 #[derive(Debug)]
 pub(super) struct SortedSet<T> {
@@ -40,8 +43,18 @@ impl<T: Ord + Copy + std::fmt::Debug> SortedSet<T> {
 
     /// Removes `t`, which must be in the set.
     pub(super) fn remove(&mut self, t: &T) {
+        let n = self.items.len();
+        let near_back = n.saturating_sub(NEAR_BACK);
         let i = if self.items.front() == Some(t) {
             0
+        } else if n > NEAR_BACK && self.items[near_back] <= *t {
+            // Recently used entries sit near the back: a short scan of
+            // neighbouring memory instead of a binary search's scattered
+            // probes.
+            (near_back..n)
+                .rev()
+                .find(|&i| self.items[i] == *t)
+                .unwrap_or(n)
         } else {
             self.items.partition_point(|e| e < t)
         };
