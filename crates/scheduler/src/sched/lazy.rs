@@ -108,12 +108,13 @@ impl<T: Ord + Copy> LazyHeap<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::LazyHeap;
     use std::collections::BTreeSet;
 
-    /// xorshift64: a fixed stream of test draws below `n`.
-    fn draw(state: &mut u64, n: u64) -> u64 {
+    /// xorshift64: a fixed stream of test draws below `n` (the ordered
+    /// sets' tests share it).
+    pub(in crate::sched) fn draw(state: &mut u64, n: u64) -> u64 {
         *state ^= *state << 13;
         *state ^= *state >> 7;
         *state ^= *state << 17;

@@ -151,15 +151,8 @@ impl<T: Ord + Copy + std::fmt::Debug> EvictionOrder<T> {
 #[cfg(test)]
 mod tests {
     use super::SortedSet;
+    use crate::sched::lazy::tests::draw;
     use std::collections::BTreeSet;
-
-    /// xorshift64: a fixed stream of test draws below `n`.
-    fn draw(state: &mut u64, n: u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state % n
-    }
 
     /// Random inserts (at the back, the front and between) and removals
     /// against a `BTreeSet`: same entries in the same order, same first
