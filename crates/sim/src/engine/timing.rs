@@ -14,7 +14,7 @@ impl<'a> Engine<'a> {
     /// With a `host` topology in the profile, `beta` is at most the share
     /// of host memory and of the GPU's upstream link that falls to it when
     /// the bandwidth is split evenly among the GPUs copying in this step
-    /// (see [`Engine::note_copying`]). The share is fixed when the copy is
+    /// (see `Engine::note_copying`). The share is fixed when the copy is
     /// issued: exact when GPUs copy alike (a tensor- or pipeline-parallel
     /// load), pessimistic for a copy that outlasts the others.
     pub fn time_copy(&mut self, c: &CopyOp) -> (f64, f64) {
@@ -54,7 +54,7 @@ impl<'a> Engine<'a> {
     /// is full duplex), one offload after another, and takes
     /// `alpha + bytes / beta` of the pinned (or pageable) link, times the
     /// jitter factor. With a `host` topology it counts among the GPUs
-    /// copying in this step ([`Engine::note_copying`]): host memory's
+    /// copying in this step (`Engine::note_copying`): host memory's
     /// bandwidth is shared by both directions, and a GPU loading and
     /// offloading at once takes one share for both.
     pub fn time_offload(&mut self, o: &OffloadOp) -> (f64, f64) {
