@@ -4,8 +4,10 @@
 //! stage's size), and under LRU a stage re-enters the set with the newest
 //! key (computes on one GPU finish in the order they were issued), so
 //! inserts land at the back and victims leave from the front: O(1) in a
-//! sorted ring buffer ([`SortedSet`]); elsewhere an insert or a removal is
-//! a binary search plus a shift of the shorter side. Removal is exact, so
+//! sorted ring buffer ([`SortedSet`]). A stage dispatched again leaves from
+//! near the back when it ran lately (a short scan) and from anywhere else
+//! by a binary search; an insert or removal shifts the shorter side.
+//! Removal is exact, so
 //! no stale entries are carried, checked or popped later, and no
 //! generations need keeping, as a lazy-deletion heap must.
 
