@@ -7,9 +7,8 @@
 //! sorted ring buffer ([`SortedSet`]). A stage dispatched again leaves from
 //! near the back when it ran lately (a short scan) and from anywhere else
 //! by a binary search; an insert or removal shifts the shorter side.
-//! Removal is exact, so
-//! no stale entries are carried, checked or popped later, and no
-//! generations need keeping, as a lazy-deletion heap must.
+//! Removal is exact, so no stale entries are carried, checked or popped
+//! later, and no generations need keeping, as a lazy-deletion heap must.
 
 use super::lazy::LazyHeap;
 use std::collections::VecDeque;
