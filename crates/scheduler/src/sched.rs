@@ -76,7 +76,6 @@ pub struct Scheduler {
     traits: SystemTraits,
     eviction: Eviction,
     placements: Vec<Placement>,
-    max_batch: Vec<u32>,
     /// Requests per micro-batch of each model (used when it has stages).
     micro_batch: Vec<u32>,
     models: Vec<ModelState>,
@@ -289,7 +288,10 @@ impl Scheduler {
     /// other through the stages.
     fn dispatch(&mut self, m: u32, actions: &mut Vec<Action>) {
         let mi = m as usize;
-        let n = self.models[mi].queue.len().min(self.max_batch[mi] as usize);
+        let n = self.models[mi]
+            .queue
+            .len()
+            .min(self.placements[mi].max_batch as usize);
         let per = if self.placements[mi].pp > 1 {
             (self.micro_batch[mi] as usize).clamp(1, n.max(1))
         } else {

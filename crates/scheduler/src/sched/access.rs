@@ -24,7 +24,6 @@ impl Scheduler {
         let m = m as usize;
         prefetch(&self.models[m]);
         prefetch(&self.placements[m]);
-        prefetch(&self.max_batch[m]);
         prefetch(&self.stats[m]);
     }
 

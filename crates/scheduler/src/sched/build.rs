@@ -78,7 +78,6 @@ impl Scheduler {
             system: policy.system,
             traits: SystemTraits::of(policy.system),
             eviction: policy.eviction,
-            max_batch: workload.models.iter().map(|m| m.max_batch.max(1)).collect(),
             micro_batch: workload
                 .models
                 .iter()
