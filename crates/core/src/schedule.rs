@@ -12,6 +12,7 @@ use crate::output::{write_atomic_with, AtomicFile};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// One request.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -183,20 +184,20 @@ impl Schedule {
 /// `format!("{},{:.9},{}")`) into a buffer written out in blocks.
 struct ScheduleLines {
     buf: Vec<u8>,
-    /// The model names, by index.
-    names: NameTable,
+    /// The model names, by index (shared with the simulator's engine).
+    names: Arc<NameTable>,
     /// Lines so far, and the last arrival.
     n: u64,
     last: f64,
 }
 
 impl ScheduleLines {
-    fn new(models: &[String]) -> ScheduleLines {
+    fn new(names: Arc<NameTable>) -> ScheduleLines {
         let mut buf = Vec::with_capacity(1 << 16);
         buf.extend_from_slice(b"id,arrival_s,model\n");
         ScheduleLines {
             buf,
-            names: NameTable::new(models),
+            names,
             n: 0,
             last: 0.0,
         }
@@ -235,7 +236,7 @@ pub fn write_requests(
     models: &[String],
     requests: impl Iterator<Item = Request>,
 ) -> std::io::Result<(u64, f64)> {
-    let mut lines = ScheduleLines::new(models);
+    let mut lines = ScheduleLines::new(Arc::new(NameTable::new(models)));
     for r in requests {
         lines.push(w, &r)?;
     }
@@ -267,11 +268,11 @@ pub struct ScheduleWriter {
 }
 
 impl ScheduleWriter {
-    /// Starts `path` for requests over `models`.
-    pub fn create(path: &Path, models: &[String]) -> Result<ScheduleWriter> {
+    /// Starts `path` for requests over the models `names` names.
+    pub fn create(path: &Path, names: Arc<NameTable>) -> Result<ScheduleWriter> {
         Ok(ScheduleWriter {
             file: AtomicFile::create(path)?,
-            lines: ScheduleLines::new(models),
+            lines: ScheduleLines::new(names),
         })
     }
 
@@ -281,12 +282,6 @@ impl ScheduleWriter {
         self.lines
             .push(&mut self.file, r)
             .map_err(|e| Error::io(self.file.path(), e))
-    }
-
-    /// Asks the CPU to fetch model `m`'s name into cache, ahead of a
-    /// request of `m` being pushed (a hint; see [`crate::prefetch`]).
-    pub fn prefetch(&self, m: u32) {
-        self.lines.names.prefetch(m);
     }
 
     /// Writes out the rest and renames the file into place; returns how

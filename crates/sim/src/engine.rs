@@ -8,6 +8,7 @@ use crate::summary::{Latencies, ModelResult, SimResult, SimRun, TimelineCut};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::ops::Range;
+use std::sync::Arc;
 use switchyard_core::arrival_stream::ArrivalPlan;
 use switchyard_core::cost::{activation_bytes, ComputeTable};
 use switchyard_core::model::Dtype;
@@ -89,8 +90,8 @@ pub struct Engine<'a> {
     tables: Vec<ComputeTable>,
     /// Per model: its compute table, `tables[table_of[m]]`.
     table_of: Vec<u32>,
-    /// Every model's name, by index.
-    names: NameTable,
+    /// Every model's name, by index (shared with the arrivals' log).
+    names: Arc<NameTable>,
     heap: BinaryHeap<Pending>,
     /// Issue sequence of the last completion pushed (ties in time go in issue order).
     seq: u64,
@@ -201,7 +202,8 @@ impl<'a> Engine<'a> {
                 ComputeTable::new(hw, &models[i].shape, tp(i), models[i].max_batch)
             },
         );
-        let names = NameTable::new(&workload.model_names());
+        let names: Vec<&str> = workload.models.iter().map(|m| m.name.as_str()).collect();
+        let names = Arc::new(NameTable::new(&names));
         let mut actions = Vec::with_capacity(64);
         // Resident weights are in place before the clock starts.
         sched.preload(&mut actions);

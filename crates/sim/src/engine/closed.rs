@@ -34,9 +34,6 @@ impl Engine<'_> {
             self.sched.prefetch_model(r.model);
             switchyard_core::prefetch::prefetch(&self.table_of[r.model as usize]);
             self.names.prefetch(r.model);
-            if let Some(log) = &self.log {
-                log.prefetch(r.model);
-            }
             self.ahead.push_back(r);
         }
         self.ahead.front().map(|r| r.arrival_s)
@@ -99,7 +96,7 @@ pub fn simulate_closed(
         opts,
     )?;
     if let Some(p) = schedule {
-        engine.log = Some(ScheduleWriter::create(p, &none.models)?);
+        engine.log = Some(ScheduleWriter::create(p, engine.names.clone())?);
     }
     let n_models = workload.models.len() as u32;
     engine.closed = Some(Closed {

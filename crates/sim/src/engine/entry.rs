@@ -76,7 +76,10 @@ pub fn simulate_plan_logged(
         opts,
     )?;
     match schedule {
-        Some(path) => engine.run_logged(out, ScheduleWriter::create(path, &future.models)?),
+        Some(path) => {
+            let log = ScheduleWriter::create(path, engine.names.clone())?;
+            engine.run_logged(out, log)
+        }
         None => Ok((engine.run(out)?, plan.len(), 0.0)),
     }
 }
