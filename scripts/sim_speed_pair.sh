@@ -13,7 +13,9 @@
 # 10,000 models on 1,024 GPUs and m100k = 1e6 over 100,000 on 8 (which
 # of models and GPUs sets the cost; one binary: pass it as both). ROUNDS (env,
 # default 3; 1 for t3e7 and t1e8); SIM_FLAGS (env) more flags for both
-# binaries, e.g. "--exact-quantiles 100000". Output: a markdown table, with
+# binaries, e.g. "--exact-quantiles 100000"; EVICTION (env, default lru)
+# the workload's eviction policy; LAYER_MB (env, default 10) its layers'
+# size (1: about 500 resident models per GPU instead of 50). Output: a markdown table, with
 # each binary's largest peak resident memory over the rounds.
 set -euo pipefail
 old=${1:?usage: sim_speed_pair.sh OLD_SIM NEW_SIM [ROWS]}
@@ -35,9 +37,9 @@ seed: 1
 duration_s: $(awk -v r="$1" -v q="$rate" 'BEGIN { printf "%.6f", r / q }')
 cluster: { hardware: h200-pcie5, gpus: $3, gpu_memory_gib: 6 }
 models:
-  - { name: m, copies: $2, layers: 4, layer_mb: 10, layer_ms: 0.05, max_batch: 8, slo_ms: 100 }
+  - { name: m, copies: $2, layers: 4, layer_mb: ${LAYER_MB:-10}, layer_ms: 0.05, max_batch: 8, slo_ms: 100 }
 arrivals: { process: poisson, rate: $rate, skew: { zipf: 0.5 } }
-policy: { system: computron, eviction: lru }
+policy: { system: computron, eviction: ${EVICTION:-lru} }
 EOF
 }
 
