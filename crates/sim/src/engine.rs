@@ -243,6 +243,7 @@ impl<'a> Engine<'a> {
             lat: Latencies::new(
                 workload.models.iter().map(|m| m.slo_s).collect(),
                 opts.exact_quantiles,
+                total,
             ),
             record: RequestRecord {
                 id: 0,

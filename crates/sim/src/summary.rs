@@ -159,11 +159,17 @@ impl Grouped {
 
 impl Latencies {
     /// Latencies of models whose latency objectives are `slo_s` (`None`:
-    /// none), exact up to `exact_up_to` requests.
-    pub(crate) fn new(slo_s: Vec<Option<f64>>, exact_up_to: u64) -> Latencies {
+    /// none), exact up to `exact_up_to` requests, room made for `expected`
+    /// of them: the log is reserved once, not grown by doubling (each
+    /// doubling below the allocator's mmap threshold copies the whole log
+    /// and touches fresh pages).
+    pub(crate) fn new(slo_s: Vec<Option<f64>>, exact_up_to: u64, expected: u64) -> Latencies {
+        let room = expected.min(exact_up_to.saturating_add(1)) as usize;
         Latencies {
             within_slo: vec![0; slo_s.len()],
             slo_s,
+            models: Vec::with_capacity(room),
+            values: Vec::with_capacity(room),
             exact_up_to,
             ..Latencies::default()
         }
@@ -275,7 +281,7 @@ mod tests {
 
     #[test]
     fn summaries_match_core_summary() {
-        let mut l = Latencies::new(vec![Some(0.25), Some(0.1)], u64::MAX);
+        let mut l = Latencies::new(vec![Some(0.25), Some(0.1)], u64::MAX, 0);
         for (m, x) in [(0, 0.3), (1, 0.05), (0, 0.1), (1, 0.7), (0, 0.2)] {
             l.push(m, x);
         }
@@ -292,7 +298,7 @@ mod tests {
         let models = 7;
         // Model 0 has no objective; the others 50 ms.
         let slo: Vec<_> = (0..models).map(|m| (m > 0).then_some(0.05)).collect();
-        let mut l = Latencies::new(slo.clone(), 10);
+        let mut l = Latencies::new(slo.clone(), 10, 1000);
         let mut one_by_one = vec![LatencySketch::new(); models];
         let mut within = vec![0u64; models];
         let n = PENDING_BLOCK * 2 + 12345;
@@ -324,8 +330,8 @@ mod tests {
     #[test]
     fn past_the_exact_cap_percentiles_come_from_sketches() {
         let xs: Vec<f64> = (1..=1000).map(|i| i as f64 * 1e-3).collect();
-        let mut exact = Latencies::new(vec![None; 2], 1000);
-        let mut sketched = Latencies::new(vec![None; 2], 400);
+        let mut exact = Latencies::new(vec![None; 2], 1000, 5);
+        let mut sketched = Latencies::new(vec![None; 2], 400, u64::MAX);
         for (i, &x) in xs.iter().enumerate() {
             exact.push(i % 2, x);
             sketched.push(i % 2, x);
