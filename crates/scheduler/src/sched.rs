@@ -39,6 +39,9 @@ struct StageState {
     /// Victim key under which the stage sits in its GPUs' eviction sets
     /// (`None`: not there); see `index.rs`.
     indexed: Option<VictimKey>,
+    /// Where its entry sits in each tp rank's GPU eviction set, while
+    /// `indexed` (a list's slot; unused by heaps).
+    slots: SmallVec<[u32; 2]>,
 }
 
 #[derive(Debug, Default)]
@@ -450,8 +453,8 @@ mod deferred;
 mod evict;
 mod index;
 mod lazy;
+mod linked;
 mod load;
 mod offload;
 mod queue;
-mod sorted;
 mod warm;

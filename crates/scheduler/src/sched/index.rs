@@ -6,14 +6,14 @@
 //! when its owner stops vouching for it (the model's head request is
 //! another; the stage's generation in [`Generations`] moved on), and is
 //! dropped then if it is on top, else when it reaches the top. Under LRU
-//! the eviction set is a sorted ring buffer
-//! ([`super::sorted::SortedSet`]) whose entries leave at once, and no
+//! the eviction set is a sorted linked list
+//! ([`super::linked::LinkedSet`]) whose entries leave at once, and no
 //! generations are kept. Their valid entries are kept equal to
 //! what a scan of every model would find (`check_index` compares them), so
 //! the choices, and the outputs, are those of the scans they replace.
 
 use super::lazy::LazyHeap;
-use super::sorted::EvictionOrder;
+use super::linked::EvictionOrder;
 use super::{Scheduler, VictimKey};
 use std::collections::BTreeSet;
 use switchyard_core::workload::Eviction;
@@ -187,17 +187,20 @@ impl Scheduler {
         let old = std::mem::replace(&mut st.indexed, new);
         let (was, gen) = self.generations.bump(m, s);
         let (mi, tp) = (m as usize, self.placements[m as usize].tp as usize);
+        st.slots.resize(tp, super::linked::NIL);
         for r in 0..tp {
             let g = self.placements[mi].gpus[s as usize * tp + r];
             let set = &mut self.gpus[g as usize].evictable;
             if let Some(k) = old {
-                set.remove(&(k, m, s, was));
+                set.remove(&(k, m, s, was), st.slots[r]);
             }
             if let Some(k) = new {
                 let gens = &self.generations;
-                set.insert((k, m, s, gen), |e| gens.live(e));
+                st.slots[r] = set.insert((k, m, s, gen), |e| gens.live(e));
             }
-            self.touch(g);
+        }
+        for r in 0..tp {
+            self.touch(self.placements[mi].gpus[s as usize * tp + r]);
         }
     }
 
