@@ -5,8 +5,9 @@ use crate::background::Background;
 use crate::jitter::Noise;
 use crate::sink::RecordSink;
 use crate::summary::{Latencies, ModelResult, SimResult, SimRun, TimelineCut};
+use dary_heap::QuaternaryHeap;
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 use switchyard_core::arrival_stream::ArrivalPlan;
@@ -47,7 +48,7 @@ struct Pending {
 
 impl Ord for Pending {
     fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap, we want the earliest first.
+        // Reversed: the heap is a max-heap, we want the earliest first.
         other.t.cmp(&self.t).then(other.seq.cmp(&self.seq))
     }
 }
@@ -92,7 +93,7 @@ pub struct Engine<'a> {
     table_of: Vec<u32>,
     /// Every model's name, by index (shared with the arrivals' log).
     names: Arc<NameTable>,
-    heap: BinaryHeap<Pending>,
+    heap: QuaternaryHeap<Pending>,
     /// Issue sequence of the last completion pushed (ties in time go in issue order).
     seq: u64,
     /// When each lane frees up: one per GPU link, and one more: the host
@@ -224,7 +225,7 @@ impl<'a> Engine<'a> {
             tables,
             table_of,
             names,
-            heap: BinaryHeap::with_capacity(1024),
+            heap: QuaternaryHeap::with_capacity(1024),
             seq: 0,
             link_free: vec![0.0; n_gpus + 1],
             peer_free: vec![0.0; n_gpus],
