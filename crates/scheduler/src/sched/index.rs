@@ -47,8 +47,8 @@ impl GpuIndex {
 /// ordered by key, then model, then stage.
 type Evictable = (VictimKey, u32, u32, u32);
 
-/// Whether eviction sets under `eviction` are sorted buffers (keys that
-/// grow: LRU's last use) rather than lazy heaps.
+/// Whether eviction sets under `eviction` are sorted linked lists (keys
+/// that grow: LRU's last use) rather than lazy heaps.
 fn sorted_eviction(eviction: Eviction) -> bool {
     eviction == Eviction::Lru
 }
@@ -58,7 +58,7 @@ fn sorted_eviction(eviction: Eviction) -> bool {
 /// changes (at most twice per push of an entry: an entry lives through
 /// fewer than 2^30 pushes of its heap ([`LazyHeap`] compacts), so no stale
 /// entry meets its generation again). None are kept when the eviction sets
-/// are sorted buffers, whose entries are all live.
+/// are sorted lists, whose entries are all live.
 #[derive(Debug, Default)]
 pub(super) struct Generations {
     /// Per model: index of its first stage in `gen`.
