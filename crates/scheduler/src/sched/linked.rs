@@ -91,18 +91,26 @@ impl<T: Ord + Copy + std::fmt::Debug> LinkedSet<T> {
             self.nodes.push(node);
             (self.nodes.len() - 1) as u32
         };
-        if after == NIL {
-            self.head = slot;
-        } else {
-            self.nodes[after as usize].next = slot;
-        }
-        if next == NIL {
-            self.tail = slot;
-        } else {
-            self.nodes[next as usize].prev = slot;
-        }
+        self.set_next(after, slot);
+        self.set_prev(next, slot);
         self.len += 1;
         slot
+    }
+
+    /// Points node `n`'s forward link (the head, for [`NIL`]) at `to`.
+    fn set_next(&mut self, n: u32, to: u32) {
+        match n {
+            NIL => self.head = to,
+            n => self.nodes[n as usize].next = to,
+        }
+    }
+
+    /// Points node `n`'s backward link (the tail, for [`NIL`]) at `to`.
+    fn set_prev(&mut self, n: u32, to: u32) {
+        match n {
+            NIL => self.tail = to,
+            n => self.nodes[n as usize].prev = to,
+        }
     }
 
     /// Removes the entry at `slot` (from [`LinkedSet::insert`]), which must
@@ -113,16 +121,8 @@ impl<T: Ord + Copy + std::fmt::Debug> LinkedSet<T> {
             &self.nodes[slot as usize].t, t,
             "slot {slot} holds another entry"
         );
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.nodes[prev as usize].next = next;
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.nodes[next as usize].prev = prev;
-        }
+        self.set_next(prev, next);
+        self.set_prev(next, prev);
         self.nodes[slot as usize].next = self.free;
         self.free = slot;
         self.len -= 1;
