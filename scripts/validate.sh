@@ -6,7 +6,10 @@
 # `replay` of that very schedule on the device, and `plot compare` of the
 # two (hardware first, so errors are the simulator's against it). Ends with
 # summary.md: per workload, measured and simulated p50/p99, their relative
-# errors, the KS distance and the replay's late dispatches.
+# errors, the KS distance and the replay's late dispatches; and with
+# cold_warm.md: per workload and model, the median hardware and simulated
+# latency of cold and of warm requests (scripts/cold_warm_split.py), where
+# a miss's cause is read first.
 #
 # usage: scripts/validate.sh [--device cuda|cpu] [--bin DIR] [--out DIR]
 #                            [--profile FILE] [--batches LIST] [--floor]
@@ -149,4 +152,12 @@ done
 } >"$out/summary.md"
 echo "== summary ($out/summary.md)"
 cat "$out/summary.md"
+compared=()
+for d in "$out"/*/; do
+    [[ -f "$d/replay/requests.csv" && -f "$d/sim/requests.csv" ]] && compared+=("${d%/}")
+done
+if [[ ${#compared[@]} -gt 0 ]]; then
+    python3 "$(dirname "$0")/cold_warm_split.py" "${compared[@]}" >"$out/cold_warm.md" ||
+        echo "validate.sh: cold_warm_split.py failed; summary.md stands" >&2
+fi
 exit $status
