@@ -24,6 +24,11 @@
 #   pin       [nvidia-h200] resident_trace and onoff_per_model replayed
 #             twice with --pin-cpus off and twice with auto, then
 #             scripts/warm_wander.py and scripts/host_stalls.py over them
+#   idle      [nvidia-h200] tune workloads onoff_lfu, stop_and_start and
+#             poisson validated with --idle sleep (calibrating unless
+#             --profile), then replayed again with --idle spin under the
+#             same profile: does a host thread that never sleeps issue
+#             warm passes as fast as calibration timed them?
 #   two       [nvidia-h200-x2] backend parallel tests, `replay calibrate
 #             --tp 2`, validate computron_tp2, resident_pp2, two_gpus
 set -euo pipefail
@@ -33,7 +38,7 @@ while [[ $# -gt 0 ]]; do
         --bin) bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --profile) profile="$2"; shift 2 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         -*) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) stage="$1"; shift ;;
     esac
@@ -87,6 +92,15 @@ case "$stage" in
         python3 scripts/warm_wander.py "$out"/pin-off/{resident_trace,onoff_per_model} "$out"/pin-auto/{resident_trace,onoff_per_model} > "$out/pin-wander.md" 2>&1 || true
         python3 scripts/host_stalls.py "$out"/pin-*/*/replay "$out"/pin-*/*/replay2 > "$out/pin-stalls.txt" 2>&1 || true
         ;;
+    idle)
+        three=(experiments/validation/tune/{onoff_lfu,stop_and_start,poisson}.yaml)
+        scripts/validate.sh --bin "$bin" --out "$out/idle-sleep" --idle sleep "${prof[@]}" "${three[@]}" > "$out/idle-sleep-log.txt" 2>&1 || true
+        flatten "$out/idle-sleep" idle-sleep
+        p="${profile:-$out/idle-sleep/profile.yaml}"
+        scripts/validate.sh --bin "$bin" --out "$out/idle-spin" --idle spin --profile "$p" "${three[@]}" > "$out/idle-spin-log.txt" 2>&1 || true
+        flatten "$out/idle-spin" idle-spin
+        python3 scripts/warm_wander.py --profile "$p" "$out"/idle-{sleep,spin}/{onoff_lfu,stop_and_start,poisson} > "$out/idle-wander.md" 2>&1 || true
+        ;;
     two)
         if [[ -d "$bin/tests" ]]; then
             for t in "$bin"/tests/parallel-*; do
@@ -98,11 +112,11 @@ case "$stage" in
             > "$out/two-log.txt" 2>&1 || true
         flatten "$out/two" two
         ;;
-    *) echo "gpu_check.sh: unknown stage $stage (check, tune, holdout, pin, two)" >&2; exit 2 ;;
+    *) echo "gpu_check.sh: unknown stage $stage (check, tune, holdout, pin, idle, two)" >&2; exit 2 ;;
 esac
 # The stage's nested run folders, packed into one file that comes back.
 runs=()
-for d in "$out"/tune "$out"/holdout "$out"/pin-off "$out"/pin-auto "$out"/two; do
+for d in "$out"/tune "$out"/holdout "$out"/pin-off "$out"/pin-auto "$out"/idle-sleep "$out"/idle-spin "$out"/two; do
     [[ -d "$d" ]] && runs+=("$(basename "$d")")
 done
 if [[ ${#runs[@]} -gt 0 ]]; then

@@ -14,6 +14,7 @@
 # usage: scripts/validate.sh [--device cuda|cpu] [--bin DIR] [--out DIR]
 #                            [--profile FILE] [--batches LIST] [--floor]
 #                            [--graphs on|off] [--pin-cpus off|auto|LIST]
+#                            [--idle sleep|spin]
 #                            [WORKLOAD.yaml | DIR ...]
 #   --device   replay device (default cuda)
 #   --bin      folder holding sim, replay and plot (default: build them with
@@ -27,6 +28,9 @@
 #              (default off)
 #   --pin-cpus off|auto|LIST: where calibrate's and replay's host thread
 #              runs (default off; see `replay --help`)
+#   --idle     sleep|spin: how calibrate's idle gaps and replay's host
+#              thread wait with nothing in flight (default sleep; see
+#              `replay --help`)
 #   --floor    replay each schedule a second time and compare the two
 #              hardware runs (the noise floor), in summary.md
 #   workloads  files, or folders meaning their *.yaml; default: both halves,
@@ -47,6 +51,7 @@ system=()
 floor=0
 graphs=off
 pin=off
+idle=sleep
 workloads=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -59,7 +64,8 @@ while [[ $# -gt 0 ]]; do
         --floor) floor=1; shift ;;
         --graphs) graphs="$2"; shift 2 ;;
         --pin-cpus) pin="$2"; shift 2 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        --idle) idle="$2"; shift 2 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         -*) echo "validate.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *)
             if [[ -d "$1" ]]; then
@@ -93,7 +99,7 @@ if [[ -z "$profile" ]]; then
     profile="$out/profile.yaml"
     echo "== calibrate ($archs; batches $batches${tps:+; tp $tps})"
     "$bin/replay" calibrate --device "$device" --out "$profile" --arch "$archs" \
-        --batches "$batches" ${tps:+--tp "$tps"} --graphs "$graphs" --pin-cpus "$pin" --name validation 2>&1 | tee "$out/calibrate.txt"
+        --batches "$batches" ${tps:+--tp "$tps"} --graphs "$graphs" --pin-cpus "$pin" --idle "$idle" --name validation 2>&1 | tee "$out/calibrate.txt"
 fi
 
 status=0
@@ -106,7 +112,7 @@ for w in "${workloads[@]}"; do
     echo "== $name: sim"
     "$bin/sim" --workload "$w" --hardware "$profile" "${system[@]}" --out "$dir/sim" 2>&1 | tee "$dir/sim.txt"
     echo "== $name: replay on $device"
-    if ! "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" --graphs "$graphs" --pin-cpus "$pin" "${system[@]}" \
+    if ! "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" --graphs "$graphs" --pin-cpus "$pin" --idle "$idle" "${system[@]}" \
         --schedule "$dir/sim/schedule.csv" --out "$dir/replay" >"$dir/replay.txt" 2>&1; then
         cat "$dir/replay.txt"
         reason=$(grep -m1 '^error' "$dir/replay.txt" | cut -c1-160 | tr '|' '/')
@@ -127,7 +133,7 @@ for w in "${workloads[@]}"; do
     floor_cols="| | |"
     if [[ $floor -eq 1 ]]; then
         echo "== $name: replay again (noise floor)"
-        if "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" --graphs "$graphs" --pin-cpus "$pin" "${system[@]}" \
+        if "$bin/replay" --workload "$w" --hardware "$profile" --device "$device" --graphs "$graphs" --pin-cpus "$pin" --idle "$idle" "${system[@]}" \
             --schedule "$dir/sim/schedule.csv" --out "$dir/replay2" >"$dir/replay2.txt" 2>&1; then
             "$bin/plot" compare "$dir/replay" "$dir/replay2" --labels hardware,hardware2 --join \
                 --title "$name: hardware against itself" --out "$dir/floor" >"$dir/floor.txt"

@@ -228,6 +228,8 @@ pub struct Executor {
     /// The CPUs the host thread issuing its work was pinned to
     /// ([`crate::host_cpus`]), `None` when unpinned.
     pub host_cpus: Option<String>,
+    /// How replay's host thread waits with nothing in flight (`--idle`).
+    pub idle: crate::pace::IdleWait,
     /// The workload's background jobs ([`background`]).
     background: background::Jobs,
     copyq: Vec<VecDeque<PendingCopy>>,

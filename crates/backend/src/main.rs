@@ -8,6 +8,7 @@ use switchyard_backend::calibrate::{calibrate, CalibrateOptions};
 use switchyard_backend::device::{DeviceError, Dtype};
 use switchyard_backend::host_cpus::{self, CpuPin};
 use switchyard_backend::host_store::WeightSource;
+use switchyard_backend::pace::IdleWait;
 use switchyard_backend::{check, device, replay};
 use switchyard_core::hardware::HardwareProfile;
 use switchyard_core::overrides::PolicyOverrides;
@@ -73,6 +74,11 @@ struct RunArgs {
     /// CPUs, from its PCI device) or a CPU list such as `0-7,16`.
     #[arg(long, default_value = "off", value_parser = CpuPin::from_name)]
     pin_cpus: CpuPin,
+    /// How the host thread waits with nothing in flight: `sleep` (until
+    /// 1 ms before the next arrival, when 1.5 ms or more away, the default)
+    /// or `spin` (busy throughout). Calibrate with the same.
+    #[arg(long, default_value = "sleep", value_parser = IdleWait::from_name)]
+    idle: IdleWait,
     /// Most models (copies and trace names expanded) a workload may serve.
     #[arg(long, default_value_t = switchyard_core::workload::DEFAULT_MAX_MODELS)]
     max_models: u64,
@@ -119,6 +125,10 @@ enum Cmd {
         /// CPUs, from its PCI device) or a CPU list such as `0-7,16`.
         #[arg(long, default_value = "off", value_parser = CpuPin::from_name)]
         pin_cpus: CpuPin,
+        /// How idle gaps are waited, as the replays this profile is for
+        /// wait between requests (`replay --idle`).
+        #[arg(long, default_value = "sleep", value_parser = IdleWait::from_name)]
+        idle: IdleWait,
         /// Weight types whose GEMM rate and passes are measured,
         /// comma-separated (`fp16`, `fp32`, `bf16`); fp16 is always
         /// measured. fp32 and bf16 passes go to `calibrated` under
@@ -231,6 +241,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             tp,
             graphs,
             pin_cpus,
+            idle,
             dtypes,
         }) => {
             let base = HardwareProfile::resolve(&base, None)?;
@@ -250,6 +261,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 reps: reps.max(1),
                 tp,
                 graphs: graphs == "on",
+                idle,
                 dtypes: dtypes
                     .iter()
                     .filter_map(|d| Dtype::from_name(d).ok())
@@ -416,6 +428,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let mut ex = replay::build_executor(dev, &w, &weights)?;
             ex.graphs.off = a.graphs == "off";
             ex.host_cpus = host_cpus;
+            ex.idle = a.idle;
             // Ctrl-C ends the run early with what it measured (a second
             // one ends the process at once).
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

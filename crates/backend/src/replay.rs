@@ -27,7 +27,6 @@
 
 use crate::exec::{Completion, ComputeOp, CopyOp, Executor, OffloadOp};
 use crate::model::ModelLayout;
-use crate::pace::{SLEEP_MIN, SLEEP_SLACK};
 use crate::span_log::SpanLog;
 use anyhow::{bail, Result};
 use std::borrow::Cow;
@@ -517,11 +516,7 @@ fn run_arrivals<'a>(
         }
         // With background jobs the loop keeps issuing their iterations.
         if let Some(due_s) = due_s.filter(|_| !run.ex.busy() && jobs_until.is_none()) {
-            let due = t0 + Duration::from_secs_f64(due_s);
-            let wait = due.saturating_duration_since(Instant::now());
-            if wait > SLEEP_MIN {
-                std::thread::sleep(wait - SLEEP_SLACK);
-            }
+            run.ex.idle.doze_until(t0 + Duration::from_secs_f64(due_s));
         } else if !run.ex.busy() && run.sched.busy() {
             bail!("the scheduler has work queued but issued nothing: replay cannot progress");
         }

@@ -380,3 +380,48 @@ fn pin_cpus_pins_the_host_thread_and_says_so() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("none of CPUs 100000"), "{err}");
 }
+
+#[test]
+fn idle_spin_replays_the_schedule_and_says_how_it_waited() {
+    let dir = tempfile::tempdir().unwrap();
+    workload(dir.path(), "pipeswitch", "");
+    let schedule = dir.path().join("schedule.csv");
+    // Arrivals 20 ms apart: the default mode sleeps between them.
+    std::fs::write(
+        &schedule,
+        "id,arrival_s,model\n0,0.01,syn-0\n1,0.03,syn-1\n2,0.05,syn-0\n",
+    )
+    .unwrap();
+    let run = |idle: &str, out: &Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_replay"))
+            .args(["--device", "cpu", "-w"])
+            .arg(dir.path().join("w.yaml"))
+            .arg("--schedule")
+            .arg(&schedule)
+            .arg("--out")
+            .arg(out)
+            .args(["--idle", idle])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    for idle in ["sleep", "spin"] {
+        let out = dir.path().join(idle);
+        let (code, err) = run(idle, &out);
+        assert_eq!(code, Some(0), "{err}");
+        let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        assert!(
+            summary.contains(&format!("\"idle\": \"{idle}\"")),
+            "{summary}"
+        );
+        assert_eq!(records::read(&out.join("requests.csv")).unwrap().len(), 3);
+    }
+    let out = dir.path().join("bad");
+    let (code, err) = run("nap", &out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--idle") && err.contains("`nap`"), "{err}");
+    assert!(!out.exists());
+}

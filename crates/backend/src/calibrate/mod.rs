@@ -402,6 +402,7 @@ pub fn calibrate(
                 reps: opts.reps,
                 gemm_rate: rate_of(*d),
                 graphs: opts.graphs,
+                idle: opts.idle,
             },
         )?;
         // Host overhead, jitter and idle penalty: of the fp16 passes.
@@ -497,6 +498,7 @@ mod tests {
             reps: 1,
             tp: vec![],
             graphs: false,
+            idle: Default::default(),
             dtypes: vec![Dtype::Fp32],
         };
         let (p, report) = calibrate(&mut dev, &opts).unwrap();

@@ -22,6 +22,8 @@ pub struct CalibrateOptions {
     pub tp: Vec<u32>,
     /// Warm passes through CUDA graphs, as `replay --graphs on` runs them.
     pub graphs: bool,
+    /// How idle gaps are waited, as `replay --idle` waits between requests.
+    pub idle: crate::pace::IdleWait,
     /// Weight types whose passes (and GEMM rate) are measured; fp16's are
     /// measured whatever this says (the request overhead, jitter and idle
     /// penalty come from them).

@@ -98,7 +98,7 @@ fn refine_models(
         for _ in 0..idle_rounds {
             for &bi in &ends {
                 for (m, per_arch) in issued.iter().enumerate() {
-                    idle_until(Instant::now() + Duration::from_secs_f64(gap));
+                    idle_until(Instant::now() + Duration::from_secs_f64(gap), opts.idle);
                     extra.push(group.pass(m, opts.batches[bi])?.0 - per_arch[bi]);
                 }
             }
@@ -272,6 +272,7 @@ mod tests {
             reps: 1,
             tp,
             graphs: false,
+            idle: Default::default(),
             dtypes: vec![],
         };
         let mut profile = HardwareProfile::resolve("h200-pcie5", None).unwrap();

@@ -19,7 +19,7 @@ use crate::device::{Device, StreamKind};
 use crate::exec::LAYERS_PER_PUMP;
 use crate::forward;
 use crate::model::ModelLayout;
-use crate::pace::idle_until;
+use crate::pace::{idle_until, IdleWait};
 use anyhow::Result;
 use std::time::{Duration, Instant};
 use switchyard_core::stats::median;
@@ -71,6 +71,8 @@ pub struct Plan<'a> {
     pub gemm_rate: f64,
     /// Warm passes through CUDA graphs.
     pub graphs: bool,
+    /// How the idle gaps are waited.
+    pub idle: IdleWait,
 }
 
 /// Measures `layout` (weights at `at`, workspace at `ws`) at each batch
@@ -157,7 +159,7 @@ fn measure_with(
         for gap in IDLE_GAPS_S {
             let mut at_gap = Vec::with_capacity(IDLE_PASSES);
             for _ in 0..IDLE_PASSES {
-                idle_until(Instant::now() + Duration::from_secs_f64(gap));
+                idle_until(Instant::now() + Duration::from_secs_f64(gap), plan.idle);
                 at_gap.push(host_pass(dev, &run, graphs)?);
             }
             extra.push(median(&mut at_gap) - back_to_back);
@@ -234,6 +236,7 @@ mod tests {
             reps: 2,
             gemm_rate: 1e9,
             graphs: false,
+            idle: IdleWait::Spin,
         };
         let t = measure(&mut dev, &layout, 0, ws, &plan).unwrap();
         assert_eq!(t.rows.len(), 2);

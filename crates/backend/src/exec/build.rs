@@ -131,6 +131,7 @@ impl Executor {
             synthetic_slope,
             issue: super::IssueStats::default(),
             host_cpus: None,
+            idle: Default::default(),
             graphs: Default::default(),
             background: Default::default(),
             copyq: (0..gpus).map(|_| VecDeque::new()).collect(),

@@ -45,6 +45,9 @@ pub struct ReplayRun {
     /// The CPUs replay's host thread was pinned to (`--pin-cpus`), `null`
     /// when it was left to the OS.
     pub host_cpus: Option<String>,
+    /// How the host thread waited with nothing in flight (`--idle`:
+    /// `sleep` or `spin`).
+    pub idle: &'static str,
     /// `tp x pp` of each model as placed, in workload order.
     pub parallel: Vec<String>,
     /// The workload's background jobs: iterations and share of their GPU
@@ -172,6 +175,7 @@ pub(super) fn summarize(
             handoffs: run.ex.handoff_stats(),
             host_path: run.ex.issue,
             host_cpus: run.ex.host_cpus.clone(),
+            idle: run.ex.idle.name(),
             parallel: run
                 .sched
                 .placements()
