@@ -3,8 +3,9 @@
 //! `--loading multipath --multipath-grouping ...`, and bad overrides exit 2
 //! naming the flag.
 
+mod replay_cli;
+
 use std::path::Path;
-use std::process::Command;
 use switchyard_core::overrides::PolicyOverrides;
 use switchyard_core::workload::MultipathGrouping;
 use switchyard_core::{Schedule, Workload};
@@ -27,16 +28,7 @@ fn files(dir: &Path) -> (String, String) {
 }
 
 fn replay(w: &str, s: &str, out: &Path, flags: &[&str]) -> (Option<i32>, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_replay"))
-        .args(["--device", "cpu", "-w", w, "--schedule", s, "-o"])
-        .arg(out)
-        .args(flags)
-        .output()
-        .unwrap();
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    replay_cli::replay_cpu(Path::new(w), Path::new(s), out, flags)
 }
 
 /// `(multipath_groups, one_link_groups)` of the first model in a run's

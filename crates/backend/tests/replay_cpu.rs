@@ -1,6 +1,9 @@
 //! `replay` end to end on the CPU device: a small schedule served in real
 //! time through the scheduler, with the same outputs as `sim`.
 
+mod replay_cli;
+
+use replay_cli::replay_cpu;
 use std::path::Path;
 use switchyard_backend::device::cpu::CpuDevice;
 use switchyard_backend::host_store::WeightSource;
@@ -326,19 +329,11 @@ fn pin_cpus_pins_the_host_thread_and_says_so() {
     .unwrap();
     let cpu = switchyard_backend::host_cpus::allowed_cpus().unwrap()[0];
     let run = |pin: &str, out: &Path| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_replay"))
-            .args(["--device", "cpu", "-w"])
-            .arg(dir.path().join("w.yaml"))
-            .arg("--schedule")
-            .arg(&schedule)
-            .arg("--out")
-            .arg(out)
-            .args(["--pin-cpus", pin])
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
+        replay_cpu(
+            &dir.path().join("w.yaml"),
+            &schedule,
+            out,
+            &["--pin-cpus", pin],
         )
     };
     let out = dir.path().join("pinned");
@@ -393,19 +388,11 @@ fn idle_spin_replays_the_schedule_and_says_how_it_waited() {
     )
     .unwrap();
     let run = |idle: &str, out: &Path| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_replay"))
-            .args(["--device", "cpu", "-w"])
-            .arg(dir.path().join("w.yaml"))
-            .arg("--schedule")
-            .arg(&schedule)
-            .arg("--out")
-            .arg(out)
-            .args(["--idle", idle])
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
+        replay_cpu(
+            &dir.path().join("w.yaml"),
+            &schedule,
+            out,
+            &["--idle", idle],
         )
     };
     for idle in ["sleep", "spin"] {
