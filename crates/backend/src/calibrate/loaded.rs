@@ -175,10 +175,14 @@ impl Loaded {
     /// Model `m`'s weights copied again (one GPU) while, with `serving`,
     /// model `other` runs batch-1 passes back to back, as replay serves
     /// other models during a stop-and-start load: bytes per second from
-    /// the copy's first byte moving to its last, on the copy stream.
-    pub(super) fn reload_rate(&mut self, m: usize, serving: Option<usize>) -> Result<f64> {
+    /// the copy's first byte moving to its last, on the copy stream, and
+    /// bytes per second of the host's copy calls alone (what replay's
+    /// `host_path` counts), in that order.
+    pub(super) fn reload_rate(&mut self, m: usize, serving: Option<usize>) -> Result<(f64, f64)> {
         let bytes = self.ex.shards[m].image_bytes();
         self.ex.evict(0, m, self.offsets[m], bytes);
+        let calls_s = |s: &crate::exec::IssueStats| s.copy_calls as f64 * s.mean_copy_call_s;
+        let before = calls_s(&self.ex.issue);
         let key = self.copy(m)?[0];
         let mut pass = None;
         loop {
@@ -192,7 +196,9 @@ impl Loaded {
                         key: k, start, at, ..
                     } if k == key => {
                         self.ex.drain()?;
-                        return Ok(bytes as f64 / (at - start).as_secs_f64().max(1e-12));
+                        let calls = (calls_s(&self.ex.issue) - before).max(1e-12);
+                        let on_stream = (at - start).as_secs_f64().max(1e-12);
+                        return Ok((bytes as f64 / on_stream, bytes as f64 / calls));
                     }
                     Completion::Compute { key: k, .. } if Some(k) == pass => pass = None,
                     _ => {}
