@@ -24,11 +24,12 @@
 #   pin       [nvidia-h200] resident_trace and onoff_per_model replayed
 #             twice with --pin-cpus off and twice with auto, then
 #             scripts/warm_wander.py and scripts/host_stalls.py over them
-#   idle      [nvidia-h200] tune workloads onoff_lfu, stop_and_start and
-#             poisson validated with --idle sleep (calibrating unless
-#             --profile), then replayed again with --idle spin under the
-#             same profile: does a host thread that never sleeps issue
-#             warm passes as fast as calibration timed them?
+#   idle      [nvidia-h200] tune workloads onoff_lfu and stop_and_start
+#             validated with --idle sleep (calibrating unless --profile),
+#             then replayed again under the same profile with --idle spin,
+#             and with --idle sleep --pin-cpus 2 (one CPU): does a host
+#             thread that never sleeps, or that wakes on the CPU it slept
+#             on, issue warm passes as fast as calibration timed them?
 #   two       [nvidia-h200-x2] backend parallel tests, `replay calibrate
 #             --tp 2`, validate computron_tp2, resident_pp2, two_gpus
 set -euo pipefail
@@ -38,7 +39,7 @@ while [[ $# -gt 0 ]]; do
         --bin) bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --profile) profile="$2"; shift 2 ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         -*) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) stage="$1"; shift ;;
     esac
@@ -93,13 +94,16 @@ case "$stage" in
         python3 scripts/host_stalls.py "$out"/pin-*/*/replay "$out"/pin-*/*/replay2 > "$out/pin-stalls.txt" 2>&1 || true
         ;;
     idle)
-        three=(experiments/validation/tune/{onoff_lfu,stop_and_start,poisson}.yaml)
-        scripts/validate.sh --bin "$bin" --out "$out/idle-sleep" --idle sleep "${prof[@]}" "${three[@]}" > "$out/idle-sleep-log.txt" 2>&1 || true
+        two=(experiments/validation/tune/{onoff_lfu,stop_and_start}.yaml)
+        scripts/validate.sh --bin "$bin" --out "$out/idle-sleep" --idle sleep "${prof[@]}" "${two[@]}" > "$out/idle-sleep-log.txt" 2>&1 || true
         flatten "$out/idle-sleep" idle-sleep
         p="${profile:-$out/idle-sleep/profile.yaml}"
-        scripts/validate.sh --bin "$bin" --out "$out/idle-spin" --idle spin --profile "$p" "${three[@]}" > "$out/idle-spin-log.txt" 2>&1 || true
+        scripts/validate.sh --bin "$bin" --out "$out/idle-spin" --idle spin --profile "$p" "${two[@]}" > "$out/idle-spin-log.txt" 2>&1 || true
         flatten "$out/idle-spin" idle-spin
-        python3 scripts/warm_wander.py --profile "$p" "$out"/idle-{sleep,spin}/{onoff_lfu,stop_and_start,poisson} > "$out/idle-wander.md" 2>&1 || true
+        # One CPU: a thread that sleeps wakes where it slept.
+        scripts/validate.sh --bin "$bin" --out "$out/idle-one" --idle sleep --pin-cpus 2 --profile "$p" "${two[@]}" > "$out/idle-one-log.txt" 2>&1 || true
+        flatten "$out/idle-one" idle-one
+        python3 scripts/warm_wander.py --profile "$p" "$out"/idle-{sleep,spin,one}/{onoff_lfu,stop_and_start} > "$out/idle-wander.md" 2>&1 || true
         ;;
     two)
         if [[ -d "$bin/tests" ]]; then
@@ -116,7 +120,7 @@ case "$stage" in
 esac
 # The stage's nested run folders, packed into one file that comes back.
 runs=()
-for d in "$out"/tune "$out"/holdout "$out"/pin-off "$out"/pin-auto "$out"/idle-sleep "$out"/idle-spin "$out"/two; do
+for d in "$out"/tune "$out"/holdout "$out"/pin-off "$out"/pin-auto "$out"/idle-sleep "$out"/idle-spin "$out"/idle-one "$out"/two; do
     [[ -d "$d" ]] && runs+=("$(basename "$d")")
 done
 if [[ ${#runs[@]} -gt 0 ]]; then
