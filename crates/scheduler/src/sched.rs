@@ -36,12 +36,39 @@ struct StageState {
     in_use: u32,
     /// Formed batches that will still run this stage.
     pending: u32,
-    /// Victim key under which the stage sits in its GPUs' eviction sets
-    /// (`None`: not there); see `index.rs`.
-    indexed: Option<VictimKey>,
+    /// Victim key under which the stage sits in its GPUs' eviction sets,
+    /// while `is_indexed` (else not there); see `index.rs`. Two fields, not
+    /// an `Option`, so that the stage's state keeps to two cache lines.
+    indexed_key: VictimKey,
+    /// Whether the stage sits in its GPUs' eviction sets (under `indexed_key`).
+    is_indexed: bool,
     /// Where its entry sits in each tp rank's GPU eviction set, while
     /// `indexed` (a list's slot; unused by heaps).
     slots: SmallVec<[u32; 2]>,
+    /// The placement's first GPU of the stage (`gpus[stage * tp]`), and
+    /// below its shard bytes and whether it runs on that GPU alone (tp 1):
+    /// copies of the placement's fields, so that the per-event path reads
+    /// a one-GPU stage's GPUs and bytes from the model's state, not from
+    /// its placement's cache lines as well (see `hot.rs`).
+    gpu: u32,
+    /// The stage runs on one GPU, `gpu` (tensor-parallel degree 1).
+    solo: bool,
+    /// The placement's `shard_bytes` of the stage.
+    bytes: u64,
+}
+
+impl StageState {
+    /// Victim key under which the stage sits in its GPUs' eviction sets
+    /// (`None`: not there).
+    fn indexed(&self) -> Option<VictimKey> {
+        self.is_indexed.then_some(self.indexed_key)
+    }
+
+    /// Records the key `reindex_stage` filed the stage under (`None`: none).
+    fn set_indexed(&mut self, key: Option<VictimKey>) {
+        self.is_indexed = key.is_some();
+        self.indexed_key = key.unwrap_or_default();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +80,11 @@ struct ModelState {
     last_use: u64,
     served: u64,
     arrived: u64,
+    /// The placement's pipeline stages and largest batch, copied here (as
+    /// the stages' GPUs are) for the per-event path.
+    pp: u32,
+    /// The placement's `max_batch`.
+    max_batch: u32,
 }
 
 /// Eviction order: (needed by a formed batch, policy key, tie-break),
@@ -205,7 +237,7 @@ impl Scheduler {
                 if self.eviction == Eviction::Belady {
                     self.reindex_model(model);
                 }
-                let g = self.placements[model as usize].gpus[0];
+                let g = self.models[model as usize].stages[0].gpu;
                 self.try_dispatch(g, actions);
             }
             Event::CopyDone { copy } => {
@@ -235,11 +267,12 @@ impl Scheduler {
     fn compute_done(&mut self, task: TaskId, actions: &mut Vec<Action>) {
         let t = self.tasks.get(task);
         let (b, m, s, streamed) = (t.batch, t.model as usize, t.stage, t.streamed);
-        let tp = self.placements[m].tp as usize;
-        let bytes = self.placements[m].shard_bytes[s as usize];
-        self.preemption.done(self.placements[m].stage_gpus(s));
+        let tp = self.tp_of(m as u32, s);
+        let bytes = self.bytes_of(m as u32, s);
+        self.preemption
+            .done(hot::stage_gpus(&self.models[m], &self.placements[m], s));
         for r in 0..tp {
-            let g = self.placements[m].gpus[s as usize * tp + r];
+            let g = self.gpu_of(m as u32, s, r);
             self.busy[g as usize] -= 1;
             if streamed {
                 let off = self.tasks.get(task).weights_offsets[r];
@@ -260,18 +293,20 @@ impl Scheduler {
         }
         self.tasks.release(task);
         self.retry_deferred(actions);
-        if s + 1 < self.placements[m].pp {
+        if s + 1 < self.pp_of(m as u32) {
             self.reach_or_defer(b, s + 1, actions);
         } else {
             actions.push(Action::Finish(b));
             self.retired.push(b);
         }
         for r in 0..tp {
-            let g = self.placements[m].gpus[s as usize * tp + r];
+            let g = self.gpu_of(m as u32, s, r);
             self.try_dispatch(g, actions);
         }
-        self.preemption
-            .settle(self.placements[m].stage_gpus(s), actions);
+        self.preemption.settle(
+            hot::stage_gpus(&self.models[m], &self.placements[m], s),
+            actions,
+        );
     }
 
     /// Forms a batch on GPU `g` if it is idle: the model (first stage on `g`,
@@ -294,8 +329,8 @@ impl Scheduler {
         let n = self.models[mi]
             .queue
             .len()
-            .min(self.placements[mi].max_batch as usize);
-        let per = if self.placements[mi].pp > 1 {
+            .min(self.models[mi].max_batch as usize);
+        let per = if self.models[mi].pp > 1 {
             (self.micro_batch[mi] as usize).clamp(1, n.max(1))
         } else {
             n
@@ -342,7 +377,7 @@ impl Scheduler {
             // These loads are for the batch just formed: the first compute
             // behind their copies is its first micro-batch, `per` requests.
             let first = per.max(1) as u32;
-            for s in 1..self.placements[mi].pp {
+            for s in 1..self.models[mi].pp {
                 if !self.models[mi].stages[s as usize].resident
                     && self.allocate(m, s, false, actions)
                 {
@@ -355,7 +390,8 @@ impl Scheduler {
     fn reach_or_defer(&mut self, b: BatchId, s: u32, actions: &mut Vec<Action>) {
         if !self.reach(b, s, actions) {
             let m = self.batches.get(b).model as usize;
-            for &g in self.placements[m].stage_gpus(s) {
+            for r in 0..self.tp_of(m as u32, s) {
+                let g = self.gpu_of(m as u32, s, r);
                 self.busy[g as usize] += 1;
             }
             self.defer(b, s);
@@ -367,7 +403,6 @@ impl Scheduler {
     fn reach(&mut self, b: BatchId, s: u32, actions: &mut Vec<Action>) -> bool {
         let m = self.batches.get(b).model;
         let (mi, si) = (m as usize, s as usize);
-        let tp = self.placements[mi].tp as usize;
         // A load issued here is for this batch: its compute runs right
         // behind the copies. Batches take at most `max_batch` of the
         // requests waiting when they are formed (FCFS), so with one stage
@@ -377,7 +412,7 @@ impl Scheduler {
             if !self.reserve(m, s, None, actions) {
                 return false;
             }
-            let bytes = self.placements[mi].shard_bytes[si];
+            let bytes = self.bytes_of(m, s);
             let t = self.tasks.alloc();
             let task = self.tasks.get_mut(t);
             task.weights_offsets.clear();
@@ -396,9 +431,9 @@ impl Scheduler {
             self.issue_copies(load, &mut waits, actions);
             self.scratch = scratch;
             self.tasks.get_mut(t).waits = waits;
-            let p = &self.placements[mi];
-            for r in 0..tp {
-                self.temp_bytes[p.gpus[si * tp + r] as usize] += bytes;
+            for r in 0..self.tp_of(m, s) {
+                let g = self.gpu_of(m, s, r);
+                self.temp_bytes[g as usize] += bytes;
             }
             t
         } else {
@@ -422,7 +457,8 @@ impl Scheduler {
             self.reindex_stage(m, s);
             t
         };
-        let p = &self.placements[mi];
+        let (p, ms) = (&self.placements[mi], &self.models[mi]);
+        let gpus = hot::stage_gpus(ms, p, s);
         let task = self.tasks.get_mut(task_id);
         task.batch = b;
         task.model = m;
@@ -430,17 +466,17 @@ impl Scheduler {
         task.layers = p.stages[si].clone();
         task.direct = p.direct[si].clone();
         task.gpus.clear();
-        task.gpus.extend_from_slice(p.stage_gpus(s));
+        task.gpus.extend_from_slice(gpus);
         task.input_from = if s > 0 {
-            Some(p.stage_gpus(s - 1)[0])
+            Some(ms.stages[si - 1].gpu)
         } else {
             None
         };
         task.batch_size = batch_size;
-        for &g in p.stage_gpus(s) {
+        for &g in gpus {
             self.busy[g as usize] += 1;
         }
-        self.preemption.issue(p.stage_gpus(s), actions);
+        self.preemption.issue(gpus, actions);
         actions.push(Action::Compute(task_id));
         true
     }
@@ -451,6 +487,7 @@ mod background;
 mod build;
 mod deferred;
 mod evict;
+mod hot;
 mod index;
 mod lazy;
 mod linked;
@@ -458,3 +495,16 @@ mod load;
 mod offload;
 mod queue;
 mod warm;
+
+#[cfg(test)]
+mod layout {
+    /// A model's scheduler state keeps to three cache lines and a stage's
+    /// to two (what `hot.rs` counts on); the field order within them is
+    /// the compiler's.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn model_state_is_three_cache_lines() {
+        assert_eq!(std::mem::size_of::<super::StageState>(), 128);
+        assert_eq!(std::mem::size_of::<super::ModelState>(), 192);
+    }
+}

@@ -61,7 +61,16 @@ impl Scheduler {
                 }
             }
             models.push(ModelState {
-                stages: (0..p.pp).map(|_| StageState::default()).collect(),
+                stages: (0..p.pp)
+                    .map(|s| StageState {
+                        gpu: p.stage_gpus(s)[0],
+                        solo: p.tp == 1,
+                        bytes: p.shard_bytes[s as usize],
+                        ..StageState::default()
+                    })
+                    .collect(),
+                pp: p.pp,
+                max_batch: p.max_batch,
                 ..ModelState::default()
             });
         }

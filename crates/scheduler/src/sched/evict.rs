@@ -23,7 +23,8 @@ impl Scheduler {
         st.regions.clear();
         st.regions.extend_from_slice(&self.scratch);
         st.resident = true;
-        for &g in self.placements[m as usize].stage_gpus(s) {
+        for r in 0..self.tp_of(m, s) {
+            let g = self.gpu_of(m, s, r);
             self.loaded[g as usize] += 1;
         }
         self.reindex_stage(m, s);
@@ -45,12 +46,11 @@ impl Scheduler {
         evict: Option<bool>,
         actions: &mut Vec<Action>,
     ) -> bool {
-        let (mi, si) = (m as usize, s as usize);
-        let tp = self.placements[mi].tp as usize;
-        let bytes = self.placements[mi].shard_bytes[si];
+        let tp = self.tp_of(m, s);
+        let bytes = self.bytes_of(m, s);
         self.scratch.clear();
         for r in 0..tp {
-            let g = self.placements[mi].gpus[si * tp + r];
+            let g = self.gpu_of(m, s, r);
             loop {
                 let full = evict.is_some()
                     && self
@@ -82,11 +82,9 @@ impl Scheduler {
     /// Returns the regions `reserve` took so far for stage `s` of `m`
     /// (the offsets in `scratch`).
     fn give_back(&mut self, m: u32, s: u32) {
-        let (mi, si) = (m as usize, s as usize);
-        let tp = self.placements[mi].tp as usize;
-        let bytes = self.placements[mi].shard_bytes[si];
+        let bytes = self.bytes_of(m, s);
         for r in 0..self.scratch.len() {
-            let g = self.placements[mi].gpus[si * tp + r];
+            let g = self.gpu_of(m, s, r);
             self.pool_free(g, self.scratch[r], bytes);
         }
     }
@@ -96,11 +94,11 @@ impl Scheduler {
     /// memory are done.
     fn evict(&mut self, m: u32, s: u32, actions: &mut Vec<Action>) {
         let (mi, si) = (m as usize, s as usize);
-        let tp = self.placements[mi].tp as usize;
-        let bytes = self.placements[mi].shard_bytes[si];
+        let tp = self.tp_of(m, s);
+        let bytes = self.bytes_of(m, s);
         let regions = std::mem::take(&mut self.models[mi].stages[si].regions);
         for (r, &pool_offset) in regions.iter().enumerate().take(tp) {
-            let g = self.placements[mi].gpus[si * tp + r];
+            let g = self.gpu_of(m, s, r);
             if self.offload {
                 self.issue_offload(m, s, r as u32, pool_offset, actions);
                 continue;
@@ -119,7 +117,8 @@ impl Scheduler {
         st.regions.clear();
         st.resident = false;
         for r in 0..tp {
-            self.loaded[self.placements[mi].gpus[si * tp + r] as usize] -= 1;
+            let g = self.gpu_of(m, s, r);
+            self.loaded[g as usize] -= 1;
         }
         self.reindex_stage(m, s);
     }

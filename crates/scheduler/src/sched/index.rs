@@ -15,6 +15,7 @@
 use super::lazy::LazyHeap;
 use super::linked::EvictionOrder;
 use super::{Scheduler, VictimKey};
+use smallvec::SmallVec;
 use std::collections::BTreeSet;
 use switchyard_core::workload::Eviction;
 
@@ -107,7 +108,8 @@ impl Scheduler {
     /// Model `m`'s head request (arrival sequence `seq`) enters the ready
     /// sets of its first stage's GPUs.
     pub(super) fn mark_ready(&mut self, m: u32, seq: u64) {
-        for &g in self.placements[m as usize].stage_gpus(0) {
+        for r in 0..self.tp_of(m, 0) {
+            let g = self.gpu_of(m, 0, r);
             let ready = &mut self.gpus[g as usize].ready;
             ready.push((seq, m));
             if ready.needs_compact() {
@@ -119,7 +121,8 @@ impl Scheduler {
 
     /// Model `m`'s head request (arrival sequence `seq`) leaves the ready sets.
     pub(super) fn unmark_ready(&mut self, m: u32, seq: u64) {
-        for &g in self.placements[m as usize].stage_gpus(0) {
+        for r in 0..self.tp_of(m, 0) {
+            let g = self.gpu_of(m, 0, r);
             self.gpus[g as usize].ready.forget(&(seq, m));
         }
     }
@@ -133,8 +136,8 @@ impl Scheduler {
             .first(
                 |e| is_head(models, e),
                 |&(_, m)| {
-                    placements[m as usize]
-                        .stage_gpus(0)
+                    let mi = m as usize;
+                    super::hot::stage_gpus(&models[mi], &placements[mi], 0)
                         .iter()
                         .all(|&h| busy[h as usize] == 0)
                 },
@@ -180,16 +183,16 @@ impl Scheduler {
             return;
         }
         let new = self.victim_key(m, s);
-        let st = &mut self.models[m as usize].stages[s as usize];
-        if st.indexed == new {
+        let old = self.models[m as usize].stages[s as usize].indexed();
+        if old == new {
             return;
         }
-        let old = std::mem::replace(&mut st.indexed, new);
+        let gpus: SmallVec<[u32; 4]> = SmallVec::from_slice(self.gpus_of(m, s));
+        let st = &mut self.models[m as usize].stages[s as usize];
+        st.set_indexed(new);
         let (was, gen) = self.generations.bump(m, s);
-        let (mi, tp) = (m as usize, self.placements[m as usize].tp as usize);
-        st.slots.resize(tp, super::linked::NIL);
-        for r in 0..tp {
-            let g = self.placements[mi].gpus[s as usize * tp + r];
+        st.slots.resize(gpus.len(), super::linked::NIL);
+        for (r, &g) in gpus.iter().enumerate() {
             let set = &mut self.gpus[g as usize].evictable;
             if let Some(k) = old {
                 set.remove(&(k, m, s, was), st.slots[r]);
@@ -199,14 +202,14 @@ impl Scheduler {
                 st.slots[r] = set.insert((k, m, s, gen), |e| gens.live(e));
             }
         }
-        for r in 0..tp {
-            self.touch(self.placements[mi].gpus[s as usize * tp + r]);
+        for &g in &gpus {
+            self.touch(g);
         }
     }
 
     /// [`Scheduler::reindex_stage`] for every stage of `m`.
     pub(super) fn reindex_model(&mut self, m: u32) {
-        for s in 0..self.placements[m as usize].pp {
+        for s in 0..self.pp_of(m) {
             self.reindex_stage(m, s);
         }
     }
