@@ -89,7 +89,9 @@ pub struct Engine<'a> {
     sched: Scheduler,
     /// Compute times by batch size: the distinct tables ([`ComputeTable::dedup`]).
     tables: Vec<ComputeTable>,
-    /// Per model: its compute table, `tables[table_of[m]]`.
+    /// Per model: its compute table, `tables[table_of[m]]`; empty when
+    /// every model reads the one table (`tables[0]`), so that a compute
+    /// reads no per-model entry ([`Engine::table`]).
     table_of: Vec<u32>,
     /// Every model's name, by index (shared with the arrivals' log).
     names: Arc<NameTable>,
@@ -203,6 +205,11 @@ impl<'a> Engine<'a> {
                 ComputeTable::new(hw, &models[i].shape, tp(i), models[i].max_batch)
             },
         );
+        let table_of = if tables.len() == 1 {
+            Vec::new()
+        } else {
+            table_of
+        };
         let names: Vec<&str> = workload.models.iter().map(|m| m.name.as_str()).collect();
         let names = Arc::new(NameTable::new(&names));
         let mut actions = Vec::with_capacity(64);

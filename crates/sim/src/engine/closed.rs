@@ -32,7 +32,9 @@ impl Engine<'_> {
         while self.ahead.len() < AHEAD {
             let Some(r) = self.arrivals.next() else { break };
             self.sched.prefetch_model(r.model);
-            switchyard_core::prefetch::prefetch(&self.table_of[r.model as usize]);
+            if let Some(t) = self.table_of.get(r.model as usize) {
+                switchyard_core::prefetch::prefetch(t);
+            }
             self.names.prefetch(r.model);
             self.ahead.push_back(r);
         }

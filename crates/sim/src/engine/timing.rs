@@ -85,7 +85,12 @@ impl<'a> Engine<'a> {
         let workload: &'a Workload = self.workload;
         let hw = &workload.cluster.hardware;
         let task = self.sched.task(id);
-        let table = &self.tables[self.table_of[task.model as usize] as usize];
+        // One table for all models: `table_of` is empty, nothing per model read.
+        let t = self
+            .table_of
+            .get(task.model as usize)
+            .map_or(0, |&t| t as usize);
+        let table = &self.tables[t];
         let b = task.batch_size;
         let f = self.noise.compute();
         let mut t = self.now;
