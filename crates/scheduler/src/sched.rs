@@ -42,9 +42,10 @@ struct StageState {
     indexed_key: VictimKey,
     /// Whether the stage sits in its GPUs' eviction sets (under `indexed_key`).
     is_indexed: bool,
-    /// Where its entry sits in each tp rank's GPU eviction set, while
-    /// `indexed` (a list's slot; unused by heaps).
-    slots: SmallVec<[u32; 2]>,
+    /// Where its entry sits in rank 0's GPU eviction set, while indexed (a
+    /// list's slot; unused by heaps); the other ranks' slots are in
+    /// [`Scheduler::wide_slots`] (`index.rs`).
+    slot: u32,
     /// The placement's first GPU of the stage (`gpus[stage * tp]`), and
     /// below its shard bytes and whether it runs on that GPU alone (tp 1):
     /// copies of the placement's fields, so that the per-event path reads
@@ -55,6 +56,14 @@ struct StageState {
     solo: bool,
     /// The placement's `shard_bytes` of the stage.
     bytes: u64,
+    /// The placement's layers of the stage, and below the end of its
+    /// direct-host layers, which start where the stage does, when
+    /// `ranges_here` (else read from the placement: see `hot.rs`).
+    layers: Range<u32>,
+    /// End of the placement's `direct` range of the stage (see `layers`).
+    direct_end: u32,
+    /// `layers` and `direct_end` give the placement's ranges of the stage.
+    ranges_here: bool,
 }
 
 impl StageState {
@@ -71,7 +80,10 @@ impl StageState {
     }
 }
 
+/// Aligned to a cache line: 192 bytes (tested), so a model's state is
+/// exactly three lines, not four straddled ones.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 struct ModelState {
     /// `(arrival sequence number, request handle)`, FCFS (nodes in
     /// [`Scheduler::queues`]).
@@ -155,6 +167,12 @@ pub struct Scheduler {
     offload: bool,
     /// Per GPU: bytes of regions held by offloads in flight.
     offloading: Vec<u64>,
+    /// Eviction-list slots of tensor-parallel ranks 1 and up (rank 0's is
+    /// the stage's `slot`): model `m`'s stage `s` rank `r` at
+    /// `wide_base[m] + s * (tp - 1) + r - 1`; nothing for one-GPU stages.
+    wide_slots: Vec<u32>,
+    /// Per model: its first entry in `wide_slots` (see there).
+    wide_base: Vec<u32>,
 }
 
 /// One load of a stage, as [`Scheduler::issue_copies`] issues it.
@@ -463,8 +481,7 @@ impl Scheduler {
         task.batch = b;
         task.model = m;
         task.stage = s;
-        task.layers = p.stages[si].clone();
-        task.direct = p.direct[si].clone();
+        (task.layers, task.direct) = hot::stage_ranges(ms, p, s);
         task.gpus.clear();
         task.gpus.extend_from_slice(gpus);
         task.input_from = if s > 0 {
@@ -504,7 +521,7 @@ mod layout {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn model_state_is_three_cache_lines() {
-        assert_eq!(std::mem::size_of::<super::StageState>(), 128);
+        assert!(std::mem::size_of::<super::StageState>() <= 128);
         assert_eq!(std::mem::size_of::<super::ModelState>(), 192);
     }
 }

@@ -62,17 +62,30 @@ impl Scheduler {
             }
             models.push(ModelState {
                 stages: (0..p.pp)
-                    .map(|s| StageState {
-                        gpu: p.stage_gpus(s)[0],
-                        solo: p.tp == 1,
-                        bytes: p.shard_bytes[s as usize],
-                        ..StageState::default()
+                    .map(|s| {
+                        let (layers, direct) = (&p.stages[s as usize], &p.direct[s as usize]);
+                        StageState {
+                            gpu: p.stage_gpus(s)[0],
+                            solo: p.tp == 1,
+                            bytes: p.shard_bytes[s as usize],
+                            layers: layers.clone(),
+                            direct_end: direct.end,
+                            ranges_here: direct.start == layers.start,
+                            slot: linked::NIL,
+                            ..StageState::default()
+                        }
                     })
                     .collect(),
                 pp: p.pp,
                 max_batch: p.max_batch,
                 ..ModelState::default()
             });
+        }
+        let mut wide_base = Vec::with_capacity(placements.len());
+        let mut wide = 0u32;
+        for p in &placements {
+            wide_base.push(wide);
+            wide += (p.tp - 1) * p.pp;
         }
         let mut future = Vec::new();
         if Scheduler::needs_future(policy) {
@@ -126,6 +139,8 @@ impl Scheduler {
             direct_host: workload.loading.direct_host
                 && switchyard_core::workload::direct_host_refusal(policy.system).is_none(),
             pieces: Vec::new(),
+            wide_slots: vec![linked::NIL; wide as usize],
+            wide_base,
         };
         if s.traits.preloads {
             s.reserve_all(workload)?;

@@ -1,6 +1,6 @@
 //! The placement fields the per-event path reads, taken from the model's
-//! state: a one-GPU stage's GPU and every stage's shard bytes are copied
-//! into its [`StageState`](super::StageState), the stage count and largest
+//! state: a one-GPU stage's GPU and every stage's shard bytes and layer
+//! ranges are copied into its [`StageState`](super::StageState), the stage count and largest
 //! batch into the [`ModelState`](super::ModelState). At 100,000 models a
 //! model's placement is cache lines of its own, first touched by the event
 //! that reads it; the model's state is read by that event anyway. A stage
@@ -8,6 +8,7 @@
 
 use super::{ModelState, Scheduler};
 use crate::placement::Placement;
+use std::ops::Range;
 
 /// The GPUs of stage `s` of a model (rank order), from its state `ms` when
 /// the stage is one GPU, else from its placement `p`.
@@ -17,6 +18,18 @@ pub(super) fn stage_gpus<'a>(ms: &'a ModelState, p: &'a Placement, s: u32) -> &'
         std::slice::from_ref(&st.gpu)
     } else {
         p.stage_gpus(s)
+    }
+}
+
+/// The layers of stage `s` of a model and those of them left in host
+/// memory (the placement's `stages[s]` and `direct[s]`), from its state
+/// `ms` when they are copied there, else from its placement `p`.
+pub(super) fn stage_ranges(ms: &ModelState, p: &Placement, s: u32) -> (Range<u32>, Range<u32>) {
+    let st = &ms.stages[s as usize];
+    if st.ranges_here {
+        (st.layers.clone(), st.layers.start..st.direct_end)
+    } else {
+        (p.stages[s as usize].clone(), p.direct[s as usize].clone())
     }
 }
 

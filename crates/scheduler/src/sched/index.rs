@@ -191,15 +191,23 @@ impl Scheduler {
         let st = &mut self.models[m as usize].stages[s as usize];
         st.set_indexed(new);
         let (was, gen) = self.generations.bump(m, s);
-        st.slots.resize(gpus.len(), super::linked::NIL);
+        // Ranks 1 and up keep their slots in `wide_slots` (see there).
+        let wide = match gpus.len() {
+            1 => 0,
+            tp => self.wide_base[m as usize] as usize + s as usize * (tp - 1),
+        };
         for (r, &g) in gpus.iter().enumerate() {
             let set = &mut self.gpus[g as usize].evictable;
+            let slot = match r {
+                0 => &mut st.slot,
+                _ => &mut self.wide_slots[wide + r - 1],
+            };
             if let Some(k) = old {
-                set.remove(&(k, m, s, was), st.slots[r]);
+                set.remove(&(k, m, s, was), *slot);
             }
             if let Some(k) = new {
                 let gens = &self.generations;
-                st.slots[r] = set.insert((k, m, s, gen), |e| gens.live(e));
+                *slot = set.insert((k, m, s, gen), |e| gens.live(e));
             }
         }
         for &g in &gpus {
