@@ -85,12 +85,15 @@ impl Scheduler {
     /// stages inside their pool and disjoint, and a pool's used bytes equal to
     /// the stages, scratch regions and offloads in flight it holds; and that every copy in flight
     /// into a stage is a group of the grouping its load was issued with; and
-    /// that the per-GPU dispatch and eviction indexes match a scan of every model.
+    /// that the per-GPU dispatch and eviction indexes match a scan of every
+    /// model; and that the placement fields copied into each model's state
+    /// (`hot.rs`) equal its placement's.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_index()?;
         let mut regions: Vec<Vec<(u64, u64)>> = vec![Vec::new(); self.pools.len()];
         for (m, ms) in self.models.iter().enumerate() {
             let p = &self.placements[m];
+            self.check_copies(m as u32)?;
             for (s, st) in ms.stages.iter().enumerate() {
                 let planned = &p
                     .groups_via(s as u32, st.load_batch, st.load_helpers)

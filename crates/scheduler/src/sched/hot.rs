@@ -1,7 +1,8 @@
 //! The placement fields the per-event path reads, taken from the model's
 //! state: a one-GPU stage's GPU and every stage's shard bytes and layer
-//! ranges are copied into its [`StageState`](super::StageState), the stage count and largest
-//! batch into the [`ModelState`](super::ModelState). At 100,000 models a
+//! ranges are copied into its [`StageState`](super::StageState), the
+//! stage count and largest batch into the [`ModelState`](super::ModelState)
+//! ([`Scheduler::check_copies`] checks them). At 100,000 models a
 //! model's placement is cache lines of its own, first touched by the event
 //! that reads it; the model's state is read by that event anyway. A stage
 //! over several GPUs (tensor parallelism) still reads its placement.
@@ -58,5 +59,30 @@ impl Scheduler {
     /// Pipeline stages of `m` (its placement's `pp`).
     pub(super) fn pp_of(&self, m: u32) -> u32 {
         self.models[m as usize].pp
+    }
+
+    /// Checks that the placement fields copied into `m`'s state equal its
+    /// placement's.
+    pub(super) fn check_copies(&self, m: u32) -> Result<(), String> {
+        let (ms, p) = (&self.models[m as usize], &self.placements[m as usize]);
+        if (ms.pp, ms.max_batch) != (p.pp, p.max_batch) || ms.stages.len() != p.pp as usize {
+            return Err(format!(
+                "model {m}: stage count or batch cap differs from its placement"
+            ));
+        }
+        for s in 0..p.pp {
+            let gpus_match = stage_gpus(ms, p, s) == p.stage_gpus(s);
+            let ranges = (p.stages[s as usize].clone(), p.direct[s as usize].clone());
+            let st = &ms.stages[s as usize];
+            if !gpus_match
+                || st.bytes != p.shard_bytes[s as usize]
+                || stage_ranges(ms, p, s) != ranges
+            {
+                return Err(format!(
+                    "model {m} stage {s}: its state's copy of the placement differs"
+                ));
+            }
+        }
+        Ok(())
     }
 }
