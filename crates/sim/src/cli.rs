@@ -15,7 +15,7 @@ use switchyard_report::{cdf_figure, CompareOptions, Run};
 use switchyard_scheduler::Scheduler;
 use switchyard_sim::{
     simulate_closed, simulate_plan, simulate_plan_logged, simulate_policy, write_comparison,
-    write_summary, write_timeline, RecordWriter, SimOptions, SimResult,
+    write_summary, write_timeline, NullSink, RecordSink, RecordWriter, SimOptions, SimResult,
 };
 
 /// Simulate a multi-model GPU serving system on a workload.
@@ -76,6 +76,11 @@ pub struct Args {
     /// Do not write timeline.json.
     #[arg(long)]
     pub no_timeline: bool,
+    /// Do not write requests.csv (a line per request: 66 bytes each, 6.6 GB
+    /// at 1e8 requests); summary.json, schedule.csv and the CDF figure are
+    /// written as usual. Not with `--compare-systems`, which reads it.
+    #[arg(long, conflicts_with = "compare_systems")]
+    pub no_requests_csv: bool,
     /// timeline.json: leave out spans that end before this virtual time (seconds).
     #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value_t = 0.0)]
     pub timeline_from: f64,
@@ -242,9 +247,15 @@ fn execute(args: &Args) -> Result<(), Error> {
         ..SimOptions::default()
     };
     if !args.compare_systems {
-        let result = run_one(
-            &workload, &requests, policy, &opts, &out, args.log_x, drawn_once,
-        )?;
+        let outputs = RunOutputs {
+            log_x: args.log_x,
+            log_schedule: drawn_once,
+            requests_csv: !args.no_requests_csv,
+        };
+        let result = run_one(&workload, &requests, policy, &opts, &out, outputs)?;
+        if args.no_requests_csv {
+            eprintln!("note: requests.csv not written (--no-requests-csv)");
+        }
         set.commit()?;
         report(&result, &args.out);
         return Ok(());
@@ -253,7 +264,12 @@ fn execute(args: &Args) -> Result<(), Error> {
     let mut runs = Vec::new();
     for p in systems {
         let dir = out.join(p.system.name());
-        let result = run_one(&workload, &requests, p, &opts, &dir, args.log_x, false)?;
+        let outputs = RunOutputs {
+            log_x: args.log_x,
+            log_schedule: false,
+            requests_csv: true,
+        };
+        let result = run_one(&workload, &requests, p, &opts, &dir, outputs)?;
         report(&result, &args.out.join(p.system.name()));
         let mut run = Run::load(&dir.join("requests.csv"))?;
         run.label = p.system.name().to_string();
@@ -319,37 +335,61 @@ fn say_requests(workload: &Workload, models: usize, n: u64, span_s: f64) {
     );
 }
 
-/// Simulates one policy into `dir`: requests.csv, summary.json,
-/// timeline.json and latency_cdf.svg/png; with `log_schedule`, generated
-/// requests also go to schedule.csv as the run draws them.
+/// Which of its files [`run_one`] writes, and how.
+#[derive(Debug, Clone, Copy)]
+struct RunOutputs {
+    /// The CDF figure's latency axis in log scale.
+    log_x: bool,
+    /// Generated requests go to schedule.csv as the run draws them.
+    log_schedule: bool,
+    /// requests.csv is written (`--no-requests-csv` turns it off).
+    requests_csv: bool,
+}
+
+/// Simulates one policy into `dir`: requests.csv (unless
+/// `outputs.requests_csv` is off), summary.json, timeline.json and
+/// latency_cdf.svg/png; with `outputs.log_schedule`, generated requests
+/// also go to schedule.csv as the run draws them.
 fn run_one(
     workload: &Workload,
     requests: &Requests,
     policy: PolicySpec,
     opts: &SimOptions,
     dir: &Path,
-    log_x: bool,
-    log_schedule: bool,
+    outputs: RunOutputs,
 ) -> Result<SimResult, Error> {
-    let mut file = RecordWriter::create(&dir.join("requests.csv"))?;
+    let RunOutputs {
+        log_x,
+        log_schedule,
+        requests_csv,
+    } = outputs;
+    let mut writer = match requests_csv {
+        true => Some(RecordWriter::create(&dir.join("requests.csv"))?),
+        false => None,
+    };
+    let mut discard = NullSink;
+    let file: &mut dyn RecordSink = match writer.as_mut() {
+        Some(w) => w,
+        None => &mut discard,
+    };
     let opts = &SimOptions {
         keep_latencies: true,
         ..opts.clone()
     };
     let mut result = match requests {
-        Requests::Held(schedule) => simulate_policy(workload, schedule, policy, opts, &mut file)?,
+        Requests::Held(schedule) => simulate_policy(workload, schedule, policy, opts, file)?,
         Requests::Planned(plan) if log_schedule => {
             let schedule = dir.join("schedule.csv");
             let (result, n, span_s) =
-                simulate_plan_logged(workload, plan, policy, opts, &mut file, Some(&schedule))?;
+                simulate_plan_logged(workload, plan, policy, opts, file, Some(&schedule))?;
             say_requests(workload, workload.models.len(), n, span_s);
             result
         }
-        Requests::Planned(plan) => simulate_plan(workload, plan, policy, opts, &mut file)?,
+        Requests::Planned(plan) => simulate_plan(workload, plan, policy, opts, file)?,
         Requests::Closed => {
             let schedule = dir.join("schedule.csv");
             let (result, n, span_s) =
-                simulate_closed(workload, policy, opts, &mut file, Some(&schedule))?;
+                simulate_closed(workload, policy, opts, file, Some(&schedule))?;
             eprintln!(
                 "{}: {n} requests over {} models, {span_s:.1} s (closed loop)",
                 workload.name,
@@ -358,7 +398,9 @@ fn run_one(
             result
         }
     };
-    file.finish()?;
+    if let Some(w) = writer {
+        w.finish()?;
+    }
     let latencies_s = std::mem::take(&mut result.run.latencies_s);
     write_summary(&dir.join("summary.json"), &result)?;
     if opts.timeline {

@@ -104,6 +104,37 @@ fn a_run_writes_every_output_and_reruns_byte_identical() {
 }
 
 #[test]
+fn no_requests_csv_leaves_only_that_file_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = small_workload(dir.path(), "");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&sim_on(&w, &a, &[]));
+    let o = sim_on(&w, &b, &["--no-requests-csv"]);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("requests.csv not written"), "{err}");
+    assert!(!b.join("requests.csv").exists());
+    // Everything else is the same, byte for byte.
+    for f in FILES.iter().filter(|&&f| f != "requests.csv") {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")),
+            "{f} differs"
+        );
+    }
+    // `--compare-systems` reads the file: the two are refused together.
+    let c = dir.path().join("c");
+    let o = sim_on(&w, &c, &["--no-requests-csv", "--compare-systems"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--no-requests-csv") && err.contains("--compare-systems"),
+        "{err}"
+    );
+    assert!(!c.exists());
+}
+
+#[test]
 fn flags_override_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let w = small_workload(dir.path(), "");
