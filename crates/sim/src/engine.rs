@@ -301,6 +301,12 @@ impl<'a> Engine<'a> {
     }
 
     /// Feeds every event to the end.
+    /// Index in `tables` of model `m`'s compute table (0, reading no
+    /// per-model entry, when every model shares it).
+    fn table(&self, m: u32) -> usize {
+        self.table_of.get(m as usize).map_or(0, |&t| t as usize)
+    }
+
     fn drive(&mut self, out: &mut dyn RecordSink) -> Result<(), Error> {
         while let Some(event) = self.next_event() {
             self.step(event, out)?;

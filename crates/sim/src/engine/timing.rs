@@ -85,12 +85,7 @@ impl<'a> Engine<'a> {
         let workload: &'a Workload = self.workload;
         let hw = &workload.cluster.hardware;
         let task = self.sched.task(id);
-        // One table for all models: `table_of` is empty, nothing per model read.
-        let t = self
-            .table_of
-            .get(task.model as usize)
-            .map_or(0, |&t| t as usize);
-        let table = &self.tables[t];
+        let table = &self.tables[self.table(task.model)];
         let b = task.batch_size;
         let f = self.noise.compute();
         let mut t = self.now;
