@@ -13,7 +13,9 @@
 # 10,000 models on 1,024 GPUs and m100k = 1e6 over 100,000 on 8 (which
 # of models and GPUs sets the cost; one binary: pass it as both). ROUNDS (env,
 # default 3; 1 for t3e7 and t1e8); SIM_FLAGS (env) more flags for both
-# binaries, e.g. "--exact-quantiles 100000"; EVICTION (env, default lru)
+# binaries, e.g. "--exact-quantiles 100000"; NEW_FLAGS (env) more flags
+# for the new binary only (one binary with and without a flag: pass it as
+# both, e.g. NEW_FLAGS=--no-requests-csv); EVICTION (env, default lru)
 # the workload's eviction policy; LAYER_MB (env, default 10) its layers'
 # size (1: about 500 resident models per GPU instead of 50). Output: a markdown table, with
 # each binary's largest peak resident memory over the rounds.
@@ -43,11 +45,11 @@ policy: { system: computron, eviction: ${EVICTION:-lru} }
 EOF
 }
 
-# cpu BIN WORKLOAD REQUESTS: CPU seconds and peak RSS (MiB) of one run.
+# cpu BIN WORKLOAD REQUESTS [FLAGS]: CPU seconds and peak RSS (MiB) of one run.
 cpu() {
     rm -rf "$tmp/run"
     /usr/bin/time -f "%U %S %M" -o "$tmp/t" "$1" -w "$2" -o "$tmp/run" --no-timeline \
-        --max-requests $(($3 * 2)) ${SIM_FLAGS:-} > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+        --max-requests $(($3 * 2)) ${SIM_FLAGS:-} ${4:-} > /dev/null 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
     awk '{ printf "%.2f %.0f\n", $1 + $2, $3 / 1024 }' "$tmp/t"
 }
 
@@ -70,7 +72,7 @@ for row in $rows; do
     : > "$tmp/old"; : > "$tmp/new"
     for _ in $(seq "$rounds"); do
         cpu "$old" "$tmp/w.yaml" "$req" >> "$tmp/old"
-        cpu "$new" "$tmp/w.yaml" "$req" >> "$tmp/new"
+        cpu "$new" "$tmp/w.yaml" "$req" "${NEW_FLAGS:-}" >> "$tmp/new"
     done
     # stats FILE: min and mean CPU s, max peak RSS.
     stats() { sort -n "$1" | awk '{ s += $1; if (NR == 1) m = $1; if ($2 > r) r = $2 } END { printf "%.2f %.2f %d", m, s / NR, r }'; }
