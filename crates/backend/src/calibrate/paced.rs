@@ -365,7 +365,7 @@ mod tests {
         // A real rate replaced the 1 B/s put in (CPU memcpy: well over 1 MB/s).
         assert!(profile.pageable.beta_bytes_per_s > 1e6, "{report}");
         assert!(report.contains("while another model serves"), "{report}");
-        // The copy calls' own rate is reported, a positive number.
+        // The copy calls' own rate is reported, as timed.
         let calls = report
             .lines()
             .find(|l| l.contains("the host's copy calls alone"))
@@ -379,7 +379,8 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        assert!(gbps > 0.0 && gbps.is_finite(), "{calls}");
+        // Above 10 TB/s would mean no copy call was timed (bytes over ~0 s).
+        assert!(gbps > 0.0 && gbps < 1e4, "{calls}");
     }
 
     #[test]
